@@ -1,0 +1,64 @@
+"""Liveness and readiness probes for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+ReadinessCheck = Callable[[], str | None]
+_extra_checks: list[tuple[str, ReadinessCheck]] = []
+
+
+def register_readiness_check(name: str, check: ReadinessCheck) -> None:
+    """Lets an app add a named check; it returns None when fine or a short reason when not."""
+    _extra_checks.append((name, check))
+
+
+def _check_database() -> str | None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return None
+
+
+def _check_broker() -> str | None:
+    if settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+        return None
+    folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]
+    import os
+
+    return None if os.access(str(folder), os.W_OK) else "broker folder is not writable"
+
+
+@require_GET
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+@never_cache
+def readyz(request: HttpRequest) -> JsonResponse:
+    checks: dict[str, str] = {}
+    failed: list[str] = []
+    for name, check in [("database", _check_database), ("broker", _check_broker), *_extra_checks]:
+        try:
+            problem = check()
+        except Exception as exc:  # noqa: BLE001 - a probe reports any failure, by its type only
+            problem = f"unreachable ({type(exc).__name__})"
+        checks[name] = problem or "ok"
+        if problem:
+            failed.append(name)
+    status = 503 if failed else 200
+    return JsonResponse({"status": "unavailable" if failed else "ok", "failed": failed, "checks": checks}, status=status)
