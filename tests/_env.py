@@ -1,0 +1,22 @@
+"""Loaded with `-p tests._env` before pytest-django reads settings: test secrets, production-like DEBUG off.
+
+The WeChat values match the sandbox defaults (wxplatform/sandbox/config.py) so that pushes verify.
+DATABASE_URL and REDIS_URL come from the caller (the Makefile points them at PostgreSQL and Redis).
+"""
+
+import os
+
+_DEFAULTS = {
+    "DEBUG": "false",
+    "SECRET_KEY": "test-secret-key-not-for-production-0123456789",
+    "TOKEN_ENCRYPTION_KEYS": "dGVzdC1rZXktMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY=,b2xkLXRlc3Qta2V5LTAxMjM0NTY3ODlhYmNkZWYwMTI=",
+    "WECHAT_COMPONENT_APPID": "wx0000sandbox0comp",
+    "WECHAT_COMPONENT_APPSECRET": "sandbox-component-secret",
+    "WECHAT_COMPONENT_TOKEN": "sandboxtoken",
+    "WECHAT_COMPONENT_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+    "ALLOWED_HOSTS": "localhost,127.0.0.1,testserver",
+    "SECURE_COOKIES": "false",
+    "LANGUAGE_CODE": "en",
+}
+for _name, _value in _DEFAULTS.items():
+    os.environ.setdefault(_name, _value)
