@@ -1,0 +1,5 @@
+"""Shared fixtures live in tests/fixtures/*, one module per real dependency (sandbox, worker, ...)."""
+
+pytest_plugins = [
+    "tests.fixtures.sandbox",
+]
