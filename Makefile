@@ -1,0 +1,49 @@
+# One command per habit; CI (.ci/run) calls `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# The full suite runs against the real services; the smoke part against the embedded defaults.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-full test-smoke lint bench chaos messages clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	DEBUG=$${DEBUG:-true} $(PY) manage.py run_stack
+
+test: install
+	$(MAKE) --no-print-directory test-full
+	$(MAKE) --no-print-directory test-smoke
+
+test-full:
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+
+# SQLite file + filesystem broker: what `make run` uses on a bare machine.
+test-smoke:
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -m smoke $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+bench: install
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m bench
+
+messages: install
+	cd wxplatform && ../$(PY) ../manage.py makemessages -l zh_Hans --no-obsolete
+	$(PY) manage.py compilemessages
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,36 @@
+"""State of the third-party platform itself: the verify ticket and the component access token."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from wxplatform.encryption import EncryptedTextField
+
+
+class ComponentCredential(models.Model):
+    """One row per component appid. The database is the source of truth for the ticket and the token;
+    refreshes lock this row (SELECT … FOR UPDATE) so that only one process refreshes at a time."""
+
+    component_appid = models.CharField(_("component AppID"), max_length=64, unique=True)
+    verify_ticket = EncryptedTextField(_("component_verify_ticket"), blank=True, editable=False)
+    ticket_received_at = models.DateTimeField(_("ticket received at"), null=True, blank=True)
+    ticket_created_at = models.DateTimeField(_("ticket created at (WeChat)"), null=True, blank=True)
+    access_token = EncryptedTextField(_("component access token"), blank=True, editable=False)
+    access_token_expires_at = models.DateTimeField(_("component token expiry"), null=True, blank=True)
+    token_version = models.PositiveBigIntegerField(default=0, editable=False)
+    token_refreshed_at = models.DateTimeField(_("component token refreshed at"), null=True, blank=True)
+    # The last failure to obtain a token (ticket missing, 61005/61006, configuration errors).
+    problem_code = models.IntegerField(_("problem errcode"), null=True, blank=True)
+    problem = models.CharField(_("problem"), max_length=255, blank=True)
+    problem_at = models.DateTimeField(_("problem since"), null=True, blank=True)
+    push_ticket_requested_at = models.DateTimeField(_("ticket push requested at"), null=True, blank=True)
+    last_push_at = models.DateTimeField(_("last push received"), null=True, blank=True)
+    last_push_info_type = models.CharField(_("last push type"), max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = _("platform credential")
+        verbose_name_plural = _("platform credentials")
+
+    def __str__(self) -> str:
+        return self.component_appid
