@@ -1,0 +1,379 @@
+"""Typed client for the WeChat component endpoints: one method per endpoint (protocol §3).
+
+No retry policy lives here beyond re-establishing a connection that never carried the request: whether a
+failed call may be repeated depends on the caller (errors.py tells it which kind of failure it got).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from wxplatform.wechat.errors import TransportError
+from wxplatform.wechat.http import MALFORMED, parse_body
+from wxplatform.wechat.types import (
+    AccountKind,
+    AuthorizationInfo,
+    AuthorizerInfo,
+    AuthorizerListItem,
+    AuthorizerListPage,
+    AuthorizerToken,
+    ComponentAccessToken,
+    PreAuthCode,
+    Quota,
+)
+
+__all__ = ["WeChatClient"]
+
+# Every surveyed SDK passes the component token under its legacy name; the newer doc pages show
+# `access_token=` for the same endpoints, but that spelling is unconfirmed everywhere (§3, §12.4).
+_COMPONENT_TOKEN_PARAM = "component_access_token"  # noqa: S105 - a parameter name, not a secret
+_AUTHORIZER_LIST_MAX = 500  # §3.7
+# Present only for Mini Programs / other account kinds; service_type_info.id alone cannot tell them apart (§3.6).
+_MINI_PROGRAM_KEY = "MiniProgramInfo"
+_OTHER_KIND_KEYS = ("channels_info", "store_info", "talent_info", "supplier_info")
+_SERVICE_ACCOUNT_TYPE = 2
+
+
+class WeChatClient:
+    """Calls api.weixin.qq.com (or the sandbox) over one pooled keep-alive session; thread-safe for calls."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        component_appid: str,
+        component_appsecret: str,
+        connect_timeout: float = 3.05,
+        read_timeout: float = 10.0,
+        pool_maxsize: int = 64,
+        session: requests.Session | None = None,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._component_appid = component_appid
+        self._component_appsecret = component_appsecret
+        self._timeout = (connect_timeout, read_timeout)
+        self._owns_session = session is None
+        self._session = session if session is not None else _pooled_session(pool_maxsize)
+
+    def __repr__(self) -> str:
+        return f"WeChatClient(base_url={self._base_url!r}, component_appid={self._component_appid!r})"
+
+    def __enter__(self) -> WeChatClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release pooled connections; a session passed in by the caller stays the caller's to close."""
+        if self._owns_session:
+            self._session.close()
+
+    # --- component token and authorization (§3.1-§3.5) ---------------------------------------------
+
+    def api_component_token(self, *, component_verify_ticket: str) -> ComponentAccessToken:
+        data = self._post(
+            "/cgi-bin/component/api_component_token",
+            payload={
+                "component_appid": self._component_appid,
+                "component_appsecret": self._component_appsecret,
+                "component_verify_ticket": component_verify_ticket,
+            },
+        )
+        return ComponentAccessToken(
+            access_token=_required_str(data, "component_access_token"), expires_in=_required_int(data, "expires_in")
+        )
+
+    def api_create_preauthcode(self, *, component_access_token: str) -> PreAuthCode:
+        data = self._post(
+            "/cgi-bin/component/api_create_preauthcode",
+            query={_COMPONENT_TOKEN_PARAM: component_access_token},
+            payload={"component_appid": self._component_appid},
+        )
+        # Lifetime is documented as both 600 and 1800 s; the returned expires_in is the truth (§3.2).
+        return PreAuthCode(code=_required_str(data, "pre_auth_code"), expires_in=_required_int(data, "expires_in"))
+
+    def api_query_auth(self, *, component_access_token: str, authorization_code: str) -> AuthorizationInfo:
+        data = self._post(
+            "/cgi-bin/component/api_query_auth",
+            query={_COMPONENT_TOKEN_PARAM: component_access_token},
+            payload={"component_appid": self._component_appid, "authorization_code": authorization_code},
+        )
+        info = _required_obj(data, "authorization_info")
+        return AuthorizationInfo(
+            authorizer_appid=_authorizer_appid(info),
+            access_token=_optional_str(info, "authorizer_access_token"),
+            expires_in=_optional_int(info, "expires_in"),
+            refresh_token=_optional_str(info, "authorizer_refresh_token"),
+            func_ids=_func_ids(info.get("func_info")),
+        )
+
+    def api_authorizer_token(
+        self, *, component_access_token: str, authorizer_appid: str, authorizer_refresh_token: str
+    ) -> AuthorizerToken:
+        data = self._post(
+            "/cgi-bin/component/api_authorizer_token",
+            query={_COMPONENT_TOKEN_PARAM: component_access_token},
+            payload={
+                "component_appid": self._component_appid,
+                "authorizer_appid": authorizer_appid,
+                "authorizer_refresh_token": authorizer_refresh_token,
+            },
+        )
+        return AuthorizerToken(
+            access_token=_required_str(data, "authorizer_access_token"),
+            expires_in=_required_int(data, "expires_in"),
+            refresh_token=_optional_str(data, "authorizer_refresh_token"),
+        )
+
+    # --- authorizer management (§3.6, §3.7) ---------------------------------------------------------
+
+    def api_get_authorizer_info(self, *, component_access_token: str, authorizer_appid: str) -> AuthorizerInfo:
+        data = self._post(
+            "/cgi-bin/component/api_get_authorizer_info",
+            query={_COMPONENT_TOKEN_PARAM: component_access_token},
+            payload={"component_appid": self._component_appid, "authorizer_appid": authorizer_appid},
+        )
+        info = _required_obj(data, "authorizer_info")
+        authorization = _optional_obj(data, "authorization_info") or {}
+        return AuthorizerInfo(
+            appid=_optional_str(authorization, "authorizer_appid")
+            or _optional_str(authorization, "appid")
+            or authorizer_appid,
+            nick_name=_text(info, "nick_name"),
+            head_img=_text(info, "head_img"),
+            user_name=_text(info, "user_name"),
+            alias=_text(info, "alias"),
+            principal_name=_text(info, "principal_name"),
+            service_type_id=_nested_id(info, "service_type_info"),
+            verify_type_id=_nested_id(info, "verify_type_info"),
+            account_status=_optional_int(info, "account_status"),
+            account_kind=_account_kind(info),
+            func_ids=_func_ids(authorization.get("func_info")),
+            refresh_token=_optional_str(authorization, "authorizer_refresh_token"),
+        )
+
+    def api_get_authorizer_list(
+        self, *, component_access_token: str, offset: int = 0, count: int = _AUTHORIZER_LIST_MAX
+    ) -> AuthorizerListPage:
+        if offset < 0 or not 1 <= count <= _AUTHORIZER_LIST_MAX:
+            raise ValueError(f"need offset >= 0 and 1 <= count <= {_AUTHORIZER_LIST_MAX}")
+        data = self._post(
+            "/cgi-bin/component/api_get_authorizer_list",
+            query={_COMPONENT_TOKEN_PARAM: component_access_token},
+            payload={"component_appid": self._component_appid, "offset": offset, "count": count},
+        )
+        entries = data.get("list", [])
+        if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+            raise TransportError(MALFORMED, status=200)
+        return AuthorizerListPage(
+            total_count=_required_int(data, "total_count"),
+            items=tuple(
+                # refresh_token is reported missing from some list items in the wild (§3.7).
+                AuthorizerListItem(
+                    appid=_required_str(entry, "authorizer_appid"),
+                    refresh_token=_optional_str(entry, "refresh_token"),
+                    auth_time=_optional_int(entry, "auth_time"),
+                )
+                for entry in entries
+            ),
+        )
+
+    def api_start_push_ticket(self) -> None:
+        # The body field is component_secret here, unlike api_component_token's component_appsecret (§1.4).
+        self._post(
+            "/cgi-bin/component/api_start_push_ticket",
+            payload={"component_appid": self._component_appid, "component_secret": self._component_appsecret},
+        )
+
+    # --- calls on behalf of an authorizer, with its access token (§3.8, §9) --------------------------
+
+    def openapi_quota_get(self, *, access_token: str, cgi_path: str) -> Quota:
+        data = self._post(
+            "/cgi-bin/openapi/quota/get", query={"access_token": access_token}, payload={"cgi_path": cgi_path}
+        )
+        quota = _required_obj(data, "quota")
+        return Quota(
+            daily_limit=_required_int(quota, "daily_limit"),
+            used=_required_int(quota, "used"),
+            remain=_required_int(quota, "remain"),
+        )
+
+    def draft_count(self, *, access_token: str) -> int:
+        data = self._request("GET", "/cgi-bin/draft/count", query={"access_token": access_token}, payload=None)
+        return _required_int(data, "total_count")
+
+    # --- transport ---------------------------------------------------------------------------------
+
+    def _post(self, path: str, *, payload: dict[str, Any], query: dict[str, str] | None = None) -> dict[str, Any]:
+        return self._request("POST", path, query=query, payload=payload)
+
+    def _request(
+        self, method: str, path: str, *, query: dict[str, str] | None, payload: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        try:
+            response = self._session.request(
+                method,
+                self._base_url + path,
+                params=query,
+                json=payload,
+                timeout=self._timeout,
+                allow_redirects=False,
+            )
+            body = response.content
+        except requests.RequestException as exc:
+            # requests' messages embed the URL, and the URL carries the token: describe, never quote.
+            raise _transport_error(exc) from None
+        return parse_body(response.status_code, body)
+
+
+def _pooled_session(pool_maxsize: int) -> requests.Session:
+    # Retry only failures to establish a connection: those never carried the request. A read error or
+    # a 5xx may follow a request WeChat already executed (a token refresh invalidates the previous token).
+    retry = Retry(
+        total=None,
+        connect=2,
+        read=False,
+        status=0,
+        other=0,
+        redirect=False,
+        backoff_factor=0.1,
+        respect_retry_after_header=False,
+    )
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=retry)
+    session = requests.Session()
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def _transport_error(exc: requests.RequestException) -> TransportError:
+    if isinstance(exc, requests.ConnectTimeout):
+        label = "connect timeout"
+    elif isinstance(exc, requests.ReadTimeout):
+        label = "read timeout"
+    elif isinstance(exc, requests.Timeout):
+        label = "timeout"
+    elif isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
+        label = "broken response"
+    elif isinstance(exc, requests.ConnectionError):
+        label = "connection error"
+    else:
+        label = f"request failed ({type(exc).__name__})"
+    cause = _root_cause(exc)
+    return TransportError(f"{label}: {cause}" if cause else label)
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The OS-level reason under a requests/urllib3 exception ("Connection refused"), which holds no URL."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    innermost = ""
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror
+        if current is not exc:
+            innermost = type(current).__name__
+        linked = [getattr(current, "reason", None), current.__cause__, current.__context__, *current.args]
+        pending.extend(item for item in linked if isinstance(item, BaseException))
+    return innermost
+
+
+# --- lenient field access: missing optional data is None or empty, missing required data is malformed -----
+
+
+def _malformed() -> TransportError:
+    return TransportError(MALFORMED, status=200)
+
+
+def _required_str(data: dict[str, Any], key: str) -> str:
+    value = _optional_str(data, key)
+    if value is None:
+        raise _malformed()
+    return value
+
+
+def _optional_str(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _text(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _required_int(data: dict[str, Any], key: str) -> int:
+    value = _optional_int(data, key)
+    if value is None:
+        raise _malformed()
+    return value
+
+
+def _optional_int(data: dict[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _required_obj(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = _optional_obj(data, key)
+    if value is None:
+        raise _malformed()
+    return value
+
+
+def _optional_obj(data: dict[str, Any], key: str) -> dict[str, Any] | None:
+    value = data.get(key)
+    return value if isinstance(value, dict) else None
+
+
+def _nested_id(data: dict[str, Any], key: str) -> int | None:
+    nested = _optional_obj(data, key)
+    return None if nested is None else _optional_int(nested, "id")
+
+
+def _authorizer_appid(info: dict[str, Any]) -> str:
+    # Older payloads name it `appid` (wechatpy fixture, §3.6).
+    appid = _optional_str(info, "authorizer_appid") or _optional_str(info, "appid")
+    if appid is None:
+        raise _malformed()
+    return appid
+
+
+def _func_ids(entries: object) -> tuple[int, ...]:
+    """Granted permission sets, read from funcscope_category.id; confirm_info is ignored per staff (§3.4)."""
+    if not isinstance(entries, list):
+        return ()
+    ids: dict[int, None] = {}
+    for entry in entries:
+        func_id = _nested_id(entry, "funcscope_category") if isinstance(entry, dict) else None
+        if func_id is not None:
+            ids[func_id] = None
+    return tuple(ids)
+
+
+def _account_kind(info: dict[str, Any]) -> AccountKind:
+    if info.get(_MINI_PROGRAM_KEY) is not None:
+        return AccountKind.MINI_PROGRAM
+    if any(info.get(key) is not None for key in _OTHER_KIND_KEYS):
+        return AccountKind.OTHER
+    if _nested_id(info, "service_type_info") == _SERVICE_ACCOUNT_TYPE:
+        return AccountKind.SERVICE
+    return AccountKind.SUBSCRIPTION
