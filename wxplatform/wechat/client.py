@@ -13,7 +13,18 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from wxplatform.wechat.errors import TransportError
-from wxplatform.wechat.http import MALFORMED, parse_body
+from wxplatform.wechat.http import (
+    malformed,
+    nested_id,
+    optional_int,
+    optional_obj,
+    optional_str,
+    parse_body,
+    required_int,
+    required_obj,
+    required_str,
+    text,
+)
 from wxplatform.wechat.types import (
     AccountKind,
     AuthorizationInfo,
@@ -85,7 +96,7 @@ class WeChatClient:
             },
         )
         return ComponentAccessToken(
-            access_token=_required_str(data, "component_access_token"), expires_in=_required_int(data, "expires_in")
+            access_token=required_str(data, "component_access_token"), expires_in=required_int(data, "expires_in")
         )
 
     def api_create_preauthcode(self, *, component_access_token: str) -> PreAuthCode:
@@ -95,7 +106,7 @@ class WeChatClient:
             payload={"component_appid": self._component_appid},
         )
         # Lifetime is documented as both 600 and 1800 s; the returned expires_in is the truth (§3.2).
-        return PreAuthCode(code=_required_str(data, "pre_auth_code"), expires_in=_required_int(data, "expires_in"))
+        return PreAuthCode(code=required_str(data, "pre_auth_code"), expires_in=required_int(data, "expires_in"))
 
     def api_query_auth(self, *, component_access_token: str, authorization_code: str) -> AuthorizationInfo:
         data = self._post(
@@ -103,12 +114,12 @@ class WeChatClient:
             query={_COMPONENT_TOKEN_PARAM: component_access_token},
             payload={"component_appid": self._component_appid, "authorization_code": authorization_code},
         )
-        info = _required_obj(data, "authorization_info")
+        info = required_obj(data, "authorization_info")
         return AuthorizationInfo(
             authorizer_appid=_authorizer_appid(info),
-            access_token=_optional_str(info, "authorizer_access_token"),
-            expires_in=_optional_int(info, "expires_in"),
-            refresh_token=_optional_str(info, "authorizer_refresh_token"),
+            access_token=optional_str(info, "authorizer_access_token"),
+            expires_in=optional_int(info, "expires_in"),
+            refresh_token=optional_str(info, "authorizer_refresh_token"),
             func_ids=_func_ids(info.get("func_info")),
         )
 
@@ -125,9 +136,9 @@ class WeChatClient:
             },
         )
         return AuthorizerToken(
-            access_token=_required_str(data, "authorizer_access_token"),
-            expires_in=_required_int(data, "expires_in"),
-            refresh_token=_optional_str(data, "authorizer_refresh_token"),
+            access_token=required_str(data, "authorizer_access_token"),
+            expires_in=required_int(data, "expires_in"),
+            refresh_token=optional_str(data, "authorizer_refresh_token"),
         )
 
     # --- authorizer management (§3.6, §3.7) ---------------------------------------------------------
@@ -138,23 +149,23 @@ class WeChatClient:
             query={_COMPONENT_TOKEN_PARAM: component_access_token},
             payload={"component_appid": self._component_appid, "authorizer_appid": authorizer_appid},
         )
-        info = _required_obj(data, "authorizer_info")
-        authorization = _optional_obj(data, "authorization_info") or {}
+        info = required_obj(data, "authorizer_info")
+        authorization = optional_obj(data, "authorization_info") or {}
         return AuthorizerInfo(
-            appid=_optional_str(authorization, "authorizer_appid")
-            or _optional_str(authorization, "appid")
+            appid=optional_str(authorization, "authorizer_appid")
+            or optional_str(authorization, "appid")
             or authorizer_appid,
-            nick_name=_text(info, "nick_name"),
-            head_img=_text(info, "head_img"),
-            user_name=_text(info, "user_name"),
-            alias=_text(info, "alias"),
-            principal_name=_text(info, "principal_name"),
-            service_type_id=_nested_id(info, "service_type_info"),
-            verify_type_id=_nested_id(info, "verify_type_info"),
-            account_status=_optional_int(info, "account_status"),
+            nick_name=text(info, "nick_name"),
+            head_img=text(info, "head_img"),
+            user_name=text(info, "user_name"),
+            alias=text(info, "alias"),
+            principal_name=text(info, "principal_name"),
+            service_type_id=nested_id(info, "service_type_info"),
+            verify_type_id=nested_id(info, "verify_type_info"),
+            account_status=optional_int(info, "account_status"),
             account_kind=_account_kind(info),
             func_ids=_func_ids(authorization.get("func_info")),
-            refresh_token=_optional_str(authorization, "authorizer_refresh_token"),
+            refresh_token=optional_str(authorization, "authorizer_refresh_token"),
         )
 
     def api_get_authorizer_list(
@@ -169,15 +180,15 @@ class WeChatClient:
         )
         entries = data.get("list", [])
         if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
-            raise TransportError(MALFORMED, status=200)
+            raise malformed()
         return AuthorizerListPage(
-            total_count=_required_int(data, "total_count"),
+            total_count=required_int(data, "total_count"),
             items=tuple(
                 # refresh_token is reported missing from some list items in the wild (§3.7).
                 AuthorizerListItem(
-                    appid=_required_str(entry, "authorizer_appid"),
-                    refresh_token=_optional_str(entry, "refresh_token"),
-                    auth_time=_optional_int(entry, "auth_time"),
+                    appid=required_str(entry, "authorizer_appid"),
+                    refresh_token=optional_str(entry, "refresh_token"),
+                    auth_time=optional_int(entry, "auth_time"),
                 )
                 for entry in entries
             ),
@@ -196,16 +207,16 @@ class WeChatClient:
         data = self._post(
             "/cgi-bin/openapi/quota/get", query={"access_token": access_token}, payload={"cgi_path": cgi_path}
         )
-        quota = _required_obj(data, "quota")
+        quota = required_obj(data, "quota")
         return Quota(
-            daily_limit=_required_int(quota, "daily_limit"),
-            used=_required_int(quota, "used"),
-            remain=_required_int(quota, "remain"),
+            daily_limit=required_int(quota, "daily_limit"),
+            used=required_int(quota, "used"),
+            remain=required_int(quota, "remain"),
         )
 
     def draft_count(self, *, access_token: str) -> int:
         data = self._request("GET", "/cgi-bin/draft/count", query={"access_token": access_token}, payload=None)
-        return _required_int(data, "total_count")
+        return required_int(data, "total_count")
 
     # --- transport ---------------------------------------------------------------------------------
 
@@ -287,73 +298,11 @@ def _root_cause(exc: BaseException) -> str:
     return innermost
 
 
-# --- lenient field access: missing optional data is None or empty, missing required data is malformed -----
-
-
-def _malformed() -> TransportError:
-    return TransportError(MALFORMED, status=200)
-
-
-def _required_str(data: dict[str, Any], key: str) -> str:
-    value = _optional_str(data, key)
-    if value is None:
-        raise _malformed()
-    return value
-
-
-def _optional_str(data: dict[str, Any], key: str) -> str | None:
-    value = data.get(key)
-    return value if isinstance(value, str) and value else None
-
-
-def _text(data: dict[str, Any], key: str) -> str:
-    value = data.get(key)
-    return value if isinstance(value, str) else ""
-
-
-def _required_int(data: dict[str, Any], key: str) -> int:
-    value = _optional_int(data, key)
-    if value is None:
-        raise _malformed()
-    return value
-
-
-def _optional_int(data: dict[str, Any], key: str) -> int | None:
-    value = data.get(key)
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            return None
-    return None
-
-
-def _required_obj(data: dict[str, Any], key: str) -> dict[str, Any]:
-    value = _optional_obj(data, key)
-    if value is None:
-        raise _malformed()
-    return value
-
-
-def _optional_obj(data: dict[str, Any], key: str) -> dict[str, Any] | None:
-    value = data.get(key)
-    return value if isinstance(value, dict) else None
-
-
-def _nested_id(data: dict[str, Any], key: str) -> int | None:
-    nested = _optional_obj(data, key)
-    return None if nested is None else _optional_int(nested, "id")
-
-
 def _authorizer_appid(info: dict[str, Any]) -> str:
     # Older payloads name it `appid` (wechatpy fixture, §3.6).
-    appid = _optional_str(info, "authorizer_appid") or _optional_str(info, "appid")
+    appid = optional_str(info, "authorizer_appid") or optional_str(info, "appid")
     if appid is None:
-        raise _malformed()
+        raise malformed()
     return appid
 
 
@@ -363,7 +312,7 @@ def _func_ids(entries: object) -> tuple[int, ...]:
         return ()
     ids: dict[int, None] = {}
     for entry in entries:
-        func_id = _nested_id(entry, "funcscope_category") if isinstance(entry, dict) else None
+        func_id = nested_id(entry, "funcscope_category") if isinstance(entry, dict) else None
         if func_id is not None:
             ids[func_id] = None
     return tuple(ids)
@@ -374,6 +323,6 @@ def _account_kind(info: dict[str, Any]) -> AccountKind:
         return AccountKind.MINI_PROGRAM
     if any(info.get(key) is not None for key in _OTHER_KIND_KEYS):
         return AccountKind.OTHER
-    if _nested_id(info, "service_type_info") == _SERVICE_ACCOUNT_TYPE:
+    if nested_id(info, "service_type_info") == _SERVICE_ACCOUNT_TYPE:
         return AccountKind.SERVICE
     return AccountKind.SUBSCRIPTION

@@ -12,7 +12,19 @@ from typing import Any
 
 from wxplatform.wechat.errors import TransportError, error_for
 
-__all__ = ["MALFORMED", "parse_body"]
+__all__ = [
+    "MALFORMED",
+    "malformed",
+    "nested_id",
+    "optional_int",
+    "optional_obj",
+    "optional_str",
+    "parse_body",
+    "required_int",
+    "required_obj",
+    "required_str",
+    "text",
+]
 
 MALFORMED = "malformed body"
 
@@ -37,3 +49,67 @@ def parse_body(status: int, body: bytes) -> dict[str, Any]:
     if status != 200:
         raise TransportError(f"HTTP {status}", status=status)
     return data
+
+
+# Lenient field access (protocol §3.6: payload shapes vary by account age and kind). Missing optional data is
+# None or empty; missing or mistyped required data means the answer is unusable, reported as MALFORMED.
+
+
+def malformed() -> TransportError:
+    """A 200 answer without the fields a success must carry."""
+    return TransportError(MALFORMED, status=200)
+
+
+def required_str(data: dict[str, Any], key: str) -> str:
+    value = optional_str(data, key)
+    if value is None:
+        raise malformed()
+    return value
+
+
+def optional_str(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def text(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def required_int(data: dict[str, Any], key: str) -> int:
+    value = optional_int(data, key)
+    if value is None:
+        raise malformed()
+    return value
+
+
+def optional_int(data: dict[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
+def required_obj(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = optional_obj(data, key)
+    if value is None:
+        raise malformed()
+    return value
+
+
+def optional_obj(data: dict[str, Any], key: str) -> dict[str, Any] | None:
+    value = data.get(key)
+    return value if isinstance(value, dict) else None
+
+
+def nested_id(data: dict[str, Any], key: str) -> int | None:
+    nested = optional_obj(data, key)
+    return None if nested is None else optional_int(nested, "id")

@@ -1,0 +1,141 @@
+"""draft/count for many authorizers at once: the throughput path (protocol §9).
+
+A fixed pool of `concurrency` workers shares one keep-alive aiohttp session whose connector is capped at the
+same number, so at most `concurrency` requests are in flight however long the input. Nothing is raised per
+item: each result carries either the count or the typed error, in input order, for the caller to classify.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+from wxplatform.wechat.errors import TransportError, WeChatError
+from wxplatform.wechat.http import parse_body, required_int
+
+__all__ = ["DraftCountResult", "fetch_draft_counts", "fetch_draft_counts_async"]
+
+K = TypeVar("K")
+
+_DRAFT_COUNT = "/cgi-bin/draft/count?access_token="
+_KEEPALIVE_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class DraftCountResult(Generic[K]):
+    """Exactly one of `total_count` and `error` is set."""
+
+    key: K
+    total_count: int | None
+    error: WeChatError | None
+
+
+async def fetch_draft_counts_async(
+    base_url: str,
+    items: Sequence[tuple[K, str]],
+    *,
+    concurrency: int = 128,
+    connect_timeout: float = 3.05,
+    read_timeout: float = 10.0,
+    session: aiohttp.ClientSession | None = None,
+) -> list[DraftCountResult[K]]:
+    """draft/count for each (key, authorizer access token), results in input order."""
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    if not items:
+        return []
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
+    prefix = base_url.rstrip("/") + _DRAFT_COUNT
+    if session is not None:
+        return await _fan_out(session, prefix, items, concurrency, timeout)
+    connector = aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=_KEEPALIVE_SECONDS)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()
+    ) as own_session:
+        return await _fan_out(own_session, prefix, items, concurrency, timeout)
+
+
+def fetch_draft_counts(
+    base_url: str,
+    items: Sequence[tuple[K, str]],
+    *,
+    concurrency: int = 128,
+    connect_timeout: float = 3.05,
+    read_timeout: float = 10.0,
+) -> list[DraftCountResult[K]]:
+    """Blocking form for code with no event loop in its thread (Celery prefork workers, management commands)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise RuntimeError("fetch_draft_counts() called inside a running event loop; await fetch_draft_counts_async()")
+    return asyncio.run(
+        fetch_draft_counts_async(
+            base_url, items, concurrency=concurrency, connect_timeout=connect_timeout, read_timeout=read_timeout
+        )
+    )
+
+
+async def _fan_out(
+    session: aiohttp.ClientSession,
+    prefix: str,
+    items: Sequence[tuple[K, str]],
+    concurrency: int,
+    timeout: aiohttp.ClientTimeout,
+) -> list[DraftCountResult[K]]:
+    results: list[DraftCountResult[K] | None] = [None] * len(items)
+    # One shared iterator: workers take the next index between awaits, so no locking is needed and
+    # there are never more than `concurrency` coroutines however many items there are.
+    indices = iter(range(len(items)))
+
+    async def worker() -> None:
+        for index in indices:
+            key, access_token = items[index]
+            # The URL is assembled as an already-encoded string: yarl then skips its re-quoting pass.
+            url = URL(prefix + quote(access_token, safe=""), encoded=True)
+            total_count, error = await _draft_count(session, url, timeout)
+            results[index] = DraftCountResult(key, total_count, error)
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(items)))))
+    return [result for result in results if result is not None]
+
+
+async def _draft_count(
+    session: aiohttp.ClientSession, url: URL, timeout: aiohttp.ClientTimeout
+) -> tuple[int | None, WeChatError | None]:
+    try:
+        async with session.get(url, timeout=timeout, allow_redirects=False) as response:
+            status = response.status
+            body = await response.read()
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        return None, _transport_error(exc)
+    try:
+        return required_int(parse_body(status, body), "total_count"), None
+    except WeChatError as exc:
+        return None, exc
+
+
+def _transport_error(exc: BaseException) -> TransportError:
+    # Reasons are built from the exception kind: aiohttp messages can include the URL and so the token.
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return TransportError("connect timeout")
+    if isinstance(exc, TimeoutError):
+        return TransportError("read timeout")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return TransportError(f"connection error: {exc.os_error.strerror or type(exc.os_error).__name__}")
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return TransportError("connection error: server disconnected")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return TransportError("broken response")
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return TransportError("invalid HTTP response")
+    if isinstance(exc, OSError) and exc.strerror:
+        return TransportError(f"connection error: {exc.strerror}")
+    return TransportError(f"request failed ({type(exc).__name__})")
