@@ -19,8 +19,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# The sandbox stands in for WeChat unless WECHAT_API_BASE says otherwise.
+SANDBOX := http://127.0.0.1:8100
 run: install
-	DEBUG=$${DEBUG:-true} $(PY) manage.py run_stack
+	DEBUG=$${DEBUG:-true} \
+	WECHAT_API_BASE=$${WECHAT_API_BASE:-$(SANDBOX)} WECHAT_MP_BASE=$${WECHAT_MP_BASE:-$(SANDBOX)} \
+	WECHAT_OPEN_BASE=$${WECHAT_OPEN_BASE:-$(SANDBOX)} \
+	$(PY) manage.py run_stack
 
 test: install
 	$(MAKE) --no-print-directory test-full

@@ -90,12 +90,19 @@ class Tenant(models.Model):
 
 
 class AuthorizationCode(models.Model):
-    """An authorization code already exchanged, so that the callback and the `authorized` push (which carry
-    the same code, in either order, possibly twice) exchange it only once. Only a hash is kept."""
+    """An authorization code received by the callback or by an `authorized` push. Both carry the same code,
+    in either order, possibly twice: the row (keyed by a hash) is locked while the code is exchanged, so
+    it is exchanged once. The code itself is kept, encrypted, only until it has been used."""
 
     code_hash = models.CharField(max_length=64, unique=True)
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
+    code = EncryptedTextField(blank=True, editable=False)
+    authorizer_appid = models.CharField(max_length=64, blank=True)
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"authorization code {self.code_hash[:8]}… ({self.authorizer_appid or '?'})"
 
 
 class TenantAPIKey(AbstractAPIKey):

@@ -5,6 +5,7 @@ DATABASE_URL and REDIS_URL come from the caller (the Makefile points them at Pos
 """
 
 import os
+import uuid
 
 _DEFAULTS = {
     "DEBUG": "false",
@@ -18,5 +19,8 @@ _DEFAULTS = {
     "SECURE_COOKIES": "false",
     "LANGUAGE_CODE": "en",
 }
+# Redis keys and the Celery queue are namespaced per test session, so that parallel runs sharing one Redis
+# (developers, CI) never see each other's tasks or cache entries. Worker subprocesses inherit it.
+_DEFAULTS["REDIS_KEY_PREFIX"] = f"test-{uuid.uuid4().hex[:10]}"
 for _name, _value in _DEFAULTS.items():
     os.environ.setdefault(_name, _value)

@@ -11,12 +11,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 ReadinessCheck = Callable[[], str | None]
-_extra_checks: list[tuple[str, ReadinessCheck]] = []
+_conditions: dict[str, ReadinessCheck] = {}
 
 
-def register_readiness_check(name: str, check: ReadinessCheck) -> None:
-    """Lets an app add a named check; it returns None when fine or a short reason when not."""
-    _extra_checks.append((name, check))
+def register_condition(name: str, check: ReadinessCheck) -> None:
+    """Lets an app report a condition in /readyz (None when fine, else a short reason). Conditions are
+    shown but do not make the service unready: the API keeps serving stored data without them."""
+    _conditions[name] = check
 
 
 def _check_database() -> str | None:
@@ -52,7 +53,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def readyz(request: HttpRequest) -> JsonResponse:
     checks: dict[str, str] = {}
     failed: list[str] = []
-    for name, check in [("database", _check_database), ("broker", _check_broker), *_extra_checks]:
+    for name, check in [("database", _check_database), ("broker", _check_broker)]:
         try:
             problem = check()
         except Exception as exc:  # noqa: BLE001 - a probe reports any failure, by its type only
@@ -60,5 +61,12 @@ def readyz(request: HttpRequest) -> JsonResponse:
         checks[name] = problem or "ok"
         if problem:
             failed.append(name)
-    status = 503 if failed else 200
-    return JsonResponse({"status": "unavailable" if failed else "ok", "failed": failed, "checks": checks}, status=status)
+    conditions: dict[str, str] = {}
+    if not failed:
+        for name, condition in _conditions.items():
+            try:
+                conditions[name] = condition() or "ok"
+            except Exception as exc:  # noqa: BLE001
+                conditions[name] = f"unknown ({type(exc).__name__})"
+    body = {"status": "unavailable" if failed else "ok", "failed": failed, "checks": checks, "conditions": conditions}
+    return JsonResponse(body, status=503 if failed else 200)

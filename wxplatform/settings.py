@@ -126,9 +126,12 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DATABASE_CONNECT_TIMEOUT", 5)
-# Lets parallel test runs on one server use distinct test databases.
+# Lets parallel test runs on one server use distinct test databases. A SQLite test database is a file, so
+# that a Celery worker started by the tests sees the same data.
 if env.str("TEST_DATABASE_NAME", default=""):
     DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME")}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: broker, cache, rate limits ---------------------------------------------------------------
@@ -256,3 +259,6 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
     },
 }
+
+# A verified push older (or newer) than this many seconds is refused as a replay.
+WECHAT_PUSH_MAX_AGE = env.int("WECHAT_PUSH_MAX_AGE", default=1800)

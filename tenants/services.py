@@ -1,0 +1,400 @@
+"""Writes for tenants: authorization, revocation, authorizer tokens and API keys.
+
+Token rules (STYLE §6-7, protocol §3.5, §4):
+- the database row is the source of truth; a refresh locks the tenant row, checks again, and only then calls
+  WeChat, so that one process refreshes however many meet an expired token at once;
+- every stored token bumps `token_version`, and a returned refresh token is always persisted;
+- 61023 (refresh token invalid): recover it from api_get_authorizer_list, else the merchant must re-authorize.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from tenants.models import (
+    DRAFT_PERMISSION_SETS,
+    AccountKind,
+    AuthorizationCode,
+    Eligibility,
+    Tenant,
+    TenantAPIKey,
+    TenantStatus,
+)
+from wxplatform.component.clients import wechat_client
+from wxplatform.component.services import component_access_token, component_token_refresh
+from wxplatform.wechat.errors import (
+    AccountStateError,
+    RefreshTokenError,
+    TokenError,
+    WeChatError,
+)
+from wxplatform.wechat.types import AuthorizerInfo
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Refresh authorizer tokens this long before they expire (the beat task looks a little further ahead).
+TOKEN_REFRESH_MARGIN = timedelta(minutes=10)
+_AUTHORIZER_LIST_PAGE = 500
+
+
+class TenantNotActive(Exception):
+    """The tenant is revoked or needs re-authorization: no token can be obtained for it."""
+
+    def __init__(self, tenant: Tenant) -> None:
+        self.status = tenant.status
+        super().__init__(f"tenant {tenant.authorizer_appid} is {tenant.status}")
+
+
+class TenantHasNoToken(Exception):
+    """The authorization gave no API credentials (the account has no API permission)."""
+
+
+# --- Eligibility -------------------------------------------------------------------------------------
+
+
+def eligibility_for(*, account_kind: str, func_ids: list[int]) -> tuple[Eligibility, str]:
+    """Whether draft/count may be called for an account of this kind with these permission sets."""
+    if account_kind not in (AccountKind.SUBSCRIPTION, AccountKind.SERVICE):
+        return Eligibility.WRONG_KIND, _("Only Official Accounts and Service Accounts have a draft box.")
+    if not DRAFT_PERMISSION_SETS.intersection(func_ids):
+        return Eligibility.MISSING_PERMISSION, _("Missing permission set: 11 (material management) or 100.")
+    return Eligibility.ELIGIBLE, ""
+
+
+# --- Authorization -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuthorizeResult:
+    tenant: Tenant
+    created: bool
+
+
+def _code_hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def authorization_code_receive(*, code: str, authorizer_appid: str = "") -> AuthorizationCode:
+    """Records a code from a push so that a Celery task can exchange it (tasks take ids, not secrets)."""
+    row, _created = AuthorizationCode.objects.get_or_create(
+        code_hash=_code_hash(code), defaults={"code": code, "authorizer_appid": authorizer_appid}
+    )
+    return row
+
+
+def tenant_authorize(*, authorization_code: str) -> AuthorizeResult:
+    """Exchanges an authorization code and creates or updates the tenant.
+
+    The callback and the `authorized` push carry the same code, in either order, possibly at the same time:
+    the code's row is locked while it is exchanged, so WeChat is asked once and the outcome is the same.
+    Any WeChat error rolls everything back: no half-written tenant.
+    """
+    code_hash = _code_hash(authorization_code)
+    AuthorizationCode.objects.get_or_create(code_hash=code_hash, defaults={"code": authorization_code})
+    with transaction.atomic():
+        row = AuthorizationCode.objects.select_for_update().get(code_hash=code_hash)
+        if row.tenant_id is not None:
+            return AuthorizeResult(tenant=Tenant.objects.get(pk=row.tenant_id), created=False)
+        client = wechat_client()
+        component_token = component_access_token()
+        auth = client.api_query_auth(component_access_token=component_token, authorization_code=authorization_code)
+        info = client.api_get_authorizer_info(
+            component_access_token=component_token, authorizer_appid=auth.authorizer_appid
+        )
+        tenant, created = _tenant_upsert(
+            appid=auth.authorizer_appid,
+            info=info,
+            func_ids=list(auth.func_ids),
+            access_token=auth.access_token,
+            expires_in=auth.expires_in,
+            refresh_token=auth.refresh_token,
+        )
+        row.tenant = tenant
+        row.authorizer_appid = tenant.authorizer_appid
+        row.code = ""
+        row.processed_at = timezone.now()
+        row.save(update_fields=["tenant", "authorizer_appid", "code", "processed_at"])
+    logger.info("tenant authorized", extra={"appid": tenant.authorizer_appid, "created": created})
+    return AuthorizeResult(tenant=tenant, created=created)
+
+
+def tenant_authorize_pending(*, authorization_code_id: int) -> AuthorizeResult | None:
+    """Exchanges a code recorded from a push (see authorization_code_receive); None if already done."""
+    row = AuthorizationCode.objects.filter(pk=authorization_code_id).first()
+    if row is None or not row.code:
+        return None
+    return tenant_authorize(authorization_code=row.code)
+
+
+def _tenant_upsert(
+    *,
+    appid: str,
+    info: AuthorizerInfo,
+    func_ids: list[int],
+    access_token: str | None,
+    expires_in: int | None,
+    refresh_token: str | None,
+) -> tuple[Tenant, bool]:
+    now = timezone.now()
+    tenant = Tenant.objects.select_for_update().filter(authorizer_appid=appid).first()
+    created = tenant is None
+    if tenant is None:
+        tenant = Tenant(authorizer_appid=appid)
+    kind = AccountKind(str(info.account_kind))
+    eligibility, detail = eligibility_for(account_kind=kind, func_ids=func_ids)
+    tenant.nickname = info.nick_name or ""
+    tenant.head_img = info.head_img or ""
+    tenant.original_id = info.user_name or ""
+    tenant.alias = info.alias or ""
+    tenant.principal_name = info.principal_name or ""
+    tenant.account_kind = kind
+    tenant.service_type_id = info.service_type_id
+    tenant.verify_type_id = info.verify_type_id
+    tenant.func_ids = sorted(set(func_ids))
+    tenant.eligibility, tenant.eligibility_detail = eligibility, detail
+    tenant.status = TenantStatus.ACTIVE
+    tenant.authorized_at = now
+    tenant.revoked_at = None
+    # Re-authorization invalidates the previous refresh token (protocol §3.4): always take the new one.
+    tenant.access_token = access_token or ""
+    tenant.access_token_expires_at = now + timedelta(seconds=expires_in) if access_token and expires_in else None
+    tenant.refresh_token = refresh_token or ""
+    tenant.token_version += 1
+    tenant.token_refreshed_at = now if access_token else None
+    tenant.paused_until = None
+    tenant.save()
+    return tenant, created
+
+
+def tenant_permissions_update(*, tenant: Tenant, func_ids: list[int]) -> None:
+    eligibility, detail = eligibility_for(account_kind=tenant.account_kind, func_ids=func_ids)
+    tenant.func_ids = sorted(set(func_ids))
+    tenant.eligibility, tenant.eligibility_detail = eligibility, detail
+    tenant.save(update_fields=["func_ids", "eligibility", "eligibility_detail", "updated_at"])
+
+
+@transaction.atomic
+def tenant_revoke(*, authorizer_appid: str, revoked_at: datetime | None = None) -> Tenant | None:
+    """The merchant revoked the authorization (or WeChat says so): purge tokens, stop syncs, keep history.
+
+    `revoked_at` is when WeChat says it happened; a revocation older than the latest authorization (a
+    replayed or late `unauthorized` push) changes nothing.
+    """
+    tenant = Tenant.objects.select_for_update().filter(authorizer_appid=authorizer_appid).first()
+    if tenant is None:
+        return None
+    if revoked_at is not None and tenant.authorized_at is not None and revoked_at < tenant.authorized_at:
+        return tenant
+    _purge_tokens(tenant, status=TenantStatus.REVOKED)
+    tenant.revoked_at = timezone.now()
+    tenant.save(
+        update_fields=[
+            "status",
+            "revoked_at",
+            "access_token",
+            "access_token_expires_at",
+            "refresh_token",
+            "token_version",
+            "updated_at",
+        ]
+    )
+    logger.info("tenant revoked", extra={"appid": tenant.authorizer_appid})
+    return tenant
+
+
+def _purge_tokens(tenant: Tenant, *, status: str) -> None:
+    tenant.status = status
+    tenant.access_token = ""
+    tenant.access_token_expires_at = None
+    tenant.refresh_token = ""
+    tenant.token_version += 1
+
+
+# --- Authorizer tokens -------------------------------------------------------------------------------
+
+
+def _is_fresh(tenant: Tenant, margin: timedelta) -> bool:
+    expires_at = tenant.access_token_expires_at
+    return bool(tenant.access_token) and expires_at is not None and expires_at - timezone.now() > margin
+
+
+def tenant_access_token(*, tenant: Tenant) -> tuple[str, int]:
+    """A usable authorizer access token and its version, refreshing it first if it is about to expire."""
+    if tenant.status != TenantStatus.ACTIVE:
+        raise TenantNotActive(tenant)
+    if _is_fresh(tenant, timedelta(seconds=60)):
+        return tenant.access_token, tenant.token_version
+    return tenant_token_refresh(tenant_id=tenant.pk, stale_version=tenant.token_version)
+
+
+@dataclass(frozen=True)
+class _RefreshOutcome:
+    token: str | None = None
+    version: int = 0
+    error: Exception | None = None
+
+
+def tenant_token_refresh(
+    *, tenant_id: int, stale_version: int | None = None, margin: timedelta = TOKEN_REFRESH_MARGIN
+) -> tuple[str, int]:
+    """Refreshes a tenant's authorizer access token, single-flight across processes and hosts.
+
+    `stale_version`: the token version the caller saw fail or expire; if the stored token is newer (another
+    process refreshed meanwhile) and still usable, it is returned without calling WeChat.
+    Raises TenantNotActive, TenantHasNoToken or a WeChatError.
+    """
+    outcome = _token_refresh_locked(tenant_id=tenant_id, stale_version=stale_version, margin=margin)
+    if outcome.error is not None:
+        raise outcome.error
+    assert outcome.token is not None
+    return outcome.token, outcome.version
+
+
+@transaction.atomic
+def _token_refresh_locked(*, tenant_id: int, stale_version: int | None, margin: timedelta) -> _RefreshOutcome:
+    tenant = Tenant.objects.select_for_update().get(pk=tenant_id)
+    if tenant.status != TenantStatus.ACTIVE:
+        return _RefreshOutcome(error=TenantNotActive(tenant))
+    # Check again under the lock: someone may have refreshed while we waited for it.
+    newer = stale_version is not None and tenant.token_version != stale_version
+    if _is_fresh(tenant, timedelta(seconds=60) if newer else margin):
+        return _RefreshOutcome(token=tenant.access_token, version=tenant.token_version)
+    if not tenant.refresh_token:
+        return _RefreshOutcome(error=TenantHasNoToken(tenant.authorizer_appid))
+    try:
+        result = _authorizer_token(tenant.authorizer_appid, tenant.refresh_token)
+    except RefreshTokenError as exc:
+        recovered = _recover_refresh_token(tenant.authorizer_appid, tenant.refresh_token)
+        if recovered is None:
+            _mark_needs_reauth(tenant, exc)
+            return _RefreshOutcome(error=exc)
+        tenant.refresh_token = recovered
+        try:
+            result = _authorizer_token(tenant.authorizer_appid, recovered)
+        except RefreshTokenError as again:
+            _mark_needs_reauth(tenant, again)
+            return _RefreshOutcome(error=again)
+        except WeChatError as other:
+            return _RefreshOutcome(error=other)
+    except AccountStateError as exc:
+        if exc.errcode == 61003:
+            _purge_tokens(tenant, status=TenantStatus.REVOKED)
+            tenant.revoked_at = timezone.now()
+            tenant.save()
+        return _RefreshOutcome(error=exc)
+    except WeChatError as exc:
+        return _RefreshOutcome(error=exc)
+    now = timezone.now()
+    tenant.access_token = result.access_token
+    tenant.access_token_expires_at = now + timedelta(seconds=result.expires_in)
+    if result.refresh_token:
+        tenant.refresh_token = result.refresh_token
+    tenant.token_version += 1
+    tenant.token_refreshed_at = now
+    tenant.save(
+        update_fields=[
+            "access_token",
+            "access_token_expires_at",
+            "refresh_token",
+            "token_version",
+            "token_refreshed_at",
+            "updated_at",
+        ]
+    )
+    return _RefreshOutcome(token=tenant.access_token, version=tenant.token_version)
+
+
+def _authorizer_token(appid: str, refresh_token: str):  # type: ignore[no-untyped-def]
+    """api_authorizer_token, retried once with a fresh component token if WeChat says it is stale."""
+    client = wechat_client()
+    component_token = component_access_token()
+    try:
+        return client.api_authorizer_token(
+            component_access_token=component_token, authorizer_appid=appid, authorizer_refresh_token=refresh_token
+        )
+    except TokenError:
+        component_token = component_token_refresh(stale_token=component_token)
+        return client.api_authorizer_token(
+            component_access_token=component_token, authorizer_appid=appid, authorizer_refresh_token=refresh_token
+        )
+
+
+def _recover_refresh_token(appid: str, current: str) -> str | None:
+    """The account's refresh token as listed by api_get_authorizer_list, if it differs from ours."""
+    client = wechat_client()
+    try:
+        component_token = component_access_token()
+        offset = 0
+        while True:
+            page = client.api_get_authorizer_list(
+                component_access_token=component_token, offset=offset, count=_AUTHORIZER_LIST_PAGE
+            )
+            for item in page.items:
+                if item.appid == appid:
+                    return item.refresh_token if item.refresh_token and item.refresh_token != current else None
+            offset += len(page.items)
+            if not page.items or offset >= page.total_count:
+                return None
+    except WeChatError as exc:
+        logger.warning("refresh token recovery failed: errcode %s", exc.errcode)
+        return None
+
+
+def _mark_needs_reauth(tenant: Tenant, exc: WeChatError) -> None:
+    _purge_tokens(tenant, status=TenantStatus.NEEDS_REAUTH)
+    tenant.last_error_code = exc.errcode
+    tenant.last_error_message = exc.errmsg[:500]
+    tenant.last_error_at = timezone.now()
+    tenant.save()
+    logger.warning("tenant needs re-authorization", extra={"appid": tenant.authorizer_appid})
+
+
+def call_with_token(*, tenant: Tenant, call: Callable[[str], T]) -> T:
+    """Runs `call(access_token)`; on a token error (40001/40014/42001) refreshes once and retries once."""
+    token, version = tenant_access_token(tenant=tenant)
+    try:
+        return call(token)
+    except TokenError:
+        token, _version = tenant_token_refresh(tenant_id=tenant.pk, stale_version=version)
+        return call(token)
+
+
+def tenants_with_expiring_tokens(*, within: timedelta) -> list[int]:
+    """Ids of active tenants whose token expires within `within` (for the beat refresher)."""
+    horizon = timezone.now() + within
+    return list(
+        Tenant.objects.filter(status=TenantStatus.ACTIVE, access_token_expires_at__lt=horizon)
+        .exclude(refresh_token="")
+        .order_by("access_token_expires_at")
+        .values_list("pk", flat=True)
+    )
+
+
+# --- API keys ----------------------------------------------------------------------------------------
+
+
+def api_key_issue(*, tenant: Tenant, name: str) -> tuple[TenantAPIKey, str]:
+    """A new API key for the tenant. The raw key is returned once and never stored."""
+    key, raw = TenantAPIKey.objects.create_key(name=name, tenant=tenant)
+    return key, raw
+
+
+@transaction.atomic
+def api_key_issue_first(*, tenant: Tenant) -> str | None:
+    """The tenant's first API key, if it has none yet (shown once on the authorization callback page)."""
+    locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if TenantAPIKey.objects.filter(tenant=locked).exists():
+        return None
+    _key, raw = api_key_issue(tenant=locked, name=_("First key"))
+    return raw

@@ -1,0 +1,76 @@
+"""Celery tasks for tenants: thin wrappers that take ids and call services; safe to run twice."""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+
+from celery import shared_task
+from django.utils import timezone
+
+from tenants.models import AuthorizationCode
+from tenants.services import (
+    TenantHasNoToken,
+    TenantNotActive,
+    tenant_authorize_pending,
+    tenant_token_refresh,
+    tenants_with_expiring_tokens,
+)
+from wxplatform.component.services import ComponentNotReady
+from wxplatform.queueing import enqueue
+from wxplatform.wechat.errors import RetryableError, WeChatError
+
+logger = logging.getLogger(__name__)
+
+# The beat refresher looks this far ahead, and spreads the refreshes over this window.
+REFRESH_LOOKAHEAD = timedelta(minutes=30)
+REFRESH_SPREAD_SECONDS = 300
+REFRESH_BATCH = 500
+
+
+@shared_task(name="tenants.authorize_from_push", bind=True, max_retries=5, acks_late=True)
+def authorize_from_push(self, authorization_code_id: int) -> None:  # type: ignore[no-untyped-def]
+    try:
+        tenant_authorize_pending(authorization_code_id=authorization_code_id)
+    except (RetryableError, ComponentNotReady) as exc:
+        raise self.retry(exc=exc, countdown=min(60, 2**self.request.retries) + random.random()) from exc
+    except WeChatError as exc:
+        # 61009/61010 and the like: the code cannot be used; the merchant sees the callback page's error.
+        logger.warning("authorization code from push not usable: errcode %s", exc.errcode)
+
+
+@shared_task(name="tenants.authorize_pending_codes", acks_late=True)
+def authorize_pending_codes() -> int:
+    """Sweeps codes recorded from pushes whose task was never enqueued (broker down) or lost."""
+    cutoff = timezone.now() - timedelta(minutes=10)
+    ids = list(
+        AuthorizationCode.objects.filter(processed_at__isnull=True, received_at__gte=cutoff)
+        .exclude(code="")
+        .values_list("pk", flat=True)
+    )
+    for pk in ids:
+        enqueue(authorize_from_push, pk)
+    # Codes live 10 minutes; an unused one past that is useless and only a liability.
+    AuthorizationCode.objects.filter(processed_at__isnull=True, received_at__lt=cutoff).update(code="")
+    return len(ids)
+
+
+@shared_task(name="tenants.refresh_token", bind=True, max_retries=3, acks_late=True)
+def refresh_token(self, tenant_id: int) -> None:  # type: ignore[no-untyped-def]
+    try:
+        tenant_token_refresh(tenant_id=tenant_id, margin=REFRESH_LOOKAHEAD)
+    except (RetryableError, ComponentNotReady) as exc:
+        raise self.retry(exc=exc, countdown=min(300, 10 * 2**self.request.retries) + random.random() * 5) from exc
+    except (TenantNotActive, TenantHasNoToken, WeChatError) as exc:
+        logger.info("token refresh skipped for tenant %s: %s", tenant_id, type(exc).__name__)
+
+
+@shared_task(name="tenants.refresh_expiring_tokens", acks_late=True)
+def refresh_expiring_tokens() -> int:
+    """Beat: refresh tokens that expire soon, spread with jitter so that WeChat sees no burst."""
+    ids = tenants_with_expiring_tokens(within=REFRESH_LOOKAHEAD)
+    for start in range(0, len(ids), REFRESH_BATCH):
+        for tenant_id in ids[start : start + REFRESH_BATCH]:
+            enqueue(refresh_token, tenant_id, countdown=random.uniform(0, REFRESH_SPREAD_SECONDS))
+    return len(ids)

@@ -1,0 +1,35 @@
+"""The process-wide WeChat client, built from settings.
+
+One pooled requests.Session per process is the point (keep-alive to WeChat); it holds no tenant state.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from django.conf import settings
+
+from wxplatform.wechat.client import WeChatClient
+from wxplatform.wechat.crypto import MessageCrypto
+
+
+@lru_cache(maxsize=1)
+def _client(base_url: str) -> WeChatClient:
+    return WeChatClient(
+        base_url=base_url,
+        component_appid=settings.WECHAT_COMPONENT_APPID,
+        component_appsecret=settings.WECHAT_COMPONENT_APPSECRET,
+        connect_timeout=settings.WECHAT_CONNECT_TIMEOUT,
+        read_timeout=settings.WECHAT_READ_TIMEOUT,
+    )
+
+
+def wechat_client() -> WeChatClient:
+    # Keyed by base URL so that tests pointing WECHAT_API_BASE at a sandbox get a matching client.
+    return _client(settings.WECHAT_API_BASE)
+
+
+def message_crypto() -> MessageCrypto:
+    return MessageCrypto(
+        settings.WECHAT_COMPONENT_TOKEN, settings.WECHAT_COMPONENT_AES_KEY, settings.WECHAT_COMPONENT_APPID
+    )

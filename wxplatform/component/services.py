@@ -1,0 +1,221 @@
+"""The platform's own credentials: the verify ticket WeChat pushes, and the component access token.
+
+The database row (ComponentCredential) is the source of truth; a refresh locks it, checks again, and only
+then calls WeChat, so that exactly one process refreshes however many ask at once (protocol §4: a second
+refresher's token would invalidate the first after the grace window).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from wxplatform.component.clients import wechat_client
+from wxplatform.component.models import ComponentCredential
+from wxplatform.wechat.errors import ConfigurationError, TicketError, WeChatError
+
+logger = logging.getLogger(__name__)
+
+# Refresh this long before expiry (WeChat suggests refreshing at about 1h50m of 2h).
+TOKEN_REFRESH_MARGIN = timedelta(minutes=15)
+# Ask WeChat to restart ticket pushes at most this often.
+PUSH_TICKET_INTERVAL = timedelta(minutes=5)
+# A ticket is valid 12 hours after WeChat created it (protocol §1.4).
+TICKET_LIFETIME = timedelta(hours=12)
+
+
+class ComponentNotReady(Exception):
+    """The platform cannot obtain a component access token now (no ticket yet, ticket rejected, bad
+    configuration). `reason` is safe to show to staff; `errcode` is WeChat's, when there was one."""
+
+    def __init__(self, reason: str, errcode: int | None = None) -> None:
+        self.reason = reason
+        self.errcode = errcode
+        super().__init__(reason)
+
+
+def component_credential() -> ComponentCredential:
+    credential, _ = ComponentCredential.objects.get_or_create(component_appid=settings.WECHAT_COMPONENT_APPID)
+    return credential
+
+
+def _locked_credential() -> ComponentCredential:
+    component_credential()
+    return ComponentCredential.objects.select_for_update().get(component_appid=settings.WECHAT_COMPONENT_APPID)
+
+
+@transaction.atomic
+def component_ticket_store(*, ticket: str, created_at: datetime) -> bool:
+    """Keeps the newest ticket. A replayed or late push carrying an older ticket changes nothing.
+    Returns whether the ticket was stored."""
+    credential = _locked_credential()
+    now = timezone.now()
+    credential.last_push_at = now
+    credential.last_push_info_type = "component_verify_ticket"
+    fields = ["last_push_at", "last_push_info_type"]
+    stored = credential.ticket_created_at is None or created_at >= credential.ticket_created_at
+    if stored:
+        credential.verify_ticket = ticket
+        credential.ticket_created_at = created_at
+        credential.ticket_received_at = now
+        fields += ["verify_ticket", "ticket_created_at", "ticket_received_at"]
+        if credential.problem_code in (61005, 61006) or credential.problem == _NO_TICKET:
+            credential.problem_code, credential.problem, credential.problem_at = None, "", None
+            fields += ["problem_code", "problem", "problem_at"]
+    credential.save(update_fields=fields)
+    return stored
+
+
+def component_push_record(*, info_type: str) -> None:
+    """Remembers when WeChat last pushed anything (shown on the platform status page)."""
+    component_credential()
+    ComponentCredential.objects.filter(component_appid=settings.WECHAT_COMPONENT_APPID).update(
+        last_push_at=timezone.now(), last_push_info_type=info_type[:64]
+    )
+
+
+_NO_TICKET = "no component_verify_ticket received yet"
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    token: str | None = None
+    problem: ComponentNotReady | None = None
+    request_push: bool = False
+
+
+def component_access_token() -> str:
+    """A component access token valid for at least TOKEN_REFRESH_MARGIN, refreshing it if needed."""
+    credential = component_credential()
+    if _is_fresh(credential):
+        return credential.access_token
+    return component_token_refresh()
+
+
+def _is_fresh(credential: ComponentCredential) -> bool:
+    expires_at = credential.access_token_expires_at
+    return (
+        bool(credential.access_token) and expires_at is not None and expires_at - timezone.now() > TOKEN_REFRESH_MARGIN
+    )
+
+
+def component_token_refresh(*, force: bool = False, stale_token: str | None = None) -> str:
+    """Obtains a new component access token, single-flight across processes.
+
+    `stale_token`: the token a caller saw rejected (40001); if another process has already replaced it,
+    the newer token is returned without calling WeChat. `force` refreshes even a fresh token.
+    """
+    outcome = _refresh_locked(force=force, stale_token=stale_token)
+    if outcome.request_push:
+        component_request_ticket_push()
+    if outcome.problem is not None:
+        raise outcome.problem
+    assert outcome.token is not None
+    return outcome.token
+
+
+@transaction.atomic
+def _refresh_locked(*, force: bool, stale_token: str | None) -> _Outcome:
+    credential = _locked_credential()
+    # Check again now that we hold the lock: another process may have refreshed meanwhile.
+    replaced = stale_token is not None and credential.access_token not in ("", stale_token)
+    if not force and _is_fresh(credential) and (stale_token is None or replaced):
+        return _Outcome(token=credential.access_token)
+    now = timezone.now()
+    if not credential.verify_ticket:
+        _record_problem(credential, ComponentNotReady(_NO_TICKET))
+        return _Outcome(problem=ComponentNotReady(_NO_TICKET), request_push=True)
+    try:
+        result = wechat_client().api_component_token(component_verify_ticket=credential.verify_ticket)
+    except TicketError as exc:
+        problem = ComponentNotReady("component_verify_ticket rejected by WeChat", exc.errcode)
+        _record_problem(credential, problem)
+        return _Outcome(problem=problem, request_push=True)
+    except ConfigurationError as exc:
+        problem = ComponentNotReady("platform configuration rejected by WeChat", exc.errcode)
+        _record_problem(credential, problem)
+        return _Outcome(problem=problem)
+    credential.access_token = result.access_token
+    credential.access_token_expires_at = now + timedelta(seconds=result.expires_in)
+    credential.token_refreshed_at = now
+    credential.token_version += 1
+    credential.problem_code, credential.problem, credential.problem_at = None, "", None
+    credential.save(
+        update_fields=[
+            "access_token",
+            "access_token_expires_at",
+            "token_refreshed_at",
+            "token_version",
+            "problem_code",
+            "problem",
+            "problem_at",
+        ]
+    )
+    logger.info("component access token refreshed", extra={"expires_in": result.expires_in})
+    return _Outcome(token=result.access_token)
+
+
+def _record_problem(credential: ComponentCredential, problem: ComponentNotReady) -> None:
+    if credential.problem_code != problem.errcode or credential.problem != problem.reason:
+        credential.problem_at = timezone.now()
+    credential.problem_code, credential.problem = problem.errcode, problem.reason
+    credential.save(update_fields=["problem_code", "problem", "problem_at"])
+    logger.warning("component token unavailable: %s (errcode %s)", problem.reason, problem.errcode)
+
+
+def component_request_ticket_push() -> bool:
+    """Asks WeChat to (re)start ticket pushes, at most once per PUSH_TICKET_INTERVAL across processes.
+    Returns whether WeChat was asked."""
+    now = timezone.now()
+    component_credential()
+    claimed = (
+        ComponentCredential.objects.filter(component_appid=settings.WECHAT_COMPONENT_APPID)
+        .exclude(push_ticket_requested_at__gt=now - PUSH_TICKET_INTERVAL)
+        .update(push_ticket_requested_at=now)
+    )
+    if not claimed:
+        return False
+    try:
+        wechat_client().api_start_push_ticket()
+    except WeChatError as exc:
+        logger.warning("api_start_push_ticket failed: errcode %s", exc.errcode)
+        return False
+    return True
+
+
+def component_status() -> dict[str, object]:
+    """What staff and /readyz need to know about the platform's credentials. Never includes secrets."""
+    credential = component_credential()
+    now = timezone.now()
+    ticket_age = (now - credential.ticket_received_at).total_seconds() if credential.ticket_received_at else None
+    return {
+        "has_ticket": bool(credential.verify_ticket),
+        "ticket_received_at": credential.ticket_received_at,
+        "ticket_age_seconds": ticket_age,
+        "ticket_expired": bool(credential.ticket_created_at and now - credential.ticket_created_at > TICKET_LIFETIME),
+        "token_expires_at": credential.access_token_expires_at,
+        "token_valid": bool(
+            credential.access_token and credential.access_token_expires_at and credential.access_token_expires_at > now
+        ),
+        "problem": credential.problem,
+        "problem_code": credential.problem_code,
+        "problem_at": credential.problem_at,
+        "last_push_at": credential.last_push_at,
+        "last_push_info_type": credential.last_push_info_type,
+    }
+
+
+def component_readiness() -> str | None:
+    """The condition reported by /readyz: None when the platform can call WeChat."""
+    status = component_status()
+    if status["problem"]:
+        code = status["problem_code"]
+        return f"{status['problem']}" + (f" (errcode {code})" if code is not None else "")
+    if not status["has_ticket"]:
+        return _NO_TICKET
+    return None
