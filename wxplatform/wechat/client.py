@@ -13,23 +13,10 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from wxplatform.wechat.errors import TransportError
-from wxplatform.wechat.http import (
-    malformed,
-    nested_id,
-    optional_int,
-    optional_obj,
-    optional_str,
-    parse_body,
-    required_int,
-    required_obj,
-    required_str,
-    text,
-)
+from wxplatform.wechat.http import parse_body, required_int
 from wxplatform.wechat.types import (
-    AccountKind,
     AuthorizationInfo,
     AuthorizerInfo,
-    AuthorizerListItem,
     AuthorizerListPage,
     AuthorizerToken,
     ComponentAccessToken,
@@ -43,10 +30,6 @@ __all__ = ["WeChatClient"]
 # `access_token=` for the same endpoints, but that spelling is unconfirmed everywhere (§3, §12.4).
 _COMPONENT_TOKEN_PARAM = "component_access_token"  # noqa: S105 - a parameter name, not a secret
 _AUTHORIZER_LIST_MAX = 500  # §3.7
-# Present only for Mini Programs / other account kinds; service_type_info.id alone cannot tell them apart (§3.6).
-_MINI_PROGRAM_KEY = "MiniProgramInfo"
-_OTHER_KIND_KEYS = ("channels_info", "store_info", "talent_info", "supplier_info")
-_SERVICE_ACCOUNT_TYPE = 2
 
 
 class WeChatClient:
@@ -95,9 +78,7 @@ class WeChatClient:
                 "component_verify_ticket": component_verify_ticket,
             },
         )
-        return ComponentAccessToken(
-            access_token=required_str(data, "component_access_token"), expires_in=required_int(data, "expires_in")
-        )
+        return ComponentAccessToken.from_response(data)
 
     def api_create_preauthcode(self, *, component_access_token: str) -> PreAuthCode:
         data = self._post(
@@ -105,8 +86,7 @@ class WeChatClient:
             query={_COMPONENT_TOKEN_PARAM: component_access_token},
             payload={"component_appid": self._component_appid},
         )
-        # Lifetime is documented as both 600 and 1800 s; the returned expires_in is the truth (§3.2).
-        return PreAuthCode(code=required_str(data, "pre_auth_code"), expires_in=required_int(data, "expires_in"))
+        return PreAuthCode.from_response(data)
 
     def api_query_auth(self, *, component_access_token: str, authorization_code: str) -> AuthorizationInfo:
         data = self._post(
@@ -114,14 +94,7 @@ class WeChatClient:
             query={_COMPONENT_TOKEN_PARAM: component_access_token},
             payload={"component_appid": self._component_appid, "authorization_code": authorization_code},
         )
-        info = required_obj(data, "authorization_info")
-        return AuthorizationInfo(
-            authorizer_appid=_authorizer_appid(info),
-            access_token=optional_str(info, "authorizer_access_token"),
-            expires_in=optional_int(info, "expires_in"),
-            refresh_token=optional_str(info, "authorizer_refresh_token"),
-            func_ids=_func_ids(info.get("func_info")),
-        )
+        return AuthorizationInfo.from_response(data)
 
     def api_authorizer_token(
         self, *, component_access_token: str, authorizer_appid: str, authorizer_refresh_token: str
@@ -135,11 +108,7 @@ class WeChatClient:
                 "authorizer_refresh_token": authorizer_refresh_token,
             },
         )
-        return AuthorizerToken(
-            access_token=required_str(data, "authorizer_access_token"),
-            expires_in=required_int(data, "expires_in"),
-            refresh_token=optional_str(data, "authorizer_refresh_token"),
-        )
+        return AuthorizerToken.from_response(data)
 
     # --- authorizer management (§3.6, §3.7) ---------------------------------------------------------
 
@@ -149,24 +118,7 @@ class WeChatClient:
             query={_COMPONENT_TOKEN_PARAM: component_access_token},
             payload={"component_appid": self._component_appid, "authorizer_appid": authorizer_appid},
         )
-        info = required_obj(data, "authorizer_info")
-        authorization = optional_obj(data, "authorization_info") or {}
-        return AuthorizerInfo(
-            appid=optional_str(authorization, "authorizer_appid")
-            or optional_str(authorization, "appid")
-            or authorizer_appid,
-            nick_name=text(info, "nick_name"),
-            head_img=text(info, "head_img"),
-            user_name=text(info, "user_name"),
-            alias=text(info, "alias"),
-            principal_name=text(info, "principal_name"),
-            service_type_id=nested_id(info, "service_type_info"),
-            verify_type_id=nested_id(info, "verify_type_info"),
-            account_status=optional_int(info, "account_status"),
-            account_kind=_account_kind(info),
-            func_ids=_func_ids(authorization.get("func_info")),
-            refresh_token=optional_str(authorization, "authorizer_refresh_token"),
-        )
+        return AuthorizerInfo.from_response(data, requested_appid=authorizer_appid)
 
     def api_get_authorizer_list(
         self, *, component_access_token: str, offset: int = 0, count: int = _AUTHORIZER_LIST_MAX
@@ -178,21 +130,7 @@ class WeChatClient:
             query={_COMPONENT_TOKEN_PARAM: component_access_token},
             payload={"component_appid": self._component_appid, "offset": offset, "count": count},
         )
-        entries = data.get("list", [])
-        if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
-            raise malformed()
-        return AuthorizerListPage(
-            total_count=required_int(data, "total_count"),
-            items=tuple(
-                # refresh_token is reported missing from some list items in the wild (§3.7).
-                AuthorizerListItem(
-                    appid=required_str(entry, "authorizer_appid"),
-                    refresh_token=optional_str(entry, "refresh_token"),
-                    auth_time=optional_int(entry, "auth_time"),
-                )
-                for entry in entries
-            ),
-        )
+        return AuthorizerListPage.from_response(data)
 
     def api_start_push_ticket(self) -> None:
         # The body field is component_secret here, unlike api_component_token's component_appsecret (§1.4).
@@ -207,12 +145,7 @@ class WeChatClient:
         data = self._post(
             "/cgi-bin/openapi/quota/get", query={"access_token": access_token}, payload={"cgi_path": cgi_path}
         )
-        quota = required_obj(data, "quota")
-        return Quota(
-            daily_limit=required_int(quota, "daily_limit"),
-            used=required_int(quota, "used"),
-            remain=required_int(quota, "remain"),
-        )
+        return Quota.from_response(data)
 
     def draft_count(self, *, access_token: str) -> int:
         data = self._request("GET", "/cgi-bin/draft/count", query={"access_token": access_token}, payload=None)
@@ -296,33 +229,3 @@ def _root_cause(exc: BaseException) -> str:
         linked = [getattr(current, "reason", None), current.__cause__, current.__context__, *current.args]
         pending.extend(item for item in linked if isinstance(item, BaseException))
     return innermost
-
-
-def _authorizer_appid(info: dict[str, Any]) -> str:
-    # Older payloads name it `appid` (wechatpy fixture, §3.6).
-    appid = optional_str(info, "authorizer_appid") or optional_str(info, "appid")
-    if appid is None:
-        raise malformed()
-    return appid
-
-
-def _func_ids(entries: object) -> tuple[int, ...]:
-    """Granted permission sets, read from funcscope_category.id; confirm_info is ignored per staff (§3.4)."""
-    if not isinstance(entries, list):
-        return ()
-    ids: dict[int, None] = {}
-    for entry in entries:
-        func_id = nested_id(entry, "funcscope_category") if isinstance(entry, dict) else None
-        if func_id is not None:
-            ids[func_id] = None
-    return tuple(ids)
-
-
-def _account_kind(info: dict[str, Any]) -> AccountKind:
-    if info.get(_MINI_PROGRAM_KEY) is not None:
-        return AccountKind.MINI_PROGRAM
-    if any(info.get(key) is not None for key in _OTHER_KIND_KEYS):
-        return AccountKind.OTHER
-    if nested_id(info, "service_type_info") == _SERVICE_ACCOUNT_TYPE:
-        return AccountKind.SERVICE
-    return AccountKind.SUBSCRIPTION
