@@ -8,6 +8,7 @@ item: each result carries either the count or the typed error, in input order, f
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -129,13 +130,18 @@ def _transport_error(exc: BaseException) -> TransportError:
     if isinstance(exc, TimeoutError):
         return TransportError("read timeout")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return TransportError(f"connection error: {exc.os_error.strerror or type(exc.os_error).__name__}")
+        return TransportError(f"connection error: {_os_reason(exc.os_error)}")
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return TransportError("connection error: server disconnected")
     if isinstance(exc, aiohttp.ClientPayloadError):
         return TransportError("broken response")
     if isinstance(exc, aiohttp.ClientResponseError):
         return TransportError("invalid HTTP response")
-    if isinstance(exc, OSError) and exc.strerror:
-        return TransportError(f"connection error: {exc.strerror}")
+    if isinstance(exc, OSError):
+        return TransportError(f"connection error: {_os_reason(exc)}")
     return TransportError(f"request failed ({type(exc).__name__})")
+
+
+def _os_reason(error: OSError) -> str:
+    # asyncio's strerror reads "Connect call failed ('host', port)"; the errno text matches the sync client.
+    return os.strerror(error.errno) if error.errno else type(error).__name__
