@@ -112,7 +112,7 @@ async def _draft_count(
     session: aiohttp.ClientSession, url: URL, timeout: aiohttp.ClientTimeout
 ) -> tuple[int | None, WeChatError | None]:
     try:
-        async with session.get(url, timeout=timeout, allow_redirects=False) as response:
+        async with session.get(url, timeout=timeout, allow_redirects=False, raise_for_status=False) as response:
             status = response.status
             body = await response.read()
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:

@@ -196,13 +196,14 @@ def _pooled_session(pool_maxsize: int) -> requests.Session:
 
 
 def _transport_error(exc: requests.RequestException) -> TransportError:
+    # ConnectTimeout is also a ConnectionError, so the timeouts are tested first.
     if isinstance(exc, requests.ConnectTimeout):
-        label = "connect timeout"
-    elif isinstance(exc, requests.ReadTimeout):
-        label = "read timeout"
-    elif isinstance(exc, requests.Timeout):
-        label = "timeout"
-    elif isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
+        return TransportError("connect timeout")
+    if isinstance(exc, requests.ReadTimeout):
+        return TransportError("read timeout")
+    if isinstance(exc, requests.Timeout):
+        return TransportError("timeout")
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
         label = "broken response"
     elif isinstance(exc, requests.ConnectionError):
         label = "connection error"
