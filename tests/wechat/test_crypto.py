@@ -649,3 +649,7 @@ def test_lone_surrogates_in_body_or_signature_are_typed_errors() -> None:
         d_crypto().decrypt_message(
             envelope(D1_ENCRYPT, AppId=D_APPID), msg_signature="\udcff", timestamp=D_TIMESTAMP, nonce=D_NONCE
         )
+    with pytest.raises(SignatureError):
+        d_crypto().decrypt_message(
+            envelope(D1_ENCRYPT, AppId=D_APPID), msg_signature="0" * 40, timestamp=D_TIMESTAMP, nonce="\ud800"
+        )

@@ -104,7 +104,10 @@ class MessageCrypto:
     def signature(self, timestamp: str, nonce: str, encrypt: str) -> str:
         """msg_signature; with `encrypt=""` this is also the plain `signature` over (token, timestamp, nonce)."""
         parts = sorted([self._token, timestamp, nonce, encrypt])
-        return hashlib.sha1("".join(parts).encode("utf-8")).hexdigest()  # noqa: S324 - mandated by the protocol
+        # surrogatepass: query strings are attacker-supplied, and a lone surrogate must fail the comparison,
+        # not raise UnicodeEncodeError.
+        joined = "".join(parts).encode("utf-8", "surrogatepass")
+        return hashlib.sha1(joined).hexdigest()  # noqa: S324 - mandated by the protocol
 
     def verify_signature(self, signature: str, *, timestamp: str, nonce: str, encrypt: str = "") -> None:
         """Raise SignatureError unless `signature` matches, compared in constant time."""
