@@ -1,0 +1,163 @@
+"""Admin pieces shared by the whole console: the audit trail, the read-only audit log, the "support" rules,
+and the schedule (django-celery-beat) admin with auditing and clear labels.
+
+Rules every console admin follows (AuditedAdminMixin):
+- a user without the change permission (the read-only "support" group) sees no actions and no buttons, and a
+  POST of an action is refused with 403 even if crafted by hand;
+- every change made through the admin (form saves, deletions, actions, custom buttons) writes an AuditEntry.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from wxplatform.models import AuditEntry
+
+# Name of the read-only group created by migration 0002_support_group.
+SUPPORT_GROUP = "support"
+
+# Keys of AuditEntry.detail whose values are never shown, whoever wrote the entry.
+_SECRET_KEY = re.compile(r"token|ticket|secret|password|passwd|aes|raw|^key$|api_key$|authorization_code", re.I)
+
+
+def audit_record(
+    *, request: HttpRequest, action: str, target: str = "", detail: dict[str, Any] | None = None
+) -> AuditEntry:
+    """Records who did what to which object. `detail` must hold no secrets (ids, counts, names only)."""
+    user = request.user if request.user.is_authenticated else None
+    return AuditEntry.objects.create(
+        actor=user,
+        actor_label=(user.get_username() if user is not None else "anonymous")[:150],
+        action=action[:64],
+        target=target[:255],
+        detail=detail or {},
+    )
+
+
+def redact(value: Any) -> Any:
+    """`value` with the values of secret-looking keys replaced, recursively."""
+    if isinstance(value, dict):
+        return {k: "•••" if _SECRET_KEY.search(str(k)) else redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def _label(obj: Model) -> str:
+    return f"{obj._meta.label_lower}:{obj.pk} {obj}"
+
+
+class AuditedAdminMixin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Refuses every write to users without the change permission, and audits every write."""
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # Actions without declared permissions (third-party admins) would otherwise be offered to viewers.
+        if not self.has_change_permission(request):
+            return {}
+        return super().get_actions(request)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        # The action form is hidden from viewers; a hand-made POST must fail loudly, not as "no action".
+        if request.method == "POST" and not self.has_change_permission(request):
+            raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
+    def log_addition(self, request: HttpRequest, obj: Model, message: Any) -> Any:
+        audit_record(request=request, action="admin.add", target=_label(obj), detail={"change": message})
+        return super().log_addition(request, obj, message)
+
+    def log_change(self, request: HttpRequest, obj: Model, message: Any) -> Any:
+        # The message lists the changed fields' names, never their values.
+        audit_record(request=request, action="admin.change", target=_label(obj), detail={"change": message})
+        return super().log_change(request, obj, message)
+
+    def log_deletions(self, request: HttpRequest, queryset: Iterable[Model]) -> Any:
+        objects = list(queryset)
+        for obj in objects:
+            audit_record(request=request, action="admin.delete", target=_label(obj))
+        return super().log_deletions(request, objects)
+
+
+class ReadOnlyAdmin(AuditedAdminMixin):
+    """Records that only the system writes: listed and shown, never added, edited or deleted here."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "actor_label", "action", "target")
+    list_filter = ("action",)
+    search_fields = ("actor_label", "action", "target")
+    date_hierarchy = "created_at"
+    fields = ("created_at", "actor", "actor_label", "action", "target", "detail_redacted")
+    readonly_fields = fields
+
+    @admin.display(description=_("detail"))
+    def detail_redacted(self, obj: AuditEntry) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(redact(obj.detail), ensure_ascii=False, indent=2))
+
+
+# --- Schedules (django-celery-beat) ------------------------------------------------------------------
+# The sync schedule is a PeriodicTask edited here; beat's own admin is kept, with auditing and the
+# viewer rules added, and a title that says what the list is for.
+from django_celery_beat import admin as beat_admin  # noqa: E402 - registers beat's admins first
+from django_celery_beat.models import (  # noqa: E402
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    SolarSchedule,
+)
+
+
+def _audited_action(name: str) -> Callable[..., None]:
+    base = getattr(beat_admin.PeriodicTaskAdmin, name)
+
+    def action(self: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:  # type: ignore[type-arg]
+        names = list(queryset.values_list("name", flat=True))
+        base(self, request, queryset)
+        audit_record(request=request, action=f"schedule.{name}", target="periodic tasks", detail={"names": names})
+
+    action.__name__ = name
+    return admin.action(description=base.short_description, permissions=["change"])(action)
+
+
+class ScheduleAdmin(AuditedAdminMixin, beat_admin.PeriodicTaskAdmin):
+    enable_tasks = _audited_action("enable_tasks")
+    disable_tasks = _audited_action("disable_tasks")
+    toggle_tasks = _audited_action("toggle_tasks")
+    run_tasks = _audited_action("run_tasks")
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        extra_context = {
+            **(extra_context or {}),
+            "title": _("Schedules, including the draft-count sync"),
+            "subtitle": None,
+        }
+        return super().changelist_view(request, extra_context)
+
+
+admin.site.unregister(PeriodicTask)
+admin.site.register(PeriodicTask, ScheduleAdmin)
+for _model in (IntervalSchedule, CrontabSchedule, SolarSchedule, ClockedSchedule):
+    _base = type(admin.site.get_model_admin(_model))
+    admin.site.unregister(_model)
+    admin.site.register(_model, type(_base.__name__, (AuditedAdminMixin, _base), {}))
