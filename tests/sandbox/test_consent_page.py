@@ -117,6 +117,22 @@ def test_consent_can_create_a_new_account(sandbox: Sandbox, wechat: WeChat) -> N
     )
 
 
+@pytest.mark.parametrize(("field", "value"), [("new_draft_count", "²"), ("new_verify_type", "--1")])
+def test_unparseable_new_account_numbers_show_an_error_page(
+    sandbox: Sandbox, wechat: WeChat, field: str, value: str
+) -> None:
+    code = wechat.pre_auth_code(wechat.component_token())
+    page = requests.get(
+        f"{sandbox.base_url}/cgi-bin/componentloginpage", params=link_params(code), headers=REFERER, timeout=10
+    )
+    fields = {**form_fields(page.text), "authorizer_appid": "__new__", field: value}
+    answer = requests.post(
+        f"{sandbox.base_url}/cgi-bin/componentloginpage", data=fields, allow_redirects=False, timeout=10
+    )
+    assert error_reason(answer.text) == "new_account"
+    assert sandbox.control.list_authorizers() == []
+
+
 def test_official_accounts_only_link_refuses_a_mini_program(sandbox: Sandbox, wechat: WeChat) -> None:
     code = wechat.pre_auth_code(wechat.component_token())
     mini = sandbox.control.create_authorizer(kind="mini_program")
@@ -150,6 +166,7 @@ def test_a_used_pre_auth_code_shows_an_error_page(sandbox: Sandbox, wechat: WeCh
         ({"redirect_uri": "javascript:alert(1)"}, "redirect_uri"),
         ({"pre_auth_code": "preauthcode@@@forged"}, "pre_auth_code"),
         ({"auth_type": "x"}, "auth_type"),
+        ({"auth_type": "²"}, "auth_type"),
     ],
 )
 def test_a_bad_link_shows_an_error_page(sandbox: Sandbox, wechat: WeChat, change: dict[str, str], reason: str) -> None:

@@ -208,6 +208,21 @@ def test_missing_fields_get_errcodes(sandbox: Sandbox, wechat: WeChat) -> None:
     assert errcode(no_token.json()) == 41001
 
 
+@pytest.mark.parametrize(
+    ("count", "expected"), [("2", None), (" 1 ", None), ("--5", 47001), ("²", 47001), (True, 47001)]
+)
+def test_numbers_may_come_as_strings_but_not_as_anything_else(
+    sandbox: Sandbox, wechat: WeChat, count: object, expected: int | None
+) -> None:
+    token = wechat.component_token()
+    sandbox.control.create_authorizer(authorized=True)
+    answer = wechat.component("api_get_authorizer_list", {"offset": "0", "count": count}, token)
+    if expected is None:
+        assert answer["total_count"] == 1
+    else:
+        assert errcode(answer) == expected
+
+
 def test_a_body_over_the_limit_is_45002(sandbox: Sandbox) -> None:
     answer = requests.post(
         f"{sandbox.base_url}/cgi-bin/component/api_component_token", data=b"x" * (2 * 1024 * 1024), timeout=30

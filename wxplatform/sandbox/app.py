@@ -328,11 +328,19 @@ def _optional_str(data: dict[str, Any], name: str) -> str | None:
     return value
 
 
+def _parse_int(text: str) -> int | None:
+    # str.isdigit() also accepts digits such as "²" that int() refuses, so parse and catch instead.
+    try:
+        return int(text.strip(), 10) if text.strip().isascii() else None
+    except ValueError:
+        return None
+
+
 def _int(data: dict[str, Any], name: str, default: int) -> int:
     value = data.get(name, default)
     # WeChat accepts numbers sent as strings; anything else is a format error.
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
+    if isinstance(value, str):
+        value = _parse_int(value)
     if not isinstance(value, int) or isinstance(value, bool):
         raise WeChatFault(47001)
     return value
@@ -457,13 +465,14 @@ def _check_link(state: SandboxState, params: Mapping[str, str]) -> tuple[web.Res
     if not redirect_uri.startswith(("http://", "https://")):
         return _error_page("redirect_uri 无效", "redirect_uri"), None
     raw_auth_type = params.get("auth_type", "") or "3"
-    if not raw_auth_type.isdigit():
+    auth_type = _parse_int(raw_auth_type)
+    if auth_type is None:
         return _error_page("auth_type 无效", "auth_type"), None
     try:
         state.check_pre_auth_code(params.get("pre_auth_code"))
     except ControlError as exc:
         return _error_page(f"授权链接已失效: {exc.message}", "pre_auth_code"), None
-    return None, int(raw_auth_type)
+    return None, auth_type
 
 
 def _eligible(kind: str, auth_type: int) -> bool:
@@ -571,13 +580,15 @@ async def _consent_submit(request: web.Request) -> web.StreamResponse:
             kind = params.get("new_kind", "service")
             if not _eligible(kind, auth_type):
                 return _error_page("该授权链接不支持此类账号", "kind")
-            verify = params.get("new_verify_type", "0")
-            drafts = params.get("new_draft_count", "0") or "0"
+            verify_type = _parse_int(params.get("new_verify_type", "0"))
+            draft_count = _parse_int(params.get("new_draft_count", "0") or "0")
+            if verify_type is None or draft_count is None:
+                return _error_page("认证类型或草稿数无效", "new_account")
             account = state.create_authorizer(
                 nickname=params.get("new_nickname") or None,
                 kind=kind,
-                verify_type=int(verify) if verify.lstrip("-").isdigit() else 99,
-                draft_count=int(drafts) if drafts.isdigit() else -1,
+                verify_type=verify_type,
+                draft_count=draft_count,
                 func_ids=func_ids,
                 authorized=False,
             )
