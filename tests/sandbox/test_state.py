@@ -491,6 +491,7 @@ def test_authorizer_list_pages_current_authorizations_in_order(state: SandboxSta
             },
         ],
     }
+    assert state.authorizer_list(token, APPID, 10**30, 500) == {"total_count": 4, "list": []}
     assert errcode_of(state.authorizer_list, token, APPID, 0, 501) == 40097
     assert errcode_of(state.authorizer_list, token, APPID, -1, 10) == 40097
 

@@ -762,6 +762,8 @@ class SandboxState:
         if offset < 0 or not 1 <= count <= 500:
             raise WeChatFault(40097)
         items = []
+        # islice refuses indices beyond sys.maxsize; any offset past the end is simply an empty page.
+        offset = min(offset, len(self.authorized_order))
         for authorizer_appid in islice(self.authorized_order, offset, offset + count):
             authorizer = self.authorizers[authorizer_appid]
             item: dict[str, Any] = {"authorizer_appid": authorizer_appid, "auth_time": authorizer.auth_time}
