@@ -262,3 +262,36 @@ LOGGING = {
 
 # A verified push older (or newer) than this many seconds is refused as a replay.
 WECHAT_PUSH_MAX_AGE = env.int("WECHAT_PUSH_MAX_AGE", default=1800)
+
+# --- Draft-count sync (drafts app) -------------------------------------------------------------------
+# Tenants per chunk task of a scheduled run, and WeChat calls in flight per chunk (aiohttp fan-out).
+DRAFT_SYNC_CHUNK_SIZE = env.int("DRAFT_SYNC_CHUNK_SIZE", default=500)
+DRAFT_SYNC_CONCURRENCY = env.int("DRAFT_SYNC_CONCURRENCY", default=128)
+# Chunks of one run queued at a time; each finished chunk queues the next, so that on-demand jobs never
+# wait behind a whole run's worth of chunks in the queue.
+DRAFT_SYNC_CHUNKS_IN_FLIGHT = env.int("DRAFT_SYNC_CHUNKS_IN_FLIGHT", default=8)
+# An unchanged count still gets a snapshot this often, so that the history has no unexplained gaps.
+DRAFT_SNAPSHOT_HEARTBEAT_HOURS = env.float("DRAFT_SNAPSHOT_HEARTBEAT_HOURS", default=6.0)
+# draft/count allows 1000 calls per account per day (protocol §8); the day starts at midnight in this zone
+# (the reset time is undocumented, §12.8).
+DRAFT_QUOTA_DAILY_LIMIT = env.int("DRAFT_QUOTA_DAILY_LIMIT", default=1000)
+DRAFT_QUOTA_TIMEZONE = env.str("DRAFT_QUOTA_TIMEZONE", default="Asia/Shanghai")
+# Shares of the daily quota that scheduled and on-demand syncs may spend. The rest is left to the
+# merchant's own tools, which draw on the same per-account quota (protocol §7).
+DRAFT_QUOTA_SCHEDULE_SHARE = env.float("DRAFT_QUOTA_SCHEDULE_SHARE", default=0.8)
+DRAFT_QUOTA_ON_DEMAND_SHARE = env.float("DRAFT_QUOTA_ON_DEMAND_SHARE", default=0.95)
+# A sync requested within this many seconds of the last successful fetch is answered from storage.
+DRAFT_SYNC_MIN_INTERVAL = env.float("DRAFT_SYNC_MIN_INTERVAL", default=60.0)
+# Platform-wide cap on draft/count calls per second across all workers (Redis token bucket; without
+# REDIS_URL each process enforces it on its own). BURST: calls that may start at once after a quiet spell.
+DRAFT_SYNC_RATE_LIMIT = env.float("DRAFT_SYNC_RATE_LIMIT", default=3000.0)
+DRAFT_SYNC_RATE_BURST = env.int("DRAFT_SYNC_RATE_BURST", default=1000)
+# Retryable failures (-1, 45011, transport): attempts per tenant within one chunk or job, and the capped
+# exponential backoff between them (seconds, with jitter).
+DRAFT_SYNC_MAX_ATTEMPTS = env.int("DRAFT_SYNC_MAX_ATTEMPTS", default=3)
+DRAFT_SYNC_BACKOFF_BASE = env.float("DRAFT_SYNC_BACKOFF_BASE", default=0.5)
+DRAFT_SYNC_BACKOFF_MAX = env.float("DRAFT_SYNC_BACKOFF_MAX", default=8.0)
+# An on-demand job whose worker went silent this many seconds ago may be taken over by another.
+DRAFT_SYNC_JOB_LEASE = env.float("DRAFT_SYNC_JOB_LEASE", default=120.0)
+# Sync attempts, finished jobs and runs are deleted after this many days; snapshots are kept.
+SYNC_ATTEMPT_RETENTION_DAYS = env.int("SYNC_ATTEMPT_RETENTION_DAYS", default=30)
