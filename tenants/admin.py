@@ -1,0 +1,554 @@
+"""Merchant accounts in the admin: the list operators work from, and the tenant page with its actions.
+
+Every state change goes through a service (sync, token refresh, revocation, API keys) and is audited;
+users without the change permission (the "support" group) see no buttons and get 403 on every POST.
+The encrypted token columns are never listed in `fields`, so no admin page can render them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import F, Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from drafts.models import AttemptOutcome, DraftSnapshot, SyncAttempt, SyncTrigger
+from drafts.selectors import draft_snapshot_list
+from drafts.services import draft_count_request_sync, draft_count_sync_tenant
+from drafts.sync import TenantResult
+from tenants.models import DRAFT_PERMISSION_SETS, Eligibility, Tenant, TenantAPIKey, TenantStatus
+from tenants.selectors import api_key_list
+from tenants.services import TenantHasNoToken, TenantNotActive, api_key_issue, api_key_revoke, tenant_revoke
+from tenants.services import tenant_token_refresh as tenant_token_refresh_service
+from tenants.tasks import refresh_token as refresh_token_task
+from wxplatform.admin import AuditedAdminMixin, audit_record
+from wxplatform.charts import step_chart_svg
+from wxplatform.component.services import ComponentNotReady
+from wxplatform.queueing import enqueue
+from wxplatform.wechat.errors import WeChatError
+
+# Permission sets (权限集, funcscope_category.id) of Official Accounts, protocol §5. The one place that
+# names them; the Chinese names WeChat uses are given to translators.
+PERMISSION_SET_NAMES: dict[int, str] = {
+    # Translators: 消息管理
+    1: gettext_lazy("Message management"),
+    # Translators: 用户管理
+    2: gettext_lazy("User management"),
+    # Translators: 账号服务
+    3: gettext_lazy("Account services"),
+    # Translators: 网页服务
+    4: gettext_lazy("Web services"),
+    # Translators: 微信小店
+    5: gettext_lazy("WeChat Store"),
+    # Translators: 微信多客服
+    6: gettext_lazy("Multi-agent customer service"),
+    # Translators: 群发与通知
+    7: gettext_lazy("Mass messages and notifications"),
+    # Translators: 微信卡券
+    8: gettext_lazy("Cards and coupons"),
+    # Translators: 微信扫一扫
+    9: gettext_lazy("WeChat Scan"),
+    # Translators: 微信连WIFI
+    10: gettext_lazy("WeChat Wi-Fi"),
+    # Translators: 素材管理
+    11: gettext_lazy("Material management"),
+    # Translators: 微信摇周边
+    12: gettext_lazy("Shake nearby"),
+    # Translators: 微信门店
+    13: gettext_lazy("Stores"),
+    # Translators: 微信支付
+    14: gettext_lazy("WeChat Pay"),
+    # Translators: 菜单管理
+    15: gettext_lazy("Menu management"),
+    # Translators: 获取认证状态及信息
+    16: gettext_lazy("Verification status and information"),
+    # Translators: 城市服务
+    22: gettext_lazy("City services"),
+    # Translators: 广告管理
+    23: gettext_lazy("Advertising management"),
+    # Translators: 开放平台账号管理
+    24: gettext_lazy("Open Platform account management"),
+    # Translators: 微信电子发票
+    26: gettext_lazy("Electronic invoices"),
+    # Translators: 快速注册小程序
+    27: gettext_lazy("Fast Mini Program registration"),
+    # Translators: 小程序关联管理
+    33: gettext_lazy("Mini Program association management"),
+    # Translators: 微信商品库管理
+    34: gettext_lazy("Product library management"),
+    # Translators: 好物圈
+    44: gettext_lazy("Good Things Circle"),
+    # Translators: 微信一物一码
+    46: gettext_lazy("One Thing One Code"),
+    # Translators: 微信财政电子票据
+    47: gettext_lazy("Fiscal electronic receipts"),
+    # Translators: 服务号对话管理
+    54: gettext_lazy("Service account conversation management"),
+    # Translators: 微信服务市场管理
+    66: gettext_lazy("Service market management"),
+    # Translators: 服务号订阅通知
+    89: gettext_lazy("Service account subscription notifications"),
+    # Translators: Set 100 also grants the draft-box APIs; WeChat does not document its name.
+    100: gettext_lazy("Draft box (set 100, undocumented)"),
+    # Translators: 就医助手
+    113: gettext_lazy("Medical assistant"),
+}
+
+
+def permission_set_name(func_id: int) -> str:
+    name = PERMISSION_SET_NAMES.get(func_id)
+    return str(name) if name is not None else _("Permission set %(id)s") % {"id": func_id}
+
+
+def permission_set_label(func_id: int) -> str:
+    return f"{func_id} {permission_set_name(func_id)}"
+
+
+# The tenant page's "Refresh token" refreshes even a token that is far from expiry (WeChat's live 2 hours).
+FORCE_REFRESH_MARGIN = timedelta(days=1)
+CHART_DAYS = 30
+RECENT_ATTEMPTS = 20
+# Token expiry column: warn this long ahead.
+TOKEN_EXPIRY_WARNING = timedelta(minutes=10)
+
+_STATUS_BADGE = {TenantStatus.ACTIVE: "wxp-ok", TenantStatus.REVOKED: "wxp-muted", TenantStatus.NEEDS_REAUTH: "wxp-bad"}
+
+
+def _badge(css: str, text: str, title: str = "") -> SafeString:
+    return format_html('<span class="wxp-badge {}" title="{}">{}</span>', css, title, text)
+
+
+class FailingFilter(admin.SimpleListFilter):
+    """Accounts whose last sync error is newer than their last successful sync (or that never succeeded)."""
+
+    title = gettext_lazy("failing")
+    parameter_name = "failing"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
+        return [("yes", gettext_lazy("Yes")), ("no", gettext_lazy("No"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> QuerySet[Tenant]:
+        failing = Q(last_error_at__isnull=False) & (
+            Q(draft_count_fetched_at__isnull=True) | Q(last_error_at__gt=F("draft_count_fetched_at"))
+        )
+        if self.value() == "yes":
+            return queryset.filter(failing)
+        if self.value() == "no":
+            return queryset.exclude(failing)
+        return queryset
+
+
+def _is_failing(tenant: Tenant) -> bool:
+    if tenant.last_error_at is None:
+        return False
+    return tenant.draft_count_fetched_at is None or tenant.last_error_at > tenant.draft_count_fetched_at
+
+
+@admin.register(Tenant)
+class TenantAdmin(AuditedAdminMixin):
+    list_display = (
+        "nickname",
+        "authorizer_appid",
+        "account_kind",
+        "status_badge",
+        "eligibility_badge",
+        "latest_count",
+        "last_sync",
+        "last_error",
+        "token_expiry",
+    )
+    list_display_links = ("nickname", "authorizer_appid")
+    list_filter = ("status", "eligibility", "account_kind", FailingFilter)
+    search_fields = ("authorizer_appid", "nickname")
+    actions = ("sync_selected", "refresh_tokens_selected")
+    list_per_page = 50
+    change_form_template = "admin/tenants/tenant/change_form.html"
+    # An explicit list of what may be shown: the encrypted token columns are deliberately absent.
+    fieldsets = (
+        (
+            gettext_lazy("Account"),
+            {
+                "fields": (
+                    "nickname",
+                    "authorizer_appid",
+                    "original_id",
+                    "alias",
+                    "principal_name",
+                    "account_kind",
+                    "service_type_id",
+                    "verify_type_id",
+                )
+            },
+        ),
+        (
+            gettext_lazy("Authorization"),
+            {
+                "fields": (
+                    "status",
+                    "eligibility",
+                    "eligibility_detail",
+                    "authorized_at",
+                    "revoked_at",
+                    "token_present",
+                    "access_token_expires_at",
+                    "token_refreshed_at",
+                )
+            },
+        ),
+        (
+            gettext_lazy("Draft count"),
+            {
+                "fields": (
+                    "draft_count",
+                    "draft_count_fetched_at",
+                    "last_sync_attempt_at",
+                    "last_error_code",
+                    "last_error_message",
+                    "last_error_at",
+                    "quota_used",
+                    "paused_until",
+                )
+            },
+        ),
+    )
+    readonly_fields = tuple(f for _name, options in fieldsets for f in options["fields"])
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
+        # Listing and showing never needs the secrets: they are neither loaded nor decrypted.
+        return super().get_queryset(request).defer("access_token", "refresh_token")
+
+    # Tenants come from the authorization flow and leave by revocation: no add, no delete.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Tenant | None = None) -> bool:
+        return False
+
+    # --- list columns ------------------------------------------------------------------------------
+
+    @admin.display(description=gettext_lazy("status"), ordering="status")
+    def status_badge(self, obj: Tenant) -> SafeString:
+        return _badge(_STATUS_BADGE.get(obj.status, "wxp-muted"), obj.get_status_display())
+
+    @admin.display(description=gettext_lazy("eligibility"), ordering="eligibility")
+    def eligibility_badge(self, obj: Tenant) -> SafeString:
+        if obj.eligibility == Eligibility.ELIGIBLE:
+            return _badge("wxp-ok", obj.get_eligibility_display())
+        if obj.eligibility == Eligibility.MISSING_PERMISSION:
+            # Either set grants draft/count, so both are listed as the alternatives to ask for.
+            missing = " / ".join(permission_set_label(i) for i in sorted(DRAFT_PERMISSION_SETS))
+            return _badge("wxp-warn", _("Missing: %(sets)s") % {"sets": missing}, obj.eligibility_detail)
+        return _badge("wxp-bad", obj.get_eligibility_display(), obj.eligibility_detail)
+
+    @admin.display(description=gettext_lazy("latest count"), ordering="draft_count")
+    def latest_count(self, obj: Tenant) -> int | None:
+        return obj.draft_count
+
+    @admin.display(description=gettext_lazy("last sync"), ordering="draft_count_fetched_at")
+    def last_sync(self, obj: Tenant) -> datetime | None:
+        return obj.draft_count_fetched_at
+
+    @admin.display(description=gettext_lazy("last error"), ordering="last_error_at")
+    def last_error(self, obj: Tenant) -> SafeString | str:
+        if obj.last_error_at is None:
+            return "—"
+        text = f"{obj.last_error_code if obj.last_error_code is not None else '—'}: {obj.last_error_message[:60]}"
+        when = timezone.localtime(obj.last_error_at).strftime("%Y-%m-%d %H:%M")
+        return _badge("wxp-bad" if _is_failing(obj) else "wxp-muted", text, when)
+
+    @admin.display(description=gettext_lazy("token expiry"), ordering="access_token_expires_at")
+    def token_expiry(self, obj: Tenant) -> SafeString | str:
+        expires_at = obj.access_token_expires_at
+        if expires_at is None:
+            return "—"
+        label = timezone.localtime(expires_at).strftime("%Y-%m-%d %H:%M")
+        now = timezone.now()
+        if expires_at <= now:
+            return _badge("wxp-bad", label, _("expired"))
+        return _badge("wxp-warn" if expires_at - now < TOKEN_EXPIRY_WARNING else "wxp-ok", label)
+
+    @admin.display(description=gettext_lazy("token present"), boolean=True)
+    def token_present(self, obj: Tenant) -> bool:
+        # Whether a usable token exists, without loading it: an expiry is stored only with a token.
+        return obj.access_token_expires_at is not None
+
+    # --- bulk actions ------------------------------------------------------------------------------
+
+    @admin.action(description=gettext_lazy("Sync draft counts of selected accounts"), permissions=["change"])
+    def sync_selected(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        queued, shared, from_storage = [], [], []
+        for tenant in queryset:
+            result = draft_count_request_sync(tenant=tenant, trigger=SyncTrigger.ADMIN)
+            if result.served_from_storage:
+                from_storage.append(tenant.pk)
+            elif result.created:
+                queued.append(tenant.pk)
+            else:
+                shared.append(tenant.pk)
+        audit_record(
+            request=request,
+            action="tenants.sync_selected",
+            target=f"{len(queued) + len(shared) + len(from_storage)} tenants",
+            detail={"queued": queued, "already_queued": shared, "fresh": from_storage},
+        )
+        self.message_user(
+            request,
+            _("Syncs queued: %(queued)d; already queued: %(shared)d; fresh enough, not synced: %(fresh)d.")
+            % {"queued": len(queued), "shared": len(shared), "fresh": len(from_storage)},
+            messages.SUCCESS,
+        )
+
+    @admin.action(description=gettext_lazy("Refresh tokens of selected accounts"), permissions=["change"])
+    def refresh_tokens_selected(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        # Only active accounts have a token to refresh; the task would skip the others anyway.
+        ids = list(queryset.filter(status=TenantStatus.ACTIVE).values_list("pk", flat=True))
+        skipped = queryset.count() - len(ids)
+        failed = [pk for pk in ids if not enqueue(refresh_token_task, pk)]
+        audit_record(
+            request=request,
+            action="tenants.refresh_tokens_selected",
+            target=f"{len(ids)} tenants",
+            detail={"queued": [pk for pk in ids if pk not in failed], "not_queued": failed, "skipped": skipped},
+        )
+        if failed:
+            self.message_user(
+                request,
+                _("The task queue is unavailable: %(n)d token refreshes could not be queued.") % {"n": len(failed)},
+                messages.ERROR,
+            )
+        self.message_user(
+            request,
+            _("Token refreshes queued: %(queued)d; not active, skipped: %(skipped)d.")
+            % {"queued": len(ids) - len(failed), "skipped": skipped},
+            messages.SUCCESS if not failed else messages.WARNING,
+        )
+
+    # --- tenant page -------------------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        def view(name: str, func: Any, route: str) -> URLPattern:
+            return path(route, self.admin_site.admin_view(func), name=f"tenants_tenant_{name}")
+
+        # Most specific first: "<path:object_id>/revoke/" would also match a key's revoke URL.
+        return [
+            view("api_key_revoke", self.api_key_revoke_view, "<path:object_id>/api-keys/<str:prefix>/revoke/"),
+            view("api_key_create", self.api_key_create_view, "<path:object_id>/api-keys/create/"),
+            view("sync", self.sync_view, "<path:object_id>/sync/"),
+            view("refresh_token", self.refresh_token_view, "<path:object_id>/refresh-token/"),
+            view("revoke", self.revoke_view, "<path:object_id>/revoke/"),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # Every field is read-only; a form save would rewrite the whole row (tokens included) from a stale
+        # copy, so the page is for reading and its buttons are the only way to change anything.
+        if request.method == "POST":
+            return HttpResponseNotAllowed(["GET"])
+        tenant = self.get_object(request, object_id)
+        if tenant is not None:
+            extra_context = {**(extra_context or {}), **self._page_context(request, tenant)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _page_context(self, request: HttpRequest, tenant: Tenant) -> dict[str, Any]:
+        now = timezone.now()
+        start = now - timedelta(days=CHART_DAYS)
+        points: list[tuple[datetime, int]] = []
+        before = draft_snapshot_list(tenant=tenant, until=start).first()
+        if before is not None:
+            points.append((before.fetched_at, before.total_count))
+        window: list[DraftSnapshot] = list(draft_snapshot_list(tenant=tenant, since=start))
+        points.extend((s.fetched_at, s.total_count) for s in reversed(window))
+        # An unchanged fetch writes no snapshot; the tenant row has the latest value.
+        if tenant.draft_count is not None and tenant.draft_count_fetched_at is not None:
+            if not points or tenant.draft_count_fetched_at > points[-1][0]:
+                points.append((tenant.draft_count_fetched_at, tenant.draft_count))
+        return {
+            "can_act": self.has_change_permission(request, tenant),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            "show_delete": False,
+            "permission_sets": [
+                {"id": i, "name": permission_set_name(i), "grants_drafts": i in DRAFT_PERMISSION_SETS}
+                for i in sorted(tenant.func_ids or [])
+            ],
+            "draft_sets": [permission_set_label(i) for i in sorted(DRAFT_PERMISSION_SETS)],
+            "eligibility": self.eligibility_badge(tenant),
+            "chart": step_chart_svg(
+                points,
+                start=start,
+                end=now,
+                label=_("Draft count, last %(days)d days") % {"days": CHART_DAYS},
+            ),
+            "chart_days": CHART_DAYS,
+            "attempts": SyncAttempt.objects.filter(tenant=tenant).order_by("-at")[:RECENT_ATTEMPTS],
+            "api_keys": api_key_list(tenant=tenant),
+            "failing": _is_failing(tenant),
+        }
+
+    def _tenant_for_action(self, request: HttpRequest, object_id: str) -> Tenant:
+        tenant = self.get_object(request, object_id)
+        if tenant is None:
+            raise Http404
+        if not self.has_change_permission(request, tenant):
+            raise PermissionDenied
+        return tenant
+
+    def _back(self, tenant: Tenant) -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse("admin:tenants_tenant_change", args=[tenant.pk]))
+
+    def sync_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST: sync this tenant now, in the request, so that the page shows the new count at once."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        tenant = self._tenant_for_action(request, object_id)
+        result = draft_count_sync_tenant(tenant=tenant, trigger=SyncTrigger.ADMIN)
+        audit_record(
+            request=request,
+            action="tenant.sync",
+            target=_target(tenant),
+            detail={
+                "outcome": str(result.outcome),
+                "total_count": result.total_count,
+                "errcode": result.errcode,
+                "reason": str(result.reason) if result.reason else None,
+            },
+        )
+        level, text = _sync_message(result)
+        self.message_user(request, text, level)
+        return self._back(tenant)
+
+    def refresh_token_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST: refresh the authorizer access token now (single-flight with every other refresher)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        tenant = self._tenant_for_action(request, object_id)
+        error: str | None = None
+        errcode: int | None = None
+        try:
+            tenant_token_refresh_service(tenant_id=tenant.pk, margin=FORCE_REFRESH_MARGIN)
+        except TenantNotActive:
+            error = _("The account is not active: it has no token to refresh.")
+        except TenantHasNoToken:
+            error = _("The authorization gave no token (the account has no API permission).")
+        except ComponentNotReady as exc:
+            errcode = exc.errcode
+            error = _("The platform cannot obtain its own token: %(reason)s") % {"reason": exc.reason}
+        except WeChatError as exc:
+            errcode = exc.errcode
+            error = _("WeChat refused the refresh: errcode %(code)s") % {"code": exc.errcode}
+        audit_record(
+            request=request,
+            action="tenant.refresh_token",
+            target=_target(tenant),
+            detail={"ok": error is None, "errcode": errcode},
+        )
+        if error is None:
+            self.message_user(request, _("Token refreshed."), messages.SUCCESS)
+        else:
+            self.message_user(request, error, messages.ERROR)
+        return self._back(tenant)
+
+    def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """GET: a confirmation page. POST: mark the account revoked and purge its tokens (history is kept)."""
+        if request.method not in ("GET", "POST"):
+            return HttpResponseNotAllowed(["GET", "POST"])
+        tenant = self._tenant_for_action(request, object_id)
+        if request.method == "POST":
+            tenant_revoke(authorizer_appid=tenant.authorizer_appid)
+            audit_record(request=request, action="tenant.revoke", target=_target(tenant))
+            self.message_user(request, _("Marked revoked; the tokens were purged."), messages.SUCCESS)
+            return self._back(tenant)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Mark %(name)s revoked?") % {"name": tenant},
+            "opts": self.opts,
+            "original": tenant,
+            "tenant": tenant,
+        }
+        return TemplateResponse(request, "admin/tenants/tenant/revoke_confirmation.html", context)
+
+    def api_key_create_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST: issue a key and show it on this response only. It is never stored in clear, never put in
+        a message or session, and this page is not cached."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        tenant = self._tenant_for_action(request, object_id)
+        name = (request.POST.get("name") or "").strip()[:50] or _("Admin key")
+        key, raw = api_key_issue(tenant=tenant, name=name)
+        audit_record(
+            request=request,
+            action="api_key.create",
+            target=_target(tenant),
+            detail={"prefix": key.prefix, "name": key.name},
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("New API key"),
+            "opts": self.opts,
+            "original": tenant,
+            "tenant": tenant,
+            "key": key,
+            "raw_key": raw,
+        }
+        response = TemplateResponse(request, "admin/tenants/tenant/api_key_created.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def api_key_revoke_view(self, request: HttpRequest, object_id: str, prefix: str) -> HttpResponse:
+        """POST: revoke one of this tenant's keys (another tenant's key is a 404)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        tenant = self._tenant_for_action(request, object_id)
+        # Keys are addressed by their public prefix (unique); the primary key embeds the key's hash.
+        key = get_object_or_404(TenantAPIKey, prefix=prefix, tenant=tenant)
+        revoked = api_key_revoke(key=key)
+        audit_record(
+            request=request,
+            action="api_key.revoke",
+            target=_target(tenant),
+            detail={"prefix": key.prefix, "name": key.name, "changed": revoked},
+        )
+        self.message_user(
+            request,
+            _("API key %(prefix)s revoked.") % {"prefix": key.prefix}
+            if revoked
+            else _("API key %(prefix)s was already revoked.") % {"prefix": key.prefix},
+            messages.SUCCESS if revoked else messages.WARNING,
+        )
+        return self._back(tenant)
+
+
+def _target(tenant: Tenant) -> str:
+    return f"tenant:{tenant.pk} {tenant.authorizer_appid}"
+
+
+def _sync_message(result: TenantResult) -> tuple[int, str]:
+    """The message shown after "Sync now", by what the sync did."""
+    reason = result.reason.label if result.reason is not None else result.message
+    if result.outcome in (AttemptOutcome.CHANGED, AttemptOutcome.UNCHANGED):
+        return messages.SUCCESS, _("Synced: %(count)s drafts.") % {"count": result.total_count}
+    if result.outcome == AttemptOutcome.CACHED:
+        return messages.WARNING, _("WeChat was not called (%(reason)s); stored count: %(count)s.") % {
+            "reason": reason,
+            "count": result.total_count,
+        }
+    if result.outcome == AttemptOutcome.SKIPPED:
+        return messages.WARNING, _("Not synced: %(reason)s.") % {"reason": reason}
+    return messages.ERROR, _("Sync failed: errcode %(code)s %(message)s") % {
+        "code": result.errcode if result.errcode is not None else "—",
+        "message": result.message,
+    }
