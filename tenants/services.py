@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -125,7 +126,7 @@ def tenant_authorize(*, authorization_code: str) -> AuthorizeResult:
         row.code = ""
         row.processed_at = timezone.now()
         row.save(update_fields=["tenant", "authorizer_appid", "code", "processed_at"])
-    logger.info("tenant authorized", extra={"appid": tenant.authorizer_appid, "created": created})
+    logger.info("tenant authorized", extra={"appid": tenant.authorizer_appid, "new_tenant": created})
     return AuthorizeResult(tenant=tenant, created=created)
 
 
@@ -194,8 +195,10 @@ def tenant_revoke(*, authorizer_appid: str, revoked_at: datetime | None = None) 
     tenant = Tenant.objects.select_for_update().filter(authorizer_appid=authorizer_appid).first()
     if tenant is None:
         return None
-    if revoked_at is not None and tenant.authorized_at is not None and revoked_at < tenant.authorized_at:
-        return tenant
+    # WeChat's CreateTime has whole seconds: only a revocation from an earlier second is older.
+    if revoked_at is not None and tenant.authorized_at is not None:
+        if revoked_at < tenant.authorized_at.replace(microsecond=0):
+            return tenant
     _purge_tokens(tenant, status=TenantStatus.REVOKED)
     tenant.revoked_at = timezone.now()
     tenant.save(
@@ -266,9 +269,12 @@ def _token_refresh_locked(*, tenant_id: int, stale_version: int | None, margin: 
     tenant = Tenant.objects.select_for_update().get(pk=tenant_id)
     if tenant.status != TenantStatus.ACTIVE:
         return _RefreshOutcome(error=TenantNotActive(tenant))
-    # Check again under the lock: someone may have refreshed while we waited for it.
-    newer = stale_version is not None and tenant.token_version != stale_version
-    if _is_fresh(tenant, timedelta(seconds=60) if newer else margin):
+    # Check again under the lock. A caller holding a stale version saw that token fail or expire: only a
+    # newer stored token (another process refreshed while we waited) spares the call to WeChat.
+    if stale_version is not None:
+        if tenant.token_version != stale_version and _is_fresh(tenant, timedelta(seconds=60)):
+            return _RefreshOutcome(token=tenant.access_token, version=tenant.token_version)
+    elif _is_fresh(tenant, margin):
         return _RefreshOutcome(token=tenant.access_token, version=tenant.token_version)
     if not tenant.refresh_token:
         return _RefreshOutcome(error=TenantHasNoToken(tenant.authorizer_appid))
@@ -398,3 +404,37 @@ def api_key_issue_first(*, tenant: Tenant) -> str | None:
         return None
     _key, raw = api_key_issue(tenant=locked, name=_("First key"))
     return raw
+
+
+class APIKeyAlreadyRevoked(Exception):
+    """The key was revoked already (perhaps by a concurrent rotation): nothing was issued."""
+
+
+def api_key_revoke(*, key: TenantAPIKey) -> bool:
+    """Revokes the key for good; False if it was already revoked. A conditional update, so that two
+    concurrent revocations (or a revocation racing a rotation) agree on which one did it."""
+    revoked = TenantAPIKey.objects.filter(pk=key.pk, revoked=False).update(revoked=True) == 1
+    key.revoked = True
+    return revoked
+
+
+@transaction.atomic
+def api_key_rotate(*, key: TenantAPIKey, name: str | None = None) -> tuple[TenantAPIKey, str]:
+    """Issues a new key for the same tenant (same name unless given) and revokes the old one, atomically:
+    a client never ends up with neither key working, and a key is rotated once even if asked twice."""
+    locked = TenantAPIKey.objects.select_for_update().get(pk=key.pk)
+    if locked.revoked:
+        raise APIKeyAlreadyRevoked(locked.prefix)
+    new_key, raw = api_key_issue(tenant=locked.tenant, name=name or locked.name)
+    api_key_revoke(key=locked)
+    key.revoked = True
+    return new_key, raw
+
+
+def api_key_mark_used(*, key: TenantAPIKey, at: datetime, interval: int) -> None:
+    """Records that the key was used, at most once per `interval` seconds whatever the request rate:
+    the condition is in the UPDATE, so concurrent requests write once, and recent keys not at all."""
+    TenantAPIKey.objects.filter(pk=key.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lte=at - timedelta(seconds=interval))
+    ).update(last_used_at=at)
+    key.last_used_at = at

@@ -165,8 +165,10 @@ class Command(BaseCommand):
             if page.status_code != 200:
                 raise CommandError(f"authorization page answered {page.status_code}")
             link = unescape(re.search(r'id="authorize-pc"[^>]*href="([^"]+)"', page.text).group(1))  # type: ignore[union-attr]
-            pre_auth_code = parse_qs(urlsplit(link).query)["pre_auth_code"][0]
-            consent = control.consent(pre_auth_code=pre_auth_code, authorizer_appid=merchant["appid"])
+            query = parse_qs(urlsplit(link).query)
+            consent = control.consent(
+                query["pre_auth_code"][0], merchant["appid"], redirect_uri=query["redirect_uri"][0], push=True
+            )
             done = browser.get(consent["redirect_url"], timeout=30)
             if done.status_code != 200:
                 raise CommandError(f"authorization callback answered {done.status_code} for {merchant['appid']}")
