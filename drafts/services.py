@@ -1,0 +1,307 @@
+"""Writes for draft counts: on-demand and scheduled syncs, and the pruning of their bookkeeping.
+
+Every path (beat, admin, CLI, merchant API) ends in drafts.sync.sync_tenants, so the rules are the same for
+all: eligibility, the 45009 pause, the daily quota budget, the minimum interval, token refresh, retries.
+
+On-demand syncs are SyncJob rows. At most one job per tenant is open (a partial unique index), so concurrent
+requests for one tenant share one job and so one WeChat call. A job is claimed by a conditional update, and
+a claim older than DRAFT_SYNC_JOB_LEASE may be taken over, so a job whose worker died is finished by another
+delivery and a duplicate delivery finds nothing to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from celery import Task
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from drafts.models import AttemptOutcome, JobState, SyncAttempt, SyncChunk, SyncJob, SyncRun, SyncTrigger
+from drafts.sync import (
+    SYNC_FIELDS,
+    SkipReason,
+    SyncReport,
+    TenantResult,
+    attempt_for,
+    skip_reason,
+    skipped_result,
+    sync_tenants,
+    syncable_tenants,
+)
+from tenants.models import Tenant
+from wxplatform.queueing import enqueue, enqueue_on_commit
+
+logger = logging.getLogger(__name__)
+
+OPEN_STATES = (JobState.PENDING, JobState.RUNNING)
+_SUCCESS_OUTCOMES = frozenset({AttemptOutcome.CHANGED, AttemptOutcome.UNCHANGED, AttemptOutcome.CACHED})
+_PRUNE_BATCH = 5000
+
+
+# --- On-demand syncs of one tenant -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    job: SyncJob
+    # False: the request joined a job another request had opened.
+    created: bool
+    # True: answered at once from storage (quota, minimum interval, pause) or refused (ineligible, revoked);
+    # the job is already finished and WeChat is not called.
+    served_from_storage: bool
+
+
+def draft_count_request_sync(*, tenant: Tenant, trigger: str) -> SyncRequest:
+    """Asks for a fresh draft count of `tenant`; a Celery task does the call after commit.
+
+    Concurrent requests for one tenant get the same open job. A request that the rules answer from storage
+    gets a job finished at once with outcome "cached" (or "skipped" for a tenant that may not be called).
+    """
+    return _request(tenant_id=tenant.pk, trigger=trigger, enqueue_job=True)
+
+
+def draft_count_sync_tenant(*, tenant: Tenant, trigger: str) -> TenantResult:
+    """Syncs `tenant` now, in this process (CLI, admin), under the same rules and coalescing as requests."""
+    request = _request(tenant_id=tenant.pk, trigger=trigger, enqueue_job=False)
+    job = request.job
+    if not request.served_from_storage:
+        # Claims the job unless another process is running it, in which case its outcome is awaited.
+        draft_count_job_run(job_id=job.pk)
+        job = _job_wait(job.pk)
+    return _job_result(job)
+
+
+def _request(*, tenant_id: int, trigger: str, enqueue_job: bool) -> SyncRequest:
+    # A request that loses the race to open a job joins the winner's; the winner's job may even have
+    # finished by then, and the next pass is answered from storage. Two passes suffice in practice.
+    for _attempt in range(5):
+        now = timezone.now()
+        open_job = SyncJob.objects.filter(tenant_id=tenant_id, state__in=OPEN_STATES).first()
+        if open_job is not None:
+            if enqueue_job and _job_is_stale(open_job, now):
+                # Its task was lost (broker down when enqueued, worker gone): nudge it again.
+                enqueue_on_commit(_sync_job_task(), str(open_job.pk))
+            return SyncRequest(job=open_job, created=False, served_from_storage=False)
+        tenant = Tenant.objects.only(*SYNC_FIELDS).get(pk=tenant_id)
+        reason = skip_reason(tenant, trigger=trigger, now=now)
+        if reason is not None:
+            return SyncRequest(job=_job_answered(tenant, trigger, reason, now), created=True, served_from_storage=True)
+        try:
+            with transaction.atomic():
+                job = SyncJob.objects.create(tenant_id=tenant_id, trigger=trigger)
+        except IntegrityError:
+            continue
+        if enqueue_job:
+            enqueue_on_commit(_sync_job_task(), str(job.pk))
+        return SyncRequest(job=job, created=True, served_from_storage=False)
+    raise RuntimeError(f"could not open or join a sync job for tenant {tenant_id}")
+
+
+@transaction.atomic
+def _job_answered(tenant: Tenant, trigger: str, reason: SkipReason, now: datetime) -> SyncJob:
+    result = skipped_result(tenant, trigger=trigger, reason=reason)
+    job = SyncJob.objects.create(
+        tenant_id=tenant.pk,
+        trigger=trigger,
+        state=JobState.SUCCEEDED if result.outcome in _SUCCESS_OUTCOMES else JobState.FAILED,
+        started_at=now,
+        finished_at=now,
+        outcome=result.outcome,
+        total_count=result.total_count,
+        message=result.message,
+    )
+    attempt_for(result, trigger=trigger, at=now).save()
+    return job
+
+
+def _job_is_stale(job: SyncJob, now: datetime) -> bool:
+    lease = timedelta(seconds=settings.DRAFT_SYNC_JOB_LEASE)
+    since = job.started_at if job.state == JobState.RUNNING and job.started_at else job.requested_at
+    return now - since > lease
+
+
+def draft_count_job_run(*, job_id: uuid.UUID) -> TenantResult | None:
+    """Runs an on-demand job; None if it is finished or another process holds it (duplicate delivery)."""
+    now = timezone.now()
+    lease = timedelta(seconds=settings.DRAFT_SYNC_JOB_LEASE)
+    claimed = (
+        SyncJob.objects.filter(pk=job_id)
+        .filter(Q(state=JobState.PENDING) | Q(state=JobState.RUNNING, started_at__lt=now - lease))
+        .update(state=JobState.RUNNING, started_at=now)
+    )
+    if not claimed:
+        return None
+    job = SyncJob.objects.get(pk=job_id)
+    tenant = Tenant.objects.only(*SYNC_FIELDS).get(pk=job.tenant_id)
+    report = sync_tenants([tenant], trigger=job.trigger)
+    assert report is not None and len(report.results) == 1
+    result = report.results[0]
+    # Conditional on our claim: a process that took the job over after our lease ran out finishes it.
+    SyncJob.objects.filter(pk=job_id, state=JobState.RUNNING, started_at=now).update(
+        state=JobState.SUCCEEDED if result.outcome in _SUCCESS_OUTCOMES else JobState.FAILED,
+        finished_at=timezone.now(),
+        outcome=result.outcome,
+        total_count=result.total_count,
+        errcode=result.errcode,
+        message=result.message[:500],
+    )
+    return result
+
+
+def _job_wait(job_id: uuid.UUID) -> SyncJob:
+    """The job once finished (another process may be running it), or as it stands after the lease."""
+    deadline = time.monotonic() + settings.DRAFT_SYNC_JOB_LEASE
+    while True:
+        job = SyncJob.objects.get(pk=job_id)
+        if job.state not in OPEN_STATES or time.monotonic() > deadline:
+            return job
+        time.sleep(0.1)
+
+
+def _job_result(job: SyncJob) -> TenantResult:
+    reason = SkipReason(job.message) if job.message in SkipReason.values else None
+    outcome = AttemptOutcome(job.outcome) if job.outcome else AttemptOutcome.FAILED
+    return TenantResult(
+        job.tenant_id, outcome, total_count=job.total_count, errcode=job.errcode, message=job.message, reason=reason
+    )
+
+
+def draft_count_jobs_sweep() -> int:
+    """Re-enqueues open jobs whose task was never delivered or whose worker died (run from the beat)."""
+    cutoff = timezone.now() - timedelta(seconds=settings.DRAFT_SYNC_JOB_LEASE)
+    ids = list(
+        SyncJob.objects.filter(
+            Q(state=JobState.PENDING, requested_at__lt=cutoff) | Q(state=JobState.RUNNING, started_at__lt=cutoff)
+        ).values_list("pk", flat=True)[:1000]
+    )
+    task = _sync_job_task()
+    for job_id in ids:
+        enqueue(task, str(job_id))
+    return len(ids)
+
+
+# --- Runs over all tenants ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunStart:
+    run: SyncRun
+    # False: a scheduled run had started moments ago (a duplicate beat or a redelivered task); it is reused.
+    created: bool
+
+
+def draft_count_run_start(*, trigger: str, enqueue_chunks: bool = True) -> RunStart:
+    """Plans a run over every eligible, active tenant: chunks of DRAFT_SYNC_CHUNK_SIZE consecutive ids,
+    found by keyset pagination (one indexed query per chunk, never the whole tenant list in memory).
+
+    With `enqueue_chunks`, the first DRAFT_SYNC_CHUNKS_IN_FLIGHT chunks are queued after commit; each
+    finished chunk queues the one that many places after it.
+    """
+    now = timezone.now()
+    if trigger == SyncTrigger.SCHEDULE:
+        recent = SyncRun.objects.filter(
+            trigger=SyncTrigger.SCHEDULE, started_at__gt=now - timedelta(seconds=settings.DRAFT_SYNC_MIN_INTERVAL)
+        ).first()
+        if recent is not None:
+            return RunStart(run=recent, created=False)
+    size = settings.DRAFT_SYNC_CHUNK_SIZE
+    ids = syncable_tenants().order_by("pk").values_list("pk", flat=True)
+    with transaction.atomic():
+        run = SyncRun.objects.create(trigger=trigger)
+        chunks: list[SyncChunk] = []
+        last = 0
+        while True:
+            # The id `size` places on, or the last one: the chunk is (previous end, this end].
+            end = ids.filter(pk__gt=last)[size - 1 : size].first()
+            if end is None:
+                end = ids.filter(pk__gt=last).aggregate(end=Max("pk"))["end"]
+                if end is None:
+                    break
+            chunks.append(SyncChunk(run=run, index=len(chunks), first_tenant_id=last + 1, last_tenant_id=end))
+            last = end
+        SyncChunk.objects.bulk_create(chunks, batch_size=1000)
+        run.chunks_total = len(chunks)
+        if not chunks:
+            run.finished_at = now
+        run.save(update_fields=["chunks_total", "finished_at"])
+        if enqueue_chunks:
+            first = SyncChunk.objects.filter(run=run, index__lt=settings.DRAFT_SYNC_CHUNKS_IN_FLIGHT)
+            task = _sync_chunk_task()
+            for chunk_id in first.order_by("index").values_list("pk", flat=True):
+                enqueue_on_commit(task, chunk_id)
+    logger.info("draft sync run planned", extra={"run": run.pk, "chunks": len(chunks), "trigger": trigger})
+    return RunStart(run=run, created=True)
+
+
+def draft_count_chunk_sync(*, chunk_id: int, chain: bool = True) -> SyncReport | None:
+    """Syncs one chunk; None if it was done already (a redelivered task). With `chain`, queues the chunk
+    DRAFT_SYNC_CHUNKS_IN_FLIGHT places on, even on a redelivery (the first delivery may have died before
+    queueing it; a chunk queued twice runs once)."""
+    chunk = SyncChunk.objects.select_related("run").filter(pk=chunk_id).first()
+    if chunk is None:
+        return None
+    report = None
+    if chunk.done_at is None:
+        tenants = list(
+            syncable_tenants()
+            .filter(pk__gte=chunk.first_tenant_id, pk__lte=chunk.last_tenant_id)
+            .only(*SYNC_FIELDS)
+            .order_by("pk")
+        )
+        report = sync_tenants(tenants, trigger=chunk.run.trigger, chunk=chunk)
+    if chain:
+        successor = (
+            SyncChunk.objects.filter(
+                run_id=chunk.run_id, index=chunk.index + settings.DRAFT_SYNC_CHUNKS_IN_FLIGHT, done_at__isnull=True
+            )
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if successor is not None:
+            enqueue(_sync_chunk_task(), successor)
+    return report
+
+
+# --- Housekeeping ------------------------------------------------------------------------------------
+
+
+def draft_count_history_prune() -> dict[str, int]:
+    """Deletes sync attempts, finished jobs and runs older than SYNC_ATTEMPT_RETENTION_DAYS, in batches so
+    that no delete holds locks for long. Snapshots are history and are kept."""
+    cutoff = timezone.now() - timedelta(days=settings.SYNC_ATTEMPT_RETENTION_DAYS)
+    querysets = {
+        "attempts": SyncAttempt.objects.filter(at__lt=cutoff),
+        "jobs": SyncJob.objects.filter(finished_at__lt=cutoff).exclude(state__in=OPEN_STATES),
+        "runs": SyncRun.objects.filter(started_at__lt=cutoff),
+    }
+    deleted: dict[str, int] = {}
+    for name, queryset in querysets.items():
+        total = 0
+        while True:
+            batch = list(queryset.values_list("pk", flat=True)[:_PRUNE_BATCH])
+            if not batch:
+                break
+            queryset.filter(pk__in=batch).delete()
+            total += len(batch)
+        deleted[name] = total
+    return deleted
+
+
+# Tasks import this module; it reaches them lazily to enqueue (the one dependency in that direction).
+def _sync_job_task() -> Task[[str], None]:
+    from drafts.tasks import sync_job
+
+    return sync_job
+
+
+def _sync_chunk_task() -> Task[[int], None]:
+    from drafts.tasks import sync_chunk
+
+    return sync_chunk

@@ -1,0 +1,44 @@
+"""Celery tasks for draft counts: thin wrappers that take ids and call services; safe to run twice.
+
+acks_late with reject_on_worker_lost (settings) means a task whose worker dies is delivered again: a chunk
+already written finds `done_at` set and returns, a job already claimed is taken over only once its lease
+has run out.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from celery import shared_task
+
+from drafts.models import SyncTrigger
+from drafts.services import (
+    draft_count_chunk_sync,
+    draft_count_history_prune,
+    draft_count_job_run,
+    draft_count_jobs_sweep,
+    draft_count_run_start,
+)
+
+
+@shared_task(name="drafts.sync_all", acks_late=True)
+def sync_all() -> int:
+    """Beat: plan a run over all eligible tenants and queue its first chunks; re-queue lost on-demand jobs."""
+    start = draft_count_run_start(trigger=SyncTrigger.SCHEDULE)
+    draft_count_jobs_sweep()
+    return start.run.pk
+
+
+@shared_task(name="drafts.sync_chunk", acks_late=True)
+def sync_chunk(chunk_id: int) -> None:
+    draft_count_chunk_sync(chunk_id=chunk_id)
+
+
+@shared_task(name="drafts.sync_job", acks_late=True)
+def sync_job(job_id: str) -> None:
+    draft_count_job_run(job_id=uuid.UUID(job_id))
+
+
+@shared_task(name="drafts.prune", acks_late=True)
+def prune() -> dict[str, int]:
+    return draft_count_history_prune()
