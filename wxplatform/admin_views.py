@@ -1,0 +1,127 @@
+"""The platform status page of the admin: what an operator checks first when syncs go wrong.
+
+Everything here is read-only and must render even when a dependency is down: a Redis outage shows
+"unavailable" for the queue depth, it never turns the page into an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, Sum
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from drafts.models import AttemptOutcome, SyncAttempt
+from drafts.sync import quota_day
+from tenants.models import Tenant
+from wxplatform.charts import bar_chart_svg
+from wxplatform.component.services import component_status
+
+logger = logging.getLogger(__name__)
+
+# kombu's Redis transport keeps a queue with priorities in up to four lists: the queue's own name for
+# priority 0, and "<queue>\x06\x16<step>" for the other steps (kombu.transport.redis, priority_steps).
+_KOMBU_PRIORITY_SEP = "\x06\x16"
+_KOMBU_PRIORITY_STEPS = (3, 6, 9)
+ERRORS_WINDOW = timedelta(hours=24)
+TOP_QUOTA_TENANTS = 10
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    queue: str
+    # None when unknown; `state` says why ("n/a" without Redis, "unavailable" when Redis does not answer).
+    depth: int | None
+    state: str
+
+
+def celery_queue_names() -> list[str]:
+    """The default queue and every queue named in the task routes."""
+    names = {settings.CELERY_TASK_DEFAULT_QUEUE}
+    routes = getattr(settings, "CELERY_TASK_ROUTES", None) or {}
+    if isinstance(routes, dict):
+        names.update(r["queue"] for r in routes.values() if isinstance(r, dict) and r.get("queue"))
+    return sorted(names)
+
+
+def queue_depths() -> list[QueueDepth]:
+    """Messages waiting in each Celery queue (LLEN in Redis, under the broker's global_keyprefix)."""
+    queues = celery_queue_names()
+    if not settings.REDIS_URL:
+        # The filesystem broker keeps one file per message; counting them is not worth a directory scan.
+        return [QueueDepth(q, None, "n/a") for q in queues]
+    import redis
+
+    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        pipe = client.pipeline(transaction=False)
+        for queue in queues:
+            for key in [queue, *(f"{queue}{_KOMBU_PRIORITY_SEP}{step}" for step in _KOMBU_PRIORITY_STEPS)]:
+                pipe.llen(f"{prefix}{key}")
+        lengths = pipe.execute()
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("queue depth unavailable: %s", type(exc).__name__)
+        return [QueueDepth(q, None, "unavailable") for q in queues]
+    finally:
+        client.close()
+    per_queue = 1 + len(_KOMBU_PRIORITY_STEPS)
+    return [QueueDepth(q, int(sum(lengths[i * per_queue : (i + 1) * per_queue])), "ok") for i, q in enumerate(queues)]
+
+
+def errors_by_errcode(*, since: datetime) -> list[tuple[int | None, int]]:
+    """(errcode, attempts) of failed sync attempts since `since`, most frequent first."""
+    rows = (
+        SyncAttempt.objects.filter(at__gte=since)
+        .filter(Q(outcome=AttemptOutcome.FAILED) | Q(errcode__isnull=False))
+        .values("errcode")
+        .annotate(n=Count("id"))
+        .order_by("-n", "errcode")
+    )
+    return [(row["errcode"], row["n"]) for row in rows]
+
+
+def platform_status(request: HttpRequest) -> HttpResponse:
+    """GET /admin/status/: for every staff user who may look at tenants (support included)."""
+    if not request.user.has_perm("tenants.view_tenant"):
+        raise PermissionDenied
+    now = timezone.now()
+    day = quota_day(now)
+    quota = Tenant.objects.filter(quota_day=day).aggregate(used=Sum("quota_used"), accounts=Count("id"))
+    top_quota = list(
+        Tenant.objects.filter(quota_day=day, quota_used__gt=0)
+        .order_by("-quota_used", "id")
+        .values_list("nickname", "authorizer_appid", "quota_used")[:TOP_QUOTA_TENANTS]
+    )
+    errors = errors_by_errcode(since=now - ERRORS_WINDOW)
+    no_errcode = _("no errcode (network)")
+    context = {
+        **admin.site.each_context(request),
+        "title": _("Platform status"),
+        "component": component_status(),
+        "queues": queue_depths(),
+        "quota_day": day,
+        "quota_used": quota["used"] or 0,
+        "quota_accounts": quota["accounts"],
+        "quota_limit": settings.DRAFT_QUOTA_DAILY_LIMIT,
+        "quota_bars": bar_chart_svg(
+            [(nickname or appid, used) for nickname, appid, used in top_quota],
+            label=_("draft/count calls today, by account"),
+        ),
+        "errors": errors,
+        "errors_total": sum(n for _code, n in errors),
+        "errors_bars": bar_chart_svg(
+            [(str(code) if code is not None else no_errcode, n) for code, n in errors],
+            label=_("Sync errors by errcode, last 24 hours"),
+        ),
+        "now": now,
+    }
+    return TemplateResponse(request, "admin/wxplatform/platform_status.html", context)
