@@ -192,8 +192,6 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
-# Tests may run tasks in-process; production never does.
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # --- Auth, i18n, static ------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -295,3 +293,50 @@ DRAFT_SYNC_BACKOFF_MAX = env.float("DRAFT_SYNC_BACKOFF_MAX", default=8.0)
 DRAFT_SYNC_JOB_LEASE = env.float("DRAFT_SYNC_JOB_LEASE", default=120.0)
 # Sync attempts, finished jobs and runs are deleted after this many days; snapshots are kept.
 SYNC_ATTEMPT_RETENTION_DAYS = env.int("SYNC_ATTEMPT_RETENTION_DAYS", default=30)
+
+# --- Merchant REST API (drafts/api) ------------------------------------------------------------------
+# Swagger UI and Redoc assets are served from this app, never from a CDN.
+INSTALLED_APPS += ["drf_spectacular_sidecar"]
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.authentication.TenantAPIKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["tenants.authentication.HasTenant"],
+    "DEFAULT_THROTTLE_CLASSES": ["tenants.authentication.APIKeyRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_THROTTLE_RATE", default="600/min")},
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "drafts.api.errors.api_exception_handler",
+    # Keys, not users: an unauthenticated request has no user at all (and needs no auth tables).
+    "UNAUTHENTICATED_USER": None,
+    # No OPTIONS metadata: every operation is described by the OpenAPI schema instead.
+    "DEFAULT_METADATA_CLASS": None,
+}
+# A stored draft count older than this many seconds is reported with "stale": true.
+API_DRAFT_COUNT_STALE_AFTER = env.int("API_DRAFT_COUNT_STALE_AFTER", default=7200)
+# last_used_at of an API key is written at most this often, so that reads stay read-only.
+API_KEY_TOUCH_INTERVAL = env.int("API_KEY_TOUCH_INTERVAL", default=60)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "wxplatform merchant API",
+    "DESCRIPTION": (
+        "Draft-box counts of your authorized WeChat Official Account. Authenticate every request with the "
+        "header `Authorization: Api-Key <key>`. Every error has the body "
+        '`{"error": {"code": "...", "message": "..."}}`; branch on `code`, show `message`.'
+    ),
+    "VERSION": "1.0.0",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Each enum is named after its meaning, not after the first field that happened to use it.
+    "ENUM_NAME_OVERRIDES": {
+        "TenantStatusEnum": "tenants.models.TenantStatus",
+        "EligibilityEnum": "tenants.models.Eligibility",
+        "AccountKindEnum": "tenants.models.AccountKind",
+        "JobStateEnum": "drafts.models.JobState",
+        "SnapshotReasonEnum": "drafts.models.SnapshotReason",
+        "SyncOutcomeEnum": "drafts.models.AttemptOutcome",
+        "SyncTriggerEnum": "drafts.models.SyncTrigger",
+    },
+}
