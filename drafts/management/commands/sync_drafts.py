@@ -1,0 +1,94 @@
+"""`python manage.py sync_drafts --all | --tenant APPID [APPID ...]`: sync draft counts in the foreground.
+
+The same services as the beat and the merchant API, so the same rules apply (quota budget, minimum interval,
+pauses, coalescing with a sync already running). A progress bar goes to stderr, the summary to stdout.
+Unknown AppIDs stop the command before anything is synced, with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.utils.translation import gettext as _
+from tqdm import tqdm
+
+from drafts.models import SyncTrigger
+from drafts.services import draft_count_chunk_sync, draft_count_run_start, draft_count_sync_tenant
+from drafts.sync import SkipReason, SyncReport, syncable_tenants
+from tenants.models import Tenant
+
+
+class Command(BaseCommand):
+    help = "Sync draft counts now: of every eligible account, or of the given AppIDs."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        which = parser.add_mutually_exclusive_group(required=True)
+        which.add_argument("--all", action="store_true", help="Every eligible, active account.")
+        which.add_argument("--tenant", nargs="+", metavar="APPID", help="These accounts (authorizer AppIDs).")
+        parser.add_argument("--no-progress", action="store_true", help="No progress bar on stderr.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        started = time.monotonic()
+        if options["all"]:
+            report = self._sync_all(progress=not options["no_progress"])
+        else:
+            report = self._sync_tenants(options["tenant"], progress=not options["no_progress"])
+        self.stdout.write(_format_summary(report, seconds=time.monotonic() - started))
+
+    def _sync_all(self, *, progress: bool) -> SyncReport:
+        report = SyncReport()
+        start = draft_count_run_start(trigger=SyncTrigger.CLI, enqueue_chunks=False)
+        total = syncable_tenants().count()
+        with tqdm(total=total, unit="account", file=_Stream(self.stderr), disable=not progress) as bar:
+            for chunk_id in start.run.chunks.order_by("index").values_list("pk", flat=True):
+                chunk_report = draft_count_chunk_sync(chunk_id=chunk_id, chain=False)
+                if chunk_report is not None:
+                    report.extend(chunk_report)
+                    bar.update(len(chunk_report.results))
+        return report
+
+    def _sync_tenants(self, appids: list[str], *, progress: bool) -> SyncReport:
+        wanted = list(dict.fromkeys(a.strip() for a in appids))
+        tenants = {t.authorizer_appid: t for t in Tenant.objects.filter(authorizer_appid__in=wanted)}
+        unknown = [appid for appid in wanted if appid not in tenants]
+        if unknown:
+            raise CommandError(_("Unknown AppID: %(appids)s. Nothing was synced.") % {"appids": ", ".join(unknown)})
+        report = SyncReport()
+        for appid in tqdm(wanted, unit="account", file=_Stream(self.stderr), disable=not progress):
+            report.results.append(draft_count_sync_tenant(tenant=tenants[appid], trigger=SyncTrigger.CLI))
+        return report
+
+
+class _Stream:
+    """The command's stderr as tqdm needs it: no newline added to each write, no error colouring."""
+
+    def __init__(self, wrapper: OutputWrapper) -> None:
+        self.wrapper = wrapper
+
+    def write(self, text: str) -> None:
+        self.wrapper.write(text, style_func=lambda s: s, ending="")
+
+    def flush(self) -> None:
+        self.wrapper.flush()
+
+
+def _format_summary(report: SyncReport, *, seconds: float) -> str:
+    rows: list[tuple[str, int]] = [
+        (_("synced (changed)"), report.changed),
+        (_("unchanged"), report.unchanged),
+        (_("skipped"), sum(report.skipped.values())),
+    ]
+    labels = dict(SkipReason.choices)
+    rows += [(f"  {labels.get(reason, reason)}", n) for reason, n in sorted(report.skipped.items())]
+    rows.append((_("failed"), sum(report.failed.values())))
+    for errcode, n in sorted(report.failed.items(), key=lambda item: (item[0] is None, item[0] or 0)):
+        label = (
+            _("errcode %(code)s") % {"code": errcode} if errcode is not None else _("no errcode (network or platform)")
+        )
+        rows.append((f"  {label}", n))
+    width = max(len(label) for label, _n in rows)
+    heading = _("%(count)s accounts in %(seconds).1f s") % {"count": len(report.results), "seconds": seconds}
+    lines = [heading, *(f"{label.ljust(width)}  {n:>7}" for label, n in rows)]
+    return "\n".join(lines)
