@@ -1,0 +1,95 @@
+"""The OpenAPI schema at /api/schema/ and the Swagger UI at /api/docs/, served without any CDN."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.test import Client
+from drf_spectacular.validation import validate_schema
+
+pytestmark = pytest.mark.django_db
+
+OPERATIONS = {
+    ("get", "/api/v1/tenant"): "tenant_retrieve",
+    ("get", "/api/v1/draft-count"): "draft_count_retrieve",
+    ("post", "/api/v1/draft-count/sync"): "draft_count_sync_create",
+    ("get", "/api/v1/draft-count/sync/{job_id}"): "draft_count_sync_job_retrieve",
+    ("get", "/api/v1/draft-count/history"): "draft_count_history_list",
+}
+
+
+def schema(client: Client) -> dict[str, Any]:
+    response = client.get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200
+    return dict(response.json())
+
+
+@pytest.mark.smoke
+def test_schema_is_valid_openapi_3_without_authentication(client: Client) -> None:
+    document = schema(client)
+
+    validate_schema(document)
+    assert document["openapi"].startswith("3.")
+
+
+def test_schema_lists_every_operation_with_its_id(client: Client) -> None:
+    paths = schema(client)["paths"]
+
+    found = {(method, path): op["operationId"] for path, item in paths.items() for method, op in item.items()}
+    assert found == OPERATIONS
+
+
+def test_schema_declares_the_api_key_header_on_every_operation(client: Client) -> None:
+    document = schema(client)
+
+    assert document["components"]["securitySchemes"] == {
+        "ApiKeyAuth": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "Send `Authorization: Api-Key <key>`. Keys are issued per merchant account and shown once.",
+        }
+    }
+    for item in document["paths"].values():
+        for operation in item.values():
+            assert operation["security"] == [{"ApiKeyAuth": []}]
+
+
+def test_schema_documents_every_error_with_the_one_error_shape(client: Client) -> None:
+    document = schema(client)
+    error_ref = {"$ref": "#/components/schemas/Error"}
+
+    statuses: dict[str, list[str]] = {}
+    for item in document["paths"].values():
+        for operation in item.values():
+            errors = {code: r for code, r in operation["responses"].items() if int(code) >= 400}
+            statuses[operation["operationId"]] = sorted(errors)
+            for response in errors.values():
+                assert response["content"]["application/json"]["schema"] == error_ref
+
+    assert statuses == {
+        "tenant_retrieve": ["401", "429", "503"],
+        "draft_count_retrieve": ["401", "403", "404", "429", "503"],
+        "draft_count_sync_create": ["401", "403", "429", "503"],
+        "draft_count_sync_job_retrieve": ["401", "404", "429", "503"],
+        "draft_count_history_list": ["400", "401", "429", "503"],
+    }
+    assert document["components"]["schemas"]["ErrorBody"]["required"] == ["code", "message", "request_id"]
+
+
+def test_docs_page_loads_swagger_ui_from_this_server_only(client: Client) -> None:
+    page = client.get("/api/docs/")
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert len(assets) == 4
+    for asset in assets:
+        assert asset.startswith("/static/drf_spectacular_sidecar/swagger-ui-dist/")
+        response = client.get(asset)
+        assert response.status_code == 200
+        response.close()
+    assert "cdn" not in html.lower()
+    assert "https://" not in html
