@@ -1,0 +1,39 @@
+"""Users of the console: a superuser (pytest-django's `admin_client`) and a read-only support user."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+from django.apps import apps
+from django.contrib.auth.models import Group, User
+from django.test import Client
+
+from tests.factories import other_tenant_fixture, tenant_fixture  # noqa: F401 - fixtures
+
+SUPPORT_PASSWORD = "support-password-123"
+
+
+@pytest.fixture
+def support_group(db: None) -> Group:
+    group = Group.objects.filter(name="support").first()
+    if group is None:
+        # A transactional test elsewhere flushed the tables the data migration had filled; run it again.
+        migration = importlib.import_module("wxplatform.migrations.0002_support_group")
+        migration.support_group_create(apps, None)
+        group = Group.objects.get(name="support")
+    return group
+
+
+@pytest.fixture
+def support_user(support_group: Group) -> User:
+    user = User.objects.create_user("support", password=SUPPORT_PASSWORD, is_staff=True)
+    user.groups.add(support_group)
+    return user
+
+
+@pytest.fixture
+def support_client(support_user: User) -> Client:
+    client = Client()
+    client.force_login(support_user)
+    return client

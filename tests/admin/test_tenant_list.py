@@ -1,0 +1,181 @@
+"""The merchant-account list: columns, badges, filters, search, sorting, bulk actions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from drafts.models import JobState, SyncJob, SyncTrigger
+from tenants import admin as tenants_admin
+from tenants.models import AccountKind, Eligibility, Tenant, TenantStatus
+from tests.factories import make_tenant
+from wxplatform.models import AuditEntry
+
+CHANGELIST = reverse("admin:tenants_tenant_changelist")
+
+
+def _listed(response: Any) -> list[str]:
+    return [t.authorizer_appid for t in response.context["cl"].result_list]
+
+
+@pytest.mark.django_db
+def test_list_shows_count_last_sync_error_and_token_expiry(admin_client: Client) -> None:
+    now = timezone.now()
+    make_tenant(
+        authorizer_appid="wxlistcolumns001",
+        nickname="Columns",
+        draft_count=17,
+        draft_count_fetched_at=now - timedelta(hours=1),
+        last_error_code=45009,
+        last_error_message="reach max api daily quota limit",
+        last_error_at=now,
+    )
+
+    html = admin_client.get(CHANGELIST).content.decode()
+
+    assert "wxlistcolumns001" in html
+    assert '<td class="field-latest_count">17</td>' in html
+    assert "45009: reach max api daily quota limit" in html
+    assert "wxp-badge wxp-bad" in html  # the error is newer than the last success
+    assert "field-token_expiry" in html
+
+
+@pytest.mark.django_db
+def test_eligibility_badge_names_the_missing_permission_sets(admin_client: Client) -> None:
+    make_tenant(func_ids=[1, 7], eligibility=Eligibility.MISSING_PERMISSION)
+
+    html = admin_client.get(CHANGELIST).content.decode()
+
+    assert "Missing: 11 Material management / 100 Draft box (set 100, undocumented)" in html
+
+
+@pytest.mark.django_db
+def test_failing_filter_lists_accounts_whose_last_error_is_newer_than_their_last_success(
+    admin_client: Client,
+) -> None:
+    now = timezone.now()
+    failing = make_tenant(draft_count_fetched_at=now - timedelta(hours=2), last_error_at=now - timedelta(hours=1))
+    never_succeeded = make_tenant(draft_count_fetched_at=None, last_error_at=now)
+    recovered = make_tenant(draft_count_fetched_at=now, last_error_at=now - timedelta(hours=1))
+    healthy = make_tenant(draft_count_fetched_at=now, last_error_at=None)
+
+    failing_list = _listed(admin_client.get(CHANGELIST, {"failing": "yes"}))
+    healthy_list = _listed(admin_client.get(CHANGELIST, {"failing": "no"}))
+
+    assert sorted(failing_list) == sorted([failing.authorizer_appid, never_succeeded.authorizer_appid])
+    assert sorted(healthy_list) == sorted([recovered.authorizer_appid, healthy.authorizer_appid])
+
+
+@pytest.mark.django_db
+def test_filters_by_status_eligibility_and_kind(admin_client: Client) -> None:
+    wanted = make_tenant(account_kind=AccountKind.SERVICE, status=TenantStatus.NEEDS_REAUTH)
+    make_tenant(account_kind=AccountKind.SERVICE, status=TenantStatus.ACTIVE)
+    make_tenant(account_kind=AccountKind.SUBSCRIPTION, status=TenantStatus.NEEDS_REAUTH)
+    make_tenant(
+        account_kind=AccountKind.SERVICE, status=TenantStatus.NEEDS_REAUTH, eligibility=Eligibility.MISSING_PERMISSION
+    )
+
+    response = admin_client.get(
+        CHANGELIST,
+        {"status__exact": "needs_reauth", "account_kind__exact": "service", "eligibility__exact": "eligible"},
+    )
+
+    assert _listed(response) == [wanted.authorizer_appid]
+
+
+@pytest.mark.django_db
+def test_search_finds_accounts_by_appid_and_by_nickname(admin_client: Client) -> None:
+    by_appid = make_tenant(authorizer_appid="wxsearchme0000001", nickname="Alpha")
+    by_nickname = make_tenant(nickname="示例服务号")
+    make_tenant(nickname="Unrelated")
+
+    assert _listed(admin_client.get(CHANGELIST, {"q": "wxsearchme"})) == [by_appid.authorizer_appid]
+    assert _listed(admin_client.get(CHANGELIST, {"q": "示例"})) == [by_nickname.authorizer_appid]
+
+
+@pytest.mark.django_db
+def test_list_sorts_by_latest_count_and_by_last_sync(admin_client: Client) -> None:
+    now = timezone.now()
+    small = make_tenant(draft_count=1, draft_count_fetched_at=now - timedelta(minutes=5))
+    large = make_tenant(draft_count=30, draft_count_fetched_at=now - timedelta(minutes=50))
+    medium = make_tenant(draft_count=7, draft_count_fetched_at=now - timedelta(minutes=20))
+    columns = list(tenants_admin.TenantAdmin.list_display)
+    # The changelist's "o" counts columns from the action checkbox, which comes first.
+    by_count = str(columns.index("latest_count") + 1)
+    by_sync = str(columns.index("last_sync") + 1)
+
+    assert _listed(admin_client.get(CHANGELIST, {"o": f"-{by_count}"})) == [
+        large.authorizer_appid,
+        medium.authorizer_appid,
+        small.authorizer_appid,
+    ]
+    assert _listed(admin_client.get(CHANGELIST, {"o": by_sync})) == [
+        large.authorizer_appid,
+        medium.authorizer_appid,
+        small.authorizer_appid,
+    ]
+
+
+@pytest.mark.django_db
+def test_sync_selected_queues_one_admin_job_per_account_and_audits_it(admin_client: Client) -> None:
+    first, second = make_tenant(), make_tenant()
+    revoked = make_tenant(status=TenantStatus.REVOKED)
+
+    response = admin_client.post(
+        CHANGELIST, {"action": "sync_selected", "_selected_action": [first.pk, second.pk, revoked.pk]}
+    )
+
+    assert response.status_code == 302
+    open_jobs = SyncJob.objects.filter(state=JobState.PENDING, trigger=SyncTrigger.ADMIN)
+    assert sorted(open_jobs.values_list("tenant_id", flat=True)) == sorted([first.pk, second.pk])
+    # A revoked account is answered at once (job finished, skipped), and never reaches WeChat.
+    assert SyncJob.objects.get(tenant=revoked).state == JobState.FAILED
+    entry = AuditEntry.objects.get(action="tenants.sync_selected")
+    assert entry.actor_label == "admin"
+    assert sorted(entry.detail["queued"]) == sorted([first.pk, second.pk])
+    assert entry.detail["fresh"] == [revoked.pk]
+
+
+@pytest.mark.django_db
+def test_refresh_tokens_selected_queues_a_refresh_task_per_active_account(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued: list[tuple[str, tuple[Any, ...]]] = []
+    monkeypatch.setattr(tenants_admin, "enqueue", lambda task, *args, **kw: queued.append((task.name, args)) or True)
+    active = make_tenant()
+    revoked = make_tenant(status=TenantStatus.REVOKED, access_token="", refresh_token="")
+
+    response = admin_client.post(
+        CHANGELIST, {"action": "refresh_tokens_selected", "_selected_action": [active.pk, revoked.pk]}
+    )
+
+    assert response.status_code == 302
+    assert queued == [("tenants.refresh_token", (active.pk,))]
+    entry = AuditEntry.objects.get(action="tenants.refresh_tokens_selected")
+    assert entry.detail == {"queued": [active.pk], "not_queued": [], "skipped": 1}
+
+
+@pytest.mark.django_db
+def test_refresh_tokens_selected_reports_a_queue_outage(admin_client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tenants_admin, "enqueue", lambda task, *args, **kw: False)
+    active = make_tenant()
+
+    response = admin_client.post(
+        CHANGELIST, {"action": "refresh_tokens_selected", "_selected_action": [active.pk]}, follow=True
+    )
+
+    assert "The task queue is unavailable: 1 token refreshes could not be queued." in response.content.decode()
+    assert AuditEntry.objects.get(action="tenants.refresh_tokens_selected").detail["not_queued"] == [active.pk]
+
+
+@pytest.mark.django_db
+def test_tenants_cannot_be_added_or_deleted_in_the_admin(admin_client: Client, tenant: Tenant) -> None:
+    assert admin_client.get(reverse("admin:tenants_tenant_add")).status_code == 403
+    delete = reverse("admin:tenants_tenant_delete", args=[tenant.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    assert Tenant.objects.filter(pk=tenant.pk).exists()
