@@ -28,6 +28,7 @@ run: install
 	$(PY) manage.py run_stack
 
 test: install
+	./scripts/ensure-test-tools.sh
 	$(MAKE) --no-print-directory test-full
 	$(MAKE) --no-print-directory test-smoke
 

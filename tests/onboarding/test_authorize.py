@@ -51,6 +51,7 @@ def test_authorization_page_offers_official_accounts_a_fresh_single_use_link(rea
     assert calls(ready_platform, PREAUTH) == 1
 
 
+@pytest.mark.smoke
 def test_callback_creates_the_tenant_and_shows_its_first_key_once(ready_platform: Platform) -> None:
     ready_platform.control.create_authorizer(
         appid="wxaaaa000000000001", nickname="Tea House", kind="service", func_ids=[1, 11], draft_count=4
@@ -94,6 +95,7 @@ def test_ineligible_accounts_are_stored_with_the_reason(
     assert bool(tenant.eligibility_detail) == (eligibility != Eligibility.ELIGIBLE)
 
 
+@pytest.mark.smoke
 def test_push_first_then_callback_gives_the_same_tenant_with_one_exchange(
     ready_platform: Platform, worker_factory: Any
 ) -> None:

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the system tools some tests use, where this machine lets us (root with apt-get):
+#   docker-compose  - validates docker-compose.yml without a Docker engine
+#   chromium        - the admin console's browser test (Playwright drives Debian's Chromium)
+# Never fails the build: where a tool cannot be installed, its tests say so and skip.
+set -u
+missing=()
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "note: cannot install ${missing[*]} (needs root and apt-get); the tests that use them will skip" >&2
+  exit 0
+fi
+echo "installing ${missing[*]} with apt-get…" >&2
+export DEBIAN_FRONTEND=noninteractive
+if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >/tmp/ensure-test-tools.log 2>&1; then
+  echo "note: apt-get could not install ${missing[*]} (see /tmp/ensure-test-tools.log); their tests will skip" >&2
+fi
+exit 0
