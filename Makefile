@@ -47,9 +47,10 @@ lint: install
 bench: install
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m bench
 
+# Extract user-facing strings into locale/zh_Hans (then translate the .po) and compile them.
 messages: install
-	cd wxplatform && ../$(PY) ../manage.py makemessages -l zh_Hans --no-obsolete
-	$(PY) manage.py compilemessages
+	DEBUG=true $(PY) manage.py makemessages -l zh_Hans --no-obsolete --ignore='.venv/*' --ignore='var/*' --ignore='tests/*' --ignore='bench/*'
+	DEBUG=true $(PY) manage.py compilemessages --ignore='.venv/*' 
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
