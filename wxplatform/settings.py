@@ -176,6 +176,8 @@ else:
         "data_folder_out": str(_broker_dir),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        # Broadcast (remote control) state; kombu's default is a folder in the working directory.
+        "control_folder": str(_broker_dir / "control"),
     }
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default=f"{REDIS_KEY_PREFIX}-default")
 CELERY_TASK_SERIALIZER = "json"
