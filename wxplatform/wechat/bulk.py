@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -17,6 +18,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from wxplatform.wechat.client import CallObserver, call_outcome
 from wxplatform.wechat.errors import TransportError, WeChatError
 from wxplatform.wechat.http import parse_body, required_int
 
@@ -24,7 +26,8 @@ __all__ = ["DraftCountResult", "fetch_draft_counts", "fetch_draft_counts_async"]
 
 K = TypeVar("K")
 
-_DRAFT_COUNT = "/cgi-bin/draft/count?access_token="
+_DRAFT_COUNT_PATH = "/cgi-bin/draft/count"
+_DRAFT_COUNT = _DRAFT_COUNT_PATH + "?access_token="
 _KEEPALIVE_SECONDS = 30.0
 
 
@@ -45,8 +48,10 @@ async def fetch_draft_counts_async(
     connect_timeout: float = 3.05,
     read_timeout: float = 10.0,
     session: aiohttp.ClientSession | None = None,
+    on_call: CallObserver | None = None,
 ) -> list[DraftCountResult[K]]:
-    """draft/count for each (key, authorizer access token), results in input order."""
+    """draft/count for each (key, authorizer access token), results in input order. `on_call` is told of
+    every call as it ends (see client.CallObserver)."""
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     if not items:
@@ -54,12 +59,12 @@ async def fetch_draft_counts_async(
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
     prefix = base_url.rstrip("/") + _DRAFT_COUNT
     if session is not None:
-        return await _fan_out(session, prefix, items, concurrency, timeout)
+        return await _fan_out(session, prefix, items, concurrency, timeout, on_call)
     connector = aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=_KEEPALIVE_SECONDS)
     async with aiohttp.ClientSession(
         connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()
     ) as own_session:
-        return await _fan_out(own_session, prefix, items, concurrency, timeout)
+        return await _fan_out(own_session, prefix, items, concurrency, timeout, on_call)
 
 
 def fetch_draft_counts(
@@ -69,6 +74,7 @@ def fetch_draft_counts(
     concurrency: int = 128,
     connect_timeout: float = 3.05,
     read_timeout: float = 10.0,
+    on_call: CallObserver | None = None,
 ) -> list[DraftCountResult[K]]:
     """Blocking form for code with no event loop in its thread (Celery prefork workers, management commands)."""
     try:
@@ -79,7 +85,12 @@ def fetch_draft_counts(
         raise RuntimeError("fetch_draft_counts() called inside a running event loop; await fetch_draft_counts_async()")
     return asyncio.run(
         fetch_draft_counts_async(
-            base_url, items, concurrency=concurrency, connect_timeout=connect_timeout, read_timeout=read_timeout
+            base_url,
+            items,
+            concurrency=concurrency,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            on_call=on_call,
         )
     )
 
@@ -90,6 +101,7 @@ async def _fan_out(
     items: Sequence[tuple[K, str]],
     concurrency: int,
     timeout: aiohttp.ClientTimeout,
+    on_call: CallObserver | None = None,
 ) -> list[DraftCountResult[K]]:
     results: list[DraftCountResult[K] | None] = [None] * len(items)
     # One shared iterator: workers take the next index between awaits, so no locking is needed and
@@ -101,7 +113,10 @@ async def _fan_out(
             key, access_token = items[index]
             # The URL is assembled as an already-encoded string: yarl then skips its re-quoting pass.
             url = URL(prefix + quote(access_token, safe=""), encoded=True)
+            started = time.perf_counter()
             total_count, error = await _draft_count(session, url, timeout)
+            if on_call is not None:
+                on_call(_DRAFT_COUNT_PATH, call_outcome(error), time.perf_counter() - started)
             results[index] = DraftCountResult(key, total_count, error)
 
     await asyncio.gather(*(worker() for _ in range(min(concurrency, len(items)))))

@@ -6,14 +6,16 @@ failed call may be repeated depends on the caller (errors.py tells it which kind
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from wxplatform.wechat.errors import TransportError
-from wxplatform.wechat.http import parse_body, required_int
+from wxplatform.wechat.errors import TransportError, WeChatError
+from wxplatform.wechat.http import MALFORMED, parse_body, required_int
 from wxplatform.wechat.types import (
     AuthorizationInfo,
     AuthorizerInfo,
@@ -24,7 +26,12 @@ from wxplatform.wechat.types import (
     Quota,
 )
 
-__all__ = ["WeChatClient"]
+__all__ = ["CallObserver", "WeChatClient", "call_outcome"]
+
+# Told of every call as it ends: (endpoint path, outcome, seconds). The outcome is "0" for a success, the
+# errcode as text, or the kind of transport failure (see call_outcome). This is how the Django side counts
+# calls for its metrics without this package importing anything of Django's.
+CallObserver = Callable[[str, str, float], None]
 
 # Every surveyed SDK passes the component token under its legacy name; the newer doc pages show
 # `access_token=` for the same endpoints, but that spelling is unconfirmed everywhere (§3, §12.4).
@@ -45,6 +52,7 @@ class WeChatClient:
         read_timeout: float = 10.0,
         pool_maxsize: int = 64,
         session: requests.Session | None = None,
+        on_call: CallObserver | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._component_appid = component_appid
@@ -52,6 +60,7 @@ class WeChatClient:
         self._timeout = (connect_timeout, read_timeout)
         self._owns_session = session is None
         self._session = session if session is not None else _pooled_session(pool_maxsize)
+        self._on_call = on_call
 
     def __repr__(self) -> str:
         return f"WeChatClient(base_url={self._base_url!r}, component_appid={self._component_appid!r})"
@@ -159,6 +168,23 @@ class WeChatClient:
     def _request(
         self, method: str, path: str, *, query: dict[str, str] | None, payload: dict[str, Any] | None
     ) -> dict[str, Any]:
+        if self._on_call is None:
+            return self._send(method, path, query=query, payload=payload)
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            data = self._send(method, path, query=query, payload=payload)
+            outcome = "0"
+            return data
+        except WeChatError as exc:
+            outcome = call_outcome(exc)
+            raise
+        finally:
+            self._on_call(path, outcome, time.perf_counter() - started)
+
+    def _send(
+        self, method: str, path: str, *, query: dict[str, str] | None, payload: dict[str, Any] | None
+    ) -> dict[str, Any]:
         try:
             response = self._session.request(
                 method,
@@ -173,6 +199,26 @@ class WeChatClient:
             # requests' messages embed the URL, and the URL carries the token: describe, never quote.
             raise _transport_error(exc) from None
         return parse_body(response.status_code, body)
+
+
+def call_outcome(error: WeChatError | None) -> str:
+    """A short, bounded label for how a call ended, for counting: "0", the errcode, or a transport kind
+    ("timeout", "connection", "http_502", "malformed", "broken_response", "transport")."""
+    if error is None:
+        return "0"
+    if error.errcode is not None:
+        return str(error.errcode)
+    # Transport reasons are built in this package (client.py, bulk.py, http.py), so their wording is known.
+    status = getattr(error, "status", None)
+    reason = error.errmsg
+    if reason == MALFORMED:
+        return "malformed"
+    if status is not None and reason.startswith("HTTP "):
+        return f"http_{status}"
+    for kind in ("timeout", "connection", "broken response"):
+        if kind in reason:
+            return kind.replace(" ", "_")
+    return "transport"
 
 
 def _pooled_session(pool_maxsize: int) -> requests.Session:
