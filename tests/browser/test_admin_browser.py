@@ -1,0 +1,146 @@
+"""The console in a real browser: headless Chromium (Debian's package) driven by Playwright.
+
+An operator logs in, filters the account list, opens an account, and after the merchant's draft box
+changed (set through the sandbox's control API) clicks "Sync now" and sees the new count and the chart.
+Screenshots are left under /tmp/wxp-admin-*.png for a human to look at.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from tenants.models import Tenant
+from tests.factories import make_snapshot, make_tenant
+from tests.fixtures.sandbox import Sandbox
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+PASSWORD = "browser-test-password-123"
+SHOTS = Path("/tmp")
+
+pytestmark = [
+    pytest.mark.browser,
+    # Skipped only where Chromium cannot be installed (scripts/ensure-browser.sh installs it where it can).
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="chromium is not installed and could not be (see scripts/ensure-browser.sh)"
+    ),
+    # The live server's thread and Chromium read the database through their own connections.
+    pytest.mark.django_db(transaction=True),
+]
+
+
+@pytest.fixture
+def browser_page(live_server: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread, which makes Django refuse the test's own
+    # (synchronous, same-thread) ORM calls; Django's documented switch lets them through for this test only.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        yield page
+        context.close()
+        browser.close()
+
+
+def _sandbox_tenant(sandbox: Sandbox, *, nickname: str, draft_count: int) -> Tenant:
+    account = sandbox.control.create_authorizer(
+        kind="service", func_ids=[1, 11], draft_count=draft_count, authorized=True
+    )
+    return make_tenant(
+        authorizer_appid=account["appid"],
+        nickname=nickname,
+        access_token=account["authorizer_access_token"],
+        access_token_expires_at=timezone.now() + timedelta(seconds=account["expires_in"]),
+        refresh_token=account["authorizer_refresh_token"],
+        draft_count=draft_count,
+        # Longer ago than DRAFT_SYNC_MIN_INTERVAL, so that "Sync now" really asks WeChat.
+        draft_count_fetched_at=timezone.now() - timedelta(hours=3),
+    )
+
+
+def _log_in(page: object, base_url: str, username: str) -> None:
+    page.goto(f"{base_url}/admin/login/")  # type: ignore[attr-defined]
+    page.fill("#id_username", username)  # type: ignore[attr-defined]
+    page.fill("#id_password", PASSWORD)  # type: ignore[attr-defined]
+    page.click("input[type=submit]")  # type: ignore[attr-defined]
+    page.wait_for_selector("#site-name")  # type: ignore[attr-defined]
+
+
+def test_operator_filters_opens_an_account_and_syncs_it_now(
+    live_server: object, wechat_settings: Sandbox, browser_page: object
+) -> None:
+    page = browser_page
+    base_url = live_server.url  # type: ignore[attr-defined]
+    User.objects.create_superuser("operator", password=PASSWORD)
+    tenant = _sandbox_tenant(wechat_settings, nickname="Browser Test Account", draft_count=5)
+    now = timezone.now()
+    for days_ago, count in ((25, 1), (12, 3), (4, 5)):
+        make_snapshot(tenant, total_count=count, fetched_at=now - timedelta(days=days_ago))
+    make_tenant(nickname="Revoked Elsewhere", status="revoked", access_token="", refresh_token="")
+
+    _log_in(page, base_url, "operator")
+    page.click("text=Merchant accounts")  # type: ignore[attr-defined]
+    # Filter: active accounts only, then search by nickname.
+    page.click("a[href*='status__exact=active']")  # type: ignore[attr-defined]
+    page.wait_for_url("**status__exact=active**")  # type: ignore[attr-defined]
+    assert page.locator("#result_list").inner_text().count("Revoked Elsewhere") == 0  # type: ignore[attr-defined]
+    page.fill("#searchbar", "Browser Test")  # type: ignore[attr-defined]
+    page.press("#searchbar", "Enter")  # type: ignore[attr-defined]
+    page.wait_for_url("**q=Browser+Test**")  # type: ignore[attr-defined]
+    page.screenshot(path=str(SHOTS / "wxp-admin-list.png"), full_page=True)  # type: ignore[attr-defined]
+    page.click("#result_list a:has-text('Browser Test Account')")  # type: ignore[attr-defined]
+    assert page.inner_text("#latest-count") == "5"  # type: ignore[attr-defined]
+
+    # The merchant writes drafts; WeChat (the sandbox) now says 42.
+    wechat_settings.control.update_authorizer(tenant.authorizer_appid, draft_count=42)
+    page.click("#sync-now")  # type: ignore[attr-defined]
+    page.wait_for_selector(".messagelist")  # type: ignore[attr-defined]
+
+    assert "Synced: 42 drafts." in page.inner_text(".messagelist")  # type: ignore[attr-defined]
+    assert page.inner_text("#latest-count") == "42"  # type: ignore[attr-defined]
+    chart = page.locator("#draft-chart svg")  # type: ignore[attr-defined]
+    assert chart.is_visible()
+    assert chart.locator(".wxp-chart-latest").text_content() == "42"
+    assert chart.locator("circle").count() == 4  # three snapshots, and the sync's new value
+    page.screenshot(path=str(SHOTS / "wxp-admin-tenant-synced.png"), full_page=True)  # type: ignore[attr-defined]
+    page.goto(f"{base_url}/admin/status/")  # type: ignore[attr-defined]
+    assert page.inner_text("h1") == "Platform status"  # type: ignore[attr-defined]
+    page.screenshot(path=str(SHOTS / "wxp-admin-status.png"), full_page=True)  # type: ignore[attr-defined]
+
+    tenant.refresh_from_db()
+    assert tenant.draft_count == 42
+    assert wechat_settings.control.counters()["draft_count_calls"] == {tenant.authorizer_appid: 1}
+
+
+def test_console_reads_in_simplified_chinese(live_server: object, browser_page: object) -> None:
+    page = browser_page
+    base_url = live_server.url  # type: ignore[attr-defined]
+    User.objects.create_superuser("operator", password=PASSWORD)
+    make_tenant(nickname="示例服务号")
+
+    _log_in(page, base_url, "operator")
+    page.select_option("#wxp-language select", "zh-hans")  # type: ignore[attr-defined]
+    page.wait_for_selector("html[lang='zh-hans']")  # type: ignore[attr-defined]
+    page.goto(f"{base_url}/admin/tenants/tenant/")  # type: ignore[attr-defined]
+
+    assert page.get_attribute("html", "lang") == "zh-hans"  # type: ignore[attr-defined]
+    assert "示例服务号" in page.inner_text("#result_list")  # type: ignore[attr-defined]
+    assert "首页" in page.inner_text(".breadcrumbs")  # type: ignore[attr-defined]
+    page.screenshot(path=str(SHOTS / "wxp-admin-list-zh-hans.png"), full_page=True)  # type: ignore[attr-defined]
