@@ -6,6 +6,7 @@ result is marked safe only once it is complete.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -42,7 +43,8 @@ def step_chart_svg(
     until `end`. A point before `start` gives the value at `start` (the history only stores changes and
     heartbeats, so the value at the window's edge usually comes from an older row).
     """
-    left, right, top, bottom = 44, 12, 12, 26
+    # The right margin leaves room for the last date label, centred on the right edge.
+    left, right, top, bottom = 44, 24, 12, 26
     plot_w, plot_h = width - left - right, height - top - bottom
     span = max((end - start).total_seconds(), 1.0)
 
@@ -109,6 +111,22 @@ def step_chart_svg(
     return mark_safe("".join(parts))  # noqa: S308 - every interpolated label above is escaped
 
 
+# The label column fits about 24 Latin characters at 12px, or 12 Chinese ones (they are twice as wide).
+_LABEL_UNITS = 24
+
+
+def _truncate(text: str, units: int) -> str:
+    """`text` cut to `units` half-width cells, ellipsis included; the full text goes in a <title> tooltip."""
+    widths = [2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text]
+    if sum(widths) <= units:
+        return text
+    used, end = 1, 0  # the ellipsis takes one cell
+    while used + widths[end] <= units:
+        used += widths[end]
+        end += 1
+    return text[:end] + "…"
+
+
 def bar_chart_svg(
     items: Sequence[tuple[str, int]], *, label: str, width: int = 480, bar_height: int = 18
 ) -> SafeString:
@@ -126,10 +144,11 @@ def bar_chart_svg(
         parts.append(f'<text x="{gap}" y="{bar_height}" font-size="12" fill="#999">—</text>')
     for row, (name, value) in enumerate(items):
         top = gap + row * (bar_height + gap)
+        short = _truncate(name, _LABEL_UNITS)
         bar = max(plot_w * value / largest, 1 if value else 0)
         parts.append(
             f'<text x="{label_w - gap}" y="{top + bar_height - 5}" font-size="12" text-anchor="end" '
-            f'fill="#333">{escape(name)}</text>'
+            f'fill="#333"><title>{escape(name)}</title>{escape(short)}</text>'
             f'<rect x="{label_w}" y="{top}" width="{bar:.1f}" height="{bar_height}" fill="#79aec8"/>'
             f'<text x="{label_w + bar + gap:.1f}" y="{top + bar_height - 5}" font-size="12" '
             f'fill="#333">{value}</text>'

@@ -54,3 +54,10 @@ def test_bars_are_proportional_to_the_largest_value() -> None:
     assert 'width="264.0"' in bars
     assert 'width="132.0"' in bars
     assert 'width="0.0"' in bars
+
+
+def test_long_bar_labels_are_shortened_by_display_width_and_kept_whole_in_the_tooltip() -> None:
+    bars = bar_chart_svg([("一二三四五六七八九十十一十二十三", 1), ("abcdefghijklmnopqrstuvwxyz", 2)], label="x")
+
+    assert "<title>一二三四五六七八九十十一十二十三</title>一二三四五六七八九十十…</text>" in bars
+    assert "<title>abcdefghijklmnopqrstuvwxyz</title>abcdefghijklmnopqrstuvw…</text>" in bars
