@@ -22,6 +22,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from rest_framework_api_key.models import APIKey
 
 from drafts.models import AttemptOutcome, DraftSnapshot, SyncAttempt, SyncTrigger
 from drafts.selectors import draft_snapshot_list
@@ -37,6 +38,11 @@ from wxplatform.charts import step_chart_svg
 from wxplatform.component.services import ComponentNotReady
 from wxplatform.queueing import enqueue
 from wxplatform.wechat.errors import WeChatError
+
+# djangorestframework-api-key registers an admin for its own APIKey model, which this project does not use
+# (merchant keys are TenantAPIKey, managed on the tenant page); listing it would only mislead operators.
+if admin.site.is_registered(APIKey):
+    admin.site.unregister(APIKey)
 
 # Permission sets (权限集, funcscope_category.id) of Official Accounts, protocol §5. The one place that
 # names them; the Chinese names WeChat uses are given to translators.

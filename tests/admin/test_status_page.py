@@ -123,7 +123,7 @@ def test_status_sums_todays_quota_and_ignores_other_days(admin_client: Client) -
 
     html = _html(admin_client)
 
-    assert f"150 calls on {today:%Y-%m-%d} across 2 accounts (limit 1000 per account)." in html
+    assert f"150 calls on {today:%Y-%m-%d} by 2 accounts (limit 1000 per account)." in html
     assert ">Busy</text>" in html
     assert ">Yesterday</text>" not in html
 
