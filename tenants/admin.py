@@ -8,7 +8,7 @@ The encrypted token columns are never listed in `fields`, so no admin page can r
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -39,6 +39,9 @@ from wxplatform.component.services import ComponentNotReady
 from wxplatform.queueing import enqueue
 from wxplatform.wechat.errors import WeChatError
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 # djangorestframework-api-key registers an admin for its own APIKey model, which this project does not use
 # (merchant keys are TenantAPIKey, managed on the tenant page); listing it would only mislead operators.
 if admin.site.is_registered(APIKey):
@@ -46,7 +49,7 @@ if admin.site.is_registered(APIKey):
 
 # Permission sets (权限集, funcscope_category.id) of Official Accounts, protocol §5. The one place that
 # names them; the Chinese names WeChat uses are given to translators.
-PERMISSION_SET_NAMES: dict[int, str] = {
+PERMISSION_SET_NAMES: dict[int, StrOrPromise] = {
     # Translators: 消息管理
     1: gettext_lazy("Message management"),
     # Translators: 用户管理
@@ -128,7 +131,11 @@ RECENT_ATTEMPTS = 20
 # Token expiry column: warn this long ahead.
 TOKEN_EXPIRY_WARNING = timedelta(minutes=10)
 
-_STATUS_BADGE = {TenantStatus.ACTIVE: "wxp-ok", TenantStatus.REVOKED: "wxp-muted", TenantStatus.NEEDS_REAUTH: "wxp-bad"}
+_STATUS_BADGE: dict[str, str] = {
+    TenantStatus.ACTIVE: "wxp-ok",
+    TenantStatus.REVOKED: "wxp-muted",
+    TenantStatus.NEEDS_REAUTH: "wxp-bad",
+}
 
 
 def _badge(css: str, text: str, title: str = "") -> SafeString:
@@ -141,7 +148,7 @@ class FailingFilter(admin.SimpleListFilter):
     title = gettext_lazy("failing")
     parameter_name = "failing"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, StrOrPromise]]:
         return [("yes", gettext_lazy("Yes")), ("no", gettext_lazy("No"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> QuerySet[Tenant]:
@@ -159,6 +166,38 @@ def _is_failing(tenant: Tenant) -> bool:
     if tenant.last_error_at is None:
         return False
     return tenant.draft_count_fetched_at is None or tenant.last_error_at > tenant.draft_count_fetched_at
+
+
+ACCOUNT_FIELDS = (
+    "nickname",
+    "authorizer_appid",
+    "original_id",
+    "alias",
+    "principal_name",
+    "account_kind",
+    "service_type_id",
+    "verify_type_id",
+)
+AUTHORIZATION_FIELDS = (
+    "status",
+    "eligibility",
+    "eligibility_detail",
+    "authorized_at",
+    "revoked_at",
+    "token_present",
+    "access_token_expires_at",
+    "token_refreshed_at",
+)
+DRAFT_COUNT_FIELDS = (
+    "draft_count",
+    "draft_count_fetched_at",
+    "last_sync_attempt_at",
+    "last_error_code",
+    "last_error_message",
+    "last_error_at",
+    "quota_used",
+    "paused_until",
+)
 
 
 @admin.register(Tenant)
@@ -182,53 +221,11 @@ class TenantAdmin(AuditedAdminMixin):
     change_form_template = "admin/tenants/tenant/change_form.html"
     # An explicit list of what may be shown: the encrypted token columns are deliberately absent.
     fieldsets = (
-        (
-            gettext_lazy("Account"),
-            {
-                "fields": (
-                    "nickname",
-                    "authorizer_appid",
-                    "original_id",
-                    "alias",
-                    "principal_name",
-                    "account_kind",
-                    "service_type_id",
-                    "verify_type_id",
-                )
-            },
-        ),
-        (
-            gettext_lazy("Authorization"),
-            {
-                "fields": (
-                    "status",
-                    "eligibility",
-                    "eligibility_detail",
-                    "authorized_at",
-                    "revoked_at",
-                    "token_present",
-                    "access_token_expires_at",
-                    "token_refreshed_at",
-                )
-            },
-        ),
-        (
-            gettext_lazy("Draft count"),
-            {
-                "fields": (
-                    "draft_count",
-                    "draft_count_fetched_at",
-                    "last_sync_attempt_at",
-                    "last_error_code",
-                    "last_error_message",
-                    "last_error_at",
-                    "quota_used",
-                    "paused_until",
-                )
-            },
-        ),
+        (gettext_lazy("Account"), {"fields": ACCOUNT_FIELDS}),
+        (gettext_lazy("Authorization"), {"fields": AUTHORIZATION_FIELDS}),
+        (gettext_lazy("Draft count"), {"fields": DRAFT_COUNT_FIELDS}),
     )
-    readonly_fields = tuple(f for _name, options in fieldsets for f in options["fields"])
+    readonly_fields = ACCOUNT_FIELDS + AUTHORIZATION_FIELDS + DRAFT_COUNT_FIELDS
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         # Listing and showing never needs the secrets: they are neither loaded nor decrypted.
@@ -343,16 +340,22 @@ class TenantAdmin(AuditedAdminMixin):
     # --- tenant page -------------------------------------------------------------------------------
 
     def get_urls(self) -> list[URLPattern]:
-        def view(name: str, func: Any, route: str) -> URLPattern:
-            return path(route, self.admin_site.admin_view(func), name=f"tenants_tenant_{name}")
-
+        wrap = self.admin_site.admin_view
         # Most specific first: "<path:object_id>/revoke/" would also match a key's revoke URL.
         return [
-            view("api_key_revoke", self.api_key_revoke_view, "<path:object_id>/api-keys/<str:prefix>/revoke/"),
-            view("api_key_create", self.api_key_create_view, "<path:object_id>/api-keys/create/"),
-            view("sync", self.sync_view, "<path:object_id>/sync/"),
-            view("refresh_token", self.refresh_token_view, "<path:object_id>/refresh-token/"),
-            view("revoke", self.revoke_view, "<path:object_id>/revoke/"),
+            path(
+                "<path:object_id>/api-keys/<str:prefix>/revoke/",
+                wrap(self.api_key_revoke_view),
+                name="tenants_tenant_api_key_revoke",
+            ),
+            path(
+                "<path:object_id>/api-keys/create/",
+                wrap(self.api_key_create_view),
+                name="tenants_tenant_api_key_create",
+            ),
+            path("<path:object_id>/sync/", wrap(self.sync_view), name="tenants_tenant_sync"),
+            path("<path:object_id>/refresh-token/", wrap(self.refresh_token_view), name="tenants_tenant_refresh_token"),
+            path("<path:object_id>/revoke/", wrap(self.revoke_view), name="tenants_tenant_revoke"),
             *super().get_urls(),
         ]
 
@@ -406,7 +409,7 @@ class TenantAdmin(AuditedAdminMixin):
         }
 
     def _tenant_for_action(self, request: HttpRequest, object_id: str) -> Tenant:
-        tenant = self.get_object(request, object_id)
+        tenant: Tenant | None = self.get_object(request, object_id)
         if tenant is None:
             raise Http404
         if not self.has_change_permission(request, tenant):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
@@ -81,11 +81,11 @@ class AuditedAdminMixin(admin.ModelAdmin):  # type: ignore[type-arg]
         audit_record(request=request, action="admin.change", target=_label(obj), detail={"change": message})
         return super().log_change(request, obj, message)
 
-    def log_deletions(self, request: HttpRequest, queryset: Iterable[Model]) -> Any:
-        objects = list(queryset)
-        for obj in objects:
+    def log_deletions(self, request: HttpRequest, queryset: QuerySet[Model]) -> Any:
+        # Iterating fills the queryset's cache, so the LogEntry rows below see the same objects.
+        for obj in queryset:
             audit_record(request=request, action="admin.delete", target=_label(obj))
-        return super().log_deletions(request, objects)
+        return super().log_deletions(request, queryset)
 
 
 class ReadOnlyAdmin(AuditedAdminMixin):
@@ -140,7 +140,8 @@ def _audited_action(name: str) -> Callable[..., None]:
     return admin.action(description=base.short_description, permissions=["change"])(action)
 
 
-class ScheduleAdmin(AuditedAdminMixin, beat_admin.PeriodicTaskAdmin):
+# django-celery-beat ships no type information, so its admin is Any to mypy.
+class ScheduleAdmin(AuditedAdminMixin, beat_admin.PeriodicTaskAdmin):  # type: ignore[misc]
     enable_tasks = _audited_action("enable_tasks")
     disable_tasks = _audited_action("disable_tasks")
     toggle_tasks = _audited_action("toggle_tasks")

@@ -8,6 +8,7 @@ import pytest
 from django.apps import apps
 from django.contrib.auth.models import Group, User
 from django.test import Client
+from django_celery_beat.models import PeriodicTask
 
 from tests.factories import other_tenant_fixture, tenant_fixture  # noqa: F401 - fixtures
 
@@ -23,6 +24,16 @@ def support_group(db: None) -> Group:
         migration.support_group_create(apps, None)
         group = Group.objects.get(name="support")
     return group
+
+
+@pytest.fixture
+def sync_schedule(db: None) -> PeriodicTask:
+    """The beat entry of the draft-count sync, as the drafts data migration creates it."""
+    if not PeriodicTask.objects.filter(task="drafts.sync_all").exists():
+        # Flushed by a transactional test elsewhere, like the support group above.
+        migration = importlib.import_module("drafts.migrations.0002_beat_schedule")
+        migration.create_entries(apps, None)
+    return PeriodicTask.objects.get(task="drafts.sync_all")
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from wxplatform.models import AuditEntry
 
 
 @pytest.mark.django_db
-def test_disabling_the_sync_schedule_is_audited(admin_client: Client) -> None:
-    task = PeriodicTask.objects.get(task="drafts.sync_all")
+def test_disabling_the_sync_schedule_is_audited(admin_client: Client, sync_schedule: PeriodicTask) -> None:
+    task = sync_schedule
 
     response = admin_client.post(
         reverse("admin:django_celery_beat_periodictask_changelist"),
@@ -45,7 +45,7 @@ def test_editing_a_schedule_interval_is_audited_with_the_changed_fields(admin_cl
 
 
 @pytest.mark.django_db
-def test_schedule_list_is_titled_for_the_sync(admin_client: Client) -> None:
+def test_schedule_list_is_titled_for_the_sync(admin_client: Client, sync_schedule: PeriodicTask) -> None:
     html = admin_client.get(reverse("admin:django_celery_beat_periodictask_changelist")).content.decode()
 
     assert "<h1>Schedules, including the draft-count sync</h1>" in html

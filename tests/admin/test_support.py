@@ -102,8 +102,10 @@ def test_support_posting_a_bulk_action_is_refused_and_changes_nothing(
 
 
 @pytest.mark.django_db
-def test_support_sees_the_schedule_but_cannot_run_disable_or_edit_it(support_client: Client) -> None:
-    task = PeriodicTask.objects.get(task="drafts.sync_all")
+def test_support_sees_the_schedule_but_cannot_run_disable_or_edit_it(
+    support_client: Client, sync_schedule: PeriodicTask
+) -> None:
+    task = sync_schedule
     changelist = reverse("admin:django_celery_beat_periodictask_changelist")
 
     listing = support_client.get(changelist)
