@@ -290,11 +290,11 @@ class TenantAdmin(AuditedAdminMixin):
 
     @admin.action(description=gettext_lazy("Sync draft counts of selected accounts"), permissions=["change"])
     def sync_selected(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
-        queued, shared, from_storage = [], [], []
+        queued, shared, answered = [], [], []
         for tenant in queryset:
             result = draft_count_request_sync(tenant=tenant, trigger=SyncTrigger.ADMIN)
             if result.served_from_storage:
-                from_storage.append(tenant.pk)
+                answered.append(tenant.pk)
             elif result.created:
                 queued.append(tenant.pk)
             else:
@@ -302,13 +302,17 @@ class TenantAdmin(AuditedAdminMixin):
         audit_record(
             request=request,
             action="tenants.sync_selected",
-            target=f"{len(queued) + len(shared) + len(from_storage)} tenants",
-            detail={"queued": queued, "already_queued": shared, "fresh": from_storage},
+            target=f"{len(queued) + len(shared) + len(answered)} tenants",
+            detail={"queued": queued, "already_queued": shared, "not_called": answered},
         )
+        # The sync rules answer some requests at once, without WeChat: each one's reason is on its page.
         self.message_user(
             request,
-            _("Syncs queued: %(queued)d; already queued: %(shared)d; fresh enough, not synced: %(fresh)d.")
-            % {"queued": len(queued), "shared": len(shared), "fresh": len(from_storage)},
+            _(
+                "Syncs queued: %(queued)d; already queued: %(shared)d; not called now (synced moments ago, "
+                "quota spent, paused, revoked or ineligible): %(answered)d."
+            )
+            % {"queued": len(queued), "shared": len(shared), "answered": len(answered)},
             messages.SUCCESS,
         )
 

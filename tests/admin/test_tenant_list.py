@@ -138,7 +138,7 @@ def test_sync_selected_queues_one_admin_job_per_account_and_audits_it(admin_clie
     entry = AuditEntry.objects.get(action="tenants.sync_selected")
     assert entry.actor_label == "admin"
     assert sorted(entry.detail["queued"]) == sorted([first.pk, second.pk])
-    assert entry.detail["fresh"] == [revoked.pk]
+    assert entry.detail["not_called"] == [revoked.pk]
 
 
 @pytest.mark.django_db
