@@ -1,0 +1,331 @@
+"""API keys: issued hashed and shown once, resolved to their tenant, refused when revoked or expired,
+rotated and revoked by services, issued by `manage.py issue_api_key`, throttled per key."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import ManagementUtility, call_command
+from django.core.management.base import CommandError
+from django.test import Client
+from django.utils import timezone
+from pytest_django import DjangoAssertNumQueries
+from pytest_django.fixtures import Settings
+
+from tenants.models import Tenant, TenantAPIKey, TenantStatus
+from tenants.services import APIKeyAlreadyRevoked, api_key_issue, api_key_revoke, api_key_rotate
+from tests.factories import make_api_key, make_tenant
+
+pytestmark = pytest.mark.django_db
+
+TENANT_URL = "/api/v1/tenant"
+KEY_SHAPE = re.compile(r"[A-Za-z0-9]{8}\.[A-Za-z0-9]{32}")
+
+
+def auth(raw: str) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Api-Key {raw}"}
+
+
+def error_of(response: object) -> dict[str, object]:
+    body = response.json()  # type: ignore[attr-defined]
+    assert set(body) == {"error"}, body
+    return dict(body["error"])
+
+
+# --- Issuing -----------------------------------------------------------------------------------------
+
+
+def test_issued_key_is_stored_only_as_its_hash_with_a_visible_prefix(tenant: Tenant) -> None:
+    key, raw = api_key_issue(tenant=tenant, name="shop backend")
+
+    assert KEY_SHAPE.fullmatch(raw)
+    prefix, secret = raw.split(".")
+    stored = TenantAPIKey.objects.get(pk=key.pk)
+    assert stored.prefix == prefix
+    assert stored.name == "shop backend"
+    assert stored.tenant_id == tenant.pk
+    assert stored.created is not None
+    assert stored.last_used_at is None
+    assert stored.hashed_key.startswith("sha512$$")
+    assert secret not in stored.hashed_key
+    assert secret not in stored.id
+    assert not TenantAPIKey.objects.filter(hashed_key__contains=secret).exists()
+
+
+@pytest.mark.smoke
+def test_a_tenant_can_hold_several_keys_and_each_authenticates(client: Client, tenant: Tenant) -> None:
+    _first, raw_first = make_api_key(tenant, name="first")
+    _second, raw_second = make_api_key(tenant, name="second")
+
+    for raw in (raw_first, raw_second):
+        response = client.get(TENANT_URL, **auth(raw))
+        assert response.status_code == 200
+        assert response.json()["appid"] == tenant.authorizer_appid
+
+
+def test_each_key_resolves_to_its_own_tenant(client: Client, tenant: Tenant, other_tenant: Tenant) -> None:
+    _key, raw = make_api_key(tenant)
+    _other, other_raw = make_api_key(other_tenant)
+
+    assert client.get(TENANT_URL, **auth(raw)).json()["appid"] == tenant.authorizer_appid
+    assert client.get(TENANT_URL, **auth(other_raw)).json()["appid"] == other_tenant.authorizer_appid
+
+
+# --- Refused keys: 401 in the one error shape ----------------------------------------------------------
+
+
+@pytest.mark.smoke
+def test_request_without_a_key_is_401_not_authenticated(client: Client) -> None:
+    response = client.get(TENANT_URL)
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Api-Key"
+    error = error_of(response)
+    assert error["code"] == "not_authenticated"
+    assert error["message"] == "Authentication credentials were not provided."
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Api-Key",
+        "Api-Key ",
+        "Api-Key not-a-key",
+        "Api-Key abcdefgh.",
+        "Api-Key abcdefgh.0123456789abcdef0123456789abcdef",
+        "Bearer abcdefgh.0123456789abcdef0123456789abcdef",
+        "Api-Key abc\x00defg.0123456789abcdef0123456789abcdef",
+        "Api-Key " + "x" * 5000,
+    ],
+)
+def test_garbled_or_unknown_key_is_401_authentication_failed(client: Client, tenant: Tenant, header: str) -> None:
+    make_api_key(tenant)
+
+    response = client.get(TENANT_URL, HTTP_AUTHORIZATION=header)
+
+    assert response.status_code == 401
+    assert error_of(response)["code"] == "authentication_failed"
+
+
+def test_key_with_right_prefix_but_wrong_secret_is_401_authentication_failed(client: Client, tenant: Tenant) -> None:
+    _key, raw = make_api_key(tenant)
+    prefix, secret = raw.split(".")
+    forged = f"{prefix}.{secret[::-1]}"
+
+    response = client.get(TENANT_URL, **auth(forged))
+
+    assert response.status_code == 401
+    assert error_of(response)["code"] == "authentication_failed"
+
+
+def test_revoked_key_is_401_api_key_revoked(client: Client, tenant: Tenant) -> None:
+    key, raw = make_api_key(tenant)
+    api_key_revoke(key=key)
+
+    response = client.get(TENANT_URL, **auth(raw))
+
+    assert response.status_code == 401
+    assert error_of(response) | {"request_id": "-"} == {
+        "code": "api_key_revoked",
+        "message": "This API key has been revoked.",
+        "request_id": "-",
+    }
+
+
+def test_expired_key_is_401_api_key_expired(client: Client, tenant: Tenant) -> None:
+    _key, raw = make_api_key(tenant, expiry_date=timezone.now() - timedelta(seconds=1))
+
+    response = client.get(TENANT_URL, **auth(raw))
+
+    assert response.status_code == 401
+    assert error_of(response)["code"] == "api_key_expired"
+
+
+def test_key_expiring_later_still_works(client: Client, tenant: Tenant) -> None:
+    _key, raw = make_api_key(tenant, expiry_date=timezone.now() + timedelta(days=1))
+
+    assert client.get(TENANT_URL, **auth(raw)).status_code == 200
+
+
+def test_refused_key_leaves_last_used_at_unset(client: Client, tenant: Tenant) -> None:
+    key, raw = make_api_key(tenant)
+    api_key_revoke(key=key)
+
+    client.get(TENANT_URL, **auth(raw))
+
+    key.refresh_from_db()
+    assert key.last_used_at is None
+
+
+# --- Revoked tenants ------------------------------------------------------------------------------------
+
+
+def test_key_of_revoked_tenant_still_reads_its_profile(client: Client) -> None:
+    revoked = make_tenant(status=TenantStatus.REVOKED, revoked_at=timezone.now(), access_token="", refresh_token="")
+    _key, raw = make_api_key(revoked)
+
+    response = client.get(TENANT_URL, **auth(raw))
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "revoked"
+
+
+# --- last_used_at ------------------------------------------------------------------------------------
+
+
+def test_first_use_records_last_used_at(client: Client, tenant: Tenant) -> None:
+    key, raw = make_api_key(tenant)
+    before = timezone.now()
+
+    client.get(TENANT_URL, **auth(raw))
+
+    key.refresh_from_db()
+    assert key.last_used_at is not None
+    assert before <= key.last_used_at <= timezone.now()
+
+
+def test_use_within_the_touch_interval_writes_nothing(
+    client: Client, tenant: Tenant, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
+    key, raw = make_api_key(tenant)
+    recently = timezone.now() - timedelta(seconds=30)
+    TenantAPIKey.objects.filter(pk=key.pk).update(last_used_at=recently)
+
+    with django_assert_num_queries(1):  # the key and its tenant, nothing written
+        response = client.get(TENANT_URL, **auth(raw))
+
+    assert response.status_code == 200
+    key.refresh_from_db()
+    assert key.last_used_at == recently
+
+
+def test_use_after_the_touch_interval_moves_last_used_at(client: Client, tenant: Tenant) -> None:
+    key, raw = make_api_key(tenant)
+    long_ago = timezone.now() - timedelta(seconds=61)
+    TenantAPIKey.objects.filter(pk=key.pk).update(last_used_at=long_ago)
+
+    client.get(TENANT_URL, **auth(raw))
+
+    key.refresh_from_db()
+    assert key.last_used_at is not None
+    assert key.last_used_at > long_ago + timedelta(seconds=60)
+
+
+# --- Revoke and rotate -------------------------------------------------------------------------------
+
+
+def test_revoke_reports_whether_it_revoked(tenant: Tenant) -> None:
+    key, _raw = make_api_key(tenant)
+
+    assert api_key_revoke(key=key) is True
+    assert api_key_revoke(key=key) is False
+    assert TenantAPIKey.objects.get(pk=key.pk).revoked is True
+
+
+def test_rotate_issues_a_working_key_with_the_same_name_and_revokes_the_old(client: Client, tenant: Tenant) -> None:
+    old, old_raw = make_api_key(tenant, name="erp")
+
+    new, new_raw = api_key_rotate(key=old)
+
+    assert new.pk != old.pk
+    assert new.name == "erp"
+    assert new.tenant_id == tenant.pk
+    assert TenantAPIKey.objects.get(pk=old.pk).revoked is True
+    assert client.get(TENANT_URL, **auth(new_raw)).status_code == 200
+    assert error_of(client.get(TENANT_URL, **auth(old_raw)))["code"] == "api_key_revoked"
+
+
+def test_rotate_can_rename(tenant: Tenant) -> None:
+    old, _raw = make_api_key(tenant, name="erp")
+
+    new, _new_raw = api_key_rotate(key=old, name="erp 2025")
+
+    assert new.name == "erp 2025"
+
+
+def test_rotating_a_revoked_key_issues_nothing(tenant: Tenant) -> None:
+    old, _raw = make_api_key(tenant)
+    api_key_rotate(key=TenantAPIKey.objects.get(pk=old.pk))
+
+    with pytest.raises(APIKeyAlreadyRevoked):
+        api_key_rotate(key=TenantAPIKey.objects.get(pk=old.pk))
+
+    assert TenantAPIKey.objects.filter(tenant=tenant).count() == 2
+    assert TenantAPIKey.objects.filter(tenant=tenant, revoked=False).count() == 1
+
+
+# --- manage.py issue_api_key -------------------------------------------------------------------------
+
+
+def test_issue_api_key_prints_the_key_alone_on_stdout(client: Client, tenant: Tenant) -> None:
+    stdout, stderr = StringIO(), StringIO()
+
+    call_command("issue_api_key", tenant.authorizer_appid, "--name", "warehouse", stdout=stdout, stderr=stderr)
+
+    raw = stdout.getvalue()
+    assert KEY_SHAPE.fullmatch(raw.rstrip("\n"))
+    assert raw.count("\n") == 1
+    key = TenantAPIKey.objects.get(tenant=tenant)
+    assert key.name == "warehouse"
+    assert key.prefix in stderr.getvalue()
+    assert raw.strip() not in stderr.getvalue()
+    assert client.get(TENANT_URL, **auth(raw.strip())).json()["appid"] == tenant.authorizer_appid
+
+
+def test_issue_api_key_has_a_default_name(tenant: Tenant) -> None:
+    call_command("issue_api_key", tenant.authorizer_appid, stdout=StringIO(), stderr=StringIO())
+
+    assert TenantAPIKey.objects.get(tenant=tenant).name == "Command line"
+
+
+def test_issue_api_key_for_unknown_appid_fails_on_stderr_with_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    # As `python manage.py issue_api_key ...` runs it; it closes the database connection when done.
+    with pytest.raises(SystemExit) as exited:
+        ManagementUtility(["manage.py", "issue_api_key", "wx-no-such-account"]).execute()
+
+    captured = capsys.readouterr()
+    assert exited.value.code == 1
+    assert captured.out == ""
+    assert captured.err == "CommandError: No authorized account has AppID 'wx-no-such-account'.\n"
+
+
+def test_issue_api_key_refuses_an_overlong_name(tenant: Tenant) -> None:
+    with pytest.raises(CommandError, match="--name must be 1 to 50 characters"):
+        call_command("issue_api_key", tenant.authorizer_appid, "--name", "n" * 51, stdout=StringIO())
+
+    assert not TenantAPIKey.objects.exists()
+
+
+def test_issue_api_key_for_revoked_tenant_issues_and_warns() -> None:
+    revoked = make_tenant(status=TenantStatus.REVOKED)
+    stdout, stderr = StringIO(), StringIO()
+
+    call_command("issue_api_key", revoked.authorizer_appid, stdout=stdout, stderr=stderr)
+
+    assert KEY_SHAPE.fullmatch(stdout.getvalue().strip())
+    assert "is revoked" in stderr.getvalue()
+
+
+# --- Throttling ----------------------------------------------------------------------------------------
+
+
+def test_throttle_answers_429_with_retry_after_per_key(client: Client, tenant: Tenant, settings: Settings) -> None:
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api_key": "3/min"}}
+    _key, raw = make_api_key(tenant)
+    _spare, spare_raw = make_api_key(tenant)
+
+    statuses = [client.get(TENANT_URL, **auth(raw)).status_code for _ in range(3)]
+    throttled = client.get(TENANT_URL, **auth(raw))
+
+    assert statuses == [200, 200, 200]
+    assert throttled.status_code == 429
+    retry_after = int(throttled["Retry-After"])
+    assert 1 <= retry_after <= 60
+    error = error_of(throttled)
+    assert error["code"] == "throttled"
+    assert error["retry_after"] == retry_after
+    # Another key (even of the same tenant) has its own budget.
+    assert client.get(TENANT_URL, **auth(spare_raw)).status_code == 200
