@@ -36,6 +36,7 @@ from drafts.sync import (
     syncable_tenants,
 )
 from tenants.models import Tenant
+from wxplatform import metrics
 from wxplatform.queueing import enqueue, enqueue_on_commit
 
 logger = logging.getLogger(__name__)
@@ -139,6 +140,7 @@ def draft_count_job_run(*, job_id: uuid.UUID) -> TenantResult | None:
     if not claimed:
         return None
     job = SyncJob.objects.get(pk=job_id)
+    metrics.observe_job_wait((now - job.requested_at).total_seconds())
     tenant = Tenant.objects.only(*SYNC_FIELDS).get(pk=job.tenant_id)
     report = sync_tenants([tenant], trigger=job.trigger)
     assert report is not None and len(report.results) == 1

@@ -40,6 +40,7 @@ from drafts.models import AttemptOutcome, DraftSnapshot, SnapshotReason, SyncAtt
 from drafts.ratelimit import draft_count_limiter
 from tenants.models import Eligibility, Tenant, TenantStatus
 from tenants.services import TenantHasNoToken, TenantNotActive, tenant_revoke, tenant_token_refresh
+from wxplatform import metrics
 from wxplatform.component.services import ComponentNotReady
 from wxplatform.wechat.bulk import DraftCountResult, fetch_draft_counts_async
 from wxplatform.wechat.errors import (
@@ -240,6 +241,7 @@ class _Fetcher:
                 connect_timeout=self.connect_timeout,
                 read_timeout=self.read_timeout,
                 session=self.session,
+                on_call=metrics.observe_wechat_call,
             )
         finally:
             self.last_used = time.monotonic()
@@ -277,7 +279,7 @@ atexit.register(close_fetchers)
 
 
 def _fetch(items: Sequence[tuple[int, str]]) -> list[DraftCountResult[int]]:
-    draft_count_limiter().acquire(len(items))
+    metrics.observe_rate_limit_wait(draft_count_limiter().acquire(len(items)))
     return _fetcher().fetch(items)
 
 
@@ -311,6 +313,7 @@ def sync_tenants(tenants: Sequence[Tenant], *, trigger: str, chunk: SyncChunk | 
     report = SyncReport([w.result for w in works if w.result is not None])
     if not _write(works, trigger=trigger, chunk=chunk):
         return None
+    metrics.record_sync_results(trigger, (r.outcome for r in report.results))
     return report
 
 

@@ -30,6 +30,7 @@ from tenants.models import (
     TenantAPIKey,
     TenantStatus,
 )
+from wxplatform import metrics
 from wxplatform.component.clients import wechat_client
 from wxplatform.component.services import component_access_token, component_token_refresh
 from wxplatform.wechat.errors import (
@@ -266,7 +267,8 @@ def tenant_token_refresh(
 
 @transaction.atomic
 def _token_refresh_locked(*, tenant_id: int, stale_version: int | None, margin: timedelta) -> _RefreshOutcome:
-    tenant = Tenant.objects.select_for_update().get(pk=tenant_id)
+    with metrics.lock_wait("tenant_token"):
+        tenant = Tenant.objects.select_for_update().get(pk=tenant_id)
     if tenant.status != TenantStatus.ACTIVE:
         return _RefreshOutcome(error=TenantNotActive(tenant))
     # Check again under the lock. A caller holding a stale version saw that token fail or expire: only a

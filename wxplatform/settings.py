@@ -7,6 +7,7 @@ Redis, and must provide every secret: with DEBUG off a missing one stops start-u
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -342,3 +343,17 @@ SPECTACULAR_SETTINGS = {
         "SyncTriggerEnum": "drafts.models.SyncTrigger",
     },
 }
+
+# --- Metrics (/metrics, wxplatform/metrics.py) -------------------------------------------------------
+# Who may scrape: a bearer token, and/or client networks (CIDRs, matched against REMOTE_ADDR). With neither
+# set, /metrics answers 404 unless DEBUG is on. When both are set, a scrape must pass both.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_network!r} is not a network (CIDR)") from None
+# Counters of every process (gunicorn workers, Celery children) are summed from files in this directory;
+# web and workers on one host must share it, and it should be emptied when the whole stack starts.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "metrics"))

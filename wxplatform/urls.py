@@ -1,11 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from wxplatform import admin_views, health
+from wxplatform import admin_views, health, metrics
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    # Prometheus scrape endpoint, protected by METRICS_TOKEN / METRICS_ALLOWED_NETWORKS (404 when neither is set).
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("wechat/", include("tenants.urls")),
     # The console's status page lives under /admin/ and behind admin_view (staff login), before admin's catch-all.
     path("admin/status/", admin.site.admin_view(admin_views.platform_status), name="admin-platform-status"),

@@ -9,6 +9,7 @@ from functools import lru_cache
 
 from django.conf import settings
 
+from wxplatform.metrics import observe_wechat_call
 from wxplatform.wechat.client import WeChatClient
 from wxplatform.wechat.crypto import MessageCrypto
 
@@ -21,6 +22,7 @@ def _client(base_url: str) -> WeChatClient:
         component_appsecret=settings.WECHAT_COMPONENT_APPSECRET,
         connect_timeout=settings.WECHAT_CONNECT_TIMEOUT,
         read_timeout=settings.WECHAT_READ_TIMEOUT,
+        on_call=observe_wechat_call,
     )
 
 

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from wxplatform import metrics
 from wxplatform.component.clients import wechat_client
 from wxplatform.component.models import ComponentCredential
 from wxplatform.wechat.errors import ConfigurationError, TicketError, WeChatError
@@ -46,7 +47,8 @@ def component_credential() -> ComponentCredential:
 
 def _locked_credential() -> ComponentCredential:
     component_credential()
-    return ComponentCredential.objects.select_for_update().get(component_appid=settings.WECHAT_COMPONENT_APPID)
+    with metrics.lock_wait("component_token"):
+        return ComponentCredential.objects.select_for_update().get(component_appid=settings.WECHAT_COMPONENT_APPID)
 
 
 @transaction.atomic
