@@ -4,7 +4,10 @@ The WeChat values match the sandbox defaults (wxplatform/sandbox/config.py) so t
 DATABASE_URL and REDIS_URL come from the caller (the Makefile points them at PostgreSQL and Redis).
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 
 _DEFAULTS = {
@@ -22,5 +25,9 @@ _DEFAULTS = {
 # Redis keys and the Celery queue are namespaced per test session, so that parallel runs sharing one Redis
 # (developers, CI) never see each other's tasks or cache entries. Worker subprocesses inherit it.
 _DEFAULTS["REDIS_KEY_PREFIX"] = f"test-{uuid.uuid4().hex[:10]}"
+# Metrics files (prometheus_client multiprocess mode) per test session as well, for the same reason.
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    _DEFAULTS["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wxp-test-metrics-")
+    atexit.register(shutil.rmtree, _DEFAULTS["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 for _name, _value in _DEFAULTS.items():
     os.environ.setdefault(_name, _value)
