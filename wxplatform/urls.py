@@ -13,4 +13,11 @@ urlpatterns = [
     path("admin/status/", admin.site.admin_view(admin_views.platform_status), name="admin-platform-status"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("api/", include("drafts.api.urls")),
 ]
+
+# Under /api/ these answer in the merchant API's JSON error shape; elsewhere Django's usual pages.
+handler400 = "drafts.api.errors.handler400"
+handler403 = "drafts.api.errors.handler403"
+handler404 = "drafts.api.errors.handler404"
+handler500 = "drafts.api.errors.handler500"

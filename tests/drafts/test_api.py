@@ -402,6 +402,8 @@ def test_history_pages_with_a_cursor_until_the_last_page(client: Client, tenant:
         ({"page_size": "ten"}, "page_size"),
         ({"cursor": "not-a-cursor"}, "cursor"),
         ({"sinse": "2025-03-01T00:00:00Z"}, "sinse"),
+        ({"since": ""}, "since"),
+        ({"cursor": " "}, "cursor"),
         ({"cursor": base64.b64encode(b"p=not-a-time").decode()}, "cursor"),
         ({"cursor": base64.b64encode(b"p=2025-02-30 00:00:00+00:00").decode()}, "cursor"),
         ({"cursor": base64.b64encode(b"o=-1").decode()}, "cursor"),

@@ -17,6 +17,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from schemathesis import DataGenerationMethod
+from schemathesis.specs.openapi.checks import negative_data_rejection
 from schemathesis.specs.openapi.schemas import BaseOpenAPISchema
 
 from drafts.models import SyncJob, SyncTrigger
@@ -69,5 +70,8 @@ def test_generated_requests_get_no_5xx_and_conform_to_the_schema(
     case.headers = {**(case.headers or {}), **key_headers}
     response = case.call_wsgi()
 
-    case.validate_response(response)
+    # Schemathesis 3 also "negates" parts it cannot send as such (a header made an integer still travels as
+    # text), so its negative_data_rejection check reports valid requests; the 400s for bad parameters are
+    # specified in test_api.py instead. Every other check runs, on valid and invalid requests alike.
+    case.validate_response(response, excluded_checks=(negative_data_rejection,))
     assert response.status_code < 500
