@@ -129,6 +129,37 @@ def test_operator_filters_opens_an_account_and_syncs_it_now(
     assert wechat_settings.control.counters()["draft_count_calls"] == {tenant.authorizer_appid: 1}
 
 
+def test_operator_issues_a_key_shown_once_then_marks_the_account_revoked(
+    live_server: object, browser_page: object
+) -> None:
+    page = browser_page
+    base_url = live_server.url  # type: ignore[attr-defined]
+    User.objects.create_superuser("operator", password=PASSWORD)
+    tenant = make_tenant(nickname="Key Holder")
+
+    _log_in(page, base_url, "operator")
+    page.goto(f"{base_url}/admin/tenants/tenant/{tenant.pk}/change/")  # type: ignore[attr-defined]
+    page.fill("#api-key-name", "ERP")  # type: ignore[attr-defined]
+    page.click("#api-key-create input[type=submit]")  # type: ignore[attr-defined]
+    raw_key = page.inner_text("#raw-api-key")  # type: ignore[attr-defined]
+    page.screenshot(path=str(SHOTS / "wxp-admin-api-key-once.png"), full_page=True)  # type: ignore[attr-defined]
+    page.click("text=Back to the account")  # type: ignore[attr-defined]
+    assert raw_key not in page.content()  # type: ignore[attr-defined]
+    prefix = raw_key.split(".")[0]
+    page.click(f"#api-key-{prefix} input[type=submit]")  # type: ignore[attr-defined]
+    assert f"API key {prefix} revoked." in page.inner_text(".messagelist")  # type: ignore[attr-defined]
+
+    page.click("#mark-revoked")  # type: ignore[attr-defined]
+    page.screenshot(path=str(SHOTS / "wxp-admin-revoke-confirm.png"), full_page=True)  # type: ignore[attr-defined]
+    page.click("#confirm-revoke")  # type: ignore[attr-defined]
+
+    assert "Marked revoked; the tokens were purged." in page.inner_text(".messagelist")  # type: ignore[attr-defined]
+    assert page.locator("#mark-revoked").count() == 0  # type: ignore[attr-defined]
+    tenant.refresh_from_db()
+    assert (tenant.status, tenant.access_token, tenant.refresh_token) == ("revoked", "", "")
+    assert tenant.api_keys.get().revoked is True
+
+
 def test_console_reads_in_simplified_chinese(live_server: object, browser_page: object) -> None:
     page = browser_page
     base_url = live_server.url  # type: ignore[attr-defined]
