@@ -23,9 +23,6 @@ from django.utils.translation import gettext_lazy as _
 
 from wxplatform.models import AuditEntry
 
-# Name of the read-only group created by migration 0002_support_group.
-SUPPORT_GROUP = "support"
-
 # Keys of AuditEntry.detail whose values are never shown, whoever wrote the entry.
 _SECRET_KEY = re.compile(r"token|ticket|secret|password|passwd|aes|raw|^key$|api_key$|authorization_code", re.I)
 
