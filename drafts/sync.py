@@ -23,15 +23,15 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import aiohttp
 from django.conf import settings
-from django.db import models, transaction
-from django.db.models import Case, F, Q, QuerySet, Value, When
+from django.db import connection, models, transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -445,16 +445,51 @@ def attempt_for(result: TenantResult, *, trigger: str, at: datetime) -> SyncAtte
     )
 
 
-def _quota_used(today: date, calls: int) -> Case:
-    return Case(When(quota_day=today, then=F("quota_used") + calls), default=Value(calls))
+# Tenant rows of a batch are written with one UPDATE ... FROM (VALUES ...) per kind of outcome: one statement
+# whatever the batch size, cheap to build and to execute (an ORM bulk_update of 500 rows would compile
+# thousands of CASE branches). The VALUES columns are column1, column2, ... on PostgreSQL and SQLite alike.
+# Identifiers come from the model's metadata; every value is a query parameter.
+_QUOTA = "quota_used = CASE WHEN t.quota_day = %s THEN t.quota_used + v.{calls} ELSE v.{calls} END, quota_day = %s"
+_SUCCESS_SET = (
+    # Never replace a newer fetch (an on-demand job that finished first) with this older one.
+    "draft_count = CASE WHEN {newer} THEN v.column2 ELSE t.draft_count END, "
+    "draft_count_fetched_at = CASE WHEN {newer} THEN v.column3 ELSE t.draft_count_fetched_at END, "
+    "last_snapshot_at = CASE WHEN v.column4 THEN v.column3 ELSE t.last_snapshot_at END, "
+    "last_sync_attempt_at = v.column3, " + _QUOTA.format(calls="column5")
+).format(newer="(t.draft_count_fetched_at IS NULL OR t.draft_count_fetched_at < v.column3)")
+_FAILURE_SET = (
+    # The last good count stays: only the error fields, the quota and the consequences change.
+    "last_sync_attempt_at = %s, last_error_at = %s, "
+    "last_error_code = CASE WHEN v.column3 THEN v.column2 ELSE NULL END, "
+    "last_error_message = v.column4, "
+    "paused_until = CASE WHEN v.column6 THEN v.column7 ELSE t.paused_until END, "
+    "eligibility = CASE WHEN v.column8 THEN %s ELSE t.eligibility END, "
+    "eligibility_detail = CASE WHEN v.column8 THEN v.column9 ELSE t.eligibility_detail END, "
+    + _QUOTA.format(calls="column5")
+)
 
 
-def _write(works: Iterable[_Work], *, trigger: str, chunk: SyncChunk | None) -> bool:
+def _update_tenants(assignments: str, set_params: Sequence[object], rows: Sequence[Sequence[object]]) -> None:
+    if not rows:
+        return
+    width = len(rows[0])
+    row_sql = "(" + ", ".join(["%s"] * width) + ")"
+    sql = (
+        f"UPDATE {connection.ops.quote_name(Tenant._meta.db_table)} AS t SET {assignments} "  # noqa: S608
+        f"FROM (VALUES {', '.join([row_sql] * len(rows))}) AS v WHERE t.id = v.column1"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*set_params, *(value for row in rows for value in row)])
+
+
+def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> bool:
     """Writes a batch's outcome in a constant number of queries. False if the chunk was already done."""
     now = timezone.now()
     today = quota_day(now)
-    succeeded: list[Tenant] = []
-    failed: list[Tenant] = []
+    ops = connection.ops
+    at_now, day = ops.adapt_datetimefield_value(now), ops.adapt_datefield_value(today)
+    succeeded: list[tuple[object, ...]] = []
+    failed: list[tuple[object, ...]] = []
     snapshots: list[DraftSnapshot] = []
     attempts: list[SyncAttempt] = []
     revoked: list[str] = []
@@ -465,21 +500,8 @@ def _write(works: Iterable[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
         tenant = work.tenant
         if result.outcome in (AttemptOutcome.CHANGED, AttemptOutcome.UNCHANGED):
             assert work.fetched_at is not None and result.total_count is not None
-            # Never replace a newer fetch (an on-demand job that finished first) with this older one.
-            newer = Q(draft_count_fetched_at__isnull=True) | Q(draft_count_fetched_at__lt=work.fetched_at)
-            succeeded.append(
-                Tenant(
-                    pk=tenant.pk,
-                    draft_count=Case(When(newer, then=Value(result.total_count)), default=F("draft_count")),
-                    draft_count_fetched_at=Case(
-                        When(newer, then=Value(work.fetched_at)), default=F("draft_count_fetched_at")
-                    ),
-                    last_snapshot_at=work.fetched_at if work.snapshot else F("last_snapshot_at"),
-                    last_sync_attempt_at=work.fetched_at,
-                    quota_day=today,
-                    quota_used=_quota_used(today, work.calls),
-                )
-            )
+            fetched_at = ops.adapt_datetimefield_value(work.fetched_at)
+            succeeded.append((tenant.pk, result.total_count, fetched_at, work.snapshot is not None, work.calls))
             if work.snapshot is not None:
                 snapshots.append(
                     DraftSnapshot(
@@ -490,19 +512,19 @@ def _write(works: Iterable[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
                     )
                 )
         elif result.outcome == AttemptOutcome.FAILED:
-            # The last good count stays: only the error fields, the quota and the consequences change.
+            # NULLs are kept out of VALUES (their column type could not be inferred): flags say what applies.
+            paused_until = ops.adapt_datetimefield_value(work.paused_until) if work.paused_until else at_now
             failed.append(
-                Tenant(
-                    pk=tenant.pk,
-                    last_sync_attempt_at=now,
-                    last_error_code=result.errcode,
-                    last_error_message=result.message,
-                    last_error_at=now,
-                    quota_day=today,
-                    quota_used=_quota_used(today, work.calls),
-                    paused_until=work.paused_until or F("paused_until"),
-                    eligibility=Eligibility.REJECTED if work.rejected else F("eligibility"),
-                    eligibility_detail=work.rejected or F("eligibility_detail"),
+                (
+                    tenant.pk,
+                    result.errcode or 0,
+                    result.errcode is not None,
+                    result.message[:500],
+                    work.calls,
+                    work.paused_until is not None,
+                    paused_until,
+                    bool(work.rejected),
+                    work.rejected[:255],
                 )
             )
             if work.revoke:
@@ -516,35 +538,8 @@ def _write(works: Iterable[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
             # Locked and checked again: a redelivery racing the first delivery writes nothing twice.
             if not SyncChunk.objects.select_for_update().filter(pk=chunk.pk, done_at__isnull=True).exists():
                 return False
-        if succeeded:
-            Tenant.objects.bulk_update(
-                succeeded,
-                [
-                    "draft_count",
-                    "draft_count_fetched_at",
-                    "last_snapshot_at",
-                    "last_sync_attempt_at",
-                    "quota_day",
-                    "quota_used",
-                ],
-                batch_size=len(succeeded),
-            )
-        if failed:
-            Tenant.objects.bulk_update(
-                failed,
-                [
-                    "last_sync_attempt_at",
-                    "last_error_code",
-                    "last_error_message",
-                    "last_error_at",
-                    "quota_day",
-                    "quota_used",
-                    "paused_until",
-                    "eligibility",
-                    "eligibility_detail",
-                ],
-                batch_size=len(failed),
-            )
+        _update_tenants(_SUCCESS_SET, [day, day], succeeded)
+        _update_tenants(_FAILURE_SET, [at_now, at_now, Eligibility.REJECTED.value, day, day], failed)
         if snapshots:
             # (tenant, fetched_at) is unique: writing the same fetch twice is a no-op.
             DraftSnapshot.objects.bulk_create(snapshots, ignore_conflicts=True)
@@ -558,7 +553,7 @@ def _write(works: Iterable[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
     return True
 
 
-def _chunk_done(chunk: SyncChunk, works: Iterable[_Work], now: datetime) -> None:
+def _chunk_done(chunk: SyncChunk, works: Sequence[_Work], now: datetime) -> None:
     report = SyncReport([w.result for w in works if w.result is not None])
     SyncChunk.objects.filter(pk=chunk.pk).update(done_at=now)
     SyncRun.objects.filter(pk=chunk.run_id).update(
