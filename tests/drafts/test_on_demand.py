@@ -21,7 +21,8 @@ from tenants.models import Eligibility, Tenant, TenantStatus
 from tests.drafts.conftest import sandbox_tenant
 from tests.fixtures.sandbox import Sandbox
 
-pytestmark = pytest.mark.django_db
+# Also on SQLite (make test-smoke): the batch writes are raw SQL that both databases must accept.
+pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
 
 
 def test_a_request_opens_a_pending_job_and_enqueues_it_after_commit(

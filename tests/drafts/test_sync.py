@@ -17,7 +17,8 @@ from tenants.models import Eligibility, Tenant, TenantStatus
 from tests.drafts.conftest import component_ready, sandbox_tenant, sandbox_tenants
 from tests.fixtures.sandbox import Sandbox
 
-pytestmark = pytest.mark.django_db
+# Also on SQLite (make test-smoke): the batch writes are raw SQL that both databases must accept.
+pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
 
 DRAFT_COUNT = "/cgi-bin/draft/count"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
