@@ -195,7 +195,7 @@ def draft_count_jobs_sweep() -> int:
 @dataclass(frozen=True)
 class RunStart:
     run: SyncRun
-    # False: a scheduled run had started moments ago (a duplicate beat or a redelivered task); it is reused.
+    # False: a scheduled run is still going or started moments ago; no new one was planned.
     created: bool
 
 
@@ -208,11 +208,14 @@ def draft_count_run_start(*, trigger: str, enqueue_chunks: bool = True) -> RunSt
     """
     now = timezone.now()
     if trigger == SyncTrigger.SCHEDULE:
-        recent = SyncRun.objects.filter(
-            trigger=SyncTrigger.SCHEDULE, started_at__gt=now - timedelta(seconds=settings.DRAFT_SYNC_MIN_INTERVAL)
-        ).first()
-        if recent is not None:
-            return RunStart(run=recent, created=False)
+        # A duplicate beat, a redelivered sync_all, or a beat firing while the last run is still going
+        # (overlapping runs would only double the load): the current run stands.
+        latest = SyncRun.objects.filter(trigger=SyncTrigger.SCHEDULE).order_by("-started_at").first()
+        if latest is not None:
+            age = (now - latest.started_at).total_seconds()
+            running = latest.finished_at is None and age < settings.DRAFT_SYNC_RUN_TIMEOUT
+            if running or age < settings.DRAFT_SYNC_MIN_INTERVAL:
+                return RunStart(run=latest, created=False)
     size = settings.DRAFT_SYNC_CHUNK_SIZE
     ids = syncable_tenants().order_by("pk").values_list("pk", flat=True)
     with transaction.atomic():
@@ -221,12 +224,15 @@ def draft_count_run_start(*, trigger: str, enqueue_chunks: bool = True) -> RunSt
         last = 0
         while True:
             # The id `size` places on, or the last one: the chunk is (previous end, this end].
-            end = ids.filter(pk__gt=last)[size - 1 : size].first()
+            end: int | None = ids.filter(pk__gt=last)[size - 1 : size].first()
+            final = end is None
             if end is None:
                 end = ids.filter(pk__gt=last).aggregate(end=Max("pk"))["end"]
                 if end is None:
                     break
             chunks.append(SyncChunk(run=run, index=len(chunks), first_tenant_id=last + 1, last_tenant_id=end))
+            if final:
+                break
             last = end
         SyncChunk.objects.bulk_create(chunks, batch_size=1000)
         run.chunks_total = len(chunks)

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -469,7 +470,7 @@ _FAILURE_SET = (
 )
 
 
-def _update_tenants(assignments: str, set_params: Sequence[object], rows: Sequence[Sequence[object]]) -> None:
+def _update_tenants(assignments: str, set_params: Sequence[Any], rows: Sequence[Sequence[Any]]) -> None:
     if not rows:
         return
     width = len(rows[0])
@@ -479,7 +480,8 @@ def _update_tenants(assignments: str, set_params: Sequence[object], rows: Sequen
         f"FROM (VALUES {', '.join([row_sql] * len(rows))}) AS v WHERE t.id = v.column1"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*set_params, *(value for row in rows for value in row)])
+        params: list[Any] = [*set_params, *(value for row in rows for value in row)]
+        cursor.execute(sql, params)
 
 
 def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> bool:

@@ -292,6 +292,9 @@ DRAFT_SYNC_RATE_BURST = env.int("DRAFT_SYNC_RATE_BURST", default=1000)
 DRAFT_SYNC_MAX_ATTEMPTS = env.int("DRAFT_SYNC_MAX_ATTEMPTS", default=3)
 DRAFT_SYNC_BACKOFF_BASE = env.float("DRAFT_SYNC_BACKOFF_BASE", default=0.5)
 DRAFT_SYNC_BACKOFF_MAX = env.float("DRAFT_SYNC_BACKOFF_MAX", default=8.0)
+# No scheduled run starts while the previous one is unfinished, unless it started this many seconds ago
+# (then it is taken as stuck, e.g. a chunk lost while the broker was down).
+DRAFT_SYNC_RUN_TIMEOUT = env.float("DRAFT_SYNC_RUN_TIMEOUT", default=1800.0)
 # An on-demand job whose worker went silent this many seconds ago may be taken over by another.
 DRAFT_SYNC_JOB_LEASE = env.float("DRAFT_SYNC_JOB_LEASE", default=120.0)
 # Sync attempts, finished jobs and runs are deleted after this many days; snapshots are kept.

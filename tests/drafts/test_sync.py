@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -119,22 +120,61 @@ def test_scheduled_routine_syncs_record_no_attempts(sync_settings: Sandbox) -> N
     assert run.finished_at is not None
 
 
-def test_a_chunk_is_written_with_the_same_number_of_queries_whatever_its_size(
-    sync_settings: Sandbox, settings: object
-) -> None:
+def test_a_chunk_is_written_with_the_same_number_of_queries_whatever_its_size(sync_settings: Sandbox) -> None:
     query_counts = []
     for size in (3, 60):
         Tenant.objects.all().delete()
-        sandbox_tenants(sync_settings, size, draft_count=(0, 50))
+        tenants = sandbox_tenants(sync_settings, size, draft_count=(0, 50))
+        # Every third account has lost the API: failures are written in bulk too.
+        for tenant in tenants[::3]:
+            sync_settings.control.update_authorizer(tenant.authorizer_appid, func_ids=[1])
         run = draft_count_run_start(trigger=SyncTrigger.SCHEDULE, enqueue_chunks=False).run
         chunk = run.chunks.get()
         with CaptureQueriesContext(connection) as queries:
             report = draft_count_chunk_sync(chunk_id=chunk.pk, chain=False)
-        assert report is not None and report.changed == size
+        assert report is not None
+        assert (report.changed, report.failed) == (size - size // 3, {48001: size // 3})
         query_counts.append(len(queries))
 
     assert query_counts[0] == query_counts[1]
-    assert DraftSnapshot.objects.count() == 60
+    assert DraftSnapshot.objects.count() == 40
+    assert Tenant.objects.filter(eligibility=Eligibility.REJECTED).count() == 20
+
+
+def test_planning_a_run_reads_tenant_ids_one_chunk_at_a_time(sync_settings: Sandbox, settings: Any) -> None:
+    settings.DRAFT_SYNC_CHUNK_SIZE = 10
+    sandbox_tenants(sync_settings, 95)
+
+    with CaptureQueriesContext(connection) as queries:
+        run = draft_count_run_start(trigger=SyncTrigger.SCHEDULE, enqueue_chunks=False).run
+
+    assert run.chunks_total == 10
+    tenant_reads = [q["sql"] for q in queries.captured_queries if 'FROM "tenants_tenant"' in q["sql"]]
+    # One keyset step per chunk, plus the last (short) chunk's end: never the whole list.
+    assert len(tenant_reads) == 11
+    assert all("LIMIT 1" in sql or "MAX(" in sql for sql in tenant_reads)
+
+
+def test_a_scheduled_run_does_not_start_while_the_previous_one_is_running(sync_settings: Sandbox) -> None:
+    sandbox_tenants(sync_settings, 3)
+    first = draft_count_run_start(trigger=SyncTrigger.SCHEDULE, enqueue_chunks=False)
+
+    second = draft_count_run_start(trigger=SyncTrigger.SCHEDULE, enqueue_chunks=False)
+
+    assert (first.created, second.created, second.run.pk) == (True, False, first.run.pk)
+    assert SyncRun.objects.count() == 1
+    # A manual run is never held back.
+    assert draft_count_run_start(trigger=SyncTrigger.CLI, enqueue_chunks=False).created
+
+
+def test_a_stuck_scheduled_run_no_longer_holds_back_the_next_one(sync_settings: Sandbox) -> None:
+    sandbox_tenants(sync_settings, 3)
+    stuck = draft_count_run_start(trigger=SyncTrigger.SCHEDULE, enqueue_chunks=False).run
+    SyncRun.objects.filter(pk=stuck.pk).update(started_at=timezone.now() - timedelta(minutes=31))
+
+    start = draft_count_run_start(trigger=SyncTrigger.SCHEDULE, enqueue_chunks=False)
+
+    assert start.created and start.run.pk != stuck.pk
 
 
 def test_a_redelivered_chunk_calls_nobody_and_writes_nothing(sync_settings: Sandbox) -> None:
@@ -153,9 +193,9 @@ def test_a_redelivered_chunk_calls_nobody_and_writes_nothing(sync_settings: Sand
 
 
 def test_runs_are_planned_in_chunks_of_consecutive_ids_without_ineligible_tenants(
-    sync_settings: Sandbox, settings: object
+    sync_settings: Sandbox, settings: Any
 ) -> None:
-    settings.DRAFT_SYNC_CHUNK_SIZE = 4  # type: ignore[attr-defined]
+    settings.DRAFT_SYNC_CHUNK_SIZE = 4
     tenants = sandbox_tenants(sync_settings, 10)
     Tenant.objects.filter(pk=tenants[1].pk).update(status=TenantStatus.REVOKED)
     ids = [t.pk for t in tenants]
@@ -287,8 +327,8 @@ def test_61003_marks_the_tenant_revoked(sync_settings: Sandbox) -> None:
     assert (tenant.draft_count, tenant.last_error_code) == (5, 61003)
 
 
-def test_retryable_faults_are_retried_until_every_tenant_is_synced(sync_settings: Sandbox, settings: object) -> None:
-    settings.DRAFT_SYNC_MAX_ATTEMPTS = 6  # type: ignore[attr-defined]
+def test_retryable_faults_are_retried_until_every_tenant_is_synced(sync_settings: Sandbox, settings: Any) -> None:
+    settings.DRAFT_SYNC_MAX_ATTEMPTS = 6
     tenants = sandbox_tenants(sync_settings, 40, draft_count=(1, 9))
     sync_settings.control.set_faults(
         rate=0.3, kinds=[-1, 45011, "http_502", "malformed"], endpoints=[DRAFT_COUNT], seed=7
@@ -329,9 +369,9 @@ def test_a_persistent_wechat_error_keeps_the_last_good_count_and_is_recorded(syn
     assert (attempt.outcome, attempt.errcode, attempt.total_count) == (AttemptOutcome.FAILED, -1, None)
 
 
-def test_a_timeout_is_retried_and_recorded_as_a_transport_failure(sync_settings: Sandbox, settings: object) -> None:
-    settings.WECHAT_READ_TIMEOUT = 0.2  # type: ignore[attr-defined]
-    settings.DRAFT_SYNC_MAX_ATTEMPTS = 2  # type: ignore[attr-defined]
+def test_a_timeout_is_retried_and_recorded_as_a_transport_failure(sync_settings: Sandbox, settings: Any) -> None:
+    settings.WECHAT_READ_TIMEOUT = 0.2
+    settings.DRAFT_SYNC_MAX_ATTEMPTS = 2
     tenant = sandbox_tenant(sync_settings, draft_count=5)
     sync_settings.control.set_faults(rate=1.0, kinds=["timeout"], endpoints=[DRAFT_COUNT], timeout_seconds=1)
 
