@@ -490,9 +490,8 @@ def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
     today = quota_day(now)
     ops = connection.ops
     at_now, day = ops.adapt_datetimefield_value(now), ops.adapt_datefield_value(today)
-    succeeded: list[tuple[object, ...]] = []
+    succeeded: list[_Work] = []
     failed: list[tuple[object, ...]] = []
-    snapshots: list[DraftSnapshot] = []
     attempts: list[SyncAttempt] = []
     revoked: list[str] = []
     for work in works:
@@ -502,17 +501,7 @@ def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
         tenant = work.tenant
         if result.outcome in (AttemptOutcome.CHANGED, AttemptOutcome.UNCHANGED):
             assert work.fetched_at is not None and result.total_count is not None
-            fetched_at = ops.adapt_datetimefield_value(work.fetched_at)
-            succeeded.append((tenant.pk, result.total_count, fetched_at, work.snapshot is not None, work.calls))
-            if work.snapshot is not None:
-                snapshots.append(
-                    DraftSnapshot(
-                        tenant_id=tenant.pk,
-                        total_count=result.total_count,
-                        fetched_at=work.fetched_at,
-                        reason=work.snapshot,
-                    )
-                )
+            succeeded.append(work)
         elif result.outcome == AttemptOutcome.FAILED:
             # NULLs are kept out of VALUES (their column type could not be inferred): flags say what applies.
             paused_until = ops.adapt_datetimefield_value(work.paused_until) if work.paused_until else at_now
@@ -540,7 +529,23 @@ def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
             # Locked and checked again: a redelivery racing the first delivery writes nothing twice.
             if not SyncChunk.objects.select_for_update().filter(pk=chunk.pk, done_at__isnull=True).exists():
                 return False
-        _update_tenants(_SUCCESS_SET, [day, day], succeeded)
+        _lock_and_recheck_snapshots(works, succeeded)
+        rows: list[tuple[object, ...]] = []
+        snapshots: list[DraftSnapshot] = []
+        for w in succeeded:
+            assert w.fetched_at is not None and w.result is not None and w.result.total_count is not None
+            fetched_at = ops.adapt_datetimefield_value(w.fetched_at)
+            rows.append((w.tenant.pk, w.result.total_count, fetched_at, w.snapshot is not None, w.calls))
+            if w.snapshot is not None:
+                snapshots.append(
+                    DraftSnapshot(
+                        tenant_id=w.tenant.pk,
+                        total_count=w.result.total_count,
+                        fetched_at=w.fetched_at,
+                        reason=w.snapshot,
+                    )
+                )
+        _update_tenants(_SUCCESS_SET, [day, day], rows)
         _update_tenants(_FAILURE_SET, [at_now, at_now, Eligibility.REJECTED.value, day, day], failed)
         if snapshots:
             # (tenant, fetched_at) is unique: writing the same fetch twice is a no-op.
@@ -553,6 +558,38 @@ def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
         if chunk is not None:
             _chunk_done(chunk, works, now)
     return True
+
+
+def _lock_and_recheck_snapshots(works: Sequence[_Work], succeeded: Sequence[_Work]) -> None:
+    """Locks the batch's tenant rows (in id order, so that concurrent batches cannot deadlock) and decides the
+    snapshots again against the rows as they are now: another sync of the same tenant (an on-demand job while
+    its chunk runs) may have written since this batch read them, and the same value must not be recorded twice.
+    A fetch older than the stored one records no snapshot; its row update is a no-op for the count anyway."""
+    written = (AttemptOutcome.CHANGED, AttemptOutcome.UNCHANGED, AttemptOutcome.FAILED)
+    ids = sorted({w.tenant.pk for w in works if w.result is not None and w.result.outcome in written})
+    if not ids:
+        return
+    current = {
+        pk: (count, fetched_at, snapshot_at)
+        for pk, count, fetched_at, snapshot_at in Tenant.objects.select_for_update()
+        .filter(pk__in=ids)
+        .order_by("pk")
+        .values_list("pk", "draft_count", "draft_count_fetched_at", "last_snapshot_at")
+    }
+    heartbeat = timedelta(hours=settings.DRAFT_SNAPSHOT_HEARTBEAT_HOURS)
+    for work in succeeded:
+        assert work.fetched_at is not None and work.result is not None
+        row = current.get(work.tenant.pk)
+        work.snapshot = None
+        if row is None:
+            continue  # deleted meanwhile
+        count, fetched_at, snapshot_at = row
+        if fetched_at is not None and fetched_at >= work.fetched_at:
+            continue
+        if count != work.result.total_count:
+            work.snapshot = SnapshotReason.CHANGED
+        elif snapshot_at is None or work.fetched_at - snapshot_at >= heartbeat:
+            work.snapshot = SnapshotReason.HEARTBEAT
 
 
 def _chunk_done(chunk: SyncChunk, works: Sequence[_Work], now: datetime) -> None:
