@@ -33,9 +33,9 @@ SHOTS = Path("/tmp")
 
 pytestmark = [
     pytest.mark.browser,
-    # Skipped only where Chromium cannot be installed (scripts/ensure-browser.sh installs it where it can).
+    # Skipped only where Chromium cannot be installed (scripts/ensure-test-tools.sh installs it where it can).
     pytest.mark.skipif(
-        CHROMIUM is None, reason="chromium is not installed and could not be (see scripts/ensure-browser.sh)"
+        CHROMIUM is None, reason="chromium is not installed and could not be (see scripts/ensure-test-tools.sh)"
     ),
     # The live server's thread and Chromium read the database through their own connections.
     pytest.mark.django_db(transaction=True),
