@@ -23,6 +23,10 @@ from django.utils.translation import gettext_lazy as _
 
 from wxplatform.models import AuditEntry
 
+admin.site.site_header = _("WeChat third-party platform console")
+admin.site.site_title = _("Platform console")
+admin.site.index_title = _("Merchants, draft counts and platform status")
+
 # Keys of AuditEntry.detail whose values are never shown, whoever wrote the entry.
 _SECRET_KEY = re.compile(r"token|ticket|secret|password|passwd|aes|raw|^key$|api_key$|authorization_code", re.I)
 
