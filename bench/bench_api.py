@@ -17,6 +17,13 @@ and tenant together), the per-key throttle (Redis), serialization and the ETag. 
 
     make bench                       # or: python -m bench api
     python bench/bench_api.py --connections 32 --seconds 10 --rounds 3
+
+Where the time goes (in-process, Django test client, on the 2-CPU development machine): /healthz 0.24 ms, a
+bare DRF APIView 0.26 ms, GET /api/v1/draft-count 2.3 ms, of which the key-and-tenant lookup through the
+ORM is ~1.0 ms (0.16 ms of it the database round trip; the rest is building the select_related query and
+the model instances), the throttle 0.1 ms, serialization and ETag 0.1 ms. Under load PostgreSQL's own CPU
+comes out of the same two cores. Replacing the ORM lookup by hand-written SQL and Model.from_db() moved the
+ratio from 0.28x to 0.32x in back-to-back runs: not worth a second copy of the query.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ rotated and revoked by services, issued by `manage.py issue_api_key`, throttled 
 from __future__ import annotations
 
 import re
+import socket
 from datetime import timedelta
 from io import StringIO
 
@@ -329,3 +330,16 @@ def test_throttle_answers_429_with_retry_after_per_key(client: Client, tenant: T
     assert error["retry_after"] == retry_after
     # Another key (even of the same tenant) has its own budget.
     assert client.get(TENANT_URL, **auth(spare_raw)).status_code == 200
+
+
+def test_throttle_lets_requests_through_when_redis_is_down(client: Client, tenant: Tenant, settings: Settings) -> None:
+    with socket.socket() as probe:  # a port on which nothing listens
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port}/0"
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api_key": "1/min"}}
+    _key, raw = make_api_key(tenant)
+
+    statuses = [client.get(TENANT_URL, **auth(raw)).status_code for _ in range(3)]
+
+    assert statuses == [200, 200, 200]
