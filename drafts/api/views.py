@@ -103,7 +103,7 @@ def _query(serializer_class: type[HistoryQuerySerializer], request: Request, *, 
     if unknown:
         raise InvalidParameter(unknown[0], _("%(name)s: unknown query parameter.") % {"name": unknown[0]})
     # DRF would read `since=` as "no filter"; an empty value is more likely a client bug than a wish.
-    blank = sorted(name for name, value in request.query_params.items() if not value.strip())
+    blank = sorted(name for name, values in request.query_params.lists() if any(not v.strip() for v in values))
     if blank:
         raise InvalidParameter(blank[0], _("%(name)s: must not be empty.") % {"name": blank[0]})
     if not serializer.is_valid():
@@ -225,7 +225,8 @@ class HistoryPagination(CursorPagination):
             position = None
         if position is None:
             raise InvalidParameter("cursor", _("cursor: invalid cursor."))
-        return Cursor(offset=cursor.offset, reverse=cursor.reverse, position=position.isoformat())
+        # (The DRF stubs type the position as int; DRF itself stores the ordering field's value as text.)
+        return Cursor(offset=cursor.offset, reverse=cursor.reverse, position=position.isoformat())  # type: ignore[arg-type]
 
 
 class DraftCountHistoryView(APIView):
