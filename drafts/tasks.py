@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from drafts.models import SyncTrigger
 from drafts.services import (
@@ -20,8 +21,21 @@ from drafts.services import (
     draft_count_run_start,
 )
 
+# A database outage (restart, failover) fails a task before or inside its transaction, which rolls back;
+# retried with capped exponential backoff, the task then finds its work undone (or done, and returns).
+# Without this a chunk failed by an outage was acknowledged and lost, and its run never finished.
+DATABASE_OUTAGES = (OperationalError, InterfaceError)
 
-@shared_task(name="drafts.sync_all", acks_late=True)
+
+@shared_task(
+    name="drafts.sync_all",
+    acks_late=True,
+    autoretry_for=DATABASE_OUTAGES,
+    retry_backoff=1,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=30,
+)
 def sync_all() -> int:
     """Beat: plan a run over all eligible tenants and queue its first chunks; re-queue lost on-demand jobs."""
     start = draft_count_run_start(trigger=SyncTrigger.SCHEDULE)
@@ -29,12 +43,28 @@ def sync_all() -> int:
     return start.run.pk
 
 
-@shared_task(name="drafts.sync_chunk", acks_late=True)
+@shared_task(
+    name="drafts.sync_chunk",
+    acks_late=True,
+    autoretry_for=DATABASE_OUTAGES,
+    retry_backoff=1,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=30,
+)
 def sync_chunk(chunk_id: int) -> None:
     draft_count_chunk_sync(chunk_id=chunk_id)
 
 
-@shared_task(name="drafts.sync_job", acks_late=True)
+@shared_task(
+    name="drafts.sync_job",
+    acks_late=True,
+    autoretry_for=DATABASE_OUTAGES,
+    retry_backoff=1,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=30,
+)
 def sync_job(job_id: str) -> None:
     draft_count_job_run(job_id=uuid.UUID(job_id))
 
