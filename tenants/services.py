@@ -32,14 +32,14 @@ from tenants.models import (
 )
 from wxplatform import metrics
 from wxplatform.component.clients import wechat_client
-from wxplatform.component.services import component_access_token, component_token_refresh
+from wxplatform.component.services import with_component_token
 from wxplatform.wechat.errors import (
     AccountStateError,
     RefreshTokenError,
     TokenError,
     WeChatError,
 )
-from wxplatform.wechat.types import AuthorizerInfo
+from wxplatform.wechat.types import AuthorizerInfo, AuthorizerToken
 
 logger = logging.getLogger(__name__)
 
@@ -109,10 +109,13 @@ def tenant_authorize(*, authorization_code: str) -> AuthorizeResult:
         if row.tenant_id is not None:
             return AuthorizeResult(tenant=Tenant.objects.get(pk=row.tenant_id), created=False)
         client = wechat_client()
-        component_token = component_access_token()
-        auth = client.api_query_auth(component_access_token=component_token, authorization_code=authorization_code)
-        info = client.api_get_authorizer_info(
-            component_access_token=component_token, authorizer_appid=auth.authorizer_appid
+        auth = with_component_token(
+            lambda token: client.api_query_auth(component_access_token=token, authorization_code=authorization_code)
+        )
+        info = with_component_token(
+            lambda token: client.api_get_authorizer_info(
+                component_access_token=token, authorizer_appid=auth.authorizer_appid
+            )
         )
         tenant, created = _tenant_upsert(
             appid=auth.authorizer_appid,
@@ -323,30 +326,25 @@ def _token_refresh_locked(*, tenant_id: int, stale_version: int | None, margin: 
     return _RefreshOutcome(token=tenant.access_token, version=tenant.token_version)
 
 
-def _authorizer_token(appid: str, refresh_token: str):  # type: ignore[no-untyped-def]
-    """api_authorizer_token, retried once with a fresh component token if WeChat says it is stale."""
+def _authorizer_token(appid: str, refresh_token: str) -> AuthorizerToken:
     client = wechat_client()
-    component_token = component_access_token()
-    try:
-        return client.api_authorizer_token(
-            component_access_token=component_token, authorizer_appid=appid, authorizer_refresh_token=refresh_token
+    return with_component_token(
+        lambda token: client.api_authorizer_token(
+            component_access_token=token, authorizer_appid=appid, authorizer_refresh_token=refresh_token
         )
-    except TokenError:
-        component_token = component_token_refresh(stale_token=component_token)
-        return client.api_authorizer_token(
-            component_access_token=component_token, authorizer_appid=appid, authorizer_refresh_token=refresh_token
-        )
+    )
 
 
 def _recover_refresh_token(appid: str, current: str) -> str | None:
     """The account's refresh token as listed by api_get_authorizer_list, if it differs from ours."""
     client = wechat_client()
     try:
-        component_token = component_access_token()
         offset = 0
         while True:
-            page = client.api_get_authorizer_list(
-                component_access_token=component_token, offset=offset, count=_AUTHORIZER_LIST_PAGE
+            page = with_component_token(
+                lambda token, start=offset: client.api_get_authorizer_list(
+                    component_access_token=token, offset=start, count=_AUTHORIZER_LIST_PAGE
+                )
             )
             for item in page.items:
                 if item.appid == appid:

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET
 
 from tenants.services import api_key_issue_first, tenant_authorize
 from wxplatform.component.clients import wechat_client
-from wxplatform.component.services import ComponentNotReady, component_access_token
+from wxplatform.component.services import ComponentNotReady, with_component_token
 from wxplatform.wechat.errors import AuthorizationCodeError, WeChatError
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ def authorization_links(pre_auth_code: str) -> dict[str, str]:
 def authorize(request: HttpRequest) -> HttpResponse:
     """A page, not a redirect: WeChat checks that the link is followed from the platform's own domain."""
     try:
-        pre_auth = wechat_client().api_create_preauthcode(component_access_token=component_access_token())
+        client = wechat_client()
+        pre_auth = with_component_token(lambda token: client.api_create_preauthcode(component_access_token=token))
     except (ComponentNotReady, WeChatError) as exc:
         logger.warning("authorization page unavailable: %s", type(exc).__name__)
         message = _("Authorization is temporarily unavailable. Please try again in a few minutes.")

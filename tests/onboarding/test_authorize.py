@@ -167,3 +167,15 @@ def test_readyz_names_the_missing_ticket(platform: Platform, client: Any) -> Non
     body = requests.get(f"{platform.url}/readyz", timeout=10).json()
     assert body["status"] == "ok"
     assert body["conditions"]["component"].startswith("no component_verify_ticket")
+
+
+def test_a_component_token_wechat_no_longer_accepts_is_replaced_once(ready_platform: Platform) -> None:
+    authorization_link(ready_platform)  # obtains and stores a component token
+    ready_platform.control.expire_component_token()
+    ready_platform.control.reset_counters()
+
+    link = authorization_link(ready_platform)
+
+    assert link["pre_auth_code"]
+    assert calls(ready_platform, "/cgi-bin/component/api_component_token") == 1
+    assert calls(ready_platform, PREAUTH) == 2

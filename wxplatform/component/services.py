@@ -8,8 +8,10 @@ refresher's token would invalidate the first after the grace window).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import transaction
@@ -18,9 +20,11 @@ from django.utils import timezone
 from wxplatform import metrics
 from wxplatform.component.clients import wechat_client
 from wxplatform.component.models import ComponentCredential
-from wxplatform.wechat.errors import ConfigurationError, TicketError, WeChatError
+from wxplatform.wechat.errors import ConfigurationError, TicketError, TokenError, WeChatError
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Refresh this long before expiry (WeChat suggests refreshing at about 1h50m of 2h).
 TOKEN_REFRESH_MARGIN = timedelta(minutes=15)
@@ -97,6 +101,16 @@ def component_access_token() -> str:
     if _is_fresh(credential):
         return credential.access_token
     return component_token_refresh()
+
+
+def with_component_token(call: Callable[[str], T]) -> T:
+    """Runs `call(component_access_token)`; if WeChat says the token is invalid or expired (40001/40014/
+    42001: revoked by a refresh elsewhere, or a restored database), refreshes once and retries once."""
+    token = component_access_token()
+    try:
+        return call(token)
+    except TokenError:
+        return call(component_token_refresh(stale_token=token))
 
 
 def _is_fresh(credential: ComponentCredential) -> bool:

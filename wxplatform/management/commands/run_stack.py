@@ -173,6 +173,8 @@ class Command(BaseCommand):
             if done.status_code != 200:
                 raise CommandError(f"authorization callback answered {done.status_code} for {merchant['appid']}")
             self.stdout.write(f"  ✓ {merchant['nickname']} ({merchant['appid']})")
+        self._step("Syncing their draft counts (python manage.py sync_drafts --tenant …)")
+        call_command("sync_drafts", "--tenant", *[m["appid"] for m in DEMO_MERCHANTS], "--no-progress")
         tenant = Tenant.objects.get(authorizer_appid=DEMO_MERCHANTS[0]["appid"])
         _key, raw = api_key_issue(tenant=tenant, name="make run demo")
         return raw
