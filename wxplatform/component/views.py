@@ -7,6 +7,7 @@ authorization code) goes to Celery after commit. Nothing changes unless msg_sign
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import UTC, datetime
 
@@ -27,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 # WeChat pushes are a few hundred bytes; anything near this is not from WeChat.
 MAX_PUSH_BYTES = 64 * 1024
+# Unix seconds as WeChat sends them (timestamp, CreateTime). Not str.isdigit(), which also accepts "²" (that
+# int() refuses), and at most 10 digits, so that the value fits a float and a datetime.
+_UNIX_SECONDS = re.compile(r"[0-9]{1,10}")
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
@@ -50,7 +54,7 @@ def component_events(request: HttpRequest) -> HttpResponse:
         params.get("nonce", ""),
         params.get("msg_signature", ""),
     )
-    if not (timestamp.isdigit() and nonce and msg_signature):
+    if not (_UNIX_SECONDS.fullmatch(timestamp) and nonce and msg_signature):
         return _error(400, "missing_parameters", _("timestamp, nonce and msg_signature are required."))
     try:
         inner = message_crypto().decrypt_message(body, msg_signature=msg_signature, timestamp=timestamp, nonce=nonce)
@@ -76,7 +80,7 @@ def component_events(request: HttpRequest) -> HttpResponse:
 
 def _create_time(fields: dict[str, str]) -> datetime:
     raw = fields.get("CreateTime", "")
-    seconds = int(raw) if raw.isdigit() else int(time.time())
+    seconds = int(raw) if _UNIX_SECONDS.fullmatch(raw) else int(time.time())
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
