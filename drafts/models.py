@@ -37,6 +37,9 @@ class DraftSnapshot(models.Model):
             models.UniqueConstraint(fields=["tenant", "fetched_at"], name="snapshot_unique_per_fetch")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.total_count} @ {self.fetched_at:%Y-%m-%d %H:%M}"
+
 
 class SyncTrigger(models.TextChoices):
     SCHEDULE = "schedule", _("Schedule")
@@ -70,6 +73,9 @@ class SyncAttempt(models.Model):
         verbose_name_plural = _("sync attempts")
         ordering: ClassVar[list[str]] = ["-at"]
         indexes: ClassVar[list[models.Index]] = [models.Index(fields=["tenant", "-at"], name="attempt_tenant_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} @ {self.at:%Y-%m-%d %H:%M:%S}"
 
 
 class JobState(models.TextChoices):
@@ -107,6 +113,9 @@ class SyncJob(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"sync job {self.pk} ({self.state})"
+
 
 class SyncRun(models.Model):
     """A fan-out over all eligible tenants, split into chunks of consecutive tenant ids."""
@@ -126,6 +135,9 @@ class SyncRun(models.Model):
         verbose_name_plural = _("sync runs")
         ordering: ClassVar[list[str]] = ["-started_at"]
 
+    def __str__(self) -> str:
+        return f"sync run {self.pk} ({self.chunks_done}/{self.chunks_total} chunks)"
+
 
 class SyncChunk(models.Model):
     """One chunk of a run; `done_at` makes a redelivered chunk task a no-op."""
@@ -140,3 +152,6 @@ class SyncChunk(models.Model):
         constraints: ClassVar[list[models.BaseConstraint]] = [
             models.UniqueConstraint(fields=["run", "index"], name="syncchunk_unique_index")
         ]
+
+    def __str__(self) -> str:
+        return f"chunk {self.index} of run {self.run_id}"

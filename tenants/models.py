@@ -112,5 +112,5 @@ class TenantAPIKey(AbstractAPIKey):
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
 
     class Meta(AbstractAPIKey.Meta):
-        verbose_name = _("API key")
-        verbose_name_plural = _("API keys")
+        verbose_name = _("API key")  # type: ignore[assignment]  # the stubs type Meta names as str
+        verbose_name_plural = _("API keys")  # type: ignore[assignment]

@@ -14,7 +14,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from functools import partial
+from typing import TypeVar, cast
 
 from django.db import transaction
 from django.db.models import Q
@@ -33,13 +34,14 @@ from tenants.models import (
 from wxplatform import metrics
 from wxplatform.component.clients import wechat_client
 from wxplatform.component.services import with_component_token
+from wxplatform.wechat.client import WeChatClient
 from wxplatform.wechat.errors import (
     AccountStateError,
     RefreshTokenError,
     TokenError,
     WeChatError,
 )
-from wxplatform.wechat.types import AuthorizerInfo, AuthorizerToken
+from wxplatform.wechat.types import AuthorizerInfo, AuthorizerListPage, AuthorizerToken
 
 logger = logging.getLogger(__name__)
 
@@ -341,11 +343,7 @@ def _recover_refresh_token(appid: str, current: str) -> str | None:
     try:
         offset = 0
         while True:
-            page = with_component_token(
-                lambda token, start=offset: client.api_get_authorizer_list(
-                    component_access_token=token, offset=start, count=_AUTHORIZER_LIST_PAGE
-                )
-            )
+            page = with_component_token(partial(_authorizer_list_page, client, offset))
             for item in page.items:
                 if item.appid == appid:
                     return item.refresh_token if item.refresh_token and item.refresh_token != current else None
@@ -355,6 +353,10 @@ def _recover_refresh_token(appid: str, current: str) -> str | None:
     except WeChatError as exc:
         logger.warning("refresh token recovery failed: errcode %s", exc.errcode)
         return None
+
+
+def _authorizer_list_page(client: WeChatClient, offset: int, token: str) -> AuthorizerListPage:
+    return client.api_get_authorizer_list(component_access_token=token, offset=offset, count=_AUTHORIZER_LIST_PAGE)
 
 
 def _mark_needs_reauth(tenant: Tenant, exc: WeChatError) -> None:
@@ -393,7 +395,7 @@ def tenants_with_expiring_tokens(*, within: timedelta) -> list[int]:
 def api_key_issue(*, tenant: Tenant, name: str) -> tuple[TenantAPIKey, str]:
     """A new API key for the tenant. The raw key is returned once and never stored."""
     key, raw = TenantAPIKey.objects.create_key(name=name, tenant=tenant)
-    return key, raw
+    return cast(TenantAPIKey, key), raw
 
 
 @transaction.atomic

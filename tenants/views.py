@@ -25,7 +25,7 @@ AUTH_TYPE_OFFICIAL_ACCOUNTS = "1"
 
 
 def _redirect_uri() -> str:
-    return settings.PUBLIC_BASE_URL + reverse("tenants:authorize-callback")
+    return f"{settings.PUBLIC_BASE_URL}{reverse('tenants:authorize-callback')}"
 
 
 def authorization_links(pre_auth_code: str) -> dict[str, str]:

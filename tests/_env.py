@@ -13,7 +13,9 @@ import uuid
 _DEFAULTS = {
     "DEBUG": "false",
     "SECRET_KEY": "test-secret-key-not-for-production-0123456789",
-    "TOKEN_ENCRYPTION_KEYS": "dGVzdC1rZXktMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY=,b2xkLXRlc3Qta2V5LTAxMjM0NTY3ODlhYmNkZWYwMTI=",
+    "TOKEN_ENCRYPTION_KEYS": (
+        "dGVzdC1rZXktMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY=,b2xkLXRlc3Qta2V5LTAxMjM0NTY3ODlhYmNkZWYwMTI="
+    ),
     "WECHAT_COMPONENT_APPID": "wx0000sandbox0comp",
     "WECHAT_COMPONENT_APPSECRET": "sandbox-component-secret",
     "WECHAT_COMPONENT_TOKEN": "sandboxtoken",

@@ -66,7 +66,8 @@ def _record(message: str, *args: object) -> logging.LogRecord:
 
 @pytest.mark.smoke
 def test_log_lines_never_carry_tokens() -> None:
-    record = _record("GET /cgi-bin/draft/count?access_token=%s&x=1 %s", "SECRET123", '{"authorizer_refresh_token": "R2"}')
+    body = '{"authorizer_refresh_token": "R2"}'
+    record = _record("GET /cgi-bin/draft/count?access_token=%s&x=1 %s", "SECRET123", body)
 
     RedactSecretsFilter().filter(record)
 
@@ -78,7 +79,9 @@ def test_log_lines_never_carry_tokens() -> None:
 @pytest.mark.smoke
 def test_redaction_covers_component_credentials() -> None:
     text = '{"component_appsecret": "S", "component_verify_ticket": "T", "component_access_token": "C"}'
-    assert redact(text) == '{"component_appsecret": "***", "component_verify_ticket": "***", "component_access_token": "***"}'
+    assert redact(text) == (
+        '{"component_appsecret": "***", "component_verify_ticket": "***", "component_access_token": "***"}'
+    )
 
 
 @pytest.mark.smoke

@@ -17,7 +17,10 @@ logger = logging.getLogger(__name__)
 
 def enqueue(task: Task, *args: Any, countdown: float | None = None) -> bool:  # type: ignore[type-arg]
     try:
-        task.apply_async(args=args, countdown=countdown, retry=False)
+        if countdown is None:
+            task.apply_async(args=args, retry=False)
+        else:
+            task.apply_async(args=args, countdown=countdown, retry=False)
     except Exception as exc:  # noqa: BLE001 - kombu/redis raise many types; the sweep recovers the work
         logger.warning("could not enqueue %s: %s", task.name, type(exc).__name__)
         return False

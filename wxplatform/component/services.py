@@ -99,7 +99,7 @@ def component_access_token() -> str:
     """A component access token valid for at least TOKEN_REFRESH_MARGIN, refreshing it if needed."""
     credential = component_credential()
     if _is_fresh(credential):
-        return credential.access_token
+        return str(credential.access_token)
     return component_token_refresh()
 
 

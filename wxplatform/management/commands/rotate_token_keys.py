@@ -30,7 +30,7 @@ class Command(BaseCommand):
         for model in (ComponentCredential, Tenant, AuthorizationCode):
             fields = _encrypted_fields(model)
             ids = list(model._default_manager.order_by("pk").values_list("pk", flat=True))
-            with tqdm(total=len(ids), desc=model._meta.verbose_name_plural.title(), disable=None) as bar:
+            with tqdm(total=len(ids), desc=str(model._meta.verbose_name_plural), disable=None) as bar:
                 for start in range(0, len(ids), BATCH):
                     with transaction.atomic():
                         # Loading decrypts with any key; saving encrypts with the first one.

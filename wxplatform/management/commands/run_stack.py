@@ -93,7 +93,7 @@ class Command(BaseCommand):
             while all(child.poll() is None for child in self.children):
                 time.sleep(0.5)
             failed = [c for c in self.children if c.poll() is not None]
-            raise CommandError(f"a child process exited: {' '.join(map(str, failed[0].args[:4]))}")
+            raise CommandError(f"a child process exited with status {failed[0].returncode}")
         except KeyboardInterrupt:
             self.stdout.write("\nStopping…")
         finally:
