@@ -500,7 +500,7 @@ class TenantAdmin(AuditedAdminMixin):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         tenant = self._tenant_for_action(request, object_id)
-        name = (request.POST.get("name") or "").strip()[:50] or _("Admin key")
+        name = (request.POST.get("name") or "").strip()[:50] or _("Key created in the console")
         key, raw = api_key_issue(tenant=tenant, name=name)
         audit_record(
             request=request,

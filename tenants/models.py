@@ -30,7 +30,7 @@ class TenantStatus(models.TextChoices):
 class Eligibility(models.TextChoices):
     ELIGIBLE = "eligible", _("Eligible")
     MISSING_PERMISSION = "missing_permission", _("Permission set 11 or 100 not granted")
-    WRONG_KIND = "wrong_kind", _("Not an Official Account or Service Account")
+    WRONG_KIND = "wrong_kind", _("Not a subscription or service account")
     REJECTED = "rejected", _("Rejected by WeChat")
 
 

@@ -70,7 +70,7 @@ class TenantHasNoToken(Exception):
 def eligibility_for(*, account_kind: str, func_ids: list[int]) -> tuple[Eligibility, str]:
     """Whether draft/count may be called for an account of this kind with these permission sets."""
     if account_kind not in (AccountKind.SUBSCRIPTION, AccountKind.SERVICE):
-        return Eligibility.WRONG_KIND, _("Only Official Accounts and Service Accounts have a draft box.")
+        return Eligibility.WRONG_KIND, _("Only subscription accounts and service accounts have a draft box.")
     if not DRAFT_PERMISSION_SETS.intersection(func_ids):
         return Eligibility.MISSING_PERMISSION, _("Missing permission set: 11 (material management) or 100.")
     return Eligibility.ELIGIBLE, ""

@@ -103,7 +103,7 @@ def test_tenant_endpoint_falls_back_to_the_eligibility_label_as_reason(client: C
 
     assert response.json()["eligibility"] == {
         "status": "wrong_kind",
-        "reason": "Not an Official Account or Service Account",
+        "reason": "Not a subscription or service account",
     }
 
 
