@@ -20,6 +20,7 @@ COPY locale ./locale
 COPY manage.py ./
 RUN pip install -c constraints.txt . \
     && DEBUG=true python manage.py collectstatic --noinput \
+    && mkdir -p /app/var/metrics \
     && chown -R app:app /app
 
 USER app

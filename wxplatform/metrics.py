@@ -20,6 +20,8 @@ import hmac
 import ipaddress
 import logging
 import os
+import re
+import socket
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any, ParamSpec
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -38,6 +41,8 @@ from django.views.decorators.http import require_GET
 # before the metrics below exist. It is read from settings so that .env and the environment agree.
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(settings.PROMETHEUS_MULTIPROC_DIR)
 Path(settings.PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+if not os.access(settings.PROMETHEUS_MULTIPROC_DIR, os.W_OK):
+    raise ImproperlyConfigured(f"PROMETHEUS_MULTIPROC_DIR {settings.PROMETHEUS_MULTIPROC_DIR} is not writable")
 
 from prometheus_client import (  # noqa: E402 - after the variable above, on purpose
     CollectorRegistry,
@@ -50,7 +55,16 @@ from prometheus_client.core import GaugeMetricFamily, Metric  # noqa: E402
 from prometheus_client.exposition import choose_encoder  # noqa: E402
 from prometheus_client.registry import Collector  # noqa: E402
 
-values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+# Files are named after the process. Containers sharing the directory (web, worker) each have their own pid 1,
+# 7, ..., so the host name (a container's id) is part of the name.
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:64] or "host"
+
+
+def _process_identifier() -> str:
+    return f"{_HOST}-{os.getpid()}"
+
+
+values.ValueClass = values.MultiProcessValue(process_identifier=_process_identifier)  # type: ignore[no-untyped-call]
 
 logger = logging.getLogger(__name__)
 

@@ -359,4 +359,4 @@ for _network in METRICS_ALLOWED_NETWORKS:
         raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_network!r} is not a network (CIDR)") from None
 # Counters of every process (gunicorn workers, Celery children) are summed from files in this directory;
 # web and workers on one host must share it, and it should be emptied when the whole stack starts.
-PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "metrics"))
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="") or str(VAR_DIR / "metrics")
