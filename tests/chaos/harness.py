@@ -261,6 +261,11 @@ def database_fingerprint() -> dict[str, str]:
     return digests
 
 
+def wechat_requests(control: Any) -> int:
+    """Every request the sandbox's WeChat endpoints received, whatever they answered (the report's "requests")."""
+    return sum(int(endpoint["calls"]) for endpoint in control.counters()["endpoints"].values())
+
+
 def changed_tables(before: dict[str, str], after: dict[str, str]) -> list[str]:
     return sorted(t for t in before.keys() | after.keys() if before.get(t) != after.get(t))
 
@@ -315,4 +320,9 @@ def render(rows: list[Row]) -> str:
         )
 
     rule = "-+-".join("-" * w for w in widths)
-    return "\n".join([line(table[0]), rule, *(line(cells) for cells in table[1:])])
+    notes = (
+        "requests: calls WeChat (the sandbox) received, or, for fuzzers, requests sent; lost: eligible tenants "
+        "without their true count at the end; duplicated: snapshots, run counts, quota calls or token refreshes "
+        "beyond one each; 5xx: answers other than 503 during an outage."
+    )
+    return "\n".join([line(table[0]), rule, *(line(cells) for cells in table[1:]), "", notes])
