@@ -47,6 +47,13 @@ lint: install
 bench: install
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m bench
 
+# The long fault-injection suite: WeChat faults, a killed worker, Redis and PostgreSQL restarts, token storms
+# and the fuzzers, at CHAOS_SCALE=long, with the report table at the end. `make test` runs the same scenarios
+# bounded. The scenarios start their own redis-server and database proxy; the shared services stay up.
+chaos: install
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) CHAOS_SCALE=long \
+	$(PY) -m pytest -m chaos -o timeout=3600 $(PYTEST_ARGS) tests/chaos tests/onboarding/test_event_fuzz.py
+
 # Extract user-facing strings into locale/zh_Hans (then translate the .po) and compile them.
 messages: install
 	DEBUG=true $(PY) manage.py makemessages -l zh_Hans --no-obsolete --ignore='.venv/*' --ignore='var/*' --ignore='tests/*' --ignore='bench/*'
