@@ -303,3 +303,24 @@ def test_a_verified_push_with_an_odd_create_time_is_taken_as_received_now(client
     credential = ComponentCredential.objects.get()
     assert credential.verify_ticket == "ticket@@@odd-time"
     assert abs((credential.ticket_created_at - timezone.now()).total_seconds()) < 60
+
+
+@pytest.mark.parametrize("appid", ["wx" + "0" * 80, "wx 1", "<x>"])
+def test_a_verified_authorized_push_with_an_impossible_appid_keeps_the_code_without_it(
+    client: Any, appid: str, django_capture_on_commit_callbacks: Any
+) -> None:
+    from tenants.models import AuthorizationCode
+
+    fields = {
+        "AppId": django_settings.WECHAT_COMPONENT_APPID,
+        "CreateTime": int(time.time()),
+        "InfoType": "authorized",
+        "AuthorizerAppid": appid,
+        "AuthorizationCode": "queryauthcode@@@fuzz",
+    }
+
+    with django_capture_on_commit_callbacks(execute=False):
+        response = post(client, signed_push(fields))
+
+    assert response.content == b"success"
+    assert list(AuthorizationCode.objects.values_list("authorizer_appid", flat=True)) == [""]

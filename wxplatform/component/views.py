@@ -31,6 +31,8 @@ MAX_PUSH_BYTES = 64 * 1024
 # Unix seconds as WeChat sends them (timestamp, CreateTime). Not str.isdigit(), which also accepts "²" (that
 # int() refuses), and at most 10 digits, so that the value fits a float and a datetime.
 _UNIX_SECONDS = re.compile(r"[0-9]{1,10}")
+# An AppID as stored (Tenant.authorizer_appid, AuthorizationCode.authorizer_appid: 64 characters at most).
+_APPID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
@@ -91,6 +93,10 @@ def _dispatch(fields: dict[str, str]) -> None:
 
     info_type = fields.get("InfoType", "")
     created_at = _create_time(fields)
+    # Verified, yet checked before it reaches a column: a value that cannot be an AppID is treated as absent
+    # (api_query_auth names the account anyway) instead of failing the insert with a 500.
+    appid = fields.get("AuthorizerAppid", "")
+    appid = appid if _APPID.fullmatch(appid) else ""
     if info_type == "component_verify_ticket":
         ticket = fields.get("ComponentVerifyTicket", "")
         if ticket:
@@ -102,11 +108,10 @@ def _dispatch(fields: dict[str, str]) -> None:
         if not code:
             return
         with transaction.atomic():
-            row = authorization_code_receive(code=code, authorizer_appid=fields.get("AuthorizerAppid", ""))
+            row = authorization_code_receive(code=code, authorizer_appid=appid)
             if row.processed_at is None:
                 enqueue_on_commit(authorize_from_push, row.pk)
     elif info_type == "unauthorized":
-        appid = fields.get("AuthorizerAppid", "")
         if appid:
             tenant_revoke(authorizer_appid=appid, revoked_at=created_at)
     else:
