@@ -32,6 +32,7 @@ from drafts.api.serializers import (
     SyncJobSerializer,
     SyncRequestSerializer,
     TenantSerializer,
+    draft_count_representation,
 )
 from drafts.models import SyncTrigger
 from drafts.selectors import (
@@ -148,7 +149,7 @@ class DraftCountView(APIView):
             reading = draft_count_current(tenant=tenant)
         except DraftCountUnavailable as exc:
             raise unavailable_error(exc.reason, tenant) from exc
-        return conditional_response(request, DraftCountSerializer(reading).data, last_modified=reading.changed_at)
+        return conditional_response(request, draft_count_representation(reading), last_modified=reading.changed_at)
 
 
 class DraftCountSyncView(APIView):

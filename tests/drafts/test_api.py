@@ -18,7 +18,9 @@ from django.utils import timezone
 from django.utils.http import http_date
 from pytest_django import DjangoAssertNumQueries
 
+from drafts.api.serializers import DraftCountSerializer, draft_count_representation
 from drafts.models import AttemptOutcome, JobState, SnapshotReason, SyncJob, SyncTrigger
+from drafts.selectors import DraftCountReading
 from tenants.models import AccountKind, Eligibility, Tenant, TenantStatus
 from tests.factories import (
     api_headers,
@@ -249,6 +251,35 @@ def test_authenticated_draft_count_read_makes_at_most_3_queries(
         response = client.get("/api/v1/draft-count", **headers)
 
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "UTC", "America/New_York"])
+def test_draft_count_body_is_exactly_what_its_serializer_gives(zone: str) -> None:
+    # The view reuses one serializer instead of building one per request; the body must not differ.
+    every_field = DraftCountReading(
+        total_count=15,
+        fetched_at=FETCHED_AT,
+        stale=True,
+        stale_at=FETCHED_AT + timedelta(hours=2),
+        last_attempt_at=FETCHED_AT + timedelta(minutes=5, microseconds=7),
+        last_error_code=45009,
+        last_error_at=FETCHED_AT + timedelta(minutes=5),
+        paused_until=FETCHED_AT + timedelta(hours=6),
+    )
+    no_optional_field = DraftCountReading(
+        total_count=0,
+        fetched_at=FETCHED_AT,
+        stale=False,
+        stale_at=FETCHED_AT + timedelta(hours=2),
+        last_attempt_at=None,
+        last_error_code=None,
+        last_error_at=None,
+        paused_until=None,
+    )
+
+    with timezone.override(zone):
+        for reading in (every_field, no_optional_field):
+            assert draft_count_representation(reading) == DraftCountSerializer(reading).data
 
 
 # --- Conditional GET ---------------------------------------------------------------------------------
