@@ -35,6 +35,21 @@ def draft_count_blocker(*, tenant: Tenant) -> Unavailable | None:
     return None
 
 
+# Every tenant field that draft_count_blocker() and draft_count_current() read, so that a caller may load
+# only these.
+DRAFT_COUNT_TENANT_FIELDS = (
+    "status",
+    "eligibility",
+    "eligibility_detail",
+    "draft_count",
+    "draft_count_fetched_at",
+    "last_sync_attempt_at",
+    "last_error_code",
+    "last_error_at",
+    "paused_until",
+)
+
+
 @dataclass(frozen=True)
 class DraftCountReading:
     total_count: int

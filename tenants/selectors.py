@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -19,78 +19,107 @@ from tenants.models import Tenant, TenantAPIKey
 # key, and is turned away before it reaches the database (which, for one, refuses NUL characters).
 _KEY_SHAPE = re.compile(r"[A-Za-z0-9]{1,8}\.[A-Za-z0-9]{1,128}")
 
-# Every field of the key, and every field of its tenant but the tokens: a merchant is never answered with
-# them, so they are neither loaded nor decrypted.
+# Every field of a key. Of a tenant, every field but its tokens unless fewer are asked for: a merchant is
+# never answered with the tokens, so they are neither loaded nor decrypted.
 _KEY_FIELDS = tuple(field.attname for field in TenantAPIKey._meta.concrete_fields)
-_TENANT_FIELDS = tuple(
-    field.attname for field in Tenant._meta.concrete_fields if field.name not in {"access_token", "refresh_token"}
-)
-_PREFIX_PLACEHOLDER = "prefix-placeholder"
+_TENANT_FIELD_ORDER = tuple(field.attname for field in Tenant._meta.concrete_fields)
+TENANT_API_FIELDS = tuple(name for name in _TENANT_FIELD_ORDER if name not in {"access_token", "refresh_token"})
 
 
-@dataclass(frozen=True)
-class _CompiledKeyLookup:
-    connection: BaseDatabaseWrapper
-    compiler: SQLCompiler
-    sql: str
-    converters: dict[int, tuple[list[Any], Any]]
+@functools.cache
+def _tenant_fields(fields: tuple[str, ...]) -> tuple[str, ...]:
+    """`fields` and the primary key, in the model's field order (which Model.from_db() expects)."""
+    wanted = {"id", *fields}
+    unknown = wanted - set(_TENANT_FIELD_ORDER)
+    if unknown:
+        raise ValueError(f"not fields of Tenant: {sorted(unknown)}")
+    return tuple(name for name in _TENANT_FIELD_ORDER if name in wanted)
 
 
-_compiled = threading.local()
+P = TypeVar("P", int, str)
 
 
-def _key_lookup(alias: str) -> _CompiledKeyLookup:
-    """The key-and-tenant query by prefix, compiled by the ORM once per database connection.
+class _CompiledRead(Generic[P]):
+    """A one-row values_list() query, compiled by the ORM once per database connection, then run with a new
+    value for its one parameter.
 
-    Compiling the query (select_related, defer, the WHERE clause) cost about four times its database
-    round trip on every request; its SQL and the backend's value converters do not change, so only the
-    prefix is bound anew. Compiled per connection because connections (and the converters bound to them)
-    are per thread.
+    Compiling a query (joins, deferred fields, the WHERE clause) costs several times its database round
+    trip, on every request; its SQL and the backend's value converters never change, so only the
+    parameter is bound anew. Compiled per connection because connections, and the converters bound to
+    them, are per thread.
     """
-    connection = connections[alias]
-    compiled: _CompiledKeyLookup | None = getattr(_compiled, alias, None)
-    if compiled is not None and compiled.connection is connection:
-        return compiled
-    queryset = (
-        TenantAPIKey.objects.using(alias)
-        .filter(prefix=_PREFIX_PLACEHOLDER)
-        .order_by()
-        .values_list(*_KEY_FIELDS, *(f"tenant__{name}" for name in _TENANT_FIELDS))
+
+    def __init__(self, build: Callable[[P], QuerySet[Any, tuple[Any, ...]]], placeholder: P) -> None:
+        self._build: Callable[[P], QuerySet[Any, tuple[Any, ...]]] = build
+        self._placeholder: P = placeholder
+        self._local = threading.local()
+
+    def _compile(self, connection: BaseDatabaseWrapper) -> tuple[str, SQLCompiler, dict[int, Any]]:
+        compiled: tuple[BaseDatabaseWrapper, str, SQLCompiler, dict[int, Any]] | None
+        compiled = getattr(self._local, connection.alias, None)
+        if compiled is not None and compiled[0] is connection:
+            _connection, sql, compiler, converters = compiled
+            return sql, compiler, converters
+        compiler = self._build(self._placeholder).query.get_compiler(connection=connection)
+        sql, params = compiler.as_sql()
+        # The one parameter must be the placeholder, or binding a new value would query something else.
+        if tuple(params) != (self._placeholder,):
+            raise AssertionError(f"compiled query has parameters {params!r}, expected ({self._placeholder!r},)")
+        converters = compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]])
+        setattr(self._local, connection.alias, (connection, sql, compiler, converters))
+        return sql, compiler, converters
+
+    def fetch_one(self, value: P, *, using: str = DEFAULT_DB_ALIAS) -> list[Any] | None:
+        connection = connections[using]
+        sql, compiler, converters = self._compile(connection)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [value])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        return next(compiler.apply_converters([row], converters)) if converters else list(row)
+
+
+@functools.cache
+def _key_with_tenant_by_prefix(tenant_fields: tuple[str, ...]) -> _CompiledRead[str]:
+    return _CompiledRead(
+        lambda prefix: (
+            TenantAPIKey.objects.filter(prefix=prefix)
+            .order_by()
+            .values_list(*_KEY_FIELDS, *(f"tenant__{name}" for name in tenant_fields))
+        ),
+        placeholder="prefix-placeholder",
     )
-    compiler = queryset.query.get_compiler(connection=connection)
-    sql, params = compiler.as_sql()
-    # The one parameter must be the prefix, or binding a new one would silently query something else.
-    if tuple(params) != (_PREFIX_PLACEHOLDER,):
-        raise AssertionError(f"the API key lookup has parameters {params!r}, expected the prefix alone")
-    converters = compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]])
-    compiled = _CompiledKeyLookup(connection=connection, compiler=compiler, sql=sql, converters=converters)
-    setattr(_compiled, alias, compiled)
-    return compiled
 
 
-def _key_with_tenant(alias: str, row: Sequence[Any]) -> TenantAPIKey:
-    key = TenantAPIKey.from_db(alias, _KEY_FIELDS, row[: len(_KEY_FIELDS)])
-    key.tenant = Tenant.from_db(alias, _TENANT_FIELDS, row[len(_KEY_FIELDS) :])
-    return key
+@functools.cache
+def _tenant_by_id(tenant_fields: tuple[str, ...]) -> _CompiledRead[int]:
+    return _CompiledRead(
+        lambda tenant_id: Tenant.objects.filter(pk=tenant_id).order_by().values_list(*tenant_fields),
+        placeholder=-1,
+    )
 
 
-def api_key_find(*, raw_key: str) -> TenantAPIKey | None:
-    """The key (revoked or not) whose secret is `raw_key`, with its tenant (tokens not loaded), in one
-    query; None if no key matches. The secret is checked by djangorestframework-api-key's own hasher."""
+def api_key_find(*, raw_key: str, tenant_fields: tuple[str, ...] = TENANT_API_FIELDS) -> TenantAPIKey | None:
+    """The key (revoked or not) whose secret is `raw_key`, with its tenant, in one query; None if no key
+    matches. The secret is checked by djangorestframework-api-key's own hasher. Of the tenant only
+    `tenant_fields` are loaded (the others are deferred: read from the database if ever used)."""
     if not _KEY_SHAPE.fullmatch(raw_key):
         return None
-    prefix = raw_key.partition(".")[0]
-    alias = DEFAULT_DB_ALIAS
-    lookup = _key_lookup(alias)
-    with lookup.connection.cursor() as cursor:
-        cursor.execute(lookup.sql, [prefix])
-        row = cursor.fetchone()
+    fields = _tenant_fields(tenant_fields)
+    row = _key_with_tenant_by_prefix(fields).fetch_one(raw_key.partition(".")[0])
     if row is None:
         return None
-    if lookup.converters:
-        row = next(lookup.compiler.apply_converters([row], lookup.converters))
-    key = _key_with_tenant(alias, row)
+    key = TenantAPIKey.from_db(DEFAULT_DB_ALIAS, _KEY_FIELDS, row[: len(_KEY_FIELDS)])
+    key.tenant = Tenant.from_db(DEFAULT_DB_ALIAS, fields, row[len(_KEY_FIELDS) :])
     return key if key.is_valid(raw_key) else None
+
+
+def tenant_get(*, tenant_id: int, fields: tuple[str, ...] = TENANT_API_FIELDS) -> Tenant | None:
+    """The tenant with `fields` loaded (the others deferred), in one query; None if there is no such tenant."""
+    loaded = _tenant_fields(fields)
+    row = _tenant_by_id(loaded).fetch_one(tenant_id)
+    return None if row is None else Tenant.from_db(DEFAULT_DB_ALIAS, loaded, row)
 
 
 def api_key_list(*, tenant: Tenant) -> QuerySet[TenantAPIKey]:
