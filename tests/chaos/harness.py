@@ -286,6 +286,7 @@ class Row:
 
 
 ROWS: list[Row] = []
+NOTES: list[str] = []
 
 _HEADER = ("scenario", "requests", "faults injected", "tenants correct/total", "lost", "duplicated", "5xx")
 
@@ -295,6 +296,12 @@ def record(row: Row) -> Row:
     ROWS.append(row)
     print(f"\nchaos: {' | '.join(_cells(row))}", flush=True)
     return row
+
+
+def note(text: str) -> None:
+    """A line printed under the table (details a scenario wants in CI logs)."""
+    NOTES.append(text)
+    print(f"\nchaos: {text}", flush=True)
 
 
 def _cells(row: Row) -> tuple[str, ...]:
@@ -325,4 +332,4 @@ def render(rows: list[Row]) -> str:
         "without their true count at the end; duplicated: snapshots, run counts, quota calls or token refreshes "
         "beyond one each; 5xx: answers other than 503 during an outage."
     )
-    return "\n".join([line(table[0]), rule, *(line(cells) for cells in table[1:]), "", notes])
+    return "\n".join([line(table[0]), rule, *(line(cells) for cells in table[1:]), "", *NOTES, notes])

@@ -15,7 +15,7 @@ from django.utils import timezone
 from drafts.models import DraftSnapshot, SyncRun, SyncTrigger
 from drafts.services import draft_count_run_start
 from tenants.models import Eligibility, Tenant, TenantStatus
-from tests.chaos.harness import Row, record, scaled, wait_for, wechat_requests
+from tests.chaos.harness import Row, note, record, scaled, wait_for, wechat_requests
 from tests.drafts.conftest import component_ready, sandbox_tenants, worker_env
 from tests.factories import make_tenant
 from tests.fixtures.sandbox import Sandbox
@@ -120,8 +120,9 @@ def test_a_full_sync_converges_while_30_percent_of_wechat_calls_fail(
             duplicated=max(0, duplicated),
         )
     )
-    print(
-        f"calls against tenants: {sum(counters['draft_count_calls'].values())} draft/count reached an account, "
+    note(
+        f"WeChat faults: calls against tenants: {sum(counters['draft_count_calls'].values())} draft/count "
+        "reached an account, "
         f"{counters['endpoints'].get(DRAFT_COUNT, {}).get('calls', 0)} draft/count requests in all, "
         f"{sum(counters['authorizer_token_calls'].values())} api_authorizer_token; faults {counters['faults_injected']}"
     )
