@@ -102,6 +102,9 @@ class Command(BaseCommand):
     # --- processes -------------------------------------------------------------------------------------
 
     def _start_children(self, options: dict[str, Any], web: str) -> None:
+        # Prometheus' multiprocess files describe processes of a previous run: start the counters afresh.
+        for stale in Path(settings.PROMETHEUS_MULTIPROC_DIR).glob("*.db"):
+            stale.unlink(missing_ok=True)
         env = dict(os.environ, PUBLIC_BASE_URL=web, PYTHONUNBUFFERED="1")
         py, manage = sys.executable, str(Path(settings.BASE_DIR) / "manage.py")
         bind = f"{options['host']}:{options['port']}"
