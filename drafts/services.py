@@ -16,6 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from celery import Task
 from django.conf import settings
@@ -306,10 +307,10 @@ def draft_count_history_prune() -> dict[str, int]:
 def _sync_job_task() -> Task[[str], None]:
     from drafts.tasks import sync_job
 
-    return sync_job
+    return cast("Task[[str], None]", sync_job)
 
 
 def _sync_chunk_task() -> Task[[int], None]:
     from drafts.tasks import sync_chunk
 
-    return sync_chunk
+    return cast("Task[[int], None]", sync_chunk)

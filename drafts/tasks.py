@@ -8,6 +8,7 @@ has run out.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
@@ -25,17 +26,17 @@ from drafts.services import (
 # retried with capped exponential backoff, the task then finds its work undone (or done, and returns).
 # Without this a chunk failed by an outage was acknowledged and lost, and its run never finished.
 DATABASE_OUTAGES = (OperationalError, InterfaceError)
+RETRY_DATABASE_OUTAGES: dict[str, Any] = {
+    "acks_late": True,
+    "autoretry_for": DATABASE_OUTAGES,
+    "retry_backoff": 1,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 30,
+}
 
 
-@shared_task(
-    name="drafts.sync_all",
-    acks_late=True,
-    autoretry_for=DATABASE_OUTAGES,
-    retry_backoff=1,
-    retry_backoff_max=60,
-    retry_jitter=True,
-    max_retries=30,
-)
+@shared_task(name="drafts.sync_all", **RETRY_DATABASE_OUTAGES)
 def sync_all() -> int:
     """Beat: plan a run over all eligible tenants and queue its first chunks; re-queue lost on-demand jobs."""
     start = draft_count_run_start(trigger=SyncTrigger.SCHEDULE)
@@ -43,28 +44,12 @@ def sync_all() -> int:
     return start.run.pk
 
 
-@shared_task(
-    name="drafts.sync_chunk",
-    acks_late=True,
-    autoretry_for=DATABASE_OUTAGES,
-    retry_backoff=1,
-    retry_backoff_max=60,
-    retry_jitter=True,
-    max_retries=30,
-)
+@shared_task(name="drafts.sync_chunk", **RETRY_DATABASE_OUTAGES)
 def sync_chunk(chunk_id: int) -> None:
     draft_count_chunk_sync(chunk_id=chunk_id)
 
 
-@shared_task(
-    name="drafts.sync_job",
-    acks_late=True,
-    autoretry_for=DATABASE_OUTAGES,
-    retry_backoff=1,
-    retry_backoff_max=60,
-    retry_jitter=True,
-    max_retries=30,
-)
+@shared_task(name="drafts.sync_job", **RETRY_DATABASE_OUTAGES)
 def sync_job(job_id: str) -> None:
     draft_count_job_run(job_id=uuid.UUID(job_id))
 
