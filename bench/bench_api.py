@@ -173,7 +173,7 @@ def _admin_sql(database_url: str, *statements: str) -> None:
     admin_url = urlunsplit(urlsplit(database_url)._replace(path="/postgres"))
     with psycopg.connect(admin_url, autocommit=True) as conn:
         for statement in statements:
-            conn.execute(statement)  # type: ignore[arg-type]
+            conn.execute(statement)
 
 
 def _manage(env: dict[str, str], *args: str) -> str:
