@@ -36,6 +36,7 @@ from wxplatform.component.clients import wechat_client
 from wxplatform.component.services import with_component_token
 from wxplatform.wechat.client import WeChatClient
 from wxplatform.wechat.errors import (
+    REVOKED_CODES,
     AccountStateError,
     RefreshTokenError,
     TokenError,
@@ -105,7 +106,7 @@ def tenant_authorize(*, authorization_code: str) -> AuthorizeResult:
     Any WeChat error rolls everything back: no half-written tenant.
     """
     code_hash = _code_hash(authorization_code)
-    AuthorizationCode.objects.get_or_create(code_hash=code_hash, defaults={"code": authorization_code})
+    authorization_code_receive(code=authorization_code)
     with transaction.atomic():
         row = AuthorizationCode.objects.select_for_update().get(code_hash=code_hash)
         if row.tenant_id is not None:
@@ -207,19 +208,13 @@ def tenant_revoke(*, authorizer_appid: str, revoked_at: datetime | None = None) 
             return tenant
     _purge_tokens(tenant, status=TenantStatus.REVOKED)
     tenant.revoked_at = timezone.now()
-    tenant.save(
-        update_fields=[
-            "status",
-            "revoked_at",
-            "access_token",
-            "access_token_expires_at",
-            "refresh_token",
-            "token_version",
-            "updated_at",
-        ]
-    )
+    tenant.save(update_fields=[*_PURGED_FIELDS, "revoked_at"])
     logger.info("tenant revoked", extra={"appid": tenant.authorizer_appid})
     return tenant
+
+
+# What _purge_tokens changes, for update_fields.
+_PURGED_FIELDS = ("status", "access_token", "access_token_expires_at", "refresh_token", "token_version", "updated_at")
 
 
 def _purge_tokens(tenant: Tenant, *, status: str) -> None:
@@ -301,10 +296,8 @@ def _token_refresh_locked(*, tenant_id: int, stale_version: int | None, margin: 
         except WeChatError as other:
             return _RefreshOutcome(error=other)
     except AccountStateError as exc:
-        if exc.errcode == 61003:
-            _purge_tokens(tenant, status=TenantStatus.REVOKED)
-            tenant.revoked_at = timezone.now()
-            tenant.save()
+        if exc.errcode in REVOKED_CODES:
+            tenant_revoke(authorizer_appid=tenant.authorizer_appid)
         return _RefreshOutcome(error=exc)
     except WeChatError as exc:
         return _RefreshOutcome(error=exc)
@@ -364,7 +357,7 @@ def _mark_needs_reauth(tenant: Tenant, exc: WeChatError) -> None:
     tenant.last_error_code = exc.errcode
     tenant.last_error_message = exc.errmsg[:500]
     tenant.last_error_at = timezone.now()
-    tenant.save()
+    tenant.save(update_fields=[*_PURGED_FIELDS, "last_error_code", "last_error_message", "last_error_at"])
     logger.warning("tenant needs re-authorization", extra={"appid": tenant.authorizer_appid})
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
+import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
@@ -28,8 +30,6 @@ def _check_database() -> str | None:
 
 def _check_broker() -> str | None:
     if settings.REDIS_URL:
-        import redis
-
         client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
         try:
             client.ping()
@@ -37,8 +37,6 @@ def _check_broker() -> str | None:
             client.close()
         return None
     folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]
-    import os
-
     return None if os.access(str(folder), os.W_OK) else "broker folder is not writable"
 
 
