@@ -165,6 +165,10 @@ if REDIS_URL:
         # An unacknowledged task (its worker died) is handed out again after this many seconds. It must
         # exceed the hard time limit, or a slow task would run twice at once.
         "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=900),
+        # How often each worker looks for such tasks (kombu's default scans only every ~100 s, so a task
+        # of a killed worker could wait that long after its visibility timeout). One cheap ZRANGE per sweep.
+        "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+        "unacked_restore_throttle": 1,
         "global_keyprefix": f"{REDIS_KEY_PREFIX}:",
         "socket_connect_timeout": 2,
     }
