@@ -20,27 +20,20 @@ code instead (drafts/api). Deleting the keys is the way to lock a merchant out e
 from __future__ import annotations
 
 import hashlib
-import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import redis
 from django.conf import settings
-from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from redis.exceptions import RedisError
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
-from rest_framework.settings import api_settings
-from rest_framework.throttling import BaseThrottle
 from rest_framework_api_key.permissions import KeyParser
 
 from tenants.models import Tenant, TenantAPIKey
@@ -51,7 +44,6 @@ if TYPE_CHECKING:
     # Not at run time: DRF imports this module while rest_framework.views is still being imported.
     from rest_framework.views import APIView
 
-logger = logging.getLogger(__name__)
 
 KEYWORD = "Api-Key"
 
@@ -197,66 +189,6 @@ def request_tenant(request: Request) -> Tenant:
 class HasTenant(BasePermission):
     def has_permission(self, request: Request, view: APIView) -> bool:
         return isinstance(request.user, APIKeyPrincipal)
-
-
-@lru_cache(maxsize=4)
-def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-
-
-class APIKeyRateThrottle(BaseThrottle):
-    """A fixed-window request counter per API key, in Redis (the shared cache without it).
-
-    DRF's SimpleRateThrottle keeps every request time of the window in one cache value, which costs
-    O(rate) per request at high rates; a counter costs O(1), and with Redis one round trip (SET NX EX and
-    INCR pipelined). A fixed window may let through up to twice the rate across a window boundary, which is
-    fine for abuse protection. If Redis is down the request is let through: throttling must not turn a
-    cache outage into an API outage.
-    """
-
-    scope = "api_key"
-
-    def __init__(self) -> None:
-        self.wait_seconds: float | None = None
-
-    def parse_rate(self) -> tuple[int, int]:
-        # Read on every request rather than at import, so that settings overrides (tests, bench) apply.
-        rate = str(api_settings.DEFAULT_THROTTLE_RATES[self.scope])
-        count, _slash, period = rate.partition("/")
-        seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[period[0]]
-        return int(count), seconds
-
-    def allow_request(self, request: Request, view: APIView) -> bool:
-        if not isinstance(request.user, APIKeyPrincipal):
-            return True
-        limit, window = self.parse_rate()
-        now = time.time()
-        window_index = int(now // window)
-        key = f"{settings.REDIS_KEY_PREFIX}:throttle:{self.scope}:{request.user.key.prefix}:{window}:{window_index}"
-        try:
-            count = self._count(key, window)
-        except (RedisError, OSError, ValueError) as exc:
-            logger.warning("API throttle unavailable, request let through: %s", type(exc).__name__)
-            return True
-        if count <= limit:
-            return True
-        self.wait_seconds = (window_index + 1) * window - now
-        return False
-
-    @staticmethod
-    def _count(key: str, window: int) -> int:
-        """This window's requests so far, this one included. The key outlives its window a little."""
-        if settings.REDIS_URL:
-            pipeline = _redis(settings.REDIS_URL).pipeline(transaction=False)
-            pipeline.set(key, 0, ex=window + 1, nx=True)
-            pipeline.incr(key)
-            return int(pipeline.execute()[1])
-        # The file cache of a Redis-less development setup: add() then incr(), good enough for one machine.
-        cache.add(key, 0, timeout=window + 1)
-        return int(cache.incr(key))
-
-    def wait(self) -> float | None:
-        return self.wait_seconds
 
 
 class TenantAPIKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]

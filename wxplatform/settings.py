@@ -310,7 +310,7 @@ INSTALLED_APPS += ["drf_spectacular_sidecar"]
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.authentication.TenantAPIKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["tenants.authentication.HasTenant"],
-    "DEFAULT_THROTTLE_CLASSES": ["tenants.authentication.APIKeyRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["tenants.throttling.APIKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_THROTTLE_RATE", default="600/min")},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
@@ -321,6 +321,8 @@ REST_FRAMEWORK = {
     # No OPTIONS metadata: every operation is described by the OpenAPI schema instead.
     "DEFAULT_METADATA_CLASS": None,
 }
+# Seconds a web process may count a key's requests before adding them to Redis (tenants.throttling; 0: every request).
+API_THROTTLE_SYNC_INTERVAL = env.float("API_THROTTLE_SYNC_INTERVAL", default=0.25)
 # A stored draft count older than this many seconds is reported with "stale": true.
 API_DRAFT_COUNT_STALE_AFTER = env.int("API_DRAFT_COUNT_STALE_AFTER", default=7200)
 # last_used_at of an API key is written at most this often, so that reads stay read-only.
