@@ -8,9 +8,10 @@ A verified key is remembered in this process for API_KEY_CACHE_SECONDS (a few se
 keyed by the SHA-256 of the whole raw key (never the key itself), holding the key's id, prefix, tenant
 id, revoked flag, expiry and last use. Within that time the key row is not read again, so revoking,
 deleting or re-dating a key takes effect within API_KEY_CACHE_SECONDS in every process; no process needs
-to be told. The tenant row is not remembered: it is read from the database on every request, so a tenant's
-status and its draft count are always current. Only keys whose secret verified are remembered, so
-guessing keys neither fills the cache nor skips the hasher.
+to be told. The tenant row is not remembered here: it comes from tenants.readcache, whose copy of a row
+is dropped as soon as the row changes in the database, so a tenant's status and draft count are current.
+Only keys whose secret verified are remembered, so guessing keys neither fills the cache nor skips the
+hasher.
 
 A key of a tenant that revoked the authorization (or must re-authorize) still authenticates: the merchant
 keeps access to its own profile and history, and the draft-count endpoints answer with a precise error
@@ -116,7 +117,7 @@ def _verify(raw_key: str, tenant_fields: tuple[str, ...]) -> tuple[_VerifiedKey,
     now = _clock()
     verified = _verified_keys.get(digest) if ttl > 0 else None
     if verified is not None and verified.trusted_until > now:
-        tenant = tenant_get(tenant_id=verified.tenant_id, fields=tenant_fields)
+        tenant = tenant_get(tenant_id=verified.tenant_id, fields=tenant_fields, use_copy=True)
         if tenant is not None:
             return verified, tenant
         # The tenant was deleted, and its keys with it: ask the database about the key itself.

@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 from django.db.models.sql.compiler import SQLCompiler
 
 from tenants.models import Tenant, TenantAPIKey
+from tenants.readcache import tenant_read_cache
 
 # djangorestframework-api-key makes "<prefix>.<secret>" from letters and digits; anything else is not a
 # key, and is turned away before it reaches the database (which, for one, refuses NUL characters).
@@ -115,10 +116,18 @@ def api_key_find(*, raw_key: str, tenant_fields: tuple[str, ...] = TENANT_API_FI
     return key if key.is_valid(raw_key) else None
 
 
-def tenant_get(*, tenant_id: int, fields: tuple[str, ...] = TENANT_API_FIELDS) -> Tenant | None:
-    """The tenant with `fields` loaded (the others deferred), in one query; None if there is no such tenant."""
+def tenant_get(*, tenant_id: int, fields: tuple[str, ...] = TENANT_API_FIELDS, use_copy: bool = False) -> Tenant | None:
+    """The tenant with `fields` loaded (the others deferred), in one query; None if there is no such tenant.
+
+    With `use_copy` the row may come from this process's copy instead (tenants.readcache), which is dropped
+    as soon as the row changes in the database: for reads that decide nothing they then write."""
     loaded = _tenant_fields(fields)
-    row = _tenant_by_id(loaded).fetch_one(tenant_id)
+
+    def load() -> tuple[Any, ...] | None:
+        row = _tenant_by_id(loaded).fetch_one(tenant_id)
+        return None if row is None else tuple(row)
+
+    row = tenant_read_cache.read(tenant_id, loaded, load) if use_copy else load()
     return None if row is None else Tenant.from_db(DEFAULT_DB_ALIAS, loaded, row)
 
 

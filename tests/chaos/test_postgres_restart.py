@@ -53,7 +53,10 @@ def test_postgres_restarted_mid_sync_tasks_retry_and_the_api_answers_503(
     worker = worker_factory(concurrency=2, env=env)
     api = api_server_factory(env=env)
     headers = {"Authorization": f"Api-Key {raw_key}"}
-    assert requests.get(f"{api.url}/api/v1/tenant", headers=headers, timeout=30).status_code == 200
+    # Several reads, so that every web process holds a copy of the tenant and listens for its changes: a
+    # copy must not be served once the listening connection is cut with the others.
+    warm_up = [requests.get(f"{api.url}/api/v1/tenant", headers=headers, timeout=30) for _ in range(8)]
+    assert [r.status_code for r in warm_up] == [200] * 8
 
     run = draft_count_run_start(trigger=SyncTrigger.SCHEDULE).run
     wait_for(lambda: SyncChunk.objects.filter(run=run, done_at__isnull=False).exists(), timeout=60, what="a chunk")
