@@ -7,7 +7,8 @@ per-key throttle (Redis), serialization and the ETag. Target: >= 0.7x /healthz.
 
 - Server: gunicorn (sync workers, one per CPU) as a subprocess on a free port, against its own PostgreSQL
   database `bench_api` (created, migrated and dropped here) and its own Redis key prefix; the throttle
-  is raised out of the way. The tenant and its key are made with `manage.py shell` and `issue_api_key`.
+  is raised out of the way. A second gunicorn, idle while the first is measured, serves the same read
+  with every per-process copy turned off. The tenant and its key are made with `manage.py shell` and `issue_api_key`.
 - Load: an aiohttp client in a separate process (so that client and server do not share an interpreter),
   a fixed number of connections each sending requests back to back for a fixed time after a warm-up.
   aiohttp rather than wrk: it is already a dependency, so the bench runs wherever `make install` ran,
@@ -19,18 +20,15 @@ per-key throttle (Redis), serialization and the ETag. Target: >= 0.7x /healthz.
     make bench                       # or: python -m bench api
     python bench/bench_api.py --connections 32 --seconds 10 --rounds 3
 
-Where the time goes: on-CPU time per request in-process (Django's WSGI handler called in a loop, phases
-timed with thread_time), on the 2-CPU development machine. /healthz 0.16 ms. GET /api/v1/draft-count
-0.95 ms (1.70 ms before the key-and-tenant query was compiled once, verified keys were remembered for
-API_KEY_CACHE_SECONDS and the serializer was reused), of which: authentication 0.34 ms (Django's
-per-request connection health check, a SELECT 1 round trip, 0.12; the tenant's draft-count row, 0.14),
-the throttle's Redis round trip 0.14, the view 0.16 (representation 0.05, ETag and headers 0.09), DRF's
-content negotiation 0.035, and Django's middleware, URL resolution and rendering outside DRF about 0.25.
-PostgreSQL adds 0.10 ms of CPU per read (0.19 before). The three blocking round trips of a read cost
-about 0.4 ms of CPU here, against /healthz's 0.16 ms all told, and under load PostgreSQL, Redis and the
-load generator share the same two cores: with the tenant row read on every request, the throttle in
-Redis and the health check kept, the read measured about 0.35x /healthz (0.23x before), not the 0.7x
-target. More gunicorn workers (2 x CPUs + 1) did not change the ratio: the machine is CPU-bound.
+Where the time goes: on-CPU time per request in-process (Django's WSGI handler called in a loop, timed
+with thread_time), on the 2-CPU development machine: /healthz 0.19 ms, GET /api/v1/draft-count 0.32 ms.
+A read touches neither PostgreSQL nor Redis once its process holds the key (API_KEY_CACHE_SECONDS), a copy
+of the tenant row (tenants.readcache: dropped by PostgreSQL's NOTIFY when the row changes) and the
+rendered answer (drafts.api.views), and the throttle counts locally and adds to Redis in batches
+(tenants.throttling). What is left is DRF (authentication, throttle, negotiation and dispatch) and the
+view. The second server shows the read with all of that turned off (API_KEY_CACHE_SECONDS=0,
+API_TENANT_CACHE_SECONDS=0, API_THROTTLE_SYNC_INTERVAL=0): what every read cost before, about 0.35x
+/healthz, and what reads cost while a process is not listening for tenant changes.
 """
 
 from __future__ import annotations
@@ -217,31 +215,48 @@ def _clear_redis(url: str, prefix: str) -> None:
         client.delete(key)
 
 
+UNCACHED = "/api/v1/draft-count (no copies)"
+# Every per-process shortcut off: the key, the tenant row and the throttle go to PostgreSQL and Redis.
+_UNCACHED_ENV = {"API_KEY_CACHE_SECONDS": "0", "API_TENANT_CACHE_SECONDS": "0", "API_THROTTLE_SYNC_INTERVAL": "0"}
+
+
+def _start_server(env: dict[str, str], args: argparse.Namespace, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    with log.open("ab") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "wxplatform.wsgi:application", "--bind", f"127.0.0.1:{port}",
+             "--workers", str(args.workers), "--worker-class", "sync", "--backlog", "2048",
+             "--access-logfile", "-" if args.access_log else "/dev/null"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    return server, f"http://127.0.0.1:{port}"
+
+
 def run(args: argparse.Namespace) -> None:
+    import requests
+
     env = _environment()
     drop = f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)'
     _admin_sql(env["DATABASE_URL"], drop, f'CREATE DATABASE "{BENCH_DATABASE}"')
-    server: subprocess.Popen[bytes] | None = None
+    servers: list[subprocess.Popen[bytes]] = []
     log = Path(tempfile.mkstemp(prefix="bench-api-gunicorn-", suffix=".log")[1])
     try:
         _manage(env, "migrate", "--verbosity", "0")
         _manage(env, "shell", "-c", _SEED)
         raw_key = _manage(env, "issue_api_key", "wxbench0000000001", "--name", "bench").strip()
-        port = _free_port()
-        base = f"http://127.0.0.1:{port}"
-        with log.open("wb") as out:
-            server = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "wxplatform.wsgi:application", "--bind", f"127.0.0.1:{port}",
-                 "--workers", str(args.workers), "--worker-class", "sync", "--backlog", "2048",
-                 "--access-logfile", "-" if args.access_log else "/dev/null"],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        _wait_for(f"{base}/healthz")
+        server, base = _start_server(env, args, log)
+        servers.append(server)
+        uncached_server, uncached_base = _start_server(env | _UNCACHED_ENV, args, log)
+        servers.append(uncached_server)
+        for url in (base, uncached_base):
+            _wait_for(f"{url}/healthz")
         headers = {"Authorization": f"Api-Key {raw_key}"}
-        targets = {"/healthz": ({}, f"{base}/healthz"), "/api/v1/draft-count": (headers, f"{base}/api/v1/draft-count")}
+        targets = {
+            "/healthz": ({}, f"{base}/healthz"),
+            "/api/v1/draft-count": (headers, f"{base}/api/v1/draft-count"),
+            UNCACHED: (headers, f"{uncached_base}/api/v1/draft-count"),
+        }
         for name, (hdrs, url) in targets.items():  # each must answer 200 before it is measured
-            import requests
-
             answer = requests.get(url, headers=hdrs, timeout=5)
             if answer.status_code != 200:
                 raise RuntimeError(f"{name} answered {answer.status_code}: {answer.text[:300]}")
@@ -251,30 +266,31 @@ def run(args: argparse.Namespace) -> None:
                 result = measure(url, hdrs, args.connections, args.warmup, args.seconds)
                 results[name].append(result)
                 print(
-                    f"round {round_number} {name:22} {result.rps:8,.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
+                    f"round {round_number} {name:34} {result.rps:8,.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
                     f"p99 {result.p99_ms:6.2f} ms  non-200: {result.errors}  client CPU {result.client_cpu:.0%}",
                     flush=True,
                 )
     finally:
-        if server is not None:
+        for server in servers:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
         _clear_redis(env["REDIS_URL"], env["REDIS_KEY_PREFIX"])
         _admin_sql(env["DATABASE_URL"], drop)
 
     best = {name: max(rounds, key=lambda r: r.rps) for name, rounds in results.items()}
-    trivial, api = best["/healthz"], best["/api/v1/draft-count"]
+    trivial, api, uncached = best["/healthz"], best["/api/v1/draft-count"], best[UNCACHED]
     print(
         f"setup: gunicorn {args.workers} sync workers on {os.cpu_count()} CPUs, {args.connections} connections, "
         f"{args.warmup:.0f} s warm-up + {args.seconds:.0f} s per measurement, best of {args.rounds} rounds"
     )
     for name, result in best.items():
         print(
-            f"{name:22} {result.rps:8,.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
+            f"{name:34} {result.rps:8,.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
             f"({result.requests:,} requests, {result.errors} non-200)"
         )
     ratio = api.rps / trivial.rps
     print(f"draft-count / healthz throughput: {ratio:.2f}x (target >= 0.70x): {'met' if ratio >= 0.7 else 'MISSED'}")
+    print(f"draft-count with no copies / healthz: {uncached.rps / trivial.rps:.2f}x (for comparison)")
 
 
 def main(argv: list[str] | None = None) -> None:
