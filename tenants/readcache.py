@@ -5,10 +5,11 @@ costs a database round trip, and with it Django's connection health check, anoth
 two thirds of the CPU a draft-count read costs. Most reads find the row unchanged since the last one, so
 each web process keeps the rows it has read, and PostgreSQL says when one changes:
 
-- A trigger on tenants_tenant (migration 0003) sends `NOTIFY tenants_tenant_changed, '<id>'` for every
-  row updated or deleted, and `'*'` on TRUNCATE, whichever code wrote it: the ORM, `QuerySet.update()`,
-  the sync engine's `UPDATE ... FROM (VALUES ...)`, or psql. PostgreSQL delivers a notification only when
-  the writing transaction commits, to every session listening on the channel.
+- Triggers on tenants_tenant (migration 0003) send `NOTIFY tenants_tenant_changed, '<id>,<id>,...'` with
+  the ids of the rows each UPDATE or DELETE touched, and `'*'` on TRUNCATE, whichever code wrote them:
+  the ORM, `QuerySet.update()`, the sync engine's `UPDATE ... FROM (VALUES ...)`, or psql. PostgreSQL
+  delivers a notification only when the writing transaction commits, to every session listening on the
+  channel.
 - Each process opens one listening connection of its own, lazily, and polls it in the request thread
   before it answers from a copy: a `select()` with a zero timeout, so a copy is never served after the
   notification of its change has reached the process. A change is therefore seen by every process as
@@ -171,14 +172,15 @@ class TenantReadCache:
         return listener
 
     def _apply(self, payload: str) -> None:
-        if not payload.isdigit():  # EVERY_TENANT, or anything unexpected: forget everything
+        ids = payload.split(",")
+        if not all(tenant_id.isdigit() for tenant_id in ids):  # EVERY_TENANT, or anything unexpected
             self._forget_all()
             return
-        tenant_id = int(payload)
-        self._rows.pop(tenant_id, None)
-        if len(self._changes) >= _MAX_INVALIDATION_COUNTERS:
+        if len(self._changes) + len(ids) > _MAX_INVALIDATION_COUNTERS:
             self._forget_all()
-        self._changes[tenant_id] = self._changes.get(tenant_id, 0) + 1
+        for tenant_id in map(int, ids):
+            self._rows.pop(tenant_id, None)
+            self._changes[tenant_id] = self._changes.get(tenant_id, 0) + 1
 
     def _forget_all(self) -> None:
         self._rows.clear()

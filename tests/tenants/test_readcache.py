@@ -130,6 +130,24 @@ def read_until(
     return results[-1]
 
 
+def test_one_statement_over_many_rows_drops_every_copy_it_touched(cache: TenantReadCache) -> None:
+    first = make_tenant(draft_count=1)
+    Tenant.objects.bulk_create(
+        [Tenant(authorizer_appid=f"wxbulk{n:012d}", draft_count=1, func_ids=[11]) for n in range(998)]
+    )
+    last = make_tenant(draft_count=1)
+    readers = [reader(cache, first.pk), reader(cache, last.pk)]
+    for read in readers:
+        read()
+    assert [read()[0] for read in readers] == [0, 0]
+
+    # 1,000 rows: the ids arrive in several notifications (a payload holds at most 8000 bytes).
+    Tenant.objects.filter(pk__gte=first.pk, pk__lte=last.pk).update(draft_count=2)
+
+    for read, tenant in zip(readers, (first, last), strict=True):
+        assert read_until(read, lambda result: result[0] == 1) == (1, (tenant.pk, "active", 2))
+
+
 def test_a_deleted_tenant_is_not_served_from_the_copy(cache: TenantReadCache) -> None:
     tenant = make_tenant()
     read = reader(cache, tenant.pk)
