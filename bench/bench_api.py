@@ -1,9 +1,9 @@
 """Merchant API read throughput: GET /api/v1/draft-count beside GET /healthz, on one gunicorn, in one run.
 
 /healthz is the floor of this stack: the same gunicorn workers and Django middleware, and nothing else.
-GET /api/v1/draft-count adds what a merchant read costs: DRF, the Api-Key check (a verified key is
-remembered for API_KEY_CACHE_SECONDS), the tenant's draft-count row (one indexed query, every request), the
-per-key throttle (Redis), serialization and the ETag. Target: >= 0.7x /healthz.
+GET /api/v1/draft-count adds what a merchant read costs: DRF, the Api-Key check, the tenant's draft-count
+row, the per-key throttle, serialization and the ETag, in the default configuration. Target: >= 0.7x
+/healthz.
 
 - Server: gunicorn (sync workers, one per CPU) as a subprocess on a free port, against its own PostgreSQL
   database `bench_api` (created, migrated and dropped here) and its own Redis key prefix; the throttle

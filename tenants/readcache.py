@@ -26,6 +26,8 @@ each web process keeps the rows it has read, and PostgreSQL says when one change
   each request: a view that changes its tenant changes nothing here.
 
 Only PostgreSQL has LISTEN/NOTIFY; with another database every read goes to the database.
+
+/metrics counts reads by source (`wxp_api_tenant_reads_total`) and the listening connection's events.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from typing import Any
 import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
+
+from wxplatform import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -84,18 +88,23 @@ class TenantReadCache:
         """The row of `tenant_id` with `fields`, from the copy if it is current, else from `load()`."""
         connection = connections[self._alias]
         if settings.API_TENANT_CACHE_SECONDS <= 0 or connection.vendor != "postgresql" or connection.in_atomic_block:
+            metrics.count_tenant_read("bypass")
             return load()
         if not self._lock.acquire(blocking=False):
+            metrics.count_tenant_read("bypass")
             return load()
         try:
             if not self._poll():
+                metrics.count_tenant_read("not_listening")
                 return load()
             copy = self._rows.get(tenant_id, {}).get(fields)
             if copy is not None and self._clock() - copy[0] < settings.API_TENANT_CACHE_SECONDS:
+                metrics.count_tenant_read("copy")
                 return copy[1]
             generation, changes = self._generation, self._changes.get(tenant_id, 0)
         finally:
             self._lock.release()
+        metrics.count_tenant_read("miss")
         row = load()
         if row is None:
             return None
@@ -145,6 +154,7 @@ class TenantReadCache:
                     self._apply(notify.extra.decode())
         except (psycopg.Error, OSError, ValueError) as exc:
             logger.warning("Tenant change notifications lost (%s); reading tenants from the database", _kind(exc))
+            metrics.count_tenant_listener_event("lost")
             self._disconnect()
             self._schedule_retry()
             return False
@@ -164,11 +174,13 @@ class TenantReadCache:
             listener.execute(f"LISTEN {CHANNEL}")
         except (psycopg.Error, OSError) as exc:
             logger.warning("Cannot listen for tenant changes (%s); reading tenants from the database", _kind(exc))
+            metrics.count_tenant_listener_event("unavailable")
             self._schedule_retry()
             return None
         # Whatever changed before LISTEN was not notified: start from nothing.
         self._forget_all()
         self._listener, self._pinged_at, self._retry_delay = listener, self._clock(), _RETRY_FIRST
+        metrics.count_tenant_listener_event("listening")
         return listener
 
     def _apply(self, payload: str) -> None:

@@ -20,6 +20,7 @@ from tenants.readcache import TenantReadCache, tenant_read_cache
 from tenants.selectors import tenant_get
 from tests.chaos.harness import wait_for
 from tests.factories import api_headers, make_api_key, make_tenant
+from wxplatform import metrics
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -77,13 +78,23 @@ def listener_pid(read_cache: TenantReadCache) -> int:
     return int(read_cache._listener.info.backend_pid)
 
 
+def counted(series: Any, label: str) -> float:
+    value: float = series.labels(label)._value.get()
+    return value
+
+
 def test_a_second_read_is_served_from_the_copy_without_a_query(cache: TenantReadCache) -> None:
     tenant = make_tenant(draft_count=4)
     read = reader(cache, tenant.pk)
+    before = {source: counted(metrics.API_TENANT_READS, source) for source in ("miss", "copy")}
+    listening = counted(metrics.API_TENANT_LISTENER_EVENTS, "listening")
 
     assert read() == (1, (tenant.pk, "active", 4))
     assert read() == (0, (tenant.pk, "active", 4))
     assert cache.listening
+    after = {source: counted(metrics.API_TENANT_READS, source) for source in ("miss", "copy")}
+    assert {source: after[source] - before[source] for source in after} == {"miss": 1, "copy": 1}
+    assert counted(metrics.API_TENANT_LISTENER_EVENTS, "listening") == listening + 1
 
 
 def save_count(pk: int) -> None:
@@ -221,6 +232,10 @@ def test_a_lost_listener_sends_reads_to_the_database_until_it_listens_again(
     assert read()[0] == 0
 
     # The server ends the listening session; then the row changes, and nobody is told.
+    lost, not_listening = (
+        counted(metrics.API_TENANT_LISTENER_EVENTS, "lost"),
+        counted(metrics.API_TENANT_READS, "not_listening"),
+    )
     other_session("SELECT pg_terminate_backend(%s)", listener_pid(cache))
     Tenant.objects.filter(pk=tenant.pk).update(draft_count=2)
 
@@ -229,6 +244,8 @@ def test_a_lost_listener_sends_reads_to_the_database_until_it_listens_again(
     assert not cache.listening
     assert read() == (1, (tenant.pk, "active", 2)), "no copy is kept while not listening"
     assert "Tenant change notifications lost (OperationalError)" in caplog.text
+    assert counted(metrics.API_TENANT_LISTENER_EVENTS, "lost") == lost + 1
+    assert counted(metrics.API_TENANT_READS, "not_listening") >= not_listening + 2
 
     clock.now += 1.5  # past the first retry delay
     assert read() == (1, (tenant.pk, "active", 2)), "listening again, copies start from nothing"
