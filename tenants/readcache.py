@@ -94,16 +94,17 @@ class TenantReadCache:
             metrics.count_tenant_read("bypass")
             return load()
         try:
-            if not self._poll():
-                metrics.count_tenant_read("not_listening")
-                return load()
-            copy = self._rows.get(tenant_id, {}).get(fields)
-            if copy is not None and self._clock() - copy[0] < settings.API_TENANT_CACHE_SECONDS:
-                metrics.count_tenant_read("copy")
-                return copy[1]
+            listening = self._poll()
+            copy = self._rows.get(tenant_id, {}).get(fields) if listening else None
             generation, changes = self._generation, self._changes.get(tenant_id, 0)
         finally:
             self._lock.release()
+        if not listening:
+            metrics.count_tenant_read("not_listening")
+            return load()
+        if copy is not None and self._clock() - copy[0] < settings.API_TENANT_CACHE_SECONDS:
+            metrics.count_tenant_read("copy")
+            return copy[1]
         metrics.count_tenant_read("miss")
         row = load()
         if row is None:
