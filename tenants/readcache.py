@@ -11,7 +11,7 @@ each web process keeps the rows it has read, and PostgreSQL says when one change
   delivers a notification only when the writing transaction commits, to every session listening on the
   channel.
 - Each process opens one listening connection of its own, lazily, and polls it in the request thread
-  before it answers from a copy: a `select()` with a zero timeout, so a copy is never served after the
+  before it answers from a copy: a `poll()` with a zero timeout, so a copy is never served after the
   notification of its change has reached the process. A change is therefore seen by every process as
   soon as PostgreSQL has delivered its notification, a fraction of a millisecond after the commit on one
   host. Every `API_TENANT_CACHE_PING_SECONDS` the listening connection is pinged.
@@ -72,6 +72,8 @@ class TenantReadCache:
         self._clock = clock
         self._lock = threading.Lock()
         self._listener: psycopg.Connection[Any] | None = None
+        # poll(), not select(): select() cannot watch a descriptor numbered 1024 or more.
+        self._readable: select.poll | None = None
         self._pid = os.getpid()
         self._rows: dict[int, dict[Fields, tuple[float, Row]]] = {}
         # Notifications seen per tenant, and a generation for "everything changed": a row read while either
@@ -139,17 +141,17 @@ class TenantReadCache:
         """Applies every notification that has arrived; False if the copies cannot be trusted now."""
         if self._pid != os.getpid():
             # A forked child shares its parent's socket; it must neither read from it nor close it.
-            self._listener, self._pid = None, os.getpid()
+            self._listener, self._readable, self._pid = None, None, os.getpid()
             self._forget_all()
         listener = self._listener or self._connect()
         if listener is None:
             return False
         try:
             if self._clock() - self._pinged_at >= settings.API_TENANT_CACHE_PING_SECONDS:
-                listener.execute("SELECT 1")  # notifications that arrive meanwhile go to _notified
+                listener.execute("SELECT 1")  # notifications that arrive meanwhile reach _apply via the handler
                 self._pinged_at = self._clock()
             pgconn = listener.pgconn
-            if select.select([pgconn.socket], [], [], 0)[0]:
+            if self._readable is not None and self._readable.poll(0):
                 pgconn.consume_input()  # raises when the server has gone away
                 while (notify := pgconn.notifies()) is not None:
                     self._apply(notify.extra.decode())
@@ -180,6 +182,8 @@ class TenantReadCache:
             return None
         # Whatever changed before LISTEN was not notified: start from nothing.
         self._forget_all()
+        self._readable = select.poll()
+        self._readable.register(listener.pgconn.socket, select.POLLIN)
         self._listener, self._pinged_at, self._retry_delay = listener, self._clock(), _RETRY_FIRST
         metrics.count_tenant_listener_event("listening")
         return listener
@@ -201,7 +205,7 @@ class TenantReadCache:
         self._generation += 1
 
     def _disconnect(self) -> None:
-        listener, self._listener = self._listener, None
+        listener, self._listener, self._readable = self._listener, None, None
         self._forget_all()
         if listener is not None:
             try:
