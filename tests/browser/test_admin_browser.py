@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connections
 from django.utils import timezone
 
 from tenants.models import Tenant
@@ -57,6 +58,9 @@ def browser_page(live_server: object, monkeypatch: pytest.MonkeyPatch) -> Iterat
         yield page
         context.close()
         browser.close()
+        # The test's ORM calls ran while Playwright's loop was running, on a connection of that context:
+        # closed here, or it would keep the test database from being dropped at the end of the session.
+        connections.close_all()
 
 
 def _sandbox_tenant(sandbox: Sandbox, *, nickname: str, draft_count: int) -> Tenant:
