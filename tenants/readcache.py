@@ -120,11 +120,6 @@ class TenantReadCache:
                 self._rows.setdefault(tenant_id, {})[fields] = (self._clock(), row)
         return row
 
-    def clear(self) -> None:
-        """Forgets every copy (they are read again from the database)."""
-        with self._lock:
-            self._forget_all()
-
     def close(self) -> None:
         """Forgets every copy and closes the listening connection (tests, before their database is dropped)."""
         with self._lock:
