@@ -218,8 +218,8 @@ def _worker_run() -> _RunResult:
             raise SystemExit("the sync run did not finish within 10 minutes")
         time.sleep(0.01)
     seconds = time.monotonic() - started
-    total = run.synced + run.unchanged
-    return _RunResult(total / seconds, seconds, run.synced, run.unchanged, run.failed, run.skipped)
+    total = run.changed + run.unchanged
+    return _RunResult(total / seconds, seconds, run.changed, run.unchanged, run.failed, run.skipped)
 
 
 def _seed(control: SandboxControl, count: int) -> dict[str, int]:

@@ -36,7 +36,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
         "finished_at",
         "chunks_done",
         "chunks_total",
-        "synced",
+        "changed",
         "unchanged",
         "skipped",
         "failed",

@@ -41,6 +41,17 @@ class DraftSnapshot(models.Model):
         return f"{self.total_count} @ {self.fetched_at:%Y-%m-%d %H:%M}"
 
 
+class SkipReason(models.TextChoices):
+    """Why a sync did not call WeChat for a tenant (kept with attempts and jobs, apart from WeChat's errmsg)."""
+
+    NOT_ACTIVE = "not_active", _("Authorization revoked or to be renewed")
+    INELIGIBLE = "ineligible", _("Not eligible for draft/count")
+    NO_TOKEN = "no_token", _("No API credentials")
+    PAUSED = "paused", _("Daily quota exhausted, paused until it resets")
+    QUOTA_BUDGET = "quota_budget", _("Daily quota budget used")
+    RECENTLY_SYNCED = "recently_synced", _("Synced moments ago")
+
+
 class SyncTrigger(models.TextChoices):
     SCHEDULE = "schedule", _("Schedule")
     ADMIN = "admin", _("Admin")
@@ -66,6 +77,7 @@ class SyncAttempt(models.Model):
     outcome = models.CharField(_("outcome"), max_length=16, choices=AttemptOutcome.choices)
     errcode = models.IntegerField(_("errcode"), null=True, blank=True)
     message = models.CharField(_("message"), max_length=500, blank=True)
+    skip_reason = models.CharField(_("why not called"), max_length=32, choices=SkipReason.choices, blank=True)
     total_count = models.IntegerField(_("draft count"), null=True, blank=True)
 
     class Meta:
@@ -99,6 +111,7 @@ class SyncJob(models.Model):
     total_count = models.IntegerField(_("draft count"), null=True, blank=True)
     errcode = models.IntegerField(_("errcode"), null=True, blank=True)
     message = models.CharField(_("message"), max_length=500, blank=True)
+    skip_reason = models.CharField(_("why not called"), max_length=32, choices=SkipReason.choices, blank=True)
 
     class Meta:
         verbose_name = _("sync job")
@@ -125,7 +138,7 @@ class SyncRun(models.Model):
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     chunks_total = models.PositiveIntegerField(default=0)
     chunks_done = models.PositiveIntegerField(default=0)
-    synced = models.PositiveIntegerField(_("changed"), default=0)
+    changed = models.PositiveIntegerField(_("changed"), default=0)
     unchanged = models.PositiveIntegerField(_("unchanged"), default=0)
     skipped = models.PositiveIntegerField(_("skipped"), default=0)
     failed = models.PositiveIntegerField(_("failed"), default=0)

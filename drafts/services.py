@@ -1,7 +1,7 @@
 """Writes for draft counts: on-demand and scheduled syncs, and the pruning of their bookkeeping.
 
-Every path (beat, admin, CLI, merchant API) ends in drafts.sync.sync_tenants, so the rules are the same for
-all: eligibility, the 45009 pause, the daily quota budget, the minimum interval, token refresh, retries.
+Every path (beat, admin, CLI, merchant API) ends in drafts.sync.sync_tenants, so the rules (drafts.rules) are
+the same for all: eligibility, the 45009 pause, the daily quota budget, the minimum interval, token refresh, retries.
 
 On-demand syncs are SyncJob rows. At most one job per tenant is open (a partial unique index), so concurrent
 requests for one tenant share one job and so one WeChat call. A job is claimed by a conditional update, and
@@ -24,26 +24,17 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from drafts.models import AttemptOutcome, JobState, SyncAttempt, SyncChunk, SyncJob, SyncRun, SyncTrigger
-from drafts.sync import (
-    SYNC_FIELDS,
-    SkipReason,
-    SyncReport,
-    TenantResult,
-    attempt_for,
-    skip_reason,
-    skipped_result,
-    sync_tenants,
-    syncable_tenants,
-)
+from drafts.models import AttemptOutcome, JobState, SkipReason, SyncAttempt, SyncChunk, SyncJob, SyncRun, SyncTrigger
+from drafts.rules import SyncReport, TenantResult, job_state_for, skip_reason, skipped_result
+from drafts.sync import SYNC_FIELDS, attempt_for, sync_tenants
 from tenants.models import Tenant
+from tenants.selectors import syncable_tenants
 from wxplatform import metrics
 from wxplatform.queueing import enqueue, enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
 OPEN_STATES = (JobState.PENDING, JobState.RUNNING)
-_SUCCESS_OUTCOMES = frozenset({AttemptOutcome.CHANGED, AttemptOutcome.UNCHANGED, AttemptOutcome.CACHED})
 _PRUNE_BATCH = 5000
 
 
@@ -112,12 +103,13 @@ def _job_answered(tenant: Tenant, trigger: str, reason: SkipReason, now: datetim
     job = SyncJob.objects.create(
         tenant_id=tenant.pk,
         trigger=trigger,
-        state=JobState.SUCCEEDED if result.outcome in _SUCCESS_OUTCOMES else JobState.FAILED,
+        state=job_state_for(result.outcome),
         started_at=now,
         finished_at=now,
         outcome=result.outcome,
         total_count=result.total_count,
         message=result.message,
+        skip_reason=result.reason or "",
     )
     attempt_for(result, trigger=trigger, at=now).save()
     return job
@@ -148,12 +140,13 @@ def draft_count_job_run(*, job_id: uuid.UUID) -> TenantResult | None:
     result = report.results[0]
     # Conditional on our claim: a process that took the job over after our lease ran out finishes it.
     SyncJob.objects.filter(pk=job_id, state=JobState.RUNNING, started_at=now).update(
-        state=JobState.SUCCEEDED if result.outcome in _SUCCESS_OUTCOMES else JobState.FAILED,
+        state=job_state_for(result.outcome),
         finished_at=timezone.now(),
         outcome=result.outcome,
         total_count=result.total_count,
         errcode=result.errcode,
         message=result.message[:500],
+        skip_reason=result.reason or "",
     )
     return result
 
@@ -169,7 +162,7 @@ def _job_wait(job_id: uuid.UUID) -> SyncJob:
 
 
 def _job_result(job: SyncJob) -> TenantResult:
-    reason = SkipReason(job.message) if job.message in SkipReason.values else None
+    reason = SkipReason(job.skip_reason) if job.skip_reason else None
     outcome = AttemptOutcome(job.outcome) if job.outcome else AttemptOutcome.FAILED
     return TenantResult(
         job.tenant_id, outcome, total_count=job.total_count, errcode=job.errcode, message=job.message, reason=reason

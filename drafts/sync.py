@@ -11,39 +11,55 @@ a CLI run. A batch is handled in three steps:
 3. write: a constant number of queries whatever the batch size (bulk updates and inserts), in one
    transaction together with marking the chunk done, so that a redelivered chunk changes nothing.
 
-Rules: protocol §6 (errcodes), §8 (quotas), STYLE §6 (what to retry).
+The rules it applies (quota budget, skip reasons, results) are in drafts.rules; the HTTP session and the
+rate limit in drafts.fetching. Errcodes: docs/wechat/errors.md; quotas: docs/wechat/quota.md; what to retry:
+STYLE §6.
 """
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import logging
-import os
-import random
+import re
 import time
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import aiohttp
 from django.conf import settings
-from django.db import connection, models, transaction
-from django.db.models import F, QuerySet
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
-from drafts.models import AttemptOutcome, DraftSnapshot, SnapshotReason, SyncAttempt, SyncChunk, SyncRun, SyncTrigger
-from drafts.ratelimit import draft_count_limiter
-from tenants.models import Eligibility, Tenant, TenantStatus
+from drafts.fetching import draft_counts_fetch
+from drafts.models import (
+    AttemptOutcome,
+    DraftSnapshot,
+    SkipReason,
+    SnapshotReason,
+    SyncAttempt,
+    SyncChunk,
+    SyncRun,
+    SyncTrigger,
+)
+from drafts.rules import (
+    SyncReport,
+    TenantResult,
+    quota_budget,
+    quota_day,
+    quota_reset_at,
+    quota_used_today,
+    retry_delay,
+    skip_reason,
+    skipped,
+    skipped_result,
+)
+from tenants.models import Eligibility, Tenant
 from tenants.services import TenantHasNoToken, TenantNotActive, tenant_revoke, tenant_token_refresh
 from wxplatform import metrics
 from wxplatform.component.services import ComponentNotReady
-from wxplatform.wechat.bulk import DraftCountResult, fetch_draft_counts_async
+from wxplatform.freshness import BATCH_TOKEN_MARGIN, token_is_fresh
 from wxplatform.wechat.errors import (
     INELIGIBLE_CODES,
     REVOKED_CODES,
@@ -54,12 +70,6 @@ from wxplatform.wechat.errors import (
 )
 
 logger = logging.getLogger(__name__)
-
-# A token that expires within this margin is refreshed before the batch, so that it cannot expire mid-fetch
-# (a chunk takes seconds; the beat refresher normally renews tokens 30 minutes ahead).
-TOKEN_MARGIN = timedelta(minutes=5)
-# Idle keep-alive connections older than this are not reused: WeChat may have closed them meanwhile.
-_SESSION_IDLE_SECONDS = 25.0
 
 # The tenant columns the engine reads; the encrypted refresh token is not among them (tenant_token_refresh
 # loads it under its own lock), so a batch decrypts one secret per tenant.
@@ -78,210 +88,6 @@ SYNC_FIELDS = (
     "quota_used",
     "paused_until",
 )
-
-
-class SkipReason(models.TextChoices):
-    NOT_ACTIVE = "not_active", gettext_lazy("Authorization revoked or to be renewed")
-    INELIGIBLE = "ineligible", gettext_lazy("Not eligible for draft/count")
-    NO_TOKEN = "no_token", gettext_lazy("No API credentials")
-    PAUSED = "paused", gettext_lazy("Daily quota exhausted, paused until it resets")
-    QUOTA_BUDGET = "quota_budget", gettext_lazy("Daily quota budget used")
-    RECENTLY_SYNCED = "recently_synced", gettext_lazy("Synced moments ago")
-
-
-# For on-demand syncs these are answered from storage ("cached") rather than skipped.
-_SERVED_FROM_STORAGE = frozenset({SkipReason.PAUSED, SkipReason.QUOTA_BUDGET, SkipReason.RECENTLY_SYNCED})
-
-
-@dataclass(frozen=True)
-class TenantResult:
-    """What one sync did for one tenant. `message` is WeChat's errmsg for failures, the reason for skips."""
-
-    tenant_id: int
-    outcome: AttemptOutcome
-    total_count: int | None = None
-    errcode: int | None = None
-    message: str = ""
-    reason: SkipReason | None = None
-    # A retryable error (-1, 45011, transport) that outlasted its attempts: trying later may succeed.
-    retryable: bool = False
-
-
-@dataclass
-class SyncReport:
-    results: list[TenantResult] = field(default_factory=list)
-
-    def extend(self, other: SyncReport) -> None:
-        self.results.extend(other.results)
-
-    @property
-    def changed(self) -> int:
-        return sum(1 for r in self.results if r.outcome == AttemptOutcome.CHANGED)
-
-    @property
-    def unchanged(self) -> int:
-        return sum(1 for r in self.results if r.outcome == AttemptOutcome.UNCHANGED)
-
-    @property
-    def skipped(self) -> Counter[str]:
-        """Skipped and answered-from-storage tenants by reason."""
-        return Counter(
-            str(r.reason) for r in self.results if r.outcome in (AttemptOutcome.SKIPPED, AttemptOutcome.CACHED)
-        )
-
-    @property
-    def failed(self) -> Counter[int | None]:
-        """Failed tenants by errcode (None: transport failures and errors without a code)."""
-        return Counter(r.errcode for r in self.results if r.outcome == AttemptOutcome.FAILED)
-
-
-# --- Quota -------------------------------------------------------------------------------------------
-
-
-def quota_day(now: datetime) -> date:
-    """The quota day `now` belongs to: WeChat's daily quotas reset at midnight China time (protocol §8)."""
-    return now.astimezone(ZoneInfo(settings.DRAFT_QUOTA_TIMEZONE)).date()
-
-
-def quota_reset_at(now: datetime) -> datetime:
-    """When the current quota day ends."""
-    zone = ZoneInfo(settings.DRAFT_QUOTA_TIMEZONE)
-    tomorrow = now.astimezone(zone).date() + timedelta(days=1)
-    return datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=zone)
-
-
-def quota_used_today(tenant: Tenant, today: date) -> int:
-    return tenant.quota_used if tenant.quota_day == today else 0
-
-
-def quota_budget(trigger: str) -> int:
-    """draft/count calls per tenant per day that syncs with this trigger may spend."""
-    scheduled = trigger == SyncTrigger.SCHEDULE
-    share = settings.DRAFT_QUOTA_SCHEDULE_SHARE if scheduled else settings.DRAFT_QUOTA_ON_DEMAND_SHARE
-    return int(settings.DRAFT_QUOTA_DAILY_LIMIT * share)
-
-
-def skip_reason(tenant: Tenant, *, trigger: str, now: datetime) -> SkipReason | None:
-    """Why WeChat must not be asked for this tenant's count now, if it must not."""
-    if tenant.status != TenantStatus.ACTIVE:
-        return SkipReason.NOT_ACTIVE
-    if tenant.eligibility != Eligibility.ELIGIBLE:
-        return SkipReason.INELIGIBLE
-    if tenant.paused_until is not None and tenant.paused_until > now:
-        return SkipReason.PAUSED
-    if quota_used_today(tenant, quota_day(now)) >= quota_budget(trigger):
-        return SkipReason.QUOTA_BUDGET
-    fetched_at = tenant.draft_count_fetched_at
-    if fetched_at is not None and (now - fetched_at).total_seconds() < settings.DRAFT_SYNC_MIN_INTERVAL:
-        return SkipReason.RECENTLY_SYNCED
-    return None
-
-
-def skipped_result(tenant: Tenant, *, trigger: str, reason: SkipReason) -> TenantResult:
-    """The answer for a tenant that is not called: on demand, the stored count where the rules allow it."""
-    if trigger != SyncTrigger.SCHEDULE and reason in _SERVED_FROM_STORAGE:
-        return TenantResult(
-            tenant.pk, AttemptOutcome.CACHED, total_count=tenant.draft_count, message=reason, reason=reason
-        )
-    return _skipped(tenant.pk, reason)
-
-
-def _skipped(tenant_id: int, reason: SkipReason) -> TenantResult:
-    return TenantResult(tenant_id, AttemptOutcome.SKIPPED, message=reason, reason=reason)
-
-
-def backoff_delay(attempt: int) -> float:
-    """Seconds to wait before retry number `attempt` (1-based): capped exponential, half of it jitter."""
-    ceiling: float = min(settings.DRAFT_SYNC_BACKOFF_MAX, settings.DRAFT_SYNC_BACKOFF_BASE * 2 ** (attempt - 1))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-def syncable_tenants() -> QuerySet[Tenant]:
-    """Tenants WeChat may be asked about (revoked, needs-reauth and ineligible ones never are)."""
-    return Tenant.objects.filter(status=TenantStatus.ACTIVE, eligibility=Eligibility.ELIGIBLE)
-
-
-# --- Fetching ----------------------------------------------------------------------------------------
-
-
-class _Fetcher:
-    """An event loop and a keep-alive aiohttp session, kept for the life of a worker process so that chunk
-    after chunk reuses its connections to WeChat. It holds no tenant state; tokens pass through."""
-
-    def __init__(self, base_url: str, concurrency: int, connect_timeout: float, read_timeout: float) -> None:
-        self.base_url = base_url
-        self.concurrency = concurrency
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.loop = asyncio.new_event_loop()
-        self.session: aiohttp.ClientSession | None = None
-        self.last_used = 0.0
-
-    def fetch(self, items: Sequence[tuple[int, str]]) -> list[DraftCountResult[int]]:
-        return self.loop.run_until_complete(self._fetch(items))
-
-    def close(self) -> None:
-        if self.session is not None:
-            self.loop.run_until_complete(self.session.close())
-            self.session = None
-        self.loop.close()
-
-    async def _fetch(self, items: Sequence[tuple[int, str]]) -> list[DraftCountResult[int]]:
-        now = time.monotonic()
-        if self.session is not None and now - self.last_used > _SESSION_IDLE_SECONDS:
-            await self.session.close()
-            self.session = None
-        if self.session is None:
-            connector = aiohttp.TCPConnector(limit=self.concurrency, keepalive_timeout=_SESSION_IDLE_SECONDS)
-            self.session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
-        try:
-            return await fetch_draft_counts_async(
-                self.base_url,
-                items,
-                concurrency=self.concurrency,
-                connect_timeout=self.connect_timeout,
-                read_timeout=self.read_timeout,
-                session=self.session,
-                on_call=metrics.observe_wechat_call,
-            )
-        finally:
-            self.last_used = time.monotonic()
-
-
-# One per process and configuration. Keyed by pid: a prefork child must not use an event loop or sockets
-# inherited from its parent.
-_fetchers: dict[tuple[int, str, int, float, float], _Fetcher] = {}
-
-
-def _fetcher() -> _Fetcher:
-    key = (
-        os.getpid(),
-        settings.WECHAT_API_BASE,
-        settings.DRAFT_SYNC_CONCURRENCY,
-        settings.WECHAT_CONNECT_TIMEOUT,
-        settings.WECHAT_READ_TIMEOUT,
-    )
-    fetcher = _fetchers.get(key)
-    if fetcher is None:
-        fetcher = _fetchers[key] = _Fetcher(*key[1:])
-    return fetcher
-
-
-def close_fetchers() -> None:
-    """Closes this process's HTTP sessions (at exit, and between tests that change settings)."""
-    pid = os.getpid()
-    for key, fetcher in list(_fetchers.items()):
-        del _fetchers[key]
-        if key[0] == pid:
-            fetcher.close()
-
-
-atexit.register(close_fetchers)
-
-
-def _fetch(items: Sequence[tuple[int, str]]) -> list[DraftCountResult[int]]:
-    metrics.observe_rate_limit_wait(draft_count_limiter().acquire(len(items)))
-    return _fetcher().fetch(items)
 
 
 # --- The engine --------------------------------------------------------------------------------------
@@ -326,8 +132,7 @@ def _plan(works: list[_Work], *, trigger: str, now: datetime) -> list[_Work]:
         if reason is not None:
             work.result = skipped_result(tenant, trigger=trigger, reason=reason)
             continue
-        expires_at = tenant.access_token_expires_at
-        if tenant.access_token and expires_at is not None and expires_at - now > TOKEN_MARGIN:
+        if token_is_fresh(tenant.access_token, tenant.access_token_expires_at, margin=BATCH_TOKEN_MARGIN, now=now):
             work.token, work.version = tenant.access_token, tenant.token_version
         # Rare (the beat refresher runs ahead of expiry), so refreshed one by one under each tenant's lock.
         elif not _refresh(work, stale_version=None):
@@ -341,13 +146,13 @@ def _refresh(work: _Work, *, stale_version: int | None) -> bool:
     tenant = work.tenant
     try:
         work.token, work.version = tenant_token_refresh(
-            tenant_id=tenant.pk, stale_version=stale_version, margin=TOKEN_MARGIN
+            tenant_id=tenant.pk, stale_version=stale_version, margin=BATCH_TOKEN_MARGIN
         )
     except TenantNotActive:
-        work.result = _skipped(tenant.pk, SkipReason.NOT_ACTIVE)
+        work.result = skipped(tenant.pk, SkipReason.NOT_ACTIVE)
         return False
     except TenantHasNoToken:
-        work.result = _skipped(tenant.pk, SkipReason.NO_TOKEN)
+        work.result = skipped(tenant.pk, SkipReason.NO_TOKEN)
         return False
     except ComponentNotReady as exc:
         work.result = TenantResult(tenant.pk, AttemptOutcome.FAILED, errcode=exc.errcode, message=exc.reason)
@@ -366,8 +171,8 @@ def _fetch_rounds(pending: list[_Work], *, trigger: str) -> None:
     while pending:
         attempt += 1
         if backoff:
-            time.sleep(backoff_delay(attempt - 1))
-        results = _fetch([(index, work.token) for index, work in enumerate(pending)])
+            time.sleep(retry_delay(attempt - 1))
+        results = draft_counts_fetch([(index, work.token) for index, work in enumerate(pending)])
         fetched_at = timezone.now()
         retry: list[_Work] = []
         backoff = False
@@ -442,46 +247,88 @@ def attempt_for(result: TenantResult, *, trigger: str, at: datetime) -> SyncAtte
         outcome=result.outcome,
         errcode=result.errcode,
         message=result.message[:500],
+        skip_reason=result.reason or "",
         total_count=result.total_count,
     )
 
 
-# Tenant rows of a batch are written with one UPDATE ... FROM (VALUES ...) per kind of outcome: one statement
-# whatever the batch size, cheap to build and to execute (an ORM bulk_update of 500 rows would compile
-# thousands of CASE branches). The VALUES columns are column1, column2, ... on PostgreSQL and SQLite alike.
-# Identifiers come from the model's metadata; every value is a query parameter.
-_QUOTA = "quota_used = CASE WHEN t.quota_day = %s THEN t.quota_used + v.{calls} ELSE v.{calls} END, quota_day = %s"
-_SUCCESS_SET = (
-    # Never replace a newer fetch (an on-demand job that finished first) with this older one.
-    "draft_count = CASE WHEN {newer} THEN v.column2 ELSE t.draft_count END, "
-    "draft_count_fetched_at = CASE WHEN {newer} THEN v.column3 ELSE t.draft_count_fetched_at END, "
-    "last_snapshot_at = CASE WHEN v.column4 THEN v.column3 ELSE t.last_snapshot_at END, "
-    "last_sync_attempt_at = v.column3, " + _QUOTA.format(calls="column5")
-).format(newer="(t.draft_count_fetched_at IS NULL OR t.draft_count_fetched_at < v.column3)")
-_FAILURE_SET = (
-    # The last good count stays: only the error fields, the quota and the consequences change.
-    "last_sync_attempt_at = %s, last_error_at = %s, "
-    "last_error_code = CASE WHEN v.column3 THEN v.column2 ELSE NULL END, "
-    "last_error_message = v.column4, "
-    "paused_until = CASE WHEN v.column6 THEN v.column7 ELSE t.paused_until END, "
-    "eligibility = CASE WHEN v.column8 THEN %s ELSE t.eligibility END, "
-    "eligibility_detail = CASE WHEN v.column8 THEN v.column9 ELSE t.eligibility_detail END, "
-    + _QUOTA.format(calls="column5")
+@dataclass(frozen=True)
+class _BulkUpdate:
+    """One UPDATE of many tenant rows from a VALUES list, whatever the batch size: cheap to build and to
+    execute (an ORM bulk_update of 500 rows would compile thousands of CASE branches).
+
+    The VALUES list is a common table expression whose columns are named by `columns`; `assignments` refers
+    to them as v.<name>, and every row is built by `row(**values)` from the same names, which must be given
+    exactly. So the SQL and the tuples cannot drift apart. Identifiers come from the model's metadata; every
+    value is a query parameter. (WITH … UPDATE … FROM works on PostgreSQL and on SQLite ≥ 3.33.)
+    """
+
+    columns: tuple[str, ...]
+    assignments: str
+
+    def row(self, **values: Any) -> tuple[Any, ...]:
+        if values.keys() != set(self.columns):
+            raise ValueError(f"bulk update row has {sorted(values)}, expected {sorted(self.columns)}")
+        return tuple(values[name] for name in self.columns)
+
+    def execute(self, rows: Sequence[tuple[Any, ...]], params: Mapping[str, Any]) -> None:
+        """Runs the update for `rows`; `params` fill the %(name)s placeholders of the assignments."""
+        if not rows:
+            return
+        row_sql = "(" + ", ".join(["%s"] * len(self.columns)) + ")"
+        table = connection.ops.quote_name(Tenant._meta.db_table)
+        sql = (
+            f"WITH v ({', '.join(self.columns)}) AS (VALUES {', '.join([row_sql] * len(rows))}) "  # noqa: S608
+            f"UPDATE {table} AS t SET {_PLACEHOLDER.sub('%s', self.assignments)} FROM v WHERE t.id = v.id"
+        )
+        # Parameters in the order they appear: the VALUES rows first, then the assignments' placeholders.
+        values: list[Any] = [value for row in rows for value in row]
+        values.extend(params[name] for name in _PLACEHOLDER.findall(self.assignments))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, values)
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+# Quota bookkeeping shared by both updates: calls made today are added, or restart on a new quota day.
+_QUOTA = (
+    "quota_used = CASE WHEN t.quota_day = %(day)s THEN t.quota_used + v.calls ELSE v.calls END, quota_day = %(day)s"
 )
+_NEWER = "(t.draft_count_fetched_at IS NULL OR t.draft_count_fetched_at < v.fetched_at)"
 
-
-def _update_tenants(assignments: str, set_params: Sequence[Any], rows: Sequence[Sequence[Any]]) -> None:
-    if not rows:
-        return
-    width = len(rows[0])
-    row_sql = "(" + ", ".join(["%s"] * width) + ")"
-    sql = (
-        f"UPDATE {connection.ops.quote_name(Tenant._meta.db_table)} AS t SET {assignments} "  # noqa: S608
-        f"FROM (VALUES {', '.join([row_sql] * len(rows))}) AS v WHERE t.id = v.column1"
-    )
-    with connection.cursor() as cursor:
-        params: list[Any] = [*set_params, *(value for row in rows for value in row)]
-        cursor.execute(sql, params)
+_SUCCEEDED = _BulkUpdate(
+    columns=("id", "total_count", "fetched_at", "snapshot", "calls"),
+    assignments=(
+        # Never replace a newer fetch (an on-demand job that finished first) with this older one.
+        f"draft_count = CASE WHEN {_NEWER} THEN v.total_count ELSE t.draft_count END, "
+        f"draft_count_fetched_at = CASE WHEN {_NEWER} THEN v.fetched_at ELSE t.draft_count_fetched_at END, "
+        "last_snapshot_at = CASE WHEN v.snapshot THEN v.fetched_at ELSE t.last_snapshot_at END, "
+        "last_sync_attempt_at = v.fetched_at, " + _QUOTA
+    ),
+)
+# NULLs are kept out of VALUES (PostgreSQL could not infer their column's type): flags say what applies.
+_FAILED = _BulkUpdate(
+    columns=(
+        "id",
+        "errcode",
+        "has_errcode",
+        "message",
+        "calls",
+        "paused",
+        "paused_until",
+        "rejected",
+        "rejection",
+    ),
+    assignments=(
+        # The last good count stays: only the error fields, the quota and the consequences change.
+        "last_sync_attempt_at = %(now)s, last_error_at = %(now)s, "
+        "last_error_code = CASE WHEN v.has_errcode THEN v.errcode ELSE NULL END, "
+        "last_error_message = v.message, "
+        "paused_until = CASE WHEN v.paused THEN v.paused_until ELSE t.paused_until END, "
+        "eligibility = CASE WHEN v.rejected THEN %(rejected)s ELSE t.eligibility END, "
+        "eligibility_detail = CASE WHEN v.rejected THEN v.rejection ELSE t.eligibility_detail END, " + _QUOTA
+    ),
+)
 
 
 def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> bool:
@@ -491,7 +338,7 @@ def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
     ops = connection.ops
     at_now, day = ops.adapt_datetimefield_value(now), ops.adapt_datefield_value(today)
     succeeded: list[_Work] = []
-    failed: list[tuple[object, ...]] = []
+    failed: list[tuple[Any, ...]] = []
     attempts: list[SyncAttempt] = []
     revoked: list[str] = []
     for work in works:
@@ -503,19 +350,17 @@ def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
             assert work.fetched_at is not None and result.total_count is not None
             succeeded.append(work)
         elif result.outcome == AttemptOutcome.FAILED:
-            # NULLs are kept out of VALUES (their column type could not be inferred): flags say what applies.
-            paused_until = ops.adapt_datetimefield_value(work.paused_until) if work.paused_until else at_now
             failed.append(
-                (
-                    tenant.pk,
-                    result.errcode or 0,
-                    result.errcode is not None,
-                    result.message[:500],
-                    work.calls,
-                    work.paused_until is not None,
-                    paused_until,
-                    bool(work.rejected),
-                    work.rejected[:255],
+                _FAILED.row(
+                    id=tenant.pk,
+                    errcode=result.errcode or 0,
+                    has_errcode=result.errcode is not None,
+                    message=result.message[:500],
+                    calls=work.calls,
+                    paused=work.paused_until is not None,
+                    paused_until=ops.adapt_datetimefield_value(work.paused_until) if work.paused_until else at_now,
+                    rejected=bool(work.rejected),
+                    rejection=work.rejected[:255],
                 )
             )
             if work.revoke:
@@ -530,12 +375,19 @@ def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
             if not SyncChunk.objects.select_for_update().filter(pk=chunk.pk, done_at__isnull=True).exists():
                 return False
         _lock_and_recheck_snapshots(works, succeeded)
-        rows: list[tuple[object, ...]] = []
+        rows: list[tuple[Any, ...]] = []
         snapshots: list[DraftSnapshot] = []
         for w in succeeded:
             assert w.fetched_at is not None and w.result is not None and w.result.total_count is not None
-            fetched_at = ops.adapt_datetimefield_value(w.fetched_at)
-            rows.append((w.tenant.pk, w.result.total_count, fetched_at, w.snapshot is not None, w.calls))
+            rows.append(
+                _SUCCEEDED.row(
+                    id=w.tenant.pk,
+                    total_count=w.result.total_count,
+                    fetched_at=ops.adapt_datetimefield_value(w.fetched_at),
+                    snapshot=w.snapshot is not None,
+                    calls=w.calls,
+                )
+            )
             if w.snapshot is not None:
                 snapshots.append(
                     DraftSnapshot(
@@ -545,8 +397,8 @@ def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
                         reason=w.snapshot,
                     )
                 )
-        _update_tenants(_SUCCESS_SET, [day, day], rows)
-        _update_tenants(_FAILURE_SET, [at_now, at_now, Eligibility.REJECTED.value, day, day], failed)
+        _SUCCEEDED.execute(rows, {"day": day})
+        _FAILED.execute(failed, {"day": day, "now": at_now, "rejected": Eligibility.REJECTED.value})
         if snapshots:
             # (tenant, fetched_at) is unique: writing the same fetch twice is a no-op.
             DraftSnapshot.objects.bulk_create(snapshots, ignore_conflicts=True)
@@ -597,7 +449,7 @@ def _chunk_done(chunk: SyncChunk, works: Sequence[_Work], now: datetime) -> None
     SyncChunk.objects.filter(pk=chunk.pk).update(done_at=now)
     SyncRun.objects.filter(pk=chunk.run_id).update(
         chunks_done=F("chunks_done") + 1,
-        synced=F("synced") + report.changed,
+        changed=F("changed") + report.changed,
         unchanged=F("unchanged") + report.unchanged,
         skipped=F("skipped") + sum(report.skipped.values()),
         failed=F("failed") + sum(report.failed.values()),

@@ -10,10 +10,10 @@ from typing import Any, Generic, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
 from django.db.models.sql.compiler import SQLCompiler
 
-from tenants.models import Tenant, TenantAPIKey
+from tenants.models import Eligibility, Tenant, TenantAPIKey, TenantStatus
 from tenants.readcache import tenant_read_cache
 
 # djangorestframework-api-key makes "<prefix>.<secret>" from letters and digits; anything else is not a
@@ -134,3 +134,29 @@ def tenant_get(*, tenant_id: int, fields: tuple[str, ...] = TENANT_API_FIELDS, u
 def api_key_list(*, tenant: Tenant) -> QuerySet[TenantAPIKey]:
     """The tenant's keys, newest first, revoked ones included (for the admin console)."""
     return TenantAPIKey.objects.filter(tenant=tenant).order_by("-created")
+
+
+# --- The named tests every reader of tenants shares -------------------------------------------------
+
+
+def syncable_tenants() -> QuerySet[Tenant]:
+    """Tenants WeChat may be asked about: active and eligible (revoked, needs-reauth and ineligible ones
+    never are). The sync's chunks, the stale-count gauge and the console all count from this."""
+    return Tenant.objects.filter(status=TenantStatus.ACTIVE, eligibility=Eligibility.ELIGIBLE)
+
+
+def failing_condition() -> Q:
+    """A tenant is failing while its last error (sync or token refresh) is newer than its last successful
+    sync, or it never had one: nothing has succeeded since the error."""
+    return Q(last_error_at__isnull=False) & (
+        Q(draft_count_fetched_at__isnull=True) | Q(last_error_at__gt=F("draft_count_fetched_at"))
+    )
+
+
+def failing_tenants() -> QuerySet[Tenant]:
+    return Tenant.objects.filter(failing_condition())
+
+
+def eligibility_reason(tenant: Tenant) -> str:
+    """Why the tenant is (in)eligible, as shown to staff and merchants: the recorded detail, else the label."""
+    return tenant.eligibility_detail or str(Eligibility(tenant.eligibility).label)

@@ -34,6 +34,7 @@ from tenants.models import (
 from wxplatform import metrics
 from wxplatform.component.clients import wechat_client
 from wxplatform.component.services import with_component_token
+from wxplatform.freshness import AUTHORIZER_REFRESH_MARGIN, USABLE_MARGIN, token_is_fresh
 from wxplatform.wechat.client import WeChatClient
 from wxplatform.wechat.errors import (
     REVOKED_CODES,
@@ -48,8 +49,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Refresh authorizer tokens this long before they expire (the beat task looks a little further ahead).
-TOKEN_REFRESH_MARGIN = timedelta(minutes=10)
 _AUTHORIZER_LIST_PAGE = 500
 
 
@@ -229,15 +228,14 @@ def _purge_tokens(tenant: Tenant, *, status: str) -> None:
 
 
 def _is_fresh(tenant: Tenant, margin: timedelta) -> bool:
-    expires_at = tenant.access_token_expires_at
-    return bool(tenant.access_token) and expires_at is not None and expires_at - timezone.now() > margin
+    return token_is_fresh(tenant.access_token, tenant.access_token_expires_at, margin=margin)
 
 
 def tenant_access_token(*, tenant: Tenant) -> tuple[str, int]:
     """A usable authorizer access token and its version, refreshing it first if it is about to expire."""
     if tenant.status != TenantStatus.ACTIVE:
         raise TenantNotActive(tenant)
-    if _is_fresh(tenant, timedelta(seconds=60)):
+    if _is_fresh(tenant, USABLE_MARGIN):
         return tenant.access_token, tenant.token_version
     return tenant_token_refresh(tenant_id=tenant.pk, stale_version=tenant.token_version)
 
@@ -250,7 +248,7 @@ class _RefreshOutcome:
 
 
 def tenant_token_refresh(
-    *, tenant_id: int, stale_version: int | None = None, margin: timedelta = TOKEN_REFRESH_MARGIN
+    *, tenant_id: int, stale_version: int | None = None, margin: timedelta = AUTHORIZER_REFRESH_MARGIN
 ) -> tuple[str, int]:
     """Refreshes a tenant's authorizer access token, single-flight across processes and hosts.
 
@@ -274,7 +272,7 @@ def _token_refresh_locked(*, tenant_id: int, stale_version: int | None, margin: 
     # Check again under the lock. A caller holding a stale version saw that token fail or expire: only a
     # newer stored token (another process refreshed while we waited) spares the call to WeChat.
     if stale_version is not None:
-        if tenant.token_version != stale_version and _is_fresh(tenant, timedelta(seconds=60)):
+        if tenant.token_version != stale_version and _is_fresh(tenant, USABLE_MARGIN):
             return _RefreshOutcome(token=tenant.access_token, version=tenant.token_version)
     elif _is_fresh(tenant, margin):
         return _RefreshOutcome(token=tenant.access_token, version=tenant.token_version)

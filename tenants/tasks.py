@@ -17,14 +17,15 @@ from tenants.services import (
     tenant_token_refresh,
     tenants_with_expiring_tokens,
 )
+from wxplatform.backoff import backoff_delay
 from wxplatform.component.services import ComponentNotReady
+from wxplatform.freshness import AUTHORIZER_REFRESH_LOOKAHEAD
 from wxplatform.queueing import enqueue
 from wxplatform.wechat.errors import RetryableError, WeChatError
 
 logger = logging.getLogger(__name__)
 
-# The beat refresher looks this far ahead, and spreads the refreshes over this window.
-REFRESH_LOOKAHEAD = timedelta(minutes=30)
+# The beat refresher spreads its refreshes over this window (it looks AUTHORIZER_AUTHORIZER_REFRESH_LOOKAHEAD ahead).
 REFRESH_SPREAD_SECONDS = 300
 REFRESH_BATCH = 500
 
@@ -34,7 +35,7 @@ def authorize_from_push(self, authorization_code_id: int) -> None:  # type: igno
     try:
         tenant_authorize_pending(authorization_code_id=authorization_code_id)
     except (RetryableError, ComponentNotReady) as exc:
-        raise self.retry(exc=exc, countdown=min(60, 2**self.request.retries) + random.random()) from exc
+        raise self.retry(exc=exc, countdown=backoff_delay(self.request.retries + 1, base=2, cap=60)) from exc
     except WeChatError as exc:
         # 61009/61010 and the like: the code cannot be used; the merchant sees the callback page's error.
         logger.warning("authorization code from push not usable: errcode %s", exc.errcode)
@@ -59,9 +60,9 @@ def authorize_pending_codes() -> int:
 @shared_task(name="tenants.refresh_token", bind=True, max_retries=3, acks_late=True)
 def refresh_token(self, tenant_id: int) -> None:  # type: ignore[no-untyped-def]
     try:
-        tenant_token_refresh(tenant_id=tenant_id, margin=REFRESH_LOOKAHEAD)
+        tenant_token_refresh(tenant_id=tenant_id, margin=AUTHORIZER_REFRESH_LOOKAHEAD)
     except (RetryableError, ComponentNotReady) as exc:
-        raise self.retry(exc=exc, countdown=min(300, 10 * 2**self.request.retries) + random.random() * 5) from exc
+        raise self.retry(exc=exc, countdown=backoff_delay(self.request.retries + 1, base=20, cap=300)) from exc
     except (TenantNotActive, TenantHasNoToken, WeChatError) as exc:
         logger.info("token refresh skipped for tenant %s: %s", tenant_id, type(exc).__name__)
 
@@ -69,7 +70,7 @@ def refresh_token(self, tenant_id: int) -> None:  # type: ignore[no-untyped-def]
 @shared_task(name="tenants.refresh_expiring_tokens", acks_late=True)
 def refresh_expiring_tokens() -> int:
     """Beat: refresh tokens that expire soon, spread with jitter so that WeChat sees no burst."""
-    ids = tenants_with_expiring_tokens(within=REFRESH_LOOKAHEAD)
+    ids = tenants_with_expiring_tokens(within=AUTHORIZER_REFRESH_LOOKAHEAD)
     for start in range(0, len(ids), REFRESH_BATCH):
         for tenant_id in ids[start : start + REFRESH_BATCH]:
             enqueue(refresh_token, tenant_id, countdown=random.uniform(0, REFRESH_SPREAD_SECONDS))

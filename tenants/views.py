@@ -1,21 +1,32 @@
-"""Merchant onboarding pages: the authorization link page and the callback WeChat redirects back to."""
+"""The tenants app's HTTP face: the authorization link page, the callback WeChat redirects the merchant back
+to, and the authorization event URL (授权事件接收URL) WeChat pushes to.
+
+The event URL expects the bare string `success` quickly (docs/wechat/flow.md): the view only verifies the
+msg_signature, decrypts and answers; what the push means is done by tenants.events, which queues the slow
+work. Nothing changes unless msg_signature verifies.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
 
+from tenants.events import UNIX_SECONDS, authorization_event_handle
 from tenants.services import api_key_issue_first, tenant_authorize
-from wxplatform.component.clients import wechat_client
+from wxplatform.component.clients import message_crypto, wechat_client
 from wxplatform.component.services import ComponentNotReady, with_component_token
+from wxplatform.wechat.crypto import AppIdMismatchError, CryptoError, SignatureError, parse_xml
 from wxplatform.wechat.errors import AuthorizationCodeError, WeChatError
 
 logger = logging.getLogger(__name__)
@@ -76,3 +87,54 @@ def authorize_callback(request: HttpRequest) -> HttpResponse:
     tenant = result.tenant
     api_key = api_key_issue_first(tenant=tenant)
     return render(request, "tenants/authorize_done.html", {"tenant": tenant, "api_key": api_key})
+
+
+# --- Authorization event URL ------------------------------------------------------------------------
+
+# WeChat pushes are a few hundred bytes; anything near this is not from WeChat.
+MAX_PUSH_BYTES = 64 * 1024
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+
+
+@csrf_exempt
+@require_POST
+def component_events(request: HttpRequest) -> HttpResponse:
+    if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_PUSH_BYTES:
+        return _error(413, "payload_too_large", _("The request body is too large."))
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return _error(413, "payload_too_large", _("The request body is too large."))
+    if len(body) > MAX_PUSH_BYTES:
+        return _error(413, "payload_too_large", _("The request body is too large."))
+    params = request.GET
+    timestamp, nonce, msg_signature = (
+        params.get("timestamp", ""),
+        params.get("nonce", ""),
+        params.get("msg_signature", ""),
+    )
+    if not (UNIX_SECONDS.fullmatch(timestamp) and nonce and msg_signature):
+        return _error(400, "missing_parameters", _("timestamp, nonce and msg_signature are required."))
+    try:
+        inner = message_crypto().decrypt_message(body, msg_signature=msg_signature, timestamp=timestamp, nonce=nonce)
+        fields = parse_xml(inner)
+    except SignatureError:
+        logger.warning("push rejected: bad msg_signature")
+        return _error(401, "bad_signature", _("The message signature does not verify."))
+    except AppIdMismatchError:
+        logger.warning("push rejected: encrypted for another appid")
+        return _error(400, "wrong_appid", _("The message is not addressed to this platform."))
+    except CryptoError as exc:
+        logger.warning("push rejected: %s", type(exc).__name__)
+        return _error(400, "bad_message", _("The message cannot be decrypted or parsed."))
+    # The signature covers the timestamp: a push that verifies but is older than this is a replay.
+    if abs(time.time() - int(timestamp)) > settings.WECHAT_PUSH_MAX_AGE:
+        logger.warning("push rejected: timestamp outside the accepted window")
+        return _error(400, "stale_message", _("The message timestamp is outside the accepted window."))
+    if fields.get("AppId", settings.WECHAT_COMPONENT_APPID) != settings.WECHAT_COMPONENT_APPID:
+        return _error(400, "wrong_appid", _("The message is not addressed to this platform."))
+    authorization_event_handle(fields=fields)
+    return HttpResponse("success", content_type="text/plain")

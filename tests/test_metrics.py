@@ -21,7 +21,7 @@ from drafts.services import (
     draft_count_run_start,
     draft_count_sync_tenant,
 )
-from drafts.sync import quota_day
+from drafts.rules import quota_day
 from tenants.models import Eligibility, Tenant, TenantStatus
 from tenants.services import tenant_token_refresh
 from tests.drafts.conftest import component_ready, sandbox_tenant, sandbox_tenants, worker_env

@@ -10,7 +10,6 @@ Rules every console admin follows (AuditedAdminMixin):
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,13 +21,11 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from wxplatform.models import AuditEntry
+from wxplatform.observability import redact
 
 admin.site.site_header = _("WeChat third-party platform console")
 admin.site.site_title = _("Platform console")
 admin.site.index_title = _("Merchants, draft counts and platform status")
-
-# Keys of AuditEntry.detail whose values are never shown, whoever wrote the entry.
-_SECRET_KEY = re.compile(r"token|ticket|secret|password|passwd|aes|raw|^key$|api_key$|authorization_code", re.I)
 
 
 def audit_record(
@@ -43,15 +40,6 @@ def audit_record(
         target=target[:255],
         detail=detail or {},
     )
-
-
-def redact(value: Any) -> Any:
-    """`value` with the values of secret-looking keys replaced, recursively."""
-    if isinstance(value, dict):
-        return {k: "•••" if _SECRET_KEY.search(str(k)) else redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
 
 
 def _label(obj: Model) -> str:

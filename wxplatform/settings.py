@@ -68,6 +68,8 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rs
 
 # --- Apps --------------------------------------------------------------------------------------------
 INSTALLED_APPS = [
+    # First, so that its admin templates (index, base_site) override django.contrib.admin's.
+    "wxplatform.console.apps.ConsoleConfig",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -98,13 +100,13 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "wxplatform.urls"
+ROOT_URLCONF = "wxplatform.console.urls"
 WSGI_APPLICATION = "wxplatform.wsgi.application"
 
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "wxplatform" / "templates"],
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -140,13 +142,17 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # Prefix for every Redis key and queue name this deployment owns, so that several environments (or
 # parallel test runs) can share one Redis.
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="wxp")
+# Every connection to Redis (broker, cache, rate limits, probes) gives up after these many seconds, so that a
+# Redis outage costs a request seconds, never minutes (wxplatform/redis_client.py).
+REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=2.0)
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": REDIS_KEY_PREFIX,
-            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+            "OPTIONS": {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT, "socket_timeout": REDIS_SOCKET_TIMEOUT},
         }
     }
 else:
@@ -170,7 +176,7 @@ if REDIS_URL:
         "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
         "unacked_restore_throttle": 1,
         "global_keyprefix": f"{REDIS_KEY_PREFIX}:",
-        "socket_connect_timeout": 2,
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
     }
 else:
     _broker_dir = VAR_DIR / "broker"

@@ -121,8 +121,10 @@ class SyncJobSerializer(serializers.Serializer[SyncJob]):
     def get_error(self, job: SyncJob) -> dict[str, Any] | None:
         if job.state != JobState.FAILED:
             return None
-        # The message may quote WeChat's errmsg; nothing resembling a credential leaves the platform.
-        return {"errcode": job.errcode, "message": redact(job.message)}
+        # The message may quote WeChat's errmsg; nothing resembling a credential leaves the platform. A job
+        # that WeChat was not asked about says why instead.
+        message = redact(job.message) if job.message else job.get_skip_reason_display()
+        return {"errcode": job.errcode, "message": message}
 
 
 class SyncRequestSerializer(serializers.Serializer[Any]):

@@ -63,7 +63,7 @@ def secrets_everywhere(admin_user: object) -> list[str]:
         tenant=tenant, at=now, trigger=SyncTrigger.SCHEDULE, outcome=AttemptOutcome.FAILED, errcode=40001
     )
     SyncJob.objects.create(tenant=tenant, trigger=SyncTrigger.ADMIN, state=JobState.SUCCEEDED, total_count=4)
-    SyncRun.objects.create(trigger=SyncTrigger.SCHEDULE, chunks_total=1, chunks_done=1, synced=1)
+    SyncRun.objects.create(trigger=SyncTrigger.SCHEDULE, chunks_total=1, chunks_done=1, changed=1)
     # An entry written carelessly by some other code path: the audit log must still not show the secret.
     AuditEntry.objects.create(
         actor_label="system",
@@ -146,5 +146,5 @@ def test_audit_entry_detail_hides_secret_looking_keys(admin_client: Client, secr
 
     html = admin_client.get(reverse("admin:wxplatform_auditentry_change", args=[entry.pk])).content.decode()
 
-    assert "&quot;access_token&quot;: &quot;•••&quot;" in html
-    assert "&quot;refresh_token&quot;: &quot;•••&quot;" in html
+    assert "&quot;access_token&quot;: &quot;***&quot;" in html
+    assert "&quot;refresh_token&quot;: &quot;***&quot;" in html

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from drafts.models import AttemptOutcome, SyncAttempt, SyncTrigger
-from drafts.sync import quota_day
+from drafts.rules import quota_day
 from tenants.models import Tenant
 from tests.factories import make_tenant
 from wxplatform.component.models import ComponentCredential

@@ -87,7 +87,7 @@ def test_support_posting_a_bulk_action_is_refused_and_changes_nothing(
     support_client: Client, tenant: Tenant, action: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     queued: list[object] = []
-    monkeypatch.setattr("tenants.admin.enqueue", lambda *args, **kw: queued.append(args) or True)
+    monkeypatch.setattr("wxplatform.console.admin.enqueue", lambda *args, **kw: queued.append(args) or True)
     before = _tenant_row(tenant)
 
     response = support_client.post(

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from drafts.models import JobState, SyncJob, SyncTrigger
-from tenants import admin as tenants_admin
+from wxplatform.console import admin as tenants_admin
 from tenants.models import AccountKind, Eligibility, Tenant, TenantStatus
 from tests.factories import make_tenant
 from wxplatform.models import AuditEntry

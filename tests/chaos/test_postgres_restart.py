@@ -113,4 +113,4 @@ def test_postgres_restarted_mid_sync_tasks_retry_and_the_api_answers_503(
     assert duplicated == 0
     assert not DraftSnapshot.objects.values("tenant").annotate(n=Count("id")).filter(n__gt=1).exists()
     run.refresh_from_db()
-    assert (run.chunks_done, run.synced) == (run.chunks_total, count)
+    assert (run.chunks_done, run.changed) == (run.chunks_total, count)

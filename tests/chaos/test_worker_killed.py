@@ -79,7 +79,7 @@ def test_a_worker_killed_mid_sync_loses_and_double_counts_nothing(
     stored = dict(Tenant.objects.values_list("authorizer_appid", "draft_count"))
     wrong = sorted(appid for appid, value in truth.items() if stored.get(appid) != value)
     run.refresh_from_db()
-    counted = run.synced + run.unchanged + run.skipped + run.failed
+    counted = run.changed + run.unchanged + run.skipped + run.failed
     duplicate_snapshots = DraftSnapshot.objects.count() - count
     calls = sandbox.control.counters()["draft_count_calls"]
     # Calls the bookkeeping knows of can only be fewer than WeChat saw (a killed chunk's calls are lost with

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from drafts.ratelimit import _limiter
-from drafts.sync import close_fetchers
+from drafts.fetching import close_fetchers
 from tenants.models import AccountKind, Eligibility, Tenant, TenantStatus
 from tests.factories import make_tenant
 from tests.fixtures.sandbox import Sandbox

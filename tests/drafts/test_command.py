@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from drafts.models import DraftSnapshot, SyncJob, SyncRun
-from drafts.sync import quota_day
+from drafts.rules import quota_day
 from tenants.models import Eligibility, Tenant
 from tests.drafts.conftest import sandbox_tenant, sandbox_tenants
 from tests.fixtures.sandbox import Sandbox
@@ -61,7 +61,7 @@ def test_sync_all_syncs_every_eligible_account_and_prints_a_summary(sync_setting
     assert "12/12" in err  # the progress bar
     assert DraftSnapshot.objects.count() == 9
     run_row = SyncRun.objects.get()
-    assert (run_row.trigger, run_row.synced, run_row.skipped, run_row.failed) == ("cli", 9, 2, 1)
+    assert (run_row.trigger, run_row.changed, run_row.skipped, run_row.failed) == ("cli", 9, 2, 1)
     tenant.refresh_from_db()
     assert tenant.eligibility == Eligibility.REJECTED
 

@@ -16,7 +16,7 @@ from drafts.services import (
     draft_count_request_sync,
     draft_count_sync_tenant,
 )
-from drafts.sync import SkipReason
+from drafts.models import SkipReason
 from tenants.models import Eligibility, Tenant, TenantStatus
 from tests.drafts.conftest import sandbox_tenant
 from tests.fixtures.sandbox import Sandbox
@@ -123,7 +123,7 @@ def test_a_request_within_the_minimum_interval_is_answered_from_storage(
 
     assert (request.created, request.served_from_storage) == (True, True)
     job = request.job
-    assert (job.state, job.outcome, job.total_count, job.message) == (
+    assert (job.state, job.outcome, job.total_count, job.skip_reason) == (
         JobState.SUCCEEDED,
         AttemptOutcome.CACHED,
         3,
@@ -144,7 +144,7 @@ def test_a_request_over_the_on_demand_budget_is_answered_from_storage(sync_setti
     request = draft_count_request_sync(tenant=tenant, trigger=SyncTrigger.API)
 
     assert request.served_from_storage
-    assert (request.job.outcome, request.job.total_count, request.job.message) == (
+    assert (request.job.outcome, request.job.total_count, request.job.skip_reason) == (
         AttemptOutcome.CACHED,
         3,
         SkipReason.QUOTA_BUDGET,
@@ -169,7 +169,7 @@ def test_a_request_for_a_paused_tenant_is_answered_from_storage(sync_settings: S
 
     request = draft_count_request_sync(tenant=tenant, trigger=SyncTrigger.API)
 
-    assert (request.job.outcome, request.job.message) == (AttemptOutcome.CACHED, SkipReason.PAUSED)
+    assert (request.job.outcome, request.job.skip_reason) == (AttemptOutcome.CACHED, SkipReason.PAUSED)
     assert sync_settings.control.counters()["draft_count_calls"] == {}
 
 
@@ -190,7 +190,7 @@ def test_a_request_for_a_tenant_that_may_not_be_called_is_refused_at_once(
     request = draft_count_request_sync(tenant=tenant, trigger=SyncTrigger.API)
 
     assert request.served_from_storage
-    assert (request.job.state, request.job.outcome, request.job.message) == (
+    assert (request.job.state, request.job.outcome, request.job.skip_reason) == (
         JobState.FAILED,
         AttemptOutcome.SKIPPED,
         reason,

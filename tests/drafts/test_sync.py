@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from drafts.models import AttemptOutcome, DraftSnapshot, SnapshotReason, SyncAttempt, SyncChunk, SyncRun, SyncTrigger
 from drafts.services import draft_count_chunk_sync, draft_count_run_start
-from drafts.sync import SkipReason, SyncReport
+from drafts.models import SkipReason
+from drafts.rules import SyncReport
 from tenants.models import Eligibility, Tenant, TenantStatus
 from tests.drafts.conftest import component_ready, sandbox_tenant, sandbox_tenants
 from tests.fixtures.sandbox import Sandbox
@@ -116,7 +117,7 @@ def test_scheduled_routine_syncs_record_no_attempts(sync_settings: Sandbox) -> N
     assert SyncAttempt.objects.count() == 0
     run = SyncRun.objects.order_by("started_at").last()
     assert run is not None
-    assert (run.chunks_done, run.chunks_total, run.synced, run.unchanged, run.skipped, run.failed) == (1, 1, 0, 1, 0, 0)
+    assert (run.chunks_done, run.chunks_total, run.changed, run.unchanged, run.skipped, run.failed) == (1, 1, 0, 1, 0, 0)
     assert run.finished_at is not None
 
 
@@ -189,7 +190,7 @@ def test_a_redelivered_chunk_calls_nobody_and_writes_nothing(sync_settings: Sand
     assert draft_count_calls(sync_settings) == calls
     assert DraftSnapshot.objects.count() == 5
     run.refresh_from_db()
-    assert (run.chunks_done, run.synced) == (1, 5)
+    assert (run.chunks_done, run.changed) == (1, 5)
 
 
 def test_runs_are_planned_in_chunks_of_consecutive_ids_without_ineligible_tenants(
@@ -243,7 +244,7 @@ def test_scheduler_skips_a_tenant_whose_quota_budget_is_used(sync_settings: Sand
     assert (spent.draft_count, spent.quota_used) == (None, 800)
     assert (fresh.draft_count, fresh.quota_used) == (6, 800)
     attempt = SyncAttempt.objects.get()
-    assert (attempt.tenant_id, attempt.outcome, attempt.message) == (
+    assert (attempt.tenant_id, attempt.outcome, attempt.skip_reason) == (
         spent.pk,
         AttemptOutcome.SKIPPED,
         SkipReason.QUOTA_BUDGET,

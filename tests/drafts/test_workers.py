@@ -51,7 +51,7 @@ def test_the_beat_task_syncs_every_tenant_through_a_worker(
 
     wait_for(run_finished, timeout=30, what="the run to finish")
     run = SyncRun.objects.get()
-    assert (run.trigger, run.chunks_total, run.chunks_done, run.synced + run.unchanged) == ("schedule", 4, 4, 35)
+    assert (run.trigger, run.chunks_total, run.chunks_done, run.changed + run.unchanged) == ("schedule", 4, 4, 35)
     assert dict(Tenant.objects.values_list("authorizer_appid", "draft_count")) == expected_counts(sync_settings)
     assert sum(sync_settings.control.counters()["draft_count_calls"].values()) == 35
 
@@ -123,7 +123,7 @@ def test_a_worker_killed_mid_run_loses_no_tenant_and_duplicates_no_snapshot(
 
     wait_for(run_finished, timeout=60, what="the run to finish after the restart")
     run = SyncRun.objects.get()
-    assert (run.chunks_total, run.chunks_done, run.synced) == (8, 8, 40)
+    assert (run.chunks_total, run.chunks_done, run.changed) == (8, 8, 40)
     assert dict(Tenant.objects.values_list("authorizer_appid", "draft_count")) == expected_counts(sync_settings)
     assert DraftSnapshot.objects.count() == 40
     assert not DraftSnapshot.objects.values("tenant").annotate(n=Count("id")).filter(n__gt=1).exists()

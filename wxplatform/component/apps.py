@@ -7,9 +7,3 @@ class ComponentConfig(AppConfig):
     label = "component"
     verbose_name = _("Third-party platform")
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self) -> None:
-        from wxplatform.component.services import component_readiness
-        from wxplatform.health import register_condition
-
-        register_condition("component", component_readiness)

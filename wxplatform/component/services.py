@@ -20,14 +20,13 @@ from django.utils import timezone
 from wxplatform import metrics
 from wxplatform.component.clients import wechat_client
 from wxplatform.component.models import ComponentCredential
+from wxplatform.freshness import COMPONENT_REFRESH_MARGIN, token_is_fresh
 from wxplatform.wechat.errors import ConfigurationError, TicketError, TokenError, WeChatError
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Refresh this long before expiry (WeChat suggests refreshing at about 1h50m of 2h).
-TOKEN_REFRESH_MARGIN = timedelta(minutes=15)
 # Ask WeChat to restart ticket pushes at most this often.
 PUSH_TICKET_INTERVAL = timedelta(minutes=5)
 # A ticket is valid 12 hours after WeChat created it (protocol §1.4).
@@ -96,7 +95,7 @@ class _Outcome:
 
 
 def component_access_token() -> str:
-    """A component access token valid for at least TOKEN_REFRESH_MARGIN, refreshing it if needed."""
+    """A component access token valid for at least COMPONENT_REFRESH_MARGIN, refreshing it if needed."""
     credential = component_credential()
     if _is_fresh(credential):
         return str(credential.access_token)
@@ -114,10 +113,7 @@ def with_component_token(call: Callable[[str], T]) -> T:
 
 
 def _is_fresh(credential: ComponentCredential) -> bool:
-    expires_at = credential.access_token_expires_at
-    return (
-        bool(credential.access_token) and expires_at is not None and expires_at - timezone.now() > TOKEN_REFRESH_MARGIN
-    )
+    return token_is_fresh(credential.access_token, credential.access_token_expires_at, margin=COMPONENT_REFRESH_MARGIN)
 
 
 def component_token_refresh(*, force: bool = False, stale_token: str | None = None) -> str:

@@ -14,10 +14,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 from tqdm import tqdm
 
-from drafts.models import SyncTrigger
+from drafts.models import SkipReason, SyncTrigger
 from drafts.services import draft_count_chunk_sync, draft_count_run_start, draft_count_sync_tenant
-from drafts.sync import SkipReason, SyncReport, syncable_tenants
+from drafts.rules import SyncReport
 from tenants.models import Tenant
+from tenants.selectors import syncable_tenants
 
 
 class Command(BaseCommand):

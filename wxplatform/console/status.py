@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import redis
 from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -20,10 +21,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from drafts.models import AttemptOutcome, SyncAttempt
-from drafts.sync import quota_day
+from drafts.rules import quota_day
 from tenants.models import Tenant
 from wxplatform.charts import bar_chart_svg
 from wxplatform.component.services import component_status
+from wxplatform.redis_client import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +60,8 @@ def queue_depths() -> list[QueueDepth]:
     if not settings.REDIS_URL:
         # The filesystem broker keeps one file per message; counting them is not worth a directory scan.
         return [QueueDepth(q, None, "n/a") for q in queues]
-    import redis
-
     prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    client = redis_client()
     try:
         pipe = client.pipeline(transaction=False)
         for queue in queues:
@@ -71,8 +71,6 @@ def queue_depths() -> list[QueueDepth]:
     except (redis.RedisError, OSError) as exc:
         logger.warning("queue depth unavailable: %s", type(exc).__name__)
         return [QueueDepth(q, None, "unavailable") for q in queues]
-    finally:
-        client.close()
     per_queue = 1 + len(_KOMBU_PRIORITY_STEPS)
     return [QueueDepth(q, int(sum(lengths[i * per_queue : (i + 1) * per_queue])), "ok") for i, q in enumerate(queues)]
 
@@ -124,4 +122,4 @@ def platform_status(request: HttpRequest) -> HttpResponse:
         ),
         "now": now,
     }
-    return TemplateResponse(request, "admin/wxplatform/platform_status.html", context)
+    return TemplateResponse(request, "admin/console/platform_status.html", context)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import F, Q, QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -29,7 +29,7 @@ from drafts.selectors import draft_snapshot_list
 from drafts.services import draft_count_request_sync, draft_count_sync_tenant
 from drafts.sync import TenantResult
 from tenants.models import DRAFT_PERMISSION_SETS, Eligibility, Tenant, TenantAPIKey, TenantStatus
-from tenants.selectors import api_key_list
+from tenants.selectors import api_key_list, failing_condition
 from tenants.services import TenantHasNoToken, TenantNotActive, api_key_issue, api_key_revoke, tenant_revoke
 from tenants.services import tenant_token_refresh as tenant_token_refresh_service
 from tenants.tasks import refresh_token as refresh_token_task
@@ -152,9 +152,7 @@ class FailingFilter(admin.SimpleListFilter):
         return [("yes", gettext_lazy("Yes")), ("no", gettext_lazy("No"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> QuerySet[Tenant]:
-        failing = Q(last_error_at__isnull=False) & (
-            Q(draft_count_fetched_at__isnull=True) | Q(last_error_at__gt=F("draft_count_fetched_at"))
-        )
+        failing = failing_condition()
         if self.value() == "yes":
             return queryset.filter(failing)
         if self.value() == "no":
@@ -163,9 +161,8 @@ class FailingFilter(admin.SimpleListFilter):
 
 
 def _is_failing(tenant: Tenant) -> bool:
-    if tenant.last_error_at is None:
-        return False
-    return tenant.draft_count_fetched_at is None or tenant.last_error_at > tenant.draft_count_fetched_at
+    # Annotated by TenantAdmin.get_queryset from the one definition (tenants.selectors.failing_condition).
+    return bool(getattr(tenant, "failing", False))
 
 
 ACCOUNT_FIELDS = (
@@ -229,7 +226,8 @@ class TenantAdmin(AuditedAdminMixin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         # Listing and showing never needs the secrets: they are neither loaded nor decrypted.
-        return super().get_queryset(request).defer("access_token", "refresh_token")
+        queryset = super().get_queryset(request).defer("access_token", "refresh_token")
+        return queryset.annotate(failing=ExpressionWrapper(failing_condition(), output_field=BooleanField()))
 
     # Tenants come from the authorization flow and leave by revocation: no add, no delete.
     def has_add_permission(self, request: HttpRequest) -> bool:

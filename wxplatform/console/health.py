@@ -5,21 +5,19 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from wxplatform.component.services import component_readiness
+from wxplatform.redis_client import redis_client
+
 ReadinessCheck = Callable[[], str | None]
-_conditions: dict[str, ReadinessCheck] = {}
-
-
-def register_condition(name: str, check: ReadinessCheck) -> None:
-    """Lets an app report a condition in /readyz (None when fine, else a short reason). Conditions are
-    shown but do not make the service unready: the API keeps serving stored data without them."""
-    _conditions[name] = check
+# Conditions are shown in /readyz (None when fine, else a short reason) but do not make the service unready:
+# the API keeps serving stored data without them.
+CONDITIONS: dict[str, ReadinessCheck] = {"component": component_readiness}
 
 
 def _check_database() -> str | None:
@@ -30,11 +28,7 @@ def _check_database() -> str | None:
 
 def _check_broker() -> str | None:
     if settings.REDIS_URL:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
-        try:
-            client.ping()
-        finally:
-            client.close()
+        redis_client().ping()
         return None
     folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]
     return None if os.access(str(folder), os.W_OK) else "broker folder is not writable"
@@ -61,7 +55,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
             failed.append(name)
     conditions: dict[str, str] = {}
     if not failed:
-        for name, condition in _conditions.items():
+        for name, condition in CONDITIONS.items():
             try:
                 conditions[name] = condition() or "ok"
             except Exception as exc:  # noqa: BLE001

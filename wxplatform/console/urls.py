@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from wxplatform import admin_views, health, metrics
+from wxplatform.console import health, metrics, status
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -10,7 +10,7 @@ urlpatterns = [
     path("metrics", metrics.metrics_view, name="metrics"),
     path("wechat/", include("tenants.urls")),
     # The console's status page lives under /admin/ and behind admin_view (staff login), before admin's catch-all.
-    path("admin/status/", admin.site.admin_view(admin_views.platform_status), name="admin-platform-status"),
+    path("admin/status/", admin.site.admin_view(status.platform_status), name="admin-platform-status"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/", include("drafts.api.urls")),

@@ -1,0 +1,235 @@
+"""/metrics: the Prometheus scrape endpoint, and the state series computed from the database at scrape time.
+
+The event series (counters and histograms written by every process) are defined in wxplatform/metrics.py and
+summed here from PROMETHEUS_MULTIPROC_DIR. The state series (ticket age, token expiry, tenants by status,
+quota used, stale counts, open jobs) are read from the database by `DatabaseCollector`: the database is the
+source of truth for all of them, so the numbers are exact whichever process answers the scrape, and no
+process has to keep a gauge up to date.
+
+Access: METRICS_TOKEN (bearer) and/or METRICS_ALLOWED_NETWORKS (CIDRs); with neither, /metrics exists only
+with DEBUG on.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.db.models import Count, Max, Min, Q, Sum
+from django.http import Http404, HttpRequest, HttpResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from prometheus_client import CollectorRegistry, multiprocess
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from drafts.models import JobState, SyncJob, SyncRun, SyncTrigger
+from drafts.rules import quota_budget, quota_day
+from tenants.models import Tenant
+from tenants.selectors import failing_tenants, syncable_tenants
+from wxplatform.component.models import ComponentCredential
+
+logger = logging.getLogger(__name__)
+
+
+class DatabaseCollector(Collector):
+    """Gauges computed from the database on every scrape: a handful of aggregate queries on indexed columns."""
+
+    def describe(self) -> list[Metric]:
+        # Nothing to declare up front: registering must not query the database.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("wxp_metrics_database_up", "Whether the database answered this scrape (1) or not (0).")
+        try:
+            families = list(self._families())
+        except DatabaseError as exc:
+            logger.warning("metrics: database unavailable: %s", type(exc).__name__)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from families
+
+    def _families(self) -> Iterator[Metric]:
+        yield from _component_families()
+        yield from _tenant_families()
+        yield from _sync_families()
+
+
+def _component_families() -> Iterator[Metric]:
+    now = timezone.now()
+    credential = ComponentCredential.objects.filter(component_appid=settings.WECHAT_COMPONENT_APPID).first()
+    present = GaugeMetricFamily("wxp_component_ticket_present", "Whether a component_verify_ticket is stored.")
+    present.add_metric([], 1 if credential is not None and credential.ticket_received_at else 0)
+    yield present
+    if credential is None:
+        return
+    if credential.ticket_received_at is not None:
+        # WeChat pushes a ticket every 10 minutes: an old one means the pushes stopped reaching us.
+        age = GaugeMetricFamily("wxp_component_ticket_age_seconds", "Seconds since the last ticket was received.")
+        age.add_metric([], (now - credential.ticket_received_at).total_seconds())
+        yield age
+    if credential.access_token_expires_at is not None:
+        expires = GaugeMetricFamily(
+            "wxp_component_token_expires_in_seconds", "Seconds until the component access token expires."
+        )
+        expires.add_metric([], (credential.access_token_expires_at - now).total_seconds())
+        yield expires
+    problem = GaugeMetricFamily(
+        "wxp_component_problem",
+        "1 while the platform cannot obtain a component token (no ticket, 61005/61006, configuration errors).",
+        labels=["errcode"],
+    )
+    if credential.problem:
+        problem.add_metric([str(credential.problem_code) if credential.problem_code is not None else "none"], 1)
+    yield problem
+
+
+def _tenant_families() -> Iterator[Metric]:
+    now = timezone.now()
+    tenants = GaugeMetricFamily("wxp_tenants", "Tenants by status and eligibility.", labels=["status", "eligibility"])
+    for row in Tenant.objects.values("status", "eligibility").annotate(n=Count("id")).order_by():
+        tenants.add_metric([row["status"], row["eligibility"]], row["n"])
+    yield tenants
+
+    # A tenant's error is current when nothing succeeded after it (needs_reauth tenants: 61023).
+    failing = GaugeMetricFamily(
+        "wxp_tenants_failing", "Tenants whose last sync or token refresh failed, by errcode.", labels=["errcode"]
+    )
+    rows = failing_tenants().values("last_error_code").annotate(n=Count("id")).order_by()
+    for row in rows:
+        code = row["last_error_code"]
+        failing.add_metric([str(code) if code is not None else "transport"], row["n"])
+    yield failing
+
+    today = quota_day(now)
+    quota = Tenant.objects.filter(quota_day=today).aggregate(
+        used=Sum("quota_used"),
+        peak=Max("quota_used"),
+        scheduled_spent=Count("id", filter=Q(quota_used__gte=quota_budget(SyncTrigger.SCHEDULE))),
+        on_demand_spent=Count("id", filter=Q(quota_used__gte=quota_budget(SyncTrigger.API))),
+    )
+    used = GaugeMetricFamily("wxp_draft_quota_calls_today", "draft/count calls made today, all tenants together.")
+    used.add_metric([], quota["used"] or 0)
+    yield used
+    peak = GaugeMetricFamily(
+        "wxp_draft_quota_used_ratio_max", "The highest share of the daily draft/count quota any tenant used today."
+    )
+    peak.add_metric([], (quota["peak"] or 0) / max(1, settings.DRAFT_QUOTA_DAILY_LIMIT))
+    yield peak
+    spent = GaugeMetricFamily(
+        "wxp_tenants_quota_budget_spent",
+        "Tenants that spent today's quota budget of the scheduler or of on-demand syncs.",
+        labels=["budget"],
+    )
+    spent.add_metric(["schedule"], quota["scheduled_spent"])
+    spent.add_metric(["on_demand"], quota["on_demand_spent"])
+    yield spent
+    paused = GaugeMetricFamily(
+        "wxp_tenants_paused", "Tenants paused until their quota resets, after WeChat answered 45009."
+    )
+    paused.add_metric([], Tenant.objects.filter(paused_until__gt=now).count())
+    yield paused
+
+    stale_before = now - timedelta(seconds=settings.API_DRAFT_COUNT_STALE_AFTER)
+    stale = GaugeMetricFamily(
+        "wxp_draft_counts_stale",
+        "Active, eligible tenants whose stored count is stale (older than API_DRAFT_COUNT_STALE_AFTER) or missing.",
+    )
+    stale.add_metric(
+        [],
+        syncable_tenants()
+        .filter(Q(draft_count_fetched_at__isnull=True) | Q(draft_count_fetched_at__lt=stale_before))
+        .count(),
+    )
+    yield stale
+
+
+def _sync_families() -> Iterator[Metric]:
+    now = timezone.now()
+    jobs = GaugeMetricFamily("wxp_draft_sync_jobs_open", "On-demand sync jobs not finished yet.", labels=["state"])
+    oldest = GaugeMetricFamily(
+        "wxp_draft_sync_job_oldest_open_seconds", "Age of the oldest unfinished on-demand sync job."
+    )
+    open_jobs = {
+        row["state"]: row
+        for row in SyncJob.objects.filter(state__in=[JobState.PENDING, JobState.RUNNING])
+        .values("state")
+        .annotate(n=Count("id"), since=Min("requested_at"))
+        .order_by()
+    }
+    for state in (JobState.PENDING, JobState.RUNNING):
+        jobs.add_metric([state.value], open_jobs[state]["n"] if state in open_jobs else 0)
+    starts = [row["since"] for row in open_jobs.values() if row["since"] is not None]
+    oldest.add_metric([], (now - min(starts)).total_seconds() if starts else 0)
+    yield jobs
+    yield oldest
+
+    finished = SyncRun.objects.filter(trigger=SyncTrigger.SCHEDULE, finished_at__isnull=False).aggregate(
+        last=Max("finished_at")
+    )["last"]
+    if finished is not None:
+        last = GaugeMetricFamily(
+            "wxp_draft_sync_last_run_finished_timestamp_seconds", "When the last scheduled sync run finished."
+        )
+        last.add_metric([], finished.timestamp())
+        yield last
+
+
+# --- /metrics ----------------------------------------------------------------------------------------
+
+
+def _client_address(request: HttpRequest) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    # REMOTE_ADDR only: X-Forwarded-For is whatever the client says unless a proxy rewrote it.
+    try:
+        return ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return None
+
+
+def _bearer_token(request: HttpRequest) -> str:
+    scheme, _space, credentials = request.headers.get("Authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else ""
+
+
+def _refusal(request: HttpRequest) -> HttpResponse | None:
+    """None when the request may read the metrics; otherwise the answer. Every configured check must pass."""
+    token: str = settings.METRICS_TOKEN
+    networks: list[str] = settings.METRICS_ALLOWED_NETWORKS
+    if not token and not networks:
+        # Unprotected metrics are for development only: in production the URL does not exist.
+        if settings.DEBUG:
+            return None
+        raise Http404
+    if networks:
+        address = _client_address(request)
+        if address is None or not any(address in ipaddress.ip_network(n, strict=False) for n in networks):
+            raise Http404
+    if token and not hmac.compare_digest(_bearer_token(request).encode(), token.encode()):
+        response = HttpResponse("bearer token required\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return None
+
+
+@require_GET
+@never_cache
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    refusal = _refusal(request)
+    if refusal is not None:
+        return refusal
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(settings.PROMETHEUS_MULTIPROC_DIR))  # type: ignore[no-untyped-call]
+    registry.register(DatabaseCollector())
+    # The text format by default, OpenMetrics when the scraper asks for it.
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return HttpResponse(encode(registry), content_type=content_type)
