@@ -20,6 +20,8 @@ from functools import lru_cache
 import redis
 from django.conf import settings
 
+from wxplatform.redis_client import redis_client
+
 logger = logging.getLogger(__name__)
 
 # KEYS[1] bucket; ARGV rate (tokens/s), burst (bucket size), n (tokens wanted). Redis' own clock is used so
@@ -108,8 +110,7 @@ class LocalRateLimiter(RateLimiter):
 def _limiter(redis_url: str, key_prefix: str, rate: float, burst: int) -> RateLimiter:
     if not redis_url:
         return LocalRateLimiter(rate=rate, burst=burst)
-    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
-    return RedisRateLimiter(client=client, key=f"{key_prefix}:drafts:draft-count-rate", rate=rate, burst=burst)
+    return RedisRateLimiter(client=redis_client(), key=f"{key_prefix}:drafts:draft-count-rate", rate=rate, burst=burst)
 
 
 def draft_count_limiter() -> RateLimiter:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -40,7 +39,6 @@ from wxplatform.wechat.errors import (
     REVOKED_CODES,
     AccountStateError,
     RefreshTokenError,
-    TokenError,
     WeChatError,
 )
 from wxplatform.wechat.types import AuthorizerInfo, AuthorizerListPage, AuthorizerToken
@@ -182,13 +180,6 @@ def _tenant_upsert(
     tenant.paused_until = None
     tenant.save()
     return tenant, created
-
-
-def tenant_permissions_update(*, tenant: Tenant, func_ids: list[int]) -> None:
-    eligibility, detail = eligibility_for(account_kind=tenant.account_kind, func_ids=func_ids)
-    tenant.func_ids = sorted(set(func_ids))
-    tenant.eligibility, tenant.eligibility_detail = eligibility, detail
-    tenant.save(update_fields=["func_ids", "eligibility", "eligibility_detail", "updated_at"])
 
 
 @transaction.atomic
@@ -357,16 +348,6 @@ def _mark_needs_reauth(tenant: Tenant, exc: WeChatError) -> None:
     tenant.last_error_at = timezone.now()
     tenant.save(update_fields=[*_PURGED_FIELDS, "last_error_code", "last_error_message", "last_error_at"])
     logger.warning("tenant needs re-authorization", extra={"appid": tenant.authorizer_appid})
-
-
-def call_with_token(*, tenant: Tenant, call: Callable[[str], T]) -> T:
-    """Runs `call(access_token)`; on a token error (40001/40014/42001) refreshes once and retries once."""
-    token, version = tenant_access_token(tenant=tenant)
-    try:
-        return call(token)
-    except TokenError:
-        token, _version = tenant_token_refresh(tenant_id=tenant.pk, stale_version=version)
-        return call(token)
 
 
 def tenants_with_expiring_tokens(*, within: timedelta) -> list[int]:

@@ -15,13 +15,13 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from drafts.models import JobState, SyncJob, SyncTrigger
+from drafts.rules import quota_day
 from drafts.services import (
     draft_count_chunk_sync,
     draft_count_request_sync,
     draft_count_run_start,
     draft_count_sync_tenant,
 )
-from drafts.rules import quota_day
 from tenants.models import Eligibility, Tenant, TenantStatus
 from tenants.services import tenant_token_refresh
 from tests.drafts.conftest import component_ready, sandbox_tenant, sandbox_tenants, worker_env

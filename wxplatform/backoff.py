@@ -13,5 +13,5 @@ import random
 
 def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
     """Seconds to wait before retry number `attempt` (1-based): min(cap, base·2^(attempt-1)), half jittered."""
-    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
+    ceiling = min(cap, base * 2.0 ** max(0, attempt - 1))
+    return float(ceiling / 2 + random.uniform(0, ceiling / 2))

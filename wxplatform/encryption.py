@@ -55,14 +55,6 @@ def decrypt_str(value: str) -> str:
         raise DecryptionError("stored secret cannot be decrypted with TOKEN_ENCRYPTION_KEYS") from exc
 
 
-def rotate_str(value: str) -> str:
-    """The same secret, re-encrypted under the primary key."""
-    try:
-        return _cipher().rotate(value.encode()).decode()
-    except InvalidToken as exc:
-        raise DecryptionError("stored secret cannot be decrypted with TOKEN_ENCRYPTION_KEYS") from exc
-
-
 class EncryptedTextField(models.TextField):  # type: ignore[type-arg]
     """A text column holding a Fernet token; Python sees the plaintext, the database never does.
 

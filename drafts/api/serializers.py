@@ -13,6 +13,7 @@ from rest_framework.reverse import reverse
 from drafts.models import AttemptOutcome, JobState, SnapshotReason, SyncJob, SyncTrigger
 from drafts.selectors import DraftCountReading
 from tenants.models import AccountKind, Eligibility, Tenant, TenantStatus
+from tenants.selectors import eligibility_reason
 from wxplatform.observability import redact
 
 # Largest page of history a client may ask for (page_size).
@@ -27,7 +28,7 @@ class EligibilitySerializer(serializers.Serializer[Tenant]):
     def get_reason(self, tenant: Tenant) -> str | None:
         if tenant.eligibility == Eligibility.ELIGIBLE:
             return None
-        return tenant.eligibility_detail or str(Eligibility(tenant.eligibility).label)
+        return eligibility_reason(tenant)
 
 
 class TenantSerializer(serializers.Serializer[Tenant]):

@@ -51,7 +51,8 @@ from drafts.selectors import (
     sync_job_get,
 )
 from tenants.authentication import request_tenant
-from tenants.models import Eligibility, Tenant
+from tenants.models import Tenant
+from tenants.selectors import eligibility_reason
 
 # --- Errors ------------------------------------------------------------------------------------------
 
@@ -64,8 +65,7 @@ def unavailable_error(reason: Unavailable, tenant: Tenant) -> APIError:
         message = _("The account's authorization is no longer valid; the account must authorize this platform again.")
         return APIError(status_code=status.HTTP_403_FORBIDDEN, code=reason.value, message=message)
     if reason == Unavailable.TENANT_INELIGIBLE:
-        why = tenant.eligibility_detail or str(Eligibility(tenant.eligibility).label)
-        message = _("This account has no draft count: %(reason)s") % {"reason": why}
+        message = _("This account has no draft count: %(reason)s") % {"reason": eligibility_reason(tenant)}
         return APIError(status_code=status.HTTP_403_FORBIDDEN, code=reason.value, message=message)
     message = _("No draft count has been fetched yet; request one with POST /api/v1/draft-count/sync.")
     return APIError(status_code=status.HTTP_404_NOT_FOUND, code=reason.value, message=message)

@@ -41,7 +41,8 @@ def test_support_sees_the_list_and_the_page_without_actions_or_buttons(support_c
     html = page.content.decode()
     assert page.status_code == 200
     assert 'id="draft-chart"' in html
-    for button in ('id="sync-now"', 'id="refresh-token"', 'id="mark-revoked"', 'id="api-key-create"', 'value="Revoke"'):
+    buttons = ('id="sync-now"', 'id="refresh-token"', 'id="mark-revoked"', 'id="api-key-create"', 'value="Revoke"')
+    for button in (*buttons, 'value="Rotate"'):
         assert button not in html
 
 
@@ -67,17 +68,19 @@ def test_support_cannot_open_the_revoke_confirmation(support_client: Client, ten
 
 
 @pytest.mark.django_db
-def test_support_revoking_an_api_key_is_refused_and_the_key_keeps_working(
-    support_client: Client, tenant: Tenant
+@pytest.mark.parametrize("name", ["api_key_revoke", "api_key_rotate"])
+def test_support_revoking_or_rotating_an_api_key_is_refused_and_the_key_keeps_working(
+    support_client: Client, tenant: Tenant, name: str
 ) -> None:
     key, raw = make_api_key(tenant)
 
-    response = support_client.post(reverse("admin:tenants_tenant_api_key_revoke", args=[tenant.pk, key.prefix]))
+    response = support_client.post(reverse(f"admin:tenants_tenant_{name}", args=[tenant.pk, key.prefix]))
 
     assert response.status_code == 403
     key.refresh_from_db()
     assert key.revoked is False
     assert key.is_valid(raw)
+    assert TenantAPIKey.objects.filter(tenant=tenant).count() == 1
     assert not AuditEntry.objects.exists()
 
 

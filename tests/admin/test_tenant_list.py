@@ -11,9 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from drafts.models import JobState, SyncJob, SyncTrigger
-from wxplatform.console import admin as tenants_admin
 from tenants.models import AccountKind, Eligibility, Tenant, TenantStatus
 from tests.factories import make_tenant
+from wxplatform.console import admin as tenants_admin
 from wxplatform.models import AuditEntry
 
 CHANGELIST = reverse("admin:tenants_tenant_changelist")

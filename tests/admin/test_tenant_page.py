@@ -229,6 +229,48 @@ def test_revoke_api_key_revokes_it_and_audits_it(admin_client: Client, tenant: T
 
 
 @pytest.mark.django_db
+def test_rotate_api_key_shows_a_new_key_once_and_revokes_the_old(admin_client: Client, tenant: Tenant) -> None:
+    old, _old_raw = make_api_key(tenant, name="ERP")
+
+    response = admin_client.post(_url("api_key_rotate", tenant, old.prefix))
+
+    old.refresh_from_db()
+    new = TenantAPIKey.objects.get(tenant=tenant, revoked=False)
+    raw = response.content.decode().split('id="raw-api-key">')[1].split("<")[0]
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    assert (old.revoked, new.name, new.is_valid(raw)) == (True, "ERP", True)
+    assert raw not in admin_client.get(_page(tenant)).content.decode()
+    entry = AuditEntry.objects.get(action="api_key.rotate")
+    assert entry.detail == {"prefix": new.prefix, "replaced": old.prefix, "name": "ERP"}
+
+
+@pytest.mark.django_db
+def test_rotating_a_revoked_key_issues_nothing(admin_client: Client, tenant: Tenant) -> None:
+    old, _raw = make_api_key(tenant)
+    admin_client.post(_url("api_key_revoke", tenant, old.prefix))
+
+    response = admin_client.post(_url("api_key_rotate", tenant, old.prefix))
+
+    assert response.status_code == 302
+    assert TenantAPIKey.objects.filter(tenant=tenant).count() == 1
+    assert not AuditEntry.objects.filter(action="api_key.rotate").exists()
+
+
+@pytest.mark.django_db
+def test_rotating_another_tenants_key_is_not_found_and_changes_nothing(
+    admin_client: Client, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    key, _raw = make_api_key(other_tenant)
+
+    response = admin_client.post(_url("api_key_rotate", tenant, key.prefix))
+
+    assert response.status_code == 404
+    assert TenantAPIKey.objects.filter(tenant=other_tenant, revoked=False).count() == 1
+    assert not AuditEntry.objects.exists()
+
+
+@pytest.mark.django_db
 def test_revoking_another_tenants_key_is_not_found_and_changes_nothing(
     admin_client: Client, tenant: Tenant, other_tenant: Tenant
 ) -> None:
@@ -255,5 +297,6 @@ def test_admin_sees_every_action_button(admin_client: Client, tenant: Tenant) ->
 
     html = admin_client.get(_page(tenant)).content.decode()
 
-    for button in ('id="sync-now"', 'id="refresh-token"', 'id="mark-revoked"', 'id="api-key-create"', 'value="Revoke"'):
+    buttons = ('id="sync-now"', 'id="refresh-token"', 'id="mark-revoked"', 'id="api-key-create"', 'value="Revoke"')
+    for button in (*buttons, 'value="Rotate"'):
         assert button in html

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from drafts.ratelimit import _limiter
 from drafts.fetching import close_fetchers
+from drafts.ratelimit import _limiter
 from tenants.models import AccountKind, Eligibility, Tenant, TenantStatus
 from tests.factories import make_tenant
 from tests.fixtures.sandbox import Sandbox

@@ -9,14 +9,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from drafts.models import AttemptOutcome, DraftSnapshot, JobState, SyncAttempt, SyncJob, SyncTrigger
+from drafts.models import AttemptOutcome, DraftSnapshot, JobState, SkipReason, SyncAttempt, SyncJob, SyncTrigger
 from drafts.services import (
     draft_count_job_run,
     draft_count_jobs_sweep,
     draft_count_request_sync,
     draft_count_sync_tenant,
 )
-from drafts.models import SkipReason
 from tenants.models import Eligibility, Tenant, TenantStatus
 from tests.drafts.conftest import sandbox_tenant
 from tests.fixtures.sandbox import Sandbox

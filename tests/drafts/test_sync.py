@@ -11,10 +11,18 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from drafts.models import AttemptOutcome, DraftSnapshot, SnapshotReason, SyncAttempt, SyncChunk, SyncRun, SyncTrigger
-from drafts.services import draft_count_chunk_sync, draft_count_run_start
-from drafts.models import SkipReason
+from drafts.models import (
+    AttemptOutcome,
+    DraftSnapshot,
+    SkipReason,
+    SnapshotReason,
+    SyncAttempt,
+    SyncChunk,
+    SyncRun,
+    SyncTrigger,
+)
 from drafts.rules import SyncReport
+from drafts.services import draft_count_chunk_sync, draft_count_run_start
 from tenants.models import Eligibility, Tenant, TenantStatus
 from tests.drafts.conftest import component_ready, sandbox_tenant, sandbox_tenants
 from tests.fixtures.sandbox import Sandbox
@@ -117,7 +125,14 @@ def test_scheduled_routine_syncs_record_no_attempts(sync_settings: Sandbox) -> N
     assert SyncAttempt.objects.count() == 0
     run = SyncRun.objects.order_by("started_at").last()
     assert run is not None
-    assert (run.chunks_done, run.chunks_total, run.changed, run.unchanged, run.skipped, run.failed) == (1, 1, 0, 1, 0, 0)
+    assert (run.chunks_done, run.chunks_total, run.changed, run.unchanged, run.skipped, run.failed) == (
+        1,
+        1,
+        0,
+        1,
+        0,
+        0,
+    )
     assert run.finished_at is not None
 
 

@@ -14,7 +14,6 @@ from django.utils import timezone
 from tenants.models import Tenant, TenantStatus
 from tenants.services import (
     TenantNotActive,
-    call_with_token,
     tenant_access_token,
     tenant_revoke,
     tenant_token_refresh,
@@ -81,14 +80,6 @@ def test_fresh_token_is_used_without_calling_wechat(ready_platform: Platform) ->
 
     assert token == tenant.access_token
     assert calls(ready_platform, AUTHORIZER_TOKEN) == 0
-
-
-def test_token_error_refreshes_once_and_retries_once(ready_platform: Platform) -> None:
-    tenant = onboard(ready_platform, draft_count=9)
-    ready_platform.control.invalidate_authorizer_tokens(tenant.authorizer_appid)
-
-    assert call_with_token(tenant=tenant, call=draft_count) == 9
-    assert calls(ready_platform, AUTHORIZER_TOKEN) == 1
 
 
 def test_an_older_token_never_replaces_a_newer_one(ready_platform: Platform) -> None:

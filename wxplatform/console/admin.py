@@ -25,12 +25,20 @@ from django.utils.translation import gettext_lazy
 from rest_framework_api_key.models import APIKey
 
 from drafts.models import AttemptOutcome, DraftSnapshot, SyncAttempt, SyncTrigger
+from drafts.rules import TenantResult
 from drafts.selectors import draft_snapshot_list
 from drafts.services import draft_count_request_sync, draft_count_sync_tenant
-from drafts.sync import TenantResult
 from tenants.models import DRAFT_PERMISSION_SETS, Eligibility, Tenant, TenantAPIKey, TenantStatus
 from tenants.selectors import api_key_list, failing_condition
-from tenants.services import TenantHasNoToken, TenantNotActive, api_key_issue, api_key_revoke, tenant_revoke
+from tenants.services import (
+    APIKeyAlreadyRevoked,
+    TenantHasNoToken,
+    TenantNotActive,
+    api_key_issue,
+    api_key_revoke,
+    api_key_rotate,
+    tenant_revoke,
+)
 from tenants.services import tenant_token_refresh as tenant_token_refresh_service
 from tenants.tasks import refresh_token as refresh_token_task
 from wxplatform.admin import AuditedAdminMixin, audit_record
@@ -226,7 +234,7 @@ class TenantAdmin(AuditedAdminMixin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         # Listing and showing never needs the secrets: they are neither loaded nor decrypted.
-        queryset = super().get_queryset(request).defer("access_token", "refresh_token")
+        queryset: QuerySet[Tenant] = super().get_queryset(request).defer("access_token", "refresh_token")
         return queryset.annotate(failing=ExpressionWrapper(failing_condition(), output_field=BooleanField()))
 
     # Tenants come from the authorization flow and leave by revocation: no add, no delete.
@@ -349,6 +357,11 @@ class TenantAdmin(AuditedAdminMixin):
                 "<path:object_id>/api-keys/<str:prefix>/revoke/",
                 wrap(self.api_key_revoke_view),
                 name="tenants_tenant_api_key_revoke",
+            ),
+            path(
+                "<path:object_id>/api-keys/<str:prefix>/rotate/",
+                wrap(self.api_key_rotate_view),
+                name="tenants_tenant_api_key_rotate",
             ),
             path(
                 "<path:object_id>/api-keys/create/",
@@ -506,6 +519,31 @@ class TenantAdmin(AuditedAdminMixin):
             target=_target(tenant),
             detail={"prefix": key.prefix, "name": key.name},
         )
+        return self._key_shown_once(request, tenant, key, raw)
+
+    def api_key_rotate_view(self, request: HttpRequest, object_id: str, prefix: str) -> HttpResponse:
+        """POST: replace one of this tenant's keys by a new one with the same name, atomically (the old key
+        stops working as the new one starts), and show the new key once. Another tenant's key is a 404."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        tenant = self._tenant_for_action(request, object_id)
+        old = get_object_or_404(TenantAPIKey, prefix=prefix, tenant=tenant)
+        try:
+            key, raw = api_key_rotate(key=old)
+        except APIKeyAlreadyRevoked:
+            self.message_user(
+                request, _("API key %(prefix)s is revoked; nothing was rotated.") % {"prefix": prefix}, messages.WARNING
+            )
+            return self._back(tenant)
+        audit_record(
+            request=request,
+            action="api_key.rotate",
+            target=_target(tenant),
+            detail={"prefix": key.prefix, "replaced": old.prefix, "name": key.name},
+        )
+        return self._key_shown_once(request, tenant, key, raw)
+
+    def _key_shown_once(self, request: HttpRequest, tenant: Tenant, key: TenantAPIKey, raw: str) -> HttpResponse:
         context = {
             **self.admin_site.each_context(request),
             "title": _("New API key"),

@@ -15,8 +15,8 @@ from django.utils.translation import gettext as _
 from tqdm import tqdm
 
 from drafts.models import SkipReason, SyncTrigger
-from drafts.services import draft_count_chunk_sync, draft_count_run_start, draft_count_sync_tenant
 from drafts.rules import SyncReport
+from drafts.services import draft_count_chunk_sync, draft_count_run_start, draft_count_sync_tenant
 from tenants.models import Tenant
 from tenants.selectors import syncable_tenants
 
