@@ -53,7 +53,7 @@ bench: install
 # bounded. The scenarios start their own redis-server and database proxy; the shared services stay up.
 chaos: install
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) CHAOS_SCALE=long \
-	$(PY) -m pytest -m chaos -o timeout=3600 $(PYTEST_ARGS) tests/chaos tests/onboarding/test_event_fuzz.py
+	$(PY) -m pytest -m chaos -o timeout=3600 $(PYTEST_ARGS) tests/chaos tests/tenants/test_event_fuzz.py
 
 # Extract user-facing strings into locale/zh_Hans (then translate the .po) and compile them.
 messages: install

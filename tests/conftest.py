@@ -6,9 +6,13 @@ import pytest
 
 from tenants.readcache import tenant_read_cache
 
+# Every shared fixture is registered here, once; test modules import helpers, never fixtures.
 pytest_plugins = [
     "tests.fixtures.sandbox",
     "tests.fixtures.worker",
+    "tests.fixtures.tenants",
+    "tests.fixtures.platform",
+    "tests.fixtures.sync",
 ]
 
 

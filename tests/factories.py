@@ -1,11 +1,9 @@
-"""Plain ORM factories for tests, plus the `tenant` / `other_tenant` fixtures built with them.
+"""Plain ORM factories for tests (the `tenant` / `other_tenant` fixtures built with them are in
+tests/fixtures/tenants.py).
 
     tenant = make_tenant(status=TenantStatus.REVOKED)     # any Tenant field can be overridden
     key, raw = make_api_key(tenant)                       # raw: the "prefix.secret" a client sends
 
-A test module (or conftest) uses the fixtures by importing them:
-    from tests.factories import other_tenant_fixture, tenant_fixture  # noqa: F401 - fixtures
-(named *_fixture so that a test's `tenant` parameter does not shadow an imported name).
 Every tenant is an eligible, active Official Account with tokens, unless told otherwise.
 """
 
@@ -15,7 +13,6 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 from django.utils import timezone
 
 from drafts.models import DraftSnapshot, SnapshotReason
@@ -56,13 +53,3 @@ def api_headers(raw_key: str) -> dict[str, str]:
 def make_snapshot(tenant: Tenant, *, total_count: int, fetched_at: datetime, **overrides: Any) -> DraftSnapshot:
     fields: dict[str, Any] = {"reason": SnapshotReason.CHANGED, **overrides}
     return DraftSnapshot.objects.create(tenant=tenant, total_count=total_count, fetched_at=fetched_at, **fields)
-
-
-@pytest.fixture(name="tenant")
-def tenant_fixture(db: None) -> Tenant:
-    return make_tenant()
-
-
-@pytest.fixture(name="other_tenant")
-def other_tenant_fixture(db: None) -> Tenant:
-    return make_tenant()

@@ -10,7 +10,6 @@ import pytest
 from django.db import connection
 
 from tests.chaos.harness import ROWS, ApiServer, RedisServer, TcpProxy, render
-from tests.drafts.conftest import sync_settings as sync_settings
 from tests.fixtures.worker import _worker_env
 
 

@@ -17,9 +17,9 @@ from drafts.models import SyncRun, SyncTrigger
 from drafts.services import draft_count_run_start
 from tenants.models import Tenant, TenantStatus
 from tests.chaos.harness import ApiServer, Row, note, record, scaled, wait_for
-from tests.drafts.conftest import sandbox_tenants, worker_env
 from tests.factories import make_api_key
 from tests.fixtures.sandbox import Sandbox
+from tests.fixtures.sync import sandbox_tenants, worker_env
 from tests.fixtures.worker import Worker
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db(transaction=True)]

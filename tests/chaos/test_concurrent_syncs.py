@@ -9,8 +9,8 @@ from drafts.models import DraftSnapshot, SnapshotReason, SyncTrigger
 from drafts.services import draft_count_sync_tenant
 from drafts.sync import SYNC_FIELDS, sync_tenants
 from tenants.models import Tenant
-from tests.drafts.conftest import sandbox_tenant
 from tests.fixtures.sandbox import Sandbox
+from tests.fixtures.sync import sandbox_tenant
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db]
 

@@ -19,9 +19,9 @@ from drafts.services import draft_count_run_start
 from tenants.models import Tenant
 from tests.chaos.conftest import proxied_database_url
 from tests.chaos.harness import ApiServer, Row, TcpProxy, record, scaled, wait_for, wechat_requests
-from tests.drafts.conftest import sandbox_tenants, worker_env
 from tests.factories import make_api_key
 from tests.fixtures.sandbox import Sandbox
+from tests.fixtures.sync import sandbox_tenants, worker_env
 from tests.fixtures.worker import Worker
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db(transaction=True)]

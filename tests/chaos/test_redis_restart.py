@@ -19,9 +19,9 @@ from django.utils import timezone
 from drafts.models import DraftSnapshot, JobState, SyncChunk, SyncJob, SyncRun, SyncTrigger
 from tenants.models import Tenant
 from tests.chaos.harness import ROOT, ApiServer, RedisServer, Row, record, scaled, wait_for, wechat_requests
-from tests.drafts.conftest import sandbox_tenants, worker_env
 from tests.factories import make_api_key, make_snapshot
 from tests.fixtures.sandbox import Sandbox
+from tests.fixtures.sync import sandbox_tenants, worker_env
 from tests.fixtures.worker import Worker, _worker_env
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db(transaction=True)]

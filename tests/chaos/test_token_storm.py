@@ -18,9 +18,9 @@ from drafts.models import JobState, SyncJob, SyncRun, SyncTrigger
 from drafts.services import draft_count_run_start
 from tenants.models import Tenant
 from tests.chaos.harness import ApiServer, Row, record, scaled, wait_for, wechat_requests
-from tests.drafts.conftest import component_ready, sandbox_tenant, sandbox_tenants, worker_env
 from tests.factories import make_api_key
 from tests.fixtures.sandbox import Sandbox
+from tests.fixtures.sync import component_ready, sandbox_tenant, sandbox_tenants, worker_env
 from tests.fixtures.worker import Worker
 from wxplatform.component.models import ComponentCredential
 

@@ -16,9 +16,9 @@ from drafts.models import DraftSnapshot, SyncRun, SyncTrigger
 from drafts.services import draft_count_run_start
 from tenants.models import Eligibility, Tenant, TenantStatus
 from tests.chaos.harness import Row, note, record, scaled, wait_for, wechat_requests
-from tests.drafts.conftest import component_ready, sandbox_tenants, worker_env
 from tests.factories import make_tenant
 from tests.fixtures.sandbox import Sandbox
+from tests.fixtures.sync import component_ready, sandbox_tenants, worker_env
 from tests.fixtures.worker import Worker
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db(transaction=True)]

@@ -15,8 +15,8 @@ from drafts.models import DraftSnapshot, JobState, SyncChunk, SyncJob, SyncRun, 
 from drafts.services import draft_count_jobs_sweep, draft_count_request_sync, draft_count_run_start
 from tenants.models import Tenant
 from tests.chaos.harness import Row, record, scaled, wait_for, wechat_requests
-from tests.drafts.conftest import sandbox_tenants, worker_env
 from tests.fixtures.sandbox import Sandbox
+from tests.fixtures.sync import sandbox_tenants, worker_env
 from tests.fixtures.worker import Worker
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db(transaction=True)]

@@ -27,8 +27,6 @@ from tests.factories import (
     make_api_key,
     make_snapshot,
     make_tenant,
-    other_tenant_fixture,  # noqa: F401 - fixture
-    tenant_fixture,  # noqa: F401 - fixture
 )
 from tests.fixtures.sandbox import Sandbox
 

@@ -18,8 +18,6 @@ from tests.factories import (
     make_api_key,
     make_snapshot,
     make_tenant,
-    other_tenant_fixture,  # noqa: F401 - fixture
-    tenant_fixture,  # noqa: F401 - fixture
 )
 
 pytestmark = pytest.mark.django_db

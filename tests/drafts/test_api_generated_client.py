@@ -20,9 +20,9 @@ import pytest
 import requests
 from django.utils import timezone
 
-from tests.drafts.conftest import sandbox_tenant, worker_env
 from tests.factories import make_api_key
 from tests.fixtures.sandbox import Sandbox
+from tests.fixtures.sync import sandbox_tenant, worker_env
 from tests.fixtures.worker import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -15,9 +15,9 @@ from django.utils import timezone
 
 from drafts.models import AttemptOutcome, JobState, SyncJob
 from tenants.models import Eligibility, Tenant, TenantStatus
-from tests.drafts.conftest import sandbox_tenant, worker_env
 from tests.factories import api_headers, make_api_key
 from tests.fixtures.sandbox import Sandbox
+from tests.fixtures.sync import sandbox_tenant, worker_env
 from tests.fixtures.worker import Worker
 
 SYNC_URL = "/api/v1/draft-count/sync"

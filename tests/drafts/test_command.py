@@ -15,8 +15,8 @@ from django.utils import timezone
 from drafts.models import DraftSnapshot, SyncJob, SyncRun
 from drafts.rules import quota_day
 from tenants.models import Eligibility, Tenant
-from tests.drafts.conftest import sandbox_tenant, sandbox_tenants
 from tests.fixtures.sandbox import Sandbox
+from tests.fixtures.sync import sandbox_tenant, sandbox_tenants
 from tests.fixtures.worker import ROOT, _database_url
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from drafts.models import AttemptOutcome, DraftSnapshot, JobState, SyncAttempt, 
 from drafts.ratelimit import LocalRateLimiter, RedisRateLimiter
 from drafts.services import draft_count_history_prune
 from tenants.models import Tenant
-from tests.factories import make_snapshot, tenant_fixture  # noqa: F401 - fixture
+from tests.factories import make_snapshot
 
 needs_redis = pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL")
 

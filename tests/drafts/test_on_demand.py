@@ -17,8 +17,8 @@ from drafts.services import (
     draft_count_sync_tenant,
 )
 from tenants.models import Eligibility, Tenant, TenantStatus
-from tests.drafts.conftest import sandbox_tenant
 from tests.fixtures.sandbox import Sandbox
+from tests.fixtures.sync import sandbox_tenant
 
 # Also on SQLite (make test-smoke): the batch writes are raw SQL that both databases must accept.
 pytestmark = [pytest.mark.django_db, pytest.mark.smoke]

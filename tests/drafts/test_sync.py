@@ -24,8 +24,8 @@ from drafts.models import (
 from drafts.rules import SyncReport
 from drafts.services import draft_count_chunk_sync, draft_count_run_start
 from tenants.models import Eligibility, Tenant, TenantStatus
-from tests.drafts.conftest import component_ready, sandbox_tenant, sandbox_tenants
 from tests.fixtures.sandbox import Sandbox
+from tests.fixtures.sync import component_ready, sandbox_tenant, sandbox_tenants
 
 # Also on SQLite (make test-smoke): the batch writes are raw SQL that both databases must accept.
 pytestmark = [pytest.mark.django_db, pytest.mark.smoke]

@@ -15,8 +15,8 @@ from drafts.models import AttemptOutcome, DraftSnapshot, JobState, SyncChunk, Sy
 from drafts.services import SyncRequest, draft_count_request_sync
 from drafts.tasks import sync_all
 from tenants.models import Tenant
-from tests.drafts.conftest import sandbox_tenant, sandbox_tenants, worker_env
 from tests.fixtures.sandbox import Sandbox
+from tests.fixtures.sync import sandbox_tenant, sandbox_tenants, worker_env
 from tests.fixtures.worker import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tenants.models import AuthorizationCode, Eligibility, Tenant, TenantAPIKey, TenantStatus
-from tests.onboarding.conftest import Platform
+from tests.fixtures.platform import Platform
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from tests.chaos.harness import Row, changed_tables, database_fingerprint, record, scaled
 from tests.factories import make_tenant
-from tests.onboarding.conftest import EVENTS_PATH, signed_push, ticket_fields
+from tests.fixtures.platform import EVENTS_PATH, signed_push, ticket_fields
 from wxplatform.component.services import component_ticket_store
 from wxplatform.wechat.crypto import MessageCrypto, build_xml
 

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import pytest
 from django.db import connection
 
-from tests.onboarding.conftest import EVENTS_PATH, Platform, signed_push, ticket_fields
+from tests.fixtures.platform import EVENTS_PATH, Platform, signed_push, ticket_fields
 from wxplatform.component.models import ComponentCredential
 
 pytestmark = pytest.mark.django_db

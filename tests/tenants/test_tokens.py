@@ -19,7 +19,7 @@ from tenants.services import (
     tenant_token_refresh,
 )
 from tenants.tasks import refresh_token
-from tests.onboarding.conftest import Platform, onboard
+from tests.fixtures.platform import Platform, onboard
 from wxplatform.component.clients import wechat_client
 from wxplatform.component.models import ComponentCredential
 from wxplatform.component.tasks import refresh_component_token

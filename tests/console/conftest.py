@@ -10,8 +10,6 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from django_celery_beat.models import PeriodicTask
 
-from tests.factories import other_tenant_fixture, tenant_fixture  # noqa: F401 - fixtures
-
 SUPPORT_PASSWORD = "support-password-123"
 
 

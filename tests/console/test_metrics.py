@@ -24,10 +24,9 @@ from drafts.services import (
 )
 from tenants.models import Eligibility, Tenant, TenantStatus
 from tenants.services import tenant_token_refresh
-from tests.drafts.conftest import component_ready, sandbox_tenant, sandbox_tenants, worker_env
-from tests.drafts.conftest import sync_settings as sync_settings
 from tests.factories import make_tenant
 from tests.fixtures.sandbox import Sandbox
+from tests.fixtures.sync import component_ready, sandbox_tenant, sandbox_tenants, worker_env
 from tests.fixtures.worker import ROOT, Worker
 from wxplatform.component.clients import wechat_client
 from wxplatform.component.services import component_ticket_store
