@@ -1,4 +1,4 @@
-"""Typed client for the WeChat component endpoints: one method per endpoint (protocol §3).
+"""Typed client for the WeChat component endpoints: one method per endpoint (docs/wechat/endpoints.md).
 
 No retry policy lives here beyond re-establishing a connection that never carried the request: whether a
 failed call may be repeated depends on the caller (errors.py tells it which kind of failure it got).
@@ -34,9 +34,10 @@ __all__ = ["CallObserver", "WeChatClient", "call_outcome"]
 CallObserver = Callable[[str, str, float], None]
 
 # Every surveyed SDK passes the component token under its legacy name; the newer doc pages show
-# `access_token=` for the same endpoints, but that spelling is unconfirmed everywhere (§3, §12.4).
+# `access_token=` for the same endpoints, but that spelling is unconfirmed everywhere
+# (docs/wechat/endpoints.md#conventions, docs/wechat/open-questions.md#token-parameter-name).
 _COMPONENT_TOKEN_PARAM = "component_access_token"  # noqa: S105 - a parameter name, not a secret
-_AUTHORIZER_LIST_MAX = 500  # §3.7
+_AUTHORIZER_LIST_MAX = 500  # docs/wechat/endpoints.md#api_get_authorizer_list
 
 
 class WeChatClient:
@@ -76,9 +77,14 @@ class WeChatClient:
         if self._owns_session:
             self._session.close()
 
-    # --- component token and authorization (§3.1-§3.5) ---------------------------------------------
+    # --- component token and authorization (docs/wechat/flow.md#overview) --------------------------
 
     def api_component_token(self, *, component_verify_ticket: str) -> ComponentAccessToken:
+        """The component access token, bought with the newest pushed ticket.
+
+        Official: https://developers.weixin.qq.com/doc/oplatform/openApi/ticket-token/api_getcomponentaccesstoken
+        See docs/wechat/endpoints.md#api_component_token
+        """
         data = self._post(
             "/cgi-bin/component/api_component_token",
             payload={
@@ -90,6 +96,11 @@ class WeChatClient:
         return ComponentAccessToken.from_response(data)
 
     def api_create_preauthcode(self, *, component_access_token: str) -> PreAuthCode:
+        """A single-use pre-authorization code for one consent link; trust its returned expires_in.
+
+        Official: https://developers.weixin.qq.com/doc/oplatform/openApi/ticket-token/api_getpreauthcode
+        See docs/wechat/endpoints.md#api_create_preauthcode
+        """
         data = self._post(
             "/cgi-bin/component/api_create_preauthcode",
             query={_COMPONENT_TOKEN_PARAM: component_access_token},
@@ -98,6 +109,11 @@ class WeChatClient:
         return PreAuthCode.from_response(data)
 
     def api_query_auth(self, *, component_access_token: str, authorization_code: str) -> AuthorizationInfo:
+        """The authorizer's tokens and granted permission sets, in exchange for an authorization code.
+
+        Official: https://developers.weixin.qq.com/doc/oplatform/Third-party_Platforms/2.0/api/ThirdParty/token/authorization_info.html
+        See docs/wechat/endpoints.md#api_query_auth
+        """
         data = self._post(
             "/cgi-bin/component/api_query_auth",
             query={_COMPONENT_TOKEN_PARAM: component_access_token},
@@ -108,6 +124,11 @@ class WeChatClient:
     def api_authorizer_token(
         self, *, component_access_token: str, authorizer_appid: str, authorizer_refresh_token: str
     ) -> AuthorizerToken:
+        """A fresh authorizer access token; a non-empty returned refresh token must be stored.
+
+        Official: https://developers.weixin.qq.com/doc/oplatform/openApi/ticket-token/api_getauthorizeraccesstoken.html
+        See docs/wechat/endpoints.md#api_authorizer_token
+        """
         data = self._post(
             "/cgi-bin/component/api_authorizer_token",
             query={_COMPONENT_TOKEN_PARAM: component_access_token},
@@ -119,9 +140,14 @@ class WeChatClient:
         )
         return AuthorizerToken.from_response(data)
 
-    # --- authorizer management (§3.6, §3.7) ---------------------------------------------------------
+    # --- authorizer management (docs/wechat/lifecycle.md) -------------------------------------------
 
     def api_get_authorizer_info(self, *, component_access_token: str, authorizer_appid: str) -> AuthorizerInfo:
+        """The authorizer's profile (kind, verification, status) and its current grant.
+
+        Official: https://developers.weixin.qq.com/doc/oplatform/openApi/authorization-management/api_getauthorizerinfo
+        See docs/wechat/endpoints.md#api_get_authorizer_info
+        """
         data = self._post(
             "/cgi-bin/component/api_get_authorizer_info",
             query={_COMPONENT_TOKEN_PARAM: component_access_token},
@@ -132,6 +158,11 @@ class WeChatClient:
     def api_get_authorizer_list(
         self, *, component_access_token: str, offset: int = 0, count: int = _AUTHORIZER_LIST_MAX
     ) -> AuthorizerListPage:
+        """One page (at most 500) of the accounts that authorize the platform, with their refresh tokens.
+
+        Official: https://developers.weixin.qq.com/doc/oplatform/openApi/authorization-management/api_getauthorizerlist
+        See docs/wechat/endpoints.md#api_get_authorizer_list
+        """
         if offset < 0 or not 1 <= count <= _AUTHORIZER_LIST_MAX:
             raise ValueError(f"need offset >= 0 and 1 <= count <= {_AUTHORIZER_LIST_MAX}")
         data = self._post(
@@ -142,21 +173,36 @@ class WeChatClient:
         return AuthorizerListPage.from_response(data)
 
     def api_start_push_ticket(self) -> None:
-        # The body field is component_secret here, unlike api_component_token's component_appsecret (§1.4).
+        """Ask WeChat to (re)start pushing component_verify_ticket; the ticket itself arrives as a push.
+
+        Official: https://developers.weixin.qq.com/doc/oplatform/openApi/ticket-token/api_startpushticket.html
+        See docs/wechat/endpoints.md#api_start_push_ticket
+        """
+        # The body field is component_secret here, unlike api_component_token's component_appsecret.
         self._post(
             "/cgi-bin/component/api_start_push_ticket",
             payload={"component_appid": self._component_appid, "component_secret": self._component_appsecret},
         )
 
-    # --- calls on behalf of an authorizer, with its access token (§3.8, §9) --------------------------
+    # --- calls on behalf of an authorizer (docs/wechat/flow.md#calling-on-behalf-of-an-authorizer) ---
 
     def openapi_quota_get(self, *, access_token: str, cgi_path: str) -> Quota:
+        """The account's daily quota for `cgi_path`; `access_token` is the token of the API's own account.
+
+        Official: https://developers.weixin.qq.com/doc/service/api/apimanage/api_getapiquota
+        See docs/wechat/endpoints.md#openapi_quota_get
+        """
         data = self._post(
             "/cgi-bin/openapi/quota/get", query={"access_token": access_token}, payload={"cgi_path": cgi_path}
         )
         return Quota.from_response(data)
 
     def draft_count(self, *, access_token: str) -> int:
+        """The number of drafts in the account's draft box (GET, authorizer access token).
+
+        Official: https://developers.weixin.qq.com/doc/service/api/draftbox/draftmanage/api_draft_count
+        See docs/wechat/endpoints.md#draft_count
+        """
         data = self._request("GET", "/cgi-bin/draft/count", query={"access_token": access_token}, payload=None)
         return required_int(data, "total_count")
 
