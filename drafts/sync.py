@@ -13,7 +13,7 @@ a CLI run. A batch is handled in three steps:
 
 The rules it applies (quota budget, skip reasons, results) are in drafts.rules; the HTTP session and the
 rate limit in drafts.fetching. Errcodes: docs/wechat/errors.md; quotas: docs/wechat/quota.md; what to retry:
-STYLE §6.
+docs/wechat/errors.md#retry-policy.
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def _failure(work: _Work, error: WeChatError) -> TenantResult:
     """Records what the error means for the tenant (pause, ineligible, revoked) and returns the result."""
     code = error.errcode
     if isinstance(error, QuotaError):
-        # 45009: no more calls for this account until its quota resets (protocol §6, §8).
+        # 45009: no more calls for this account until its quota resets (docs/wechat/quota.md).
         work.paused_until = quota_reset_at(timezone.now())
     elif code in INELIGIBLE_CODES:
         work.rejected = _rejection_detail(code)

@@ -2,7 +2,7 @@
 
 Keys are issued and hashed by djangorestframework-api-key (tenants.models.TenantAPIKey); this module only
 finds the key by its visible prefix, lets the library verify the secret part, and refuses revoked or
-expired keys. The key's tenant is read with it and set as `request.tenant` (STYLE §4).
+expired keys. The key's tenant is read with it and set as `request.tenant`.
 
 A verified key is remembered in this process for API_KEY_CACHE_SECONDS (a few seconds; 0 turns it off):
 keyed by the SHA-256 of the whole raw key (never the key itself), holding the key's id, prefix, tenant

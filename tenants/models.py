@@ -10,7 +10,7 @@ from rest_framework_api_key.models import AbstractAPIKey
 
 from wxplatform.encryption import EncryptedTextField
 
-# Permission sets that grant the draft-box APIs (protocol §5): either one suffices.
+# Permission sets that grant the draft-box APIs (docs/wechat/permissions.md): either one suffices.
 DRAFT_PERMISSION_SETS = frozenset({11, 100})
 
 
@@ -66,7 +66,7 @@ class Tenant(models.Model):
     last_error_code = models.IntegerField(_("last errcode"), null=True, blank=True)
     last_error_message = models.CharField(_("last error"), max_length=500, blank=True)
     last_error_at = models.DateTimeField(_("last error at"), null=True, blank=True)
-    # draft/count quota bookkeeping (1000 calls per account per day, protocol §8).
+    # draft/count quota bookkeeping (1000 calls per account per day, docs/wechat/quota.md).
     quota_day = models.DateField(null=True, blank=True, editable=False)
     quota_used = models.PositiveIntegerField(_("draft/count calls today"), default=0)
     paused_until = models.DateTimeField(_("paused until"), null=True, blank=True)

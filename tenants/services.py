@@ -1,6 +1,6 @@
 """Writes for tenants: authorization, revocation, authorizer tokens and API keys.
 
-Token rules (STYLE §6-7, protocol §3.5, §4):
+Token rules (docs/wechat/tokens.md, docs/wechat/endpoints.md#api_authorizer_token):
 - the database row is the source of truth; a refresh locks the tenant row, checks again, and only then calls
   WeChat, so that one process refreshes however many meet an expired token at once;
 - every stored token bumps `token_version`, and a returned refresh token is always persisted;
@@ -171,7 +171,8 @@ def _tenant_upsert(
     tenant.status = TenantStatus.ACTIVE
     tenant.authorized_at = now
     tenant.revoked_at = None
-    # Re-authorization invalidates the previous refresh token (protocol §3.4): always take the new one.
+    # Re-authorization invalidates the previous refresh token (docs/wechat/endpoints.md#api_query_auth): always take the
+    # new one.
     tenant.access_token = access_token or ""
     tenant.access_token_expires_at = now + timedelta(seconds=expires_in) if access_token and expires_in else None
     tenant.refresh_token = refresh_token or ""

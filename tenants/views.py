@@ -31,7 +31,7 @@ from wxplatform.wechat.errors import AuthorizationCodeError, WeChatError
 
 logger = logging.getLogger(__name__)
 
-# auth_type=1: only Official Accounts are offered on WeChat's page (protocol §3.3).
+# auth_type=1: only Official Accounts are offered on WeChat's page (docs/wechat/endpoints.md#authorization-page-links).
 AUTH_TYPE_OFFICIAL_ACCOUNTS = "1"
 
 

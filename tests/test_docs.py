@@ -56,8 +56,6 @@ _OUTSIDE = ("wechat-protocol" + ".md", ".." + "/shared")
 _PENDING_OUTSIDE_CITATIONS = frozenset(
     {
         "wxplatform/sandbox/state.py",
-        "wxplatform/wechat/crypto.py",
-        "wxplatform/wechat/errors.py",
     }
 )
 

@@ -1,4 +1,5 @@
-"""The one retry delay formula: capped exponential backoff, half of it jitter (STYLE §6).
+"""The one retry delay formula: capped exponential backoff, half of it jitter, for everything retried
+(docs/wechat/errors.md#retry-policy).
 
 Every retry in the service (a sync round after -1/45011, a task retried after a transient WeChat error)
 waits `backoff_delay(attempt, base=…, cap=…)`, so that the shape is the same everywhere and only the scale

@@ -283,12 +283,13 @@ DRAFT_SYNC_CONCURRENCY = env.int("DRAFT_SYNC_CONCURRENCY", default=128)
 DRAFT_SYNC_CHUNKS_IN_FLIGHT = env.int("DRAFT_SYNC_CHUNKS_IN_FLIGHT", default=8)
 # An unchanged count still gets a snapshot this often, so that the history has no unexplained gaps.
 DRAFT_SNAPSHOT_HEARTBEAT_HOURS = env.float("DRAFT_SNAPSHOT_HEARTBEAT_HOURS", default=6.0)
-# draft/count allows 1000 calls per account per day (protocol §8); the day starts at midnight in this zone
-# (the reset time is undocumented, §12.8).
+# draft/count allows 1000 calls per account per day (docs/wechat/quota.md); the day starts at midnight in this zone
+# (the reset time is undocumented, docs/wechat/open-questions.md#quota-reset-time).
 DRAFT_QUOTA_DAILY_LIMIT = env.int("DRAFT_QUOTA_DAILY_LIMIT", default=1000)
 DRAFT_QUOTA_TIMEZONE = env.str("DRAFT_QUOTA_TIMEZONE", default="Asia/Shanghai")
 # Shares of the daily quota that scheduled and on-demand syncs may spend. The rest is left to the
-# merchant's own tools, which draw on the same per-account quota (protocol §7).
+# merchant's own tools, which draw on the same per-account quota
+# (docs/wechat/flow.md#calling-on-behalf-of-an-authorizer).
 DRAFT_QUOTA_SCHEDULE_SHARE = env.float("DRAFT_QUOTA_SCHEDULE_SHARE", default=0.8)
 DRAFT_QUOTA_ON_DEMAND_SHARE = env.float("DRAFT_QUOTA_ON_DEMAND_SHARE", default=0.95)
 # A sync requested within this many seconds of the last successful fetch is answered from storage.

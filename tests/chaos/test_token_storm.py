@@ -1,6 +1,6 @@
 """Token storms: many on-demand syncs, through the merchant API and several worker processes, meet expired
 tokens at once. WeChat sees exactly one refresh per token: one api_authorizer_token per tenant, one
-api_component_token for the platform (a second refresh would invalidate the first token, protocol §4)."""
+api_component_token for the platform (a second refresh would invalidate the first token, docs/wechat/tokens.md)."""
 
 from __future__ import annotations
 

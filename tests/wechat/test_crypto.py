@@ -1,4 +1,5 @@
-"""WXBizMsgCrypt compatibility: every vector of protocol §11, the failure kinds, and hostile XML."""
+"""WXBizMsgCrypt compatibility: every vector of docs/wechat/crypto.md#test-vectors, the failure kinds, and hostile
+XML."""
 
 from __future__ import annotations
 
@@ -131,7 +132,7 @@ def envelope(encrypt: str, **extra: str) -> str:
     return build_xml({**extra, "Encrypt": encrypt})
 
 
-# --- §11 vectors -------------------------------------------------------------------------------------
+# --- test vectors (docs/wechat/crypto.md#test-vectors) ----------------------------------------------------
 
 
 def test_v1_tencent_sample_decrypts_with_its_msg_signature() -> None:

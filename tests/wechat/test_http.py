@@ -1,4 +1,4 @@
-"""parse_body: the single classification of a WeChat HTTP answer (protocol §6)."""
+"""parse_body: the single classification of a WeChat HTTP answer (docs/wechat/errors.md)."""
 
 from __future__ import annotations
 

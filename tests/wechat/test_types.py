@@ -1,4 +1,4 @@
-"""Reading typed results from the payload variants of protocol §3, and keeping secrets out of reprs."""
+"""Reading typed results from the payload variants of docs/wechat/endpoints.md, and keeping secrets out of reprs."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from wxplatform.wechat.types import (
     Quota,
 )
 
-# §3.4, official doc example (also wechatpy's fixture).
+# docs/wechat/endpoints.md#api_query_auth, official doc example (also wechatpy's fixture).
 QUERY_AUTH = {
     "authorization_info": {
         "authorizer_appid": "wxf8b4f85f3a794e77",
@@ -37,7 +37,8 @@ QUERY_AUTH = {
 }
 
 HEAD_IMG = "http://wx.qlogo.cn/mmopen/GPyw0pGicibl5Eda4GmSSbTguhjg9LZjumHmVjybjiaQXnE9XrXEts6ny9Uv4Fk6hOScWRDibq1fI0WOkSaAjaecNTict3n6EjJaC/0"
-# §3.6, wechatpy's older fixture: top-level qrcode_url and authorization_info.appid.
+# docs/wechat/endpoints.md#api_get_authorizer_info, wechatpy's older fixture: top-level qrcode_url and
+# authorization_info.appid.
 WECHATPY_AUTHORIZER_INFO = {
     "authorizer_info": {
         "nick_name": "微信SDK Demo Special",

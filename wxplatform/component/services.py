@@ -1,7 +1,7 @@
 """The platform's own credentials: the verify ticket WeChat pushes, and the component access token.
 
 The database row (ComponentCredential) is the source of truth; a refresh locks it, checks again, and only
-then calls WeChat, so that exactly one process refreshes however many ask at once (protocol §4: a second
+then calls WeChat, so that exactly one process refreshes however many ask at once (docs/wechat/tokens.md: a second
 refresher's token would invalidate the first after the grace window).
 """
 
@@ -29,7 +29,7 @@ T = TypeVar("T")
 
 # Ask WeChat to restart ticket pushes at most this often.
 PUSH_TICKET_INTERVAL = timedelta(minutes=5)
-# A ticket is valid 12 hours after WeChat created it (protocol §1.4).
+# A ticket is valid 12 hours after WeChat created it (docs/wechat/flow.md#ticket-timing).
 TICKET_LIFETIME = timedelta(hours=12)
 
 

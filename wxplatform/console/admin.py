@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 if admin.site.is_registered(APIKey):
     admin.site.unregister(APIKey)
 
-# Permission sets (权限集, funcscope_category.id) of Official Accounts, protocol §5. The one place that
+# Permission sets (权限集, funcscope_category.id) of Official Accounts, docs/wechat/permissions.md. The one place that
 # names them; the Chinese names WeChat uses are given to translators.
 PERMISSION_SET_NAMES: dict[int, StrOrPromise] = {
     # Translators: 消息管理

@@ -1,4 +1,4 @@
-"""draft/count for many authorizers at once: the throughput path (protocol §9).
+"""draft/count for many authorizers at once: the throughput path (docs/wechat/endpoints.md#draft_count).
 
 A fixed pool of `concurrency` workers shares one keep-alive aiohttp session whose connector is capped at the
 same number, so at most `concurrency` requests are in flight however long the input. Nothing is raised per

@@ -1,6 +1,7 @@
 """WXBizMsgCrypt-compatible message signature and AES, plus the flat `<xml>` envelope WeChat pushes.
 
-Algorithm: ../shared/wechat-protocol.md §2; vectors: §11. Every failure is a `CryptoError` subclass carrying
+Algorithm: docs/wechat/crypto.md; vectors: docs/wechat/crypto.md#test-vectors. Every failure is a `CryptoError` subclass
+carrying
 the error code of Tencent's sample code, so the event receiver can log one code and answer without a traceback.
 """
 
@@ -74,7 +75,7 @@ class Base64DecodeError(DecryptError):
     code = -40010
 
 
-# WeChat pads to the 32-byte AES key length, not the 16-byte AES block (§2).
+# WeChat pads to the 32-byte AES key length, not the 16-byte AES block (docs/wechat/crypto.md).
 _BLOCK = 32
 _RANDOM_LEN = 16
 _HEADER_LEN = _RANDOM_LEN + 4

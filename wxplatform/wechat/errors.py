@@ -3,7 +3,7 @@
 WeChat answers almost every failure as HTTP 200 with `{"errcode": N, "errmsg": "... rid: ..."}`; success
 bodies may carry `errcode: 0` or no errcode at all. The class of an error is decided by its errcode alone:
 errmsg (with its ` rid:` suffix, which WeChat support asks for) is kept verbatim and never string-matched.
-Codes and their meaning: ../shared/wechat-protocol.md §6.
+Codes and their meaning: docs/wechat/errors.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The one place where an HTTP answer from WeChat becomes data or a typed error.
 
 Shared by the requests client and the aiohttp fan-out so both classify failures identically. WeChat reports
-almost every failure as HTTP 200 with a non-zero `errcode` (protocol §6); success bodies may carry
+almost every failure as HTTP 200 with a non-zero `errcode` (docs/wechat/errors.md); success bodies may carry
 `errcode: 0` or none at all (draft/count answers just `{"total_count": 15}`).
 """
 
@@ -51,7 +51,8 @@ def parse_body(status: int, body: bytes) -> dict[str, Any]:
     return data
 
 
-# Lenient field access (protocol §3.6: payload shapes vary by account age and kind). Missing optional data is
+# Lenient field access (docs/wechat/endpoints.md#api_get_authorizer_info: payload shapes vary by account age and kind).
+# Missing optional data is
 # None or empty; missing or mistyped required data means the answer is unusable, reported as MALFORMED.
 
 

@@ -1,7 +1,8 @@
-"""Typed results of the WeChat component endpoints (protocol §3), and how each is read from WeChat's JSON.
+"""Typed results of the WeChat component endpoints (docs/wechat/endpoints.md), and how each is read from WeChat's JSON.
 
 Every token, secret and code is `repr=False`, so logging a result never leaks a credential. Reading is
-lenient (payload shapes vary by account age and kind, §3.6): missing optional data becomes None or empty,
+lenient (payload shapes vary by account age and kind, docs/wechat/endpoints.md#api_get_authorizer_info): missing
+optional data becomes None or empty,
 while a success body without what makes it a success raises TransportError("malformed body").
 """
 
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 # Present only for Mini Programs / other account kinds; service_type_info.id alone cannot tell them apart,
-# because a normal Mini Program also reports 0 (§3.6).
+# because a normal Mini Program also reports 0 (docs/wechat/endpoints.md#api_get_authorizer_info).
 _MINI_PROGRAM_KEY = "MiniProgramInfo"
 _OTHER_KIND_KEYS = ("channels_info", "store_info", "talent_info", "supplier_info")
 _SERVICE_ACCOUNT_TYPE = 2
@@ -74,7 +75,8 @@ class ComponentAccessToken:
 @dataclass(frozen=True, slots=True)
 class PreAuthCode:
     code: str = field(repr=False)
-    # Documented as both 600 and 1800 s; the returned value is the truth (§3.2).
+    # Documented as both 600 and 1800 s; the returned value is the truth
+    # (docs/wechat/endpoints.md#api_create_preauthcode).
     expires_in: int
 
     @classmethod
@@ -84,7 +86,8 @@ class PreAuthCode:
 
 @dataclass(frozen=True, slots=True)
 class AuthorizationInfo:
-    """api_query_auth. The tokens are present only when the account granted API permissions (§3.4)."""
+    """api_query_auth. The tokens are present only when the account granted API permissions
+    (docs/wechat/endpoints.md#api_query_auth)."""
 
     authorizer_appid: str
     access_token: str | None = field(repr=False)
@@ -95,7 +98,7 @@ class AuthorizationInfo:
     @classmethod
     def from_response(cls, data: dict[str, Any]) -> AuthorizationInfo:
         info = required_obj(data, "authorization_info")
-        # Older payloads name the appid `appid` (wechatpy fixture, §3.6).
+        # Older payloads name the appid `appid` (wechatpy fixture, docs/wechat/endpoints.md#api_get_authorizer_info).
         appid = optional_str(info, "authorizer_appid") or optional_str(info, "appid")
         if appid is None:
             raise malformed()
@@ -110,7 +113,8 @@ class AuthorizationInfo:
 
 @dataclass(frozen=True, slots=True)
 class AuthorizerToken:
-    """api_authorizer_token. A non-empty `refresh_token` replaces the stored one (§3.5)."""
+    """api_authorizer_token. A non-empty `refresh_token` replaces the stored one
+    (docs/wechat/endpoints.md#api_authorizer_token)."""
 
     access_token: str = field(repr=False)
     expires_in: int
@@ -166,7 +170,7 @@ class AuthorizerInfo:
 @dataclass(frozen=True, slots=True)
 class AuthorizerListItem:
     appid: str
-    # Reported missing from some list items in the wild (§3.7).
+    # Reported missing from some list items in the wild (docs/wechat/endpoints.md#api_get_authorizer_list).
     refresh_token: str | None = field(repr=False)
     auth_time: int | None
 
@@ -211,7 +215,8 @@ class Quota:
 
 
 def func_ids(entries: object) -> tuple[int, ...]:
-    """Granted permission sets, in order, from funcscope_category.id; confirm_info is ignored per staff (§3.4)."""
+    """Granted permission sets, in order, from funcscope_category.id; confirm_info is ignored per staff
+    (docs/wechat/endpoints.md#api_query_auth)."""
     if not isinstance(entries, list):
         return ()
     ids: dict[int, None] = {}
