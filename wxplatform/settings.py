@@ -322,8 +322,6 @@ REST_FRAMEWORK = {
     # No OPTIONS metadata: every operation is described by the OpenAPI schema instead.
     "DEFAULT_METADATA_CLASS": None,
 }
-# Seconds a web process may count a key's requests before adding them to Redis (tenants.throttling; 0: every request).
-API_THROTTLE_SYNC_INTERVAL = env.float("API_THROTTLE_SYNC_INTERVAL", default=0.25)
 # A stored draft count older than this many seconds is reported with "stale": true.
 API_DRAFT_COUNT_STALE_AFTER = env.int("API_DRAFT_COUNT_STALE_AFTER", default=7200)
 # last_used_at of an API key is written at most this often, so that reads stay read-only.
