@@ -7,6 +7,7 @@ one shape {"error": {"code", "message", "request_id", ...}}.
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,9 +19,7 @@ from django.utils import timezone
 from django.utils.http import http_date
 from pytest_django import DjangoAssertNumQueries
 
-from drafts.api.serializers import DraftCountSerializer, draft_count_representation
 from drafts.models import AttemptOutcome, JobState, SnapshotReason, SyncJob, SyncTrigger
-from drafts.selectors import DraftCountReading
 from tenants.models import AccountKind, Eligibility, Tenant, TenantStatus
 from tests.factories import (
     api_headers,
@@ -253,35 +252,6 @@ def test_authenticated_draft_count_read_makes_at_most_3_queries(
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("zone", ["Asia/Shanghai", "UTC", "America/New_York"])
-def test_draft_count_body_is_exactly_what_its_serializer_gives(zone: str) -> None:
-    # The view reuses one serializer instead of building one per request; the body must not differ.
-    every_field = DraftCountReading(
-        total_count=15,
-        fetched_at=FETCHED_AT,
-        stale=True,
-        stale_at=FETCHED_AT + timedelta(hours=2),
-        last_attempt_at=FETCHED_AT + timedelta(minutes=5, microseconds=7),
-        last_error_code=45009,
-        last_error_at=FETCHED_AT + timedelta(minutes=5),
-        paused_until=FETCHED_AT + timedelta(hours=6),
-    )
-    no_optional_field = DraftCountReading(
-        total_count=0,
-        fetched_at=FETCHED_AT,
-        stale=False,
-        stale_at=FETCHED_AT + timedelta(hours=2),
-        last_attempt_at=None,
-        last_error_code=None,
-        last_error_at=None,
-        paused_until=None,
-    )
-
-    with timezone.override(zone):
-        for reading in (every_field, no_optional_field):
-            assert draft_count_representation(reading) == DraftCountSerializer(reading).data
-
-
 # --- Conditional GET ---------------------------------------------------------------------------------
 
 
@@ -293,6 +263,7 @@ def test_read_with_a_matching_etag_is_304_without_body(client: Client) -> None:
 
     assert again.status_code == 304
     assert again.content == b""
+    assert "Content-Type" not in again
     assert again["ETag"] == first["ETag"]
     assert again["Last-Modified"] == first["Last-Modified"]
 
@@ -335,6 +306,36 @@ def test_changed_count_gets_a_new_etag(client: Client) -> None:
     assert response.status_code == 200
     assert response.json()["total_count"] == 16
     assert response["ETag"] != old_etag
+
+
+def test_a_count_that_turns_stale_gets_a_new_etag_and_last_modified(client: Client, settings: Any) -> None:
+    settings.API_DRAFT_COUNT_STALE_AFTER = 3600
+    fetched_at = timezone.now().replace(microsecond=0) - timedelta(minutes=5)
+    headers = key_for(fetched_tenant(draft_count_fetched_at=fetched_at))
+    fresh = client.get("/api/v1/draft-count", **headers)
+
+    settings.API_DRAFT_COUNT_STALE_AFTER = 60  # as if an hour had passed, without any write
+    stale = client.get("/api/v1/draft-count", HTTP_IF_NONE_MATCH=fresh["ETag"], **headers)
+
+    assert (fresh.json()["stale"], stale.status_code, stale.json()["stale"]) == (False, 200, True)
+    assert stale["ETag"] != fresh["ETag"]
+    assert stale["Last-Modified"] == http_date((fetched_at + timedelta(seconds=60)).timestamp())
+
+
+def test_each_language_and_media_type_has_its_own_answer(client: Client) -> None:
+    headers = key_for(fetched_tenant())
+
+    english = client.get("/api/v1/draft-count", HTTP_ACCEPT_LANGUAGE="en", **headers)
+    chinese = client.get("/api/v1/draft-count", HTTP_ACCEPT_LANGUAGE="zh-hans", **headers)
+    indented = client.get("/api/v1/draft-count", HTTP_ACCEPT="application/json; indent=2", **headers)
+    compact = client.get("/api/v1/draft-count", HTTP_ACCEPT="application/xml, */*;q=0.5", **headers)
+    by_format = client.get("/api/v1/draft-count?format=json", **headers)
+
+    assert english["ETag"] != chinese["ETag"], "the ETag names the language"
+    assert english.json() == chinese.json() == indented.json() == compact.json() == by_format.json()
+    assert indented.content == json.dumps(indented.json(), indent=2, ensure_ascii=False).encode()
+    assert b"\n" not in compact.content
+    assert {r["Content-Type"] for r in (english, indented, compact, by_format)} == {"application/json"}
 
 
 def test_every_read_answers_304_to_its_own_etag(client: Client) -> None:
