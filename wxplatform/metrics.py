@@ -116,19 +116,6 @@ SYNC_JOB_WAIT_SECONDS = Histogram(
     "Time from an on-demand sync request to a worker starting it (queue latency).",
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0),
 )
-API_TENANT_READS = Counter(
-    "wxp_api_tenant_reads_total",
-    "Tenant rows the merchant API read, by source: copy (this process's copy, no query), miss (a query while "
-    "listening for changes), not_listening (a query because the process cannot hear changes now), bypass "
-    "(a query: copies off, inside a transaction, or another thread busy).",
-    ["source"],
-)
-API_TENANT_LISTENER_EVENTS = Counter(
-    "wxp_api_tenant_listener_events_total",
-    "A web process's connection listening for tenant changes: listening (connected), lost, unavailable "
-    "(could not connect).",
-    ["event"],
-)
 
 _TOKEN_ENDPOINTS = {
     "/cgi-bin/component/api_component_token": "component",
@@ -164,16 +151,6 @@ def record_sync_results(trigger: str, outcomes: Iterable[str]) -> None:
     """One batch's results (drafts.sync.TenantResult.outcome for each tenant)."""
     for outcome, count in Tally(str(o) for o in outcomes).items():
         DRAFT_SYNCS.labels(str(trigger), outcome).inc(count)
-
-
-@_never_raises
-def count_tenant_read(source: str) -> None:
-    API_TENANT_READS.labels(source).inc()
-
-
-@_never_raises
-def count_tenant_listener_event(event: str) -> None:
-    API_TENANT_LISTENER_EVENTS.labels(event).inc()
 
 
 @_never_raises

@@ -117,6 +117,20 @@ def _query(serializer_class: type[HistoryQuerySerializer], request: Request, *, 
 
 
 class TenantView(APIView):
+    # What TenantSerializer and Last-Modified read; authentication loads only these (tenants.authentication).
+    tenant_fields = (
+        "authorizer_appid",
+        "nickname",
+        "account_kind",
+        "status",
+        "func_ids",
+        "eligibility",
+        "eligibility_detail",
+        "authorized_at",
+        "revoked_at",
+        "updated_at",
+    )
+
     @extend_schema(
         operation_id="tenant_retrieve",
         summary="The calling account",
@@ -131,7 +145,7 @@ class TenantView(APIView):
 
 
 class DraftCountView(APIView):
-    # The hottest read: authentication loads only the tenant fields it needs (tenants.authentication).
+    # Authentication loads only these tenant fields (tenants.authentication).
     tenant_fields = DRAFT_COUNT_TENANT_FIELDS
 
     @extend_schema(
