@@ -320,7 +320,6 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["tenants.throttling.APIKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_THROTTLE_RATE", default="600/min")},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "drafts.api.negotiation.RememberingContentNegotiation",
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "drafts.api.errors.api_exception_handler",
@@ -329,20 +328,10 @@ REST_FRAMEWORK = {
     # No OPTIONS metadata: every operation is described by the OpenAPI schema instead.
     "DEFAULT_METADATA_CLASS": None,
 }
-# Seconds a web process may count a key's requests before adding them to Redis (tenants.throttling; 0: every request).
-API_THROTTLE_SYNC_INTERVAL = env.float("API_THROTTLE_SYNC_INTERVAL", default=0.25)
 # A stored draft count older than this many seconds is reported with "stale": true.
 API_DRAFT_COUNT_STALE_AFTER = env.int("API_DRAFT_COUNT_STALE_AFTER", default=7200)
 # last_used_at of an API key is written at most this often, so that reads stay read-only.
 API_KEY_TOUCH_INTERVAL = env.int("API_KEY_TOUCH_INTERVAL", default=60)
-# Seconds a process trusts an API key it has verified before reading the key row again (0: every request).
-# Revoking or deleting a key takes effect within this time.
-API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
-# A web process keeps the tenant rows the API reads while PostgreSQL notifies it of their changes
-# (tenants.readcache); a copy is dropped on its row's change, and kept this many seconds at most (0: off).
-API_TENANT_CACHE_SECONDS = env.float("API_TENANT_CACHE_SECONDS", default=60.0)
-# How often that process checks its notification connection is alive when it sees no notification.
-API_TENANT_CACHE_PING_SECONDS = env.float("API_TENANT_CACHE_PING_SECONDS", default=5.0)
 SPECTACULAR_SETTINGS = {
     "TITLE": "wxplatform merchant API",
     "DESCRIPTION": (

@@ -11,7 +11,6 @@ from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from drafts.models import AttemptOutcome, JobState, SnapshotReason, SyncJob, SyncTrigger
-from drafts.selectors import DraftCountReading
 from tenants.models import AccountKind, Eligibility, Tenant, TenantStatus
 from tenants.selectors import eligibility_reason
 from wxplatform.observability import redact
@@ -55,18 +54,6 @@ class DraftCountSerializer(serializers.Serializer[Any]):
     sync_paused_until = serializers.DateTimeField(
         source="paused_until", allow_null=True, help_text="Fetches are paused until then (daily quota spent)."
     )
-
-
-# Building a serializer deep-copies its declared fields, which cost more than representing the reading.
-# This one is built once and only ever reads: its fields hold no per-request state (no context, no nested
-# or hyperlinked fields), and datetimes follow the time zone active at each call.
-_DRAFT_COUNT_SERIALIZER = DraftCountSerializer()
-
-
-def draft_count_representation(reading: DraftCountReading) -> dict[str, Any]:
-    """`DraftCountSerializer(reading).data`, without building a serializer per request."""
-    data: dict[str, Any] = _DRAFT_COUNT_SERIALIZER.to_representation(reading)
-    return data
 
 
 class DraftSnapshotSerializer(serializers.Serializer[Any]):

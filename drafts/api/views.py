@@ -9,13 +9,8 @@ its keys; the draft-count endpoints answer 403 with a precise code (see `unavail
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from django.conf import settings
-from django.http import HttpResponseBase
-from django.utils import timezone, translation
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -26,7 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from drafts.api.conditional import Rendered, conditional_response, render, rendered_response
+from drafts.api.conditional import conditional_response
 from drafts.api.errors import APIError, ErrorSerializer, InvalidParameter
 from drafts.api.serializers import (
     MAX_PAGE_SIZE,
@@ -37,12 +32,10 @@ from drafts.api.serializers import (
     SyncJobSerializer,
     SyncRequestSerializer,
     TenantSerializer,
-    draft_count_representation,
 )
 from drafts.models import SyncTrigger
 from drafts.selectors import (
     DRAFT_COUNT_TENANT_FIELDS,
-    DraftCountReading,
     DraftCountUnavailable,
     Unavailable,
     draft_count_blocker,
@@ -124,6 +117,20 @@ def _query(serializer_class: type[HistoryQuerySerializer], request: Request, *, 
 
 
 class TenantView(APIView):
+    # What TenantSerializer and Last-Modified read; authentication loads only these (tenants.authentication).
+    tenant_fields = (
+        "authorizer_appid",
+        "nickname",
+        "account_kind",
+        "status",
+        "func_ids",
+        "eligibility",
+        "eligibility_detail",
+        "authorized_at",
+        "revoked_at",
+        "updated_at",
+    )
+
     @extend_schema(
         operation_id="tenant_retrieve",
         summary="The calling account",
@@ -138,7 +145,7 @@ class TenantView(APIView):
 
 
 class DraftCountView(APIView):
-    # The hottest read: authentication loads only the tenant fields it needs (tenants.authentication).
+    # Authentication loads only these tenant fields (tenants.authentication).
     tenant_fields = DRAFT_COUNT_TENANT_FIELDS
 
     @extend_schema(
@@ -153,51 +160,13 @@ class DraftCountView(APIView):
             **_errors({403: _TENANT_STATE_ERRORS, 404: "`draft_count_not_fetched`: request a sync first."}),
         },
     )
-    def get(self, request: Request) -> HttpResponseBase:
+    def get(self, request: Request) -> Response:
         tenant = request_tenant(request)
-        now = timezone.now()
-        # What the answer depends on besides the clock; the clock is handled by `valid_until`.
-        key = (
-            tenant.pk,
-            tuple(getattr(tenant, name) for name in DRAFT_COUNT_TENANT_FIELDS),
-            settings.API_DRAFT_COUNT_STALE_AFTER,
-            translation.get_language(),
-            timezone.get_current_timezone_name(),
-            request.accepted_media_type,
-        )
-        memo = _rendered_draft_counts.get(tenant.pk)
-        if memo is None or memo.key != key or (memo.valid_until is not None and now >= memo.valid_until):
-            try:
-                reading = draft_count_current(tenant=tenant, now=now)
-            except DraftCountUnavailable as exc:
-                raise unavailable_error(exc.reason, tenant) from exc
-            data = draft_count_representation(reading)
-            rendered = render(request, self, data, last_modified=reading.changed_at)
-            memo = _RenderedDraftCount(key=key, valid_until=_next_change(reading), rendered=rendered)
-            if len(_rendered_draft_counts) >= _RENDERED_DRAFT_COUNTS_MAX:
-                _rendered_draft_counts.clear()
-            _rendered_draft_counts[tenant.pk] = memo
-        return rendered_response(request, memo.rendered)
-
-
-@dataclass(frozen=True)
-class _RenderedDraftCount:
-    key: tuple[Any, ...]
-    valid_until: datetime | None
-    rendered: Rendered
-
-
-# The hottest read renders its answer once per change of the tenant's draft-count fields (and of language,
-# time zone, staleness setting and media type), not once per request: rendering and hashing the ETag cost
-# as much as the rest of the view. Per process, bounded, holds no secret.
-_RENDERED_DRAFT_COUNTS_MAX = 10_000
-_rendered_draft_counts: dict[int, _RenderedDraftCount] = {}
-
-
-def _next_change(reading: DraftCountReading) -> datetime | None:
-    """When the same fields will read differently: when the count turns stale, or a pause ends."""
-    moments = [moment for moment in (None if reading.stale else reading.stale_at, reading.paused_until) if moment]
-    return min(moments, default=None)
+        try:
+            reading = draft_count_current(tenant=tenant)
+        except DraftCountUnavailable as exc:
+            raise unavailable_error(exc.reason, tenant) from exc
+        return conditional_response(request, DraftCountSerializer(reading).data, last_modified=reading.changed_at)
 
 
 class DraftCountSyncView(APIView):

@@ -6,6 +6,8 @@ sends '*'. One notification per few hundred rows rather than one per row: the sy
 tenants 500 to a statement, and per-row triggers cost it about a tenth of its throughput. Inserts need
 none: no process can hold a copy of a row that did not exist. Other databases have no LISTEN/NOTIFY,
 and readcache keeps no copies there.
+
+0004 drops them again, with tenants.readcache.
 """
 
 from collections.abc import Callable

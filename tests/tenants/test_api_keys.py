@@ -1,22 +1,26 @@
-"""API keys: issued hashed and shown once, resolved to their tenant, refused when revoked or expired,
-rotated and revoked by services, issued by `manage.py issue_api_key`, throttled per key."""
+"""API keys: issued hashed and shown once, resolved to their tenant, refused when revoked or expired (from
+the very next request: nothing is remembered between requests), rotated and revoked by services, issued by
+`manage.py issue_api_key`, throttled per key."""
 
 from __future__ import annotations
 
 import re
 import socket
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import ManagementUtility, call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from pytest_django import DjangoAssertNumQueries
 from pytest_django.fixtures import Settings
 
 from tenants.models import Tenant, TenantAPIKey, TenantStatus
+from tenants.selectors import TENANT_API_FIELDS, api_key_find
 from tenants.services import APIKeyAlreadyRevoked, api_key_issue, api_key_revoke, api_key_rotate
 from tests.factories import make_api_key, make_tenant
 
@@ -161,6 +165,109 @@ def test_refused_key_leaves_last_used_at_unset(client: Client, tenant: Tenant) -
     assert key.last_used_at is None
 
 
+# --- Every request reads the key and its tenant anew ----------------------------------------------------
+
+
+def test_a_key_revoked_after_use_is_refused_on_the_next_request(client: Client, tenant: Tenant) -> None:
+    key, raw = make_api_key(tenant)
+    assert client.get(TENANT_URL, **auth(raw)).status_code == 200
+
+    api_key_revoke(key=key)
+    response = client.get(TENANT_URL, **auth(raw))
+
+    assert response.status_code == 401
+    assert error_of(response)["code"] == "api_key_revoked"
+
+
+def test_a_key_deleted_after_use_is_refused_on_the_next_request(client: Client, tenant: Tenant) -> None:
+    key, raw = make_api_key(tenant)
+    assert client.get(TENANT_URL, **auth(raw)).status_code == 200
+
+    TenantAPIKey.objects.filter(pk=key.pk).delete()
+    response = client.get(TENANT_URL, **auth(raw))
+
+    assert response.status_code == 401
+    assert error_of(response)["code"] == "authentication_failed"
+
+
+def test_a_key_whose_expiry_passes_between_requests_is_refused(client: Client, tenant: Tenant) -> None:
+    _key, raw = make_api_key(tenant, expiry_date=timezone.now() + timedelta(seconds=1))
+    assert client.get(TENANT_URL, **auth(raw)).status_code == 200
+
+    later = timezone.now() + timedelta(seconds=2)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(timezone, "now", lambda: later)
+        response = client.get(TENANT_URL, **auth(raw))
+
+    assert response.status_code == 401
+    assert error_of(response)["code"] == "api_key_expired"
+
+
+def test_tenant_changes_show_on_the_next_request(client: Client) -> None:
+    tenant = make_tenant(draft_count=15, draft_count_fetched_at=timezone.now())
+    _key, raw = make_api_key(tenant)
+    assert client.get("/api/v1/draft-count", **auth(raw)).json()["total_count"] == 15
+
+    Tenant.objects.filter(pk=tenant.pk).update(draft_count=16)
+    changed = client.get("/api/v1/draft-count", **auth(raw))
+    Tenant.objects.filter(pk=tenant.pk).update(status=TenantStatus.REVOKED)
+    revoked = client.get("/api/v1/draft-count", **auth(raw))
+
+    assert changed.json()["total_count"] == 16
+    assert revoked.status_code == 403
+    assert error_of(revoked)["code"] == "tenant_revoked"
+
+
+def test_the_key_of_a_deleted_tenant_is_refused_on_the_next_request(client: Client, tenant: Tenant) -> None:
+    _key, raw = make_api_key(tenant)
+    assert client.get(TENANT_URL, **auth(raw)).status_code == 200
+
+    tenant.delete()
+    response = client.get(TENANT_URL, **auth(raw))
+
+    assert response.status_code == 401
+    assert error_of(response)["code"] == "authentication_failed"
+
+
+# --- The lookup: one query, key and tenant, never the tokens --------------------------------------------
+
+
+@pytest.mark.smoke
+def test_key_lookup_loads_the_key_and_every_tenant_field_but_the_tokens() -> None:
+    tenant = make_tenant(
+        func_ids=[1, 11, 100],
+        draft_count=7,
+        draft_count_fetched_at=datetime(2025, 3, 1, 8, 30, 15, 123456, tzinfo=UTC),
+    )
+    stored, raw = make_api_key(tenant, expiry_date=datetime(2030, 1, 1, tzinfo=UTC))
+
+    with CaptureQueriesContext(connection) as queries:
+        key = api_key_find(raw_key=raw)
+        assert key is not None
+        loaded = {field.attname: getattr(key, field.attname) for field in TenantAPIKey._meta.concrete_fields}
+        tenant_values = {name: getattr(key.tenant, name) for name in TENANT_API_FIELDS}
+
+    assert len(queries) == 1
+    assert '"access_token"' not in queries[0]["sql"]
+    assert '"refresh_token"' not in queries[0]["sql"]
+    orm_key = TenantAPIKey.objects.get(pk=stored.pk)
+    orm_tenant = Tenant.objects.get(pk=tenant.pk)
+    assert loaded == {field.attname: getattr(orm_key, field.attname) for field in TenantAPIKey._meta.concrete_fields}
+    assert tenant_values == {name: getattr(orm_tenant, name) for name in TENANT_API_FIELDS}
+    assert key.tenant.get_deferred_fields() == {"access_token", "refresh_token"}
+
+
+def test_key_lookup_loads_only_the_tenant_fields_asked_for(tenant: Tenant) -> None:
+    _stored, raw = make_api_key(tenant)
+
+    key = api_key_find(raw_key=raw, tenant_fields=("draft_count", "status"))
+
+    assert key is not None
+    assert (key.tenant.pk, key.tenant.status) == (tenant.pk, "active")
+    assert {"nickname", "access_token", "refresh_token"} <= key.tenant.get_deferred_fields()
+    assert "draft_count" not in key.tenant.get_deferred_fields()
+
+
 # --- Revoked tenants ------------------------------------------------------------------------------------
 
 
@@ -203,13 +310,20 @@ def test_use_within_the_touch_interval_writes_nothing(
     assert key.last_used_at == recently
 
 
-def test_use_after_the_touch_interval_moves_last_used_at(client: Client, tenant: Tenant) -> None:
+def test_use_after_the_touch_interval_moves_last_used_at_with_one_conditional_update(
+    client: Client, tenant: Tenant
+) -> None:
     key, raw = make_api_key(tenant)
     long_ago = timezone.now() - timedelta(seconds=61)
     TenantAPIKey.objects.filter(pk=key.pk).update(last_used_at=long_ago)
 
-    client.get(TENANT_URL, **auth(raw))
+    with CaptureQueriesContext(connection) as due:
+        client.get(TENANT_URL, **auth(raw))
+    with CaptureQueriesContext(connection) as not_due:
+        client.get(TENANT_URL, **auth(raw))
 
+    assert [query["sql"].split()[0] for query in due] == ["SELECT", "UPDATE"]
+    assert [query["sql"].split()[0] for query in not_due] == ["SELECT"]
     key.refresh_from_db()
     assert key.last_used_at is not None
     assert key.last_used_at > long_ago + timedelta(seconds=60)
