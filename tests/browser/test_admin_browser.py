@@ -150,7 +150,14 @@ def test_operator_issues_a_key_shown_once_then_marks_the_account_revoked(
     page.click("text=Back to the account")  # type: ignore[attr-defined]
     assert raw_key not in page.content()  # type: ignore[attr-defined]
     prefix = raw_key.split(".")[0]
-    page.click(f"#api-key-{prefix} input[type=submit]")  # type: ignore[attr-defined]
+    # Rotate: a new key, shown once, replaces the old one.
+    page.click(f"#api-key-{prefix} input[value=Rotate]")  # type: ignore[attr-defined]
+    rotated = page.inner_text("#raw-api-key")  # type: ignore[attr-defined]
+    page.click("text=Back to the account")  # type: ignore[attr-defined]
+    assert rotated not in page.content()  # type: ignore[attr-defined]
+    assert page.locator(f"#api-key-{prefix} .wxp-badge").inner_text() == "revoked"  # type: ignore[attr-defined]
+    prefix = rotated.split(".")[0]
+    page.click(f"#api-key-{prefix} input[value=Revoke]")  # type: ignore[attr-defined]
     assert f"API key {prefix} revoked." in page.inner_text(".messagelist")  # type: ignore[attr-defined]
 
     page.click("#mark-revoked")  # type: ignore[attr-defined]
@@ -161,7 +168,7 @@ def test_operator_issues_a_key_shown_once_then_marks_the_account_revoked(
     assert page.locator("#mark-revoked").count() == 0  # type: ignore[attr-defined]
     tenant.refresh_from_db()
     assert (tenant.status, tenant.access_token, tenant.refresh_token) == ("revoked", "", "")
-    assert tenant.api_keys.get().revoked is True
+    assert [k.revoked for k in tenant.api_keys.all()] == [True, True]
 
 
 def test_console_reads_in_simplified_chinese(live_server: object, browser_page: object) -> None:
