@@ -53,8 +53,8 @@ def test_postgres_restarted_mid_sync_tasks_retry_and_the_api_answers_503(
     worker = worker_factory(concurrency=2, env=env)
     api = api_server_factory(env=env)
     headers = {"Authorization": f"Api-Key {raw_key}"}
-    # Several reads, so that every web process holds a copy of the tenant and listens for its changes: a
-    # copy must not be served once the listening connection is cut with the others.
+    # Several reads, so that the web processes hold persistent connections for the cut to break: the read
+    # after the outage must get a new one (CONN_HEALTH_CHECKS), not a 503 from a dead one.
     warm_up = [requests.get(f"{api.url}/api/v1/tenant", headers=headers, timeout=30) for _ in range(8)]
     assert [r.status_code for r in warm_up] == [200] * 8
 
