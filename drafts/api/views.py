@@ -43,6 +43,7 @@ from drafts.selectors import (
     draft_snapshot_list,
     sync_job_get,
 )
+from drafts.services import draft_count_request_sync
 from tenants.authentication import request_tenant
 from tenants.models import Tenant
 from tenants.selectors import eligibility_reason
@@ -187,9 +188,6 @@ class DraftCountSyncView(APIView):
         responses={202: SyncRequestSerializer, **_errors({403: _TENANT_STATE_ERRORS})},
     )
     def post(self, request: Request) -> Response:
-        # Imported here so that the read endpoints do not load the sync machinery (Celery, WeChat client).
-        from drafts.services import draft_count_request_sync
-
         tenant = request_tenant(request)
         blocker = draft_count_blocker(tenant=tenant)
         if blocker is not None:
