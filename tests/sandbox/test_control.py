@@ -38,6 +38,13 @@ def test_create_authorizer_defaults_to_an_account_not_yet_authorized(sandbox: Sa
         "verify_type": 0,
         "principal_name": account["principal_name"],
         "user_name": account["user_name"],
+        "alias": "",
+        "signature": "微信沙箱账号",
+        "head_img": "http://wx.qlogo.cn/mmopen/sandbox/wxdemo0000000001/0",
+        "qrcode_url": "http://mmbiz.qpic.cn/mmbiz_jpg/sandbox/wxdemo0000000001/0",
+        "service_type": 2,
+        "kind_info": None,
+        "basic_config": {"is_phone_configured": True, "is_email_configured": True},
         "account_status": 1,
         "draft_count": 12,
         "func_ids": [1, 11],
@@ -47,7 +54,12 @@ def test_create_authorizer_defaults_to_an_account_not_yet_authorized(sandbox: Sa
         "authorizer_refresh_token": None,
         "authorizer_access_token": None,
         "expires_in": None,
+        "test_account": False,
+        "fans": 0,
         "quota_used": {},
+        "daily_limits": {},
+        "rate_limits": {},
+        "quota_clears": 0,
     }
 
 
@@ -59,7 +71,7 @@ def test_refused_control_calls_raise_with_status_and_change_nothing(sandbox: San
     sandbox.control.create_authorizer(appid="wxtaken")
     cases = [
         (lambda: sandbox.control.create_authorizer(appid="wxtaken"), 409),
-        (lambda: sandbox.control.create_authorizer(kind="channels"), 400),
+        (lambda: sandbox.control.create_authorizer(kind="newsroom"), 400),
         (lambda: sandbox.control.create_authorizer(func_ids=[-3]), 400),
         (lambda: sandbox.control.update_authorizer("wxtaken", draft_count="many"), 400),
         (lambda: sandbox.control.revoke("wxtaken"), 409),
