@@ -118,7 +118,10 @@ def test_rid_get_checks_its_token_and_body(sandbox: Sandbox, wechat: WeChat) -> 
     assert errcode(rid_get(wechat, "unknown-token", {"rid": "0123abcd-0123abcd-0123abcd"})) == 40001
     assert errcode(rid_get(wechat, "bad token!", {"rid": "0123abcd-0123abcd-0123abcd"})) == 40014
     garbage = requests.post(
-        f"{sandbox.base_url}{RID_GET}", params={"access_token": account["authorizer_access_token"]}, data=b"{", timeout=10
+        f"{sandbox.base_url}{RID_GET}",
+        params={"access_token": account["authorizer_access_token"]},
+        data=b"{",
+        timeout=10,
     )
     assert errcode(garbage.json()) == 47001
     sandbox.control.expire_authorizer_tokens(account["appid"])
@@ -168,9 +171,9 @@ def test_rids_are_kept_seven_days_of_sandbox_clock() -> None:
     )
     clock.advance(7 * 86400 - 1)
     state.expire_authorizer_tokens(account.appid)
-    fresh = state.authorizer_token(
-        _component_token(state), COMPONENT_APPID, account.appid, str(account.refresh_token)
-    )["authorizer_access_token"]
+    fresh = state.authorizer_token(_component_token(state), COMPONENT_APPID, account.appid, str(account.refresh_token))[
+        "authorizer_access_token"
+    ]
     assert state.rid_get(fresh, rid)["request"]["client_ip"] == "10.0.0.1"
     clock.advance(1)
     with pytest.raises(WeChatFault) as info:
