@@ -31,6 +31,7 @@ class Knobs:
     # QUERY_AUTH_CODE: what to answer at once, whether to call api_query_auth, what to send back and how late.
     query_answer: bytes = b""
     query_the_code: bool = True
+    send_with_old_token: bool = False
     custom_content: str = "{code}_from_api"
     custom_delay: float = 0.0
     message_delay: float = 0.0
@@ -135,8 +136,14 @@ class FakePlatform:
         return b"success"
 
     def _answer_with_api(self, code: str, openid: str) -> None:
+        old = next(iter(self.tokens.values()), None)
+        token = self.query_auth(code) if self.knobs.query_the_code else old
         time.sleep(self.knobs.custom_delay)
-        token = self.query_auth(code) if self.knobs.query_the_code else next(iter(self.tokens.values()))
+        if self.knobs.send_with_old_token:
+            token = old
+        if token is None:
+            self.errors.append("no token to send with")
+            return
         answer = self.custom_send(token, openid, self.knobs.custom_content.format(code=code))
         if answer.get("errcode") != 0:
             self.errors.append(f"custom send: {answer}")
