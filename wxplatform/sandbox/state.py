@@ -1353,6 +1353,7 @@ class SandboxState:
         for name, value in extra.items():
             setattr(authorizer, name, value)
         self.authorizers[appid] = authorizer
+        self.version += 1
         if authorized:
             self._authorize(authorizer)
             self._issue_authorizer_token(authorizer)
