@@ -147,3 +147,29 @@ def test_reset_restores_the_started_config(sandbox: Sandbox, wechat: WeChat) -> 
     assert sandbox.control.get_config() == sandbox.config.to_dict()
     assert sandbox.control.ticket() is None
     assert sandbox.control.pushes() == []
+
+
+def test_the_index_lists_every_control_call(sandbox: Sandbox) -> None:
+    index = sandbox.control.index()
+    calls = {(c["method"], c["path"]) for c in index["calls"]}
+    assert {
+        ("GET", "/sandbox/"),
+        ("POST", "/sandbox/reset"),
+        ("PATCH", "/sandbox/authorizers/{appid}"),
+        ("POST", "/sandbox/authorizers/{appid}/messages"),
+        ("POST", "/sandbox/release_test"),
+        ("GET", "/sandbox/rids/{rid}"),
+    } <= calls
+    assert all(c["summary"] for c in index["calls"])
+    assert "/cgi-bin/openapi/rid/get" in index["wechat_endpoints"]
+
+
+@pytest.mark.parametrize("accept", ["text/html,application/xhtml+xml,*/*;q=0.8", "*/*", ""])
+def test_the_index_is_a_page_for_browsers(sandbox: Sandbox, accept: str) -> None:
+    for path in ("/sandbox/", "/sandbox"):
+        page = requests.get(f"{sandbox.base_url}{path}", headers={"Accept": accept}, timeout=10)
+        assert page.status_code == 200
+        assert page.headers["Content-Type"].startswith("text/html")
+        assert "<code>/sandbox/release_test</code>" in page.text
+    # The index is no WeChat call: nothing was counted.
+    assert sandbox.control.counters()["endpoints"] == {}
