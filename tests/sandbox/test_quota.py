@@ -114,7 +114,7 @@ def test_quota_get_token_and_body_errors(sandbox: Sandbox, wechat: WeChat) -> No
     account = sandbox.control.create_authorizer(authorized=True)
     assert errcode(quota_get(wechat, None)) == 41001
     assert errcode(quota_get(wechat, "unknown")) == 40001
-    assert errcode(quota_get(wechat, "%%%")) == 40014
+    assert errcode(quota_get(wechat, "tökén")) == 40014
     token = account["authorizer_access_token"]
     assert errcode(wechat.post(QUOTA_GET, {}, access_token=token).json()) == 47001
     sandbox.control.expire_authorizer_tokens(account["appid"])

@@ -394,7 +394,6 @@ class FaultPlan:
         }
 
 
-_TOKEN_CHARS = frozenset(_TOKEN_ALPHABET)
 # What the control API may change on an account without a push (§14); creation takes the same.
 PROFILE_FIELDS = frozenset(
     {"draft_count", "func_ids", "kind", "verify_type", "omit_refresh_token_in_list", "nickname", "principal_name",
@@ -409,7 +408,9 @@ _CUSTOM_MESSAGES_KEPT = 1000
 
 
 def _well_formed_token(value: str) -> bool:
-    return len(value) <= 512 and all(c in _TOKEN_CHARS for c in value)
+    # Only what no query string carries by mistake counts as malformed (40014): spaces, control characters,
+    # non-ASCII text, absurd lengths. Stray "&" or "=" from a badly built URL stay "invalid credential".
+    return len(value) <= 512 and value.isascii() and value.isprintable() and " " not in value
 
 
 def _check_appid(appid: str) -> None:
