@@ -50,14 +50,12 @@ _SKIP_PATHS = frozenset({"bench/results"})
 
 # Notes kept outside the repository. Spelled in two halves so that this file does not cite them itself.
 _OUTSIDE = ("wechat-protocol" + ".md", ".." + "/shared")
+_SECTION = re.compile("\u00a7" + r"\s*\d+(?:\.\d+)*")
+_RFC_BEFORE = re.compile(r"RFC \d+\s*$")
 # Files that cited the outside notes before docs/ existed. The replacements are listed with the change that
 # added docs/; delete an entry when its file is fixed. An entry whose file no longer cites them fails the
 # test, so this list can only shrink.
-_PENDING_OUTSIDE_CITATIONS = frozenset(
-    {
-        "wxplatform/sandbox/state.py",
-    }
-)
+_PENDING_OUTSIDE_CITATIONS: frozenset[str] = frozenset()
 
 # `docs/<path>.md` with an optional `#anchor`, not preceded by a path or URL character (so neither
 # `../docs/x.md` nor `https://host/docs/x.md` counts: the first is a relative link, the second not ours).
@@ -200,6 +198,14 @@ class Repository:
                     if needle in line:
                         problem = Problem(self.relative(path), number, needle, "cites notes outside the repository")
                         found.setdefault(self.relative(path), []).append(problem)
+                # A bare section number ("protocol §6", "§3.4") names a section of those notes; docs/ pages
+                # number nothing, and an RFC's sections are cited with the RFC.
+                where = self.relative(path)
+                if not where.startswith("docs/") and path != Path(__file__).resolve():
+                    for match in _SECTION.finditer(line):
+                        if not _RFC_BEFORE.search(line[: match.start()]):
+                            problem = Problem(where, number, match.group(0), "cites a numbered section outside docs/")
+                            found.setdefault(where, []).append(problem)
         return found
 
 

@@ -1,7 +1,8 @@
 """A minimal third-party platform for the sandbox's own tests of message pushes and the full-release test.
 
 It serves the two URLs WeChat calls (authorization events, messages and events), verifies and decrypts what
-arrives with the component's token and key, and does what WeChat's release test expects (§13.2). Knobs turn
+arrives with the component's token and key, and does what WeChat's release test expects
+(docs/wechat/message-url.md#full-release-test). Knobs turn
 each behaviour wrong, so that every row of the release test can be seen failing.
 """
 

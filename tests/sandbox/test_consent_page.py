@@ -1,4 +1,5 @@
-"""The authorization pages (§3.3): the sandbox plays the merchant who consents."""
+"""The authorization pages (docs/wechat/endpoints.md#authorization-page-links): the sandbox plays the merchant who
+consents."""
 
 from __future__ import annotations
 

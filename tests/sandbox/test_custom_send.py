@@ -1,4 +1,5 @@
-"""message/custom/send: customer-service messages to a fan who wrote recently, recorded per account (§13.2)."""
+"""message/custom/send: customer-service messages to a fan who wrote recently, recorded per account
+(docs/wechat/message-url.md#full-release-test)."""
 
 from __future__ import annotations
 

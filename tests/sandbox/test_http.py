@@ -170,7 +170,7 @@ def test_authorizer_info_and_list(sandbox: Sandbox, wechat: WeChat) -> None:
 
 def test_start_push_ticket_checks_the_secret_field(sandbox: Sandbox, wechat: WeChat) -> None:
     path = "/cgi-bin/component/api_start_push_ticket"
-    # The field is component_secret (§1.4); component_appsecret does not count.
+    # The field is component_secret (docs/wechat/flow.md#ticket-timing); component_appsecret does not count.
     wrong = wechat.post(path, {"component_appid": COMPONENT_APPID, "component_appsecret": COMPONENT_SECRET})
     assert errcode(wrong.json()) == 41004
     assert sandbox.control.ticket() is None

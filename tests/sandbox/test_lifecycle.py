@@ -1,4 +1,5 @@
-"""Account lifecycle without pushes (§14): profile, status, kind and sets change silently; authorizations can
+"""Account lifecycle without pushes (docs/wechat/lifecycle.md): profile, status, kind and sets change silently;
+authorizations can
 vanish silently; api_get_authorizer_info and api_get_authorizer_list are how the platform finds out."""
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def test_profile_changes_show_in_authorizer_info_without_a_push(
         "principal_name": "新主体有限公司",
         "alias": "newalias",
     }
-    # An undocumented service type, as field reports show (§14).
+    # An undocumented service type, as field reports show (docs/wechat/lifecycle.md).
     assert (got["verify_type_info"], got["service_type_info"]) == ({"id": 0}, {"id": 10})
     assert got["basic_config"] == {"is_phone_configured": False, "is_email_configured": True}
     assert not any(block in got for block in BLOCKS)
@@ -94,7 +95,8 @@ def test_an_official_account_can_turn_into_another_kind(
     sandbox.control.update_authorizer(account["appid"], kind=kind)
     got = info(wechat, token, account["appid"])["authorizer_info"]
 
-    # Exactly one block, and its presence is what tells the kind: service_type_info alone does not (§3.6).
+    # Exactly one block, and its presence is what tells the kind: service_type_info alone does not
+    # (docs/wechat/endpoints.md#api_get_authorizer_info).
     assert [b for b in BLOCKS if b in got] == [block]
     assert got["service_type_info"] == {"id": 0}
     assert errcode(wechat.draft_count(access)) == 48001

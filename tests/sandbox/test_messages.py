@@ -1,4 +1,5 @@
-"""Fans' messages and events pushed to the message-and-event URL (§13.1), and what the platform answered."""
+"""Fans' messages and events pushed to the message-and-event URL (docs/wechat/message-url.md#the-url-and-appid), and
+what the platform answered."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Pushes to the platform's event URL: encrypted and signed as WeChat does (§1, §2), and recorded."""
+"""Pushes to the platform's event URL: encrypted and signed as WeChat does (docs/wechat/flow.md#authorization-event-url,
+docs/wechat/crypto.md), and recorded."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""openapi/quota/get per account, and clearing quotas: clear_quota and component/clear_quota/v2 (§8, §15)."""
+"""openapi/quota/get per account, and clearing quotas: clear_quota and component/clear_quota/v2 (docs/wechat/quota.md,
+docs/wechat/errors.md#rid)."""
 
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ def test_quota_get_token_and_body_errors(sandbox: Sandbox, wechat: WeChat) -> No
 
 
 def test_the_components_daily_limit_applies_to_token_refreshes(sandbox: Sandbox, wechat: WeChat) -> None:
-    # Field reports: api_authorizer_token itself can answer 45009 (§15).
+    # Field reports: api_authorizer_token itself can answer 45009 (docs/wechat/errors.md#rid).
     component_token = wechat.component_token()
     account = sandbox.control.create_authorizer(authorized=True)
     sandbox.control.set_component_quota(AUTHORIZER_TOKEN, daily_limit=1)

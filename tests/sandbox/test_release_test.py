@@ -1,4 +1,5 @@
-"""WeChat's full-release test (全网发布, §13.2), run by the sandbox against a platform's URLs."""
+"""WeChat's full-release test (全网发布, docs/wechat/message-url.md#full-release-test), run by the sandbox against a
+platform's URLs."""
 
 from __future__ import annotations
 

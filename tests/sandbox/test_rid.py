@@ -1,4 +1,5 @@
-"""openapi/rid/get: the call behind an error's rid, for the account that made it, for 7 days (protocol §15)."""
+"""openapi/rid/get: the call behind an error's rid, for the account that made it, for 7 days
+(docs/wechat/errors.md#rid)."""
 
 from __future__ import annotations
 

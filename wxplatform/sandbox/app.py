@@ -1,6 +1,7 @@
 """The sandbox's HTTP face: WeChat's endpoints, its authorization pages, and the /sandbox/ control API.
 
-WeChat answers nearly everything with HTTP 200 and `{"errcode": N, "errmsg": "… rid: …"}` (protocol §6), and so
+WeChat answers nearly everything with HTTP 200 and `{"errcode": N, "errmsg": "… rid: …"}` (docs/wechat/errors.md), and
+so
 does this app, for garbage too: two middlewares make sure no request ends in a bare 500 or an HTML 404. All
 state changes go through `SandboxState` on the event loop thread; pushes to the platform's event URL run as
 background tasks of the same loop.
@@ -70,7 +71,8 @@ API_PATHS = frozenset(
 TOKENLESS_COMPONENT_PATHS = frozenset(
     {f"{COMPONENT}/api_component_token", f"{COMPONENT}/api_start_push_ticket", COMPONENT_CLEAR_QUOTA_PATH}
 )
-# PC page on mp.weixin.qq.com and the two mobile pages in circulation (§3.3).
+# PC page on mp.weixin.qq.com and the two mobile pages in circulation
+# (docs/wechat/endpoints.md#authorization-page-links).
 PAGE_PATHS = ("/cgi-bin/componentloginpage", "/safe/bindcomponent", "/wxaopen/safe/bindcomponent")
 # Counter key for calls to paths WeChat does not have.
 UNKNOWN_PATH = "*"
@@ -83,7 +85,7 @@ RELEASE_LOCK = web.AppKey("release_lock", asyncio.Lock)
 ERRCODE = web.ResponseKey("errcode", int)
 RID = web.ResponseKey("rid", str)
 
-# Permission sets offered on the consent page (§5); the merchant ticks the ones to grant.
+# Permission sets offered on the consent page (docs/wechat/permissions.md); the merchant ticks the ones to grant.
 FUNC_CATALOG: dict[int, str] = {
     1: "消息管理",
     2: "用户管理",
@@ -305,7 +307,8 @@ def _int(data: dict[str, Any], name: str, default: int) -> int:
 
 
 def _component_token(request: web.Request) -> str | None:
-    # Legacy docs spell it component_access_token, newer pages access_token (§3): both are accepted.
+    # Legacy docs spell it component_access_token, newer pages access_token (docs/wechat/endpoints.md): both are
+    # accepted.
     return request.query.get("component_access_token") or request.query.get("access_token")
 
 
@@ -374,14 +377,15 @@ async def api_get_authorizer_list(request: web.Request) -> web.Response:
 async def api_start_push_ticket(request: web.Request) -> web.Response:
     data = await _json_body(request)
     state = request.app[STATE]
-    # Note the field name: component_secret, not component_appsecret (§1.4).
+    # Note the field name: component_secret, not component_appsecret (docs/wechat/flow.md#ticket-timing).
     state.start_push_ticket(_optional_str(data, "component_appid"), _optional_str(data, "component_secret"))
     request.app[PUSHER].push_soon(state.issue_ticket())
     return wx_json({"errcode": 0, "errmsg": "ok"})
 
 
 async def quota_get(request: web.Request) -> web.Response:
-    # The authorizer's token for an account's APIs, the component's for the component's own (§3.8).
+    # The authorizer's token for an account's APIs, the component's for the component's own
+    # (docs/wechat/endpoints.md#openapi_quota_get).
     token = _component_token(request)
     data = await _json_body(request)
     return wx_json(request.app[STATE].quota_get(token, _str(data, "cgi_path")))
@@ -401,7 +405,8 @@ async def clear_quota(request: web.Request) -> web.Response:
 
 
 async def component_clear_quota(request: web.Request) -> web.Response:
-    # No token: the component's secret stands in for it, for when the tokens themselves are spent (§8).
+    # No token: the component's secret stands in for it, for when the tokens themselves are spent
+    # (docs/wechat/quota.md).
     data = await _json_body(request)
     return wx_json(
         request.app[STATE].clear_quota_v2(
@@ -426,7 +431,8 @@ async def unknown_api(request: web.Request) -> web.Response:
     return wx_error(40066)
 
 
-# --- authorization pages (§3.3) -----------------------------------------------------------------------
+# --- authorization pages (docs/wechat/endpoints.md#authorization-page-links)
+# -----------------------------------------------------------------------
 
 _PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>{title}</title>
@@ -475,7 +481,8 @@ async def authorization_page(request: web.Request) -> web.StreamResponse:
     if request.method == "POST":
         return await _consent_submit(request)
     state = request.app[STATE]
-    # The platform must link here from its own page; a bare server redirect carries no Referer (§3.3).
+    # The platform must link here from its own page; a bare server redirect carries no Referer
+    # (docs/wechat/endpoints.md#authorization-page-links).
     if not request.headers.get("Referer"):
         # WeChat's exact wording, fullwidth colon included.
         return _error_page("授权入口页所在域名：空", "referer")  # noqa: RUF001

@@ -34,8 +34,8 @@ class SandboxConfig:
     # draft/count calls per account per day; the day starts at midnight in quota_timezone.
     daily_quota: int = 1000
     quota_timezone: str = "Asia/Shanghai"
-    # Protocol §3.3 leaves open whether an authorization code can be exchanged twice; the platform must
-    # cope with both, so both are available.
+    # Whether an authorization code can be exchanged twice is open
+    # (docs/wechat/open-questions.md#authorization-code-reuse); the platform must cope with both, so both are here.
     auth_code_single_use: bool = False
     # Seeds token generation and fault injection so that a run can be replayed.
     seed: int | None = None
@@ -45,23 +45,25 @@ class SandboxConfig:
     max_body_bytes: int = 1024 * 1024
     # Per-endpoint latency overrides {path: seconds}; usually set at run time through the control API.
     endpoint_latency: dict[str, float] = field(default_factory=dict)
-    # The platform's message-and-event receiving URL (消息与事件接收URL, protocol §13.1); it must contain the
-    # literal $APPID$, which is replaced by the authorizer's appid. None = message pushes are recorded, not sent.
+    # The platform's message-and-event receiving URL (消息与事件接收URL, docs/wechat/message-url.md#the-url-and-appid);
+    # it must contain the literal $APPID$, which is replaced by the authorizer's appid. None = message pushes are
+    # recorded, not sent.
     message_url: str | None = None
     # The permission sets the platform selected in its open-platform configuration. Accounts may grant any
-    # subset; the release test runs its message cases only when set 1 (消息管理) is among them (§13.2).
+    # subset; the release test runs its message cases only when set 1 (消息管理) is among them
+    # (docs/wechat/message-url.md#full-release-test).
     platform_func_ids: list[int] = field(default_factory=lambda: [1, 11])
     # A message push that gets no answer within message_timeout seconds is sent again, message_tries times
-    # in all, with the same MsgId (§13.1).
+    # in all, with the same MsgId (docs/wechat/message-url.md#the-url-and-appid).
     message_timeout: float = 5.0
     message_tries: int = 3
     # Real seconds the release test waits for the platform's own calls (api_query_auth, message/custom/send).
     release_test_window: float = 10.0
     # Error answers remembered for openapi/rid/get (the oldest are dropped past this many), for rid_retention
-    # seconds of sandbox clock (WeChat keeps them 7 days, §15).
+    # seconds of sandbox clock (WeChat keeps them 7 days, docs/wechat/errors.md#rid).
     rid_log_size: int = 10000
     rid_retention: int = 7 * 86400
-    # clear_quota and clear_quota/v2 together, per account and calendar month in quota_timezone (§8).
+    # clear_quota and clear_quota/v2 together, per account and calendar month in quota_timezone (docs/wechat/quota.md).
     monthly_clear_limit: int = 10
     # message/custom/send reaches a fan only this long after the fan's last message (48 h on WeChat);
     # 0 lifts the limit.

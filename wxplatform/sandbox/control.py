@@ -263,7 +263,8 @@ class SandboxControl:
         return list(self._call("GET", path)["authorizers"])
 
     def update_authorizer(self, appid: str, **changes: Any) -> dict[str, Any]:
-        """Change the account in WeChat without any push (WeChat sends none for these, protocol §14): nickname,
+        """Change the account in WeChat without any push (WeChat sends none for these, docs/wechat/lifecycle.md):
+        nickname,
         head_img, principal_name, alias, signature, qrcode_url, verify_type, service_type (any integer, or
         None to follow the kind), account_status (1, 14, 16, 18, 19), kind (subscription, service,
         mini_program, channels, store, talent, supplier), kind_info (the content of the kind's block:
@@ -350,7 +351,8 @@ class SandboxControl:
         body = _quota_body(cgi_path, used, daily_limit, rate_limit, component_rate_limit, clears)
         return dict(self._call("PUT", f"/authorizers/{appid}/quota", body))
 
-    # --- fans, messages and customer-service messages (§13) ----------------------------------------------
+    # --- fans, messages and customer-service messages (docs/wechat/message-url.md)
+    # ----------------------------------------------
 
     def send_message(
         self,
@@ -390,7 +392,8 @@ class SandboxControl:
         content (text only), body, auth_code (the code api_query_auth exchanged for the token used, if any)}."""
         return list(self._call("GET", f"/authorizers/{appid}/custom_messages")["messages"])
 
-    # --- the full-release test (§13.2) ---------------------------------------------------------------
+    # --- the full-release test (docs/wechat/message-url.md#full-release-test)
+    # ---------------------------------------------------------------
 
     def release_test(self, *, group: int | None = None, window: float | None = None) -> dict[str, Any]:
         """Run WeChat's full-release test against the configured event_url and message_url, with test group
@@ -410,7 +413,8 @@ class SandboxControl:
     def release_test_results(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/release_test")["results"])
 
-    # --- rids (§15) ------------------------------------------------------------------------------------
+    # --- rids (docs/wechat/errors.md#rid)
+    # ------------------------------------------------------------------------------------
 
     def rid(self, rid: str) -> dict[str, Any] | None:
         """The call behind an error's rid, without a token: {rid, owner (appid), path, invoke_time, cost_in_ms,

@@ -1,5 +1,7 @@
-"""What the sandbox's WeChat sends to the platform: component pushes to the authorization event URL (§1) and
-fans' messages and events to the message-and-event URL (§13), encrypted with the component's token and key.
+"""What the sandbox's WeChat sends to the platform: component pushes to the authorization event URL
+(docs/wechat/flow.md#authorization-event-url) and
+fans' messages and events to the message-and-event URL (docs/wechat/message-url.md), encrypted with the component's
+token and key.
 
 Every attempt is recorded in the state; pushes run on the server's event loop, awaited by control calls or as
 background tasks.
@@ -86,7 +88,7 @@ class Pusher:
     def _signed_query(self, encrypt: str, timestamp: str, nonce: str) -> dict[str, str]:
         return {
             # The classic signature over (token, timestamp, nonce) is sent too; platforms must verify
-            # msg_signature (§1.1).
+            # msg_signature (docs/wechat/flow.md#push-request).
             "signature": self.crypto.signature(timestamp, nonce, ""),
             "timestamp": timestamp,
             "nonce": nonce,
@@ -130,7 +132,7 @@ class Pusher:
                     text = (await response.content.read(2048)).decode("utf-8", "replace")
                     attempt["status"] = response.status
                     attempt["body"] = text[:200]
-                    # The platform must answer the bare string "success" (§1.2).
+                    # The platform must answer the bare string "success" (docs/wechat/flow.md#push-reply).
                     attempt["ok"] = response.status == 200 and text.strip() == "success"
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 attempt["error"] = f"{type(exc).__name__}: {exc}"
@@ -140,7 +142,8 @@ class Pusher:
             state.record_push(attempt)
         return attempt
 
-    # --- the message-and-event URL (§13) ---------------------------------------------------------------
+    # --- the message-and-event URL (docs/wechat/message-url.md)
+    # ---------------------------------------------------------------
 
     async def send_message(
         self, appid: str, inner: dict[str, str | int], *, tries: int | None = None, timeout: float | None = None
@@ -199,7 +202,8 @@ class Pusher:
         timestamp, nonce = str(int(self.state.clock())), _nonce()
         encrypt = self.crypto.encrypt(plain)
         query = {**self._signed_query(encrypt, timestamp, nonce), "openid": str(inner["FromUserName"])}
-        # Messages for an account carry ToUserName = its 原始ID instead of the component's AppId (§13.1).
+        # Messages for an account carry ToUserName = its 原始ID instead of the component's AppId
+        # (docs/wechat/message-url.md#the-url-and-appid).
         body = build_xml({"ToUserName": str(inner["ToUserName"]), "Encrypt": encrypt})
         started = time.monotonic()
         attempt: dict[str, Any] = {"status": None, "elapsed_ms": None, "error": None}
@@ -223,7 +227,8 @@ class Pusher:
 
     def read_reply(self, text: str) -> dict[str, Any]:
         """What a platform's answer to a message says: nothing (empty or "success"), an encrypted passive reply
-        (§13.1: Encrypt, MsgSignature, TimeStamp, Nonce), a plain XML reply, or something unreadable."""
+        (docs/wechat/message-url.md#the-url-and-appid: Encrypt, MsgSignature, TimeStamp, Nonce), a plain XML reply, or
+        something unreadable."""
         info: dict[str, Any] = {"body": text[:_BODY_KEPT], "encrypted": False, "signature_ok": None, "reply": None}
         stripped = text.strip()
         if stripped == "":

@@ -1,4 +1,5 @@
-"""WeChat's automated full-release test (全网发布), run against the platform's configured URLs (protocol §13.2).
+"""WeChat's automated full-release test (全网发布), run against the platform's configured URLs
+(docs/wechat/message-url.md#full-release-test).
 
 WeChat authorizes one of its own test accounts to the platform, sends it the three message cases and revokes the
 authorization again, then reports one row per step. Steps that depend on the platform's own calls

@@ -1,4 +1,4 @@
-"""The calls behind the rids of WeChat's error answers, for openapi/rid/get (protocol §15).
+"""The calls behind the rids of WeChat's error answers, for openapi/rid/get (docs/wechat/errors.md#rid).
 
 WeChat puts a request id in every error's errmsg and keeps the call behind it for 7 days, readable only by the
 account that made the call [D:service/openApi/get_rid_info.html]. Success answers carry no rid, so only error

@@ -172,7 +172,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def serve_from_options(options: Mapping[str, Any]) -> None:
     message_url = options.get("message_url")
     if message_url is not None and "$APPID$" not in message_url:
-        # WeChat refuses such a configuration too: the URL must say where the authorizer's appid goes (§13.1).
+        # WeChat refuses such a configuration too: the URL must say where the authorizer's appid goes
+        # (docs/wechat/message-url.md#the-url-and-appid).
         raise SystemExit("--message-url must contain $APPID$, e.g. http://host/wechat/authorizers/$APPID$/events")
     config = SandboxConfig(
         event_url=options["event_url"],

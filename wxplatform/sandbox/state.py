@@ -5,7 +5,7 @@ the authorized accounts with their tokens, permission sets, draft counts and dai
 app.py turns requests into calls and `WeChatFault`s into errcode answers, so that these rules can be unit
 tested against a `ManualClock`. The server touches one instance from its event loop thread only.
 
-Rules follow ../shared/wechat-protocol.md (§ numbers below refer to it); where the protocol is UNCONFIRMED,
+Rules follow the notes in docs/wechat/ (cited page by page below); where the protocol is UNCONFIRMED,
 the choice made here is noted.
 """
 
@@ -31,10 +31,11 @@ Kind = Literal["subscription", "service", "mini_program", "channels", "store", "
 # The kinds a merchant meets on the consent page and in the demo.
 CLASSIC_KINDS: tuple[Kind, ...] = ("subscription", "service", "mini_program")
 # Since 2025-2026 Channels accounts, WeChat Stores, shopping assistants and suppliers authorize platforms too
-# (视频号 / 微信小店 / 带货助手 / 供货商, §14).
+# (视频号 / 微信小店 / 带货助手 / 供货商, docs/wechat/lifecycle.md).
 KINDS: tuple[Kind, ...] = (*CLASSIC_KINDS, "channels", "store", "talent", "supplier")
 OFFICIAL_ACCOUNT_KINDS = frozenset({"subscription", "service"})
-# The block of api_get_authorizer_info that tells each non-OA kind apart (§3.6, §14): only an account with
+# The block of api_get_authorizer_info that tells each non-OA kind apart
+# (docs/wechat/endpoints.md#api_get_authorizer_info, docs/wechat/lifecycle.md): only an account with
 # none of them is an Official Account.
 KIND_BLOCKS: dict[str, str] = {
     "mini_program": "MiniProgramInfo",
@@ -43,22 +44,26 @@ KIND_BLOCKS: dict[str, str] = {
     "talent": "talent_info",
     "supplier": "supplier_info",
 }
-# service_type_info.id (§3.6): 0 subscription, 2 service; Mini Programs report 0 as well, and so do the
+# service_type_info.id (docs/wechat/endpoints.md#api_get_authorizer_info): 0 subscription, 2 service; Mini Programs
+# report 0 as well, and so do the
 # newer kinds here (undocumented): the id alone must not decide the kind.
 SERVICE_TYPE_ID: dict[str, int] = {"subscription": 0, "service": 2}
 VERIFY_TYPES = frozenset({-1, 0, 1, 2, 3, 4, 5})
-# account_status (§3.6): 1 normal, 14 deregistered, 16 banned, 18 warned, 19 frozen.
+# account_status (docs/wechat/endpoints.md#api_get_authorizer_info): 1 normal, 14 deregistered, 16 banned, 18 warned, 19
+# frozen.
 ACCOUNT_STATUSES = frozenset({1, 14, 16, 18, 19})
 LIMITED_STATUSES = frozenset({14, 16, 19})
-# Either permission set allows draft/count (§5).
+# Either permission set allows draft/count (docs/wechat/permissions.md).
 DRAFT_FUNC_IDS = frozenset({11, 100})
-# 消息管理: receiving messages and answering fans, customer-service messages included (§5, §13.2).
+# 消息管理: receiving messages and answering fans, customer-service messages included (docs/wechat/permissions.md,
+# docs/wechat/message-url.md#full-release-test).
 MESSAGE_FUNC_ID = 1
 
 DRAFT_COUNT_PATH = "/cgi-bin/draft/count"
 CUSTOM_SEND_PATH = "/cgi-bin/message/custom/send"
 COMPONENT = "/cgi-bin/component"
-# Default daily limits of an account's APIs (§8); of the draft APIs only draft/count is emulated, the others
+# Default daily limits of an account's APIs (docs/wechat/quota.md); of the draft APIs only draft/count is emulated, the
+# others
 # can be queried.
 QUOTA_LIMITS: dict[str, int] = {
     DRAFT_COUNT_PATH: 1000,
@@ -70,7 +75,8 @@ QUOTA_LIMITS: dict[str, int] = {
     # API_Call_Limits.html lists 500000 for 发送客服消息.
     CUSTOM_SEND_PATH: 500000,
 }
-# The component's own daily limits. 10000 for api_component_token is a user's report (§8, UNCONFIRMED); the
+# The component's own daily limits. 10000 for api_component_token is a user's report (docs/wechat/quota.md,
+# UNCONFIRMED); the
 # others are not published, so they are set high enough that only a test that lowers them meets them.
 COMPONENT_QUOTA_LIMITS: dict[str, int] = {
     f"{COMPONENT}/api_component_token": 10000,
@@ -88,7 +94,8 @@ CUSTOM_MSG_TYPES = frozenset(
 # A fan who wrote once can be sent this many customer-service messages before writing again (45047).
 CUSTOM_SEND_PER_INTERACTION = 20
 
-# WeChat's full-release test accounts (§13.2): five Official Accounts with their 原始IDs, five Mini Programs.
+# WeChat's full-release test accounts (docs/wechat/message-url.md#full-release-test): five Official Accounts with their
+# 原始IDs, five Mini Programs.
 RELEASE_TEST_OFFICIAL_ACCOUNTS: tuple[tuple[str, str], ...] = (
     ("wx570bc396a51b8ff8", "gh_3c884a361561"),
     ("wx9252c5e0bb1836fc", "gh_c0f28a78b318"),
@@ -238,7 +245,8 @@ class QuotaBook:
 
 @dataclass(slots=True)
 class Fan:
-    """A WeChat user who wrote to an account: customer-service messages may answer for a while (§13.2)."""
+    """A WeChat user who wrote to an account: customer-service messages may answer for a while
+    (docs/wechat/message-url.md#full-release-test)."""
 
     openid: str
     last_message_at: float
@@ -272,14 +280,15 @@ class Authorizer:
     head_img: str = ""
     qrcode_url: str = ""
     # service_type_info.id when set; otherwise derived from the kind. Field reports show undocumented values
-    # (10), so any integer is accepted (§14).
+    # (10), so any integer is accepted (docs/wechat/lifecycle.md).
     service_type: int | None = None
     # The content of the kind's block (MiniProgramInfo, channels_info, ...) when set; a default otherwise.
     kind_info: dict[str, Any] | None = None
     basic_config: dict[str, Any] = field(
         default_factory=lambda: {"is_phone_configured": True, "is_email_configured": True}
     )
-    # One of WeChat's own full-release test accounts (§13.2), kept out of the merchant-facing listings.
+    # One of WeChat's own full-release test accounts (docs/wechat/message-url.md#full-release-test), kept out of the
+    # merchant-facing listings.
     test_account: bool = False
     fans: dict[str, Fan] = field(default_factory=dict)
     custom_messages: list[dict[str, Any]] = field(default_factory=list)
@@ -394,7 +403,7 @@ class FaultPlan:
         }
 
 
-# What the control API may change on an account without a push (§14); creation takes the same.
+# What the control API may change on an account without a push (docs/wechat/lifecycle.md); creation takes the same.
 PROFILE_FIELDS = frozenset(
     {"draft_count", "func_ids", "kind", "verify_type", "omit_refresh_token_in_list", "nickname", "principal_name",
      "account_status", "alias", "signature", "head_img", "qrcode_url", "service_type", "kind_info", "basic_config"}
@@ -662,10 +671,11 @@ class SandboxState:
         authorizer.tokens.append(token.value)
         return token
 
-    # --- tickets and the component token (§1.4, §3.1) -----------------------------------------------
+    # --- tickets and the component token (docs/wechat/flow.md#ticket-timing,
+    # docs/wechat/endpoints.md#api_component_token) -----------------------------------------------
 
     def issue_ticket(self) -> dict[str, str | int]:
-        """A new component_verify_ticket; returns the inner fields of its push (§1.3)."""
+        """A new component_verify_ticket; returns the inner fields of its push (docs/wechat/flow.md#infotype-values)."""
         now = self.clock()
         ticket = "ticket@@@" + self._random(86)
         self.tickets[ticket] = now
@@ -687,7 +697,8 @@ class SandboxState:
             raise WeChatFault(41004)
         if secret != self.config.component_appsecret:
             raise WeChatFault(40125)
-        # An empty or unknown ticket is "invalid" (§6: 61006); a known one past its 12 h is "expired".
+        # An empty or unknown ticket is "invalid" (docs/wechat/errors.md: 61006); a known one past its 12 h is
+        # "expired".
         issued = self.tickets.get(ticket) if ticket else None
         if issued is None:
             raise WeChatFault(61006)
@@ -716,7 +727,8 @@ class SandboxState:
             token.expires_at = min(token.expires_at, now)
         return len(self.component_tokens)
 
-    # --- authorization (§3.2-3.5) ---------------------------------------------------------------------
+    # --- authorization (docs/wechat/endpoints.md#api_create_preauthcode)
+    # ---------------------------------------------------------------------
 
     def create_pre_auth_code(self, component_token: str | None, appid: str | None) -> dict[str, Any]:
         self.check_component_token(component_token)
@@ -744,7 +756,8 @@ class SandboxState:
         return code
 
     def _authorize(self, authorizer: Authorizer) -> None:
-        # Every authorization issues a new refresh token; the previous one stops working at once (§3.4).
+        # Every authorization issues a new refresh token; the previous one stops working at once
+        # (docs/wechat/endpoints.md#api_query_auth).
         authorizer.authorized = True
         authorizer.refresh_token = "refreshtoken@@@" + self._random(43)
         authorizer.generation += 1
@@ -770,7 +783,8 @@ class SandboxState:
             "InfoType": info_type,
             "AuthorizerAppid": authorizer.appid,
             "AuthorizationCode": code.value,
-            # §1.3 leaves open whether this is a timestamp or a TTL; third-party fixtures use an absolute
+            # docs/wechat/flow.md#infotype-values leaves open whether this is a timestamp or a TTL; third-party fixtures
+            # use an absolute
             # unix time, and so does the sandbox.
             "AuthorizationCodeExpiredTime": int(code.expires_at),
             "PreAuthCode": code.pre_auth_code,
@@ -788,7 +802,8 @@ class SandboxState:
         """The merchant agrees on the authorization page: consumes the pre_auth_code, (re-)authorizes."""
         pac = self.check_pre_auth_code(pre_auth_code)
         authorizer = self.get_authorizer(authorizer_appid)
-        # auth_type 1 lists Official Accounts only, 2 Mini Programs only (§3.3).
+        # auth_type 1 lists Official Accounts only, 2 Mini Programs only
+        # (docs/wechat/endpoints.md#authorization-page-links).
         if auth_type == 1 and authorizer.kind == "mini_program":
             raise ControlError(400, "this authorization link accepts Official Accounts only (auth_type=1)")
         if auth_type == 2 and authorizer.kind != "mini_program":
@@ -905,7 +920,8 @@ class SandboxState:
             raise WeChatFault(61023)
         self._spend_component(f"{COMPONENT}/api_authorizer_token")
         token = self._issue_authorizer_token(authorizer)
-        # The refresh token does not rotate on refresh (§3.5); it is returned as WeChat does.
+        # The refresh token does not rotate on refresh (docs/wechat/endpoints.md#api_authorizer_token); it is returned
+        # as WeChat does.
         return {
             "authorizer_access_token": token.value,
             "expires_in": self.config.authorizer_token_ttl,
@@ -930,7 +946,8 @@ class SandboxState:
 
     @staticmethod
     def authorizer_profile(authorizer: Authorizer) -> dict[str, Any]:
-        """The authorizer_info object of api_get_authorizer_info (§3.6, §14)."""
+        """The authorizer_info object of api_get_authorizer_info (docs/wechat/endpoints.md#api_get_authorizer_info,
+        docs/wechat/lifecycle.md)."""
         info: dict[str, Any] = {
             "nick_name": authorizer.nickname,
             "head_img": authorizer.head_img,
@@ -947,7 +964,8 @@ class SandboxState:
             "account_status": authorizer.account_status,
             "basic_config": dict(authorizer.basic_config),
         }
-        # The kind's block is what tells a non-OA account from an Official Account (§3.6, §14).
+        # The kind's block is what tells a non-OA account from an Official Account
+        # (docs/wechat/endpoints.md#api_get_authorizer_info, docs/wechat/lifecycle.md).
         block = KIND_BLOCKS.get(authorizer.kind)
         if block is not None:
             info[block] = dict(authorizer.kind_info) if authorizer.kind_info is not None else _default_kind_info(block)
@@ -958,7 +976,8 @@ class SandboxState:
         items: list[dict[str, Any]] = []
         for func_id in authorizer.func_ids:
             item: dict[str, Any] = {"funcscope_category": {"id": func_id}}
-            # WeChat adds an undocumented confirm_info to some sets (§3.4 example); parsers must ignore it.
+            # WeChat adds an undocumented confirm_info to some sets (docs/wechat/endpoints.md#api_query_auth example);
+            # parsers must ignore it.
             if func_id == 11:
                 item["confirm_info"] = {"need_confirm": 0, "already_confirm": 0, "can_confirm": 0}
             items.append(item)
@@ -978,13 +997,15 @@ class SandboxState:
         for authorizer_appid in islice(self.authorized_order, offset, offset + count):
             authorizer = self.authorizers[authorizer_appid]
             item: dict[str, Any] = {"authorizer_appid": authorizer_appid, "auth_time": authorizer.auth_time}
-            # Users report list items without refresh_token (§3.7); the flag reproduces that.
+            # Users report list items without refresh_token (docs/wechat/endpoints.md#api_get_authorizer_list); the flag
+            # reproduces that.
             if not authorizer.omit_refresh_token_in_list:
                 item["refresh_token"] = authorizer.refresh_token
             items.append(item)
         return {"total_count": len(self.authorized_order), "list": items}
 
-    # --- quotas (§8, §15) ---------------------------------------------------------------------------------
+    # --- quotas (docs/wechat/quota.md, docs/wechat/errors.md#rid)
+    # ---------------------------------------------------------------------------------
 
     def _local_now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), ZoneInfo(self.config.quota_timezone))
@@ -1001,7 +1022,7 @@ class SandboxState:
             return book.limits[cgi_path]
         if cgi_path in COMPONENT_QUOTA_LIMITS:
             return COMPONENT_QUOTA_LIMITS[cgi_path]
-        # Every account's draft/count limit starts at the configured default (1000, §8).
+        # Every account's draft/count limit starts at the configured default (1000, docs/wechat/quota.md).
         return self.config.daily_quota if cgi_path == DRAFT_COUNT_PATH else QUOTA_LIMITS[cgi_path]
 
     def _spend(self, book: QuotaBook, cgi_path: str) -> None:
@@ -1149,7 +1170,8 @@ class SandboxState:
             book.day = None
             book.used = {}
 
-    # --- rid (§15) -------------------------------------------------------------------------------------
+    # --- rid (docs/wechat/errors.md#rid)
+    # -------------------------------------------------------------------------------------
 
     def record_rid(self, record: RidRecord) -> None:
         self.rids.add(record, self.config.rid_log_size)
@@ -1167,7 +1189,8 @@ class SandboxState:
             raise WeChatFault(76003)
         return {"errcode": 0, "errmsg": "ok", "request": record.request_info()}
 
-    # --- Official Account APIs (§9, §13) ------------------------------------------------------------------
+    # --- Official Account APIs (docs/wechat/endpoints.md#draft_count, docs/wechat/message-url.md)
+    # ------------------------------------------------------------------
 
     def draft_count(self, access_token: str | None) -> dict[str, Any]:
         authorizer = self.check_authorizer_token(access_token)
@@ -1175,23 +1198,26 @@ class SandboxState:
         calls[authorizer.appid] = calls.get(authorizer.appid, 0) + 1
         if not authorizer.authorized:
             raise WeChatFault(61003)
-        # Draft APIs are for Official Accounts holding set 11 or 100 (§5, §9).
+        # Draft APIs are for Official Accounts holding set 11 or 100 (docs/wechat/permissions.md,
+        # docs/wechat/endpoints.md#draft_count).
         if authorizer.kind not in OFFICIAL_ACCOUNT_KINDS or not DRAFT_FUNC_IDS & set(authorizer.func_ids):
             raise WeChatFault(48001)
         if authorizer.account_status in LIMITED_STATUSES:
             raise WeChatFault(50002)
         self._spend(authorizer.quota, DRAFT_COUNT_PATH)
-        # Success carries no errcode, as on real WeChat (§6).
+        # Success carries no errcode, as on real WeChat (docs/wechat/errors.md).
         return {"total_count": authorizer.draft_count}
 
     def custom_send(self, access_token: str | None, body: dict[str, Any]) -> dict[str, Any]:
-        """message/custom/send: a customer-service message to a fan who wrote recently (§13.2)."""
+        """message/custom/send: a customer-service message to a fan who wrote recently
+        (docs/wechat/message-url.md#full-release-test)."""
         authorizer, token = self.authorizer_and_token(access_token)
         if not authorizer.authorized:
             raise WeChatFault(61003)
         if authorizer.kind not in OFFICIAL_ACCOUNT_KINDS and authorizer.kind != "mini_program":
             raise WeChatFault(48001)
-        # The permission set was not granted to the component (§5: 61007, not the account's own 48001).
+        # The permission set was not granted to the component (docs/wechat/permissions.md: 61007, not the account's own
+        # 48001).
         if MESSAGE_FUNC_ID not in authorizer.func_ids:
             raise WeChatFault(61007)
         if authorizer.account_status in LIMITED_STATUSES:
@@ -1234,7 +1260,8 @@ class SandboxState:
         del messages[:-_CUSTOM_MESSAGES_KEPT]
         return {"errcode": 0, "errmsg": "ok"}
 
-    # --- fans' messages and events (§13) ---------------------------------------------------------------
+    # --- fans' messages and events (docs/wechat/message-url.md)
+    # ---------------------------------------------------------------
 
     def new_openid(self) -> str:
         # Shaped like real openids, e.g. "oyORnuP8q7ou2gfYjqLzSIWZf0rs".
@@ -1281,7 +1308,8 @@ class SandboxState:
             inner["Event"] = event
             if event == "LOCATION":
                 inner.update({"Latitude": "23.137466", "Longitude": "113.352425", "Precision": "119.385040"})
-        # Events carry no MsgId: platforms deduplicate them on FromUserName + CreateTime (§13.1).
+        # Events carry no MsgId: platforms deduplicate them on FromUserName + CreateTime
+        # (docs/wechat/message-url.md#the-url-and-appid).
         if msg_type != "event":
             inner["MsgId"] = msg_id if msg_id is not None else self.rng.getrandbits(63)
         for name, value in (fields or {}).items():
@@ -1372,7 +1400,8 @@ class SandboxState:
         omit_refresh_token_every: int = 0,
     ) -> list[Authorizer]:
         """`count` accounts; with omit_refresh_token_every=N every N-th one (the N-th, 2N-th, ...) is listed
-        by api_get_authorizer_list without its refresh_token, as field reports describe (§3.7)."""
+        by api_get_authorizer_list without its refresh_token, as field reports describe
+        (docs/wechat/endpoints.md#api_get_authorizer_list)."""
         _check_int("count", count, minimum=1)
         if count > 100_000:
             raise ControlError(400, "count must be at most 100000")
@@ -1439,7 +1468,8 @@ class SandboxState:
         return validated
 
     def update_authorizer(self, appid: str, changes: dict[str, Any]) -> Authorizer:
-        """Profile, status, kind and granted sets change in WeChat without any push (§14): the platform sees
+        """Profile, status, kind and granted sets change in WeChat without any push (docs/wechat/lifecycle.md): the
+        platform sees
         them only when it reads api_get_authorizer_info again."""
         authorizer = self.get_authorizer(appid)
         # Validate everything before changing anything, so that a bad request changes nothing.
@@ -1504,7 +1534,8 @@ class SandboxState:
             **self.quota_view(self.component_quota),
         }
 
-    # --- WeChat's full-release test (§13.2) ---------------------------------------------------------------
+    # --- WeChat's full-release test (docs/wechat/message-url.md#full-release-test)
+    # ---------------------------------------------------------------
 
     def _create_release_test_accounts(self) -> None:
         # No draw from self.rng: a seeded sandbox gives the same tokens as before these accounts existed.
@@ -1546,7 +1577,7 @@ class SandboxState:
 
     def release_authorize(self, appid: str) -> Consent:
         """WeChat authorizes its own test account to the platform, with the platform's permission sets: an
-        `authorized` push that no merchant session started (§13.2)."""
+        `authorized` push that no merchant session started (docs/wechat/message-url.md#full-release-test)."""
         authorizer = self.get_authorizer(appid)
         if authorizer.authorized:
             # Left over from an earlier run that did not finish: drop it without a push.
