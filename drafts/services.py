@@ -104,6 +104,7 @@ def _job_answered(tenant: Tenant, trigger: str, reason: SkipReason, now: datetim
         tenant_id=tenant.pk,
         trigger=trigger,
         state=job_state_for(result.outcome),
+        requested_at=now,
         started_at=now,
         finished_at=now,
         outcome=result.outcome,

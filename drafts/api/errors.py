@@ -16,6 +16,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -132,6 +133,12 @@ def handler403(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
         return _json(403, "permission_denied", _("You do not have permission to perform this action."))
     return defaults.permission_denied(request, exception)
+
+
+@csrf_exempt
+def not_found(request: HttpRequest) -> HttpResponse:
+    """Any path under /api/ that names no operation. No key is needed to learn that a path does not exist."""
+    return _json(404, "not_found", _("Not found."))
 
 
 def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:

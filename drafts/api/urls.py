@@ -1,9 +1,9 @@
 """/api/: the merchant API (v1), its OpenAPI schema and its interactive docs."""
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from drafts.api import views
+from drafts.api import errors, views
 
 app_name = "api"
 
@@ -15,4 +15,8 @@ urlpatterns = [
     path("v1/draft-count/history", views.DraftCountHistoryView.as_view(), name="draft-count-history"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    # Everything else under /api/ (a malformed job id, /api/v1/ itself) is a 404 in the API's error shape, also
+    # with DEBUG on, where Django would otherwise answer its HTML debug page. "schema" and "docs" without their
+    # slash are left to CommonMiddleware's redirect.
+    re_path(r"^(?!(?:schema|docs)$).*$", errors.not_found, name="not-found"),
 ]

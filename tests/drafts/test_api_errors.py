@@ -45,6 +45,29 @@ def test_unknown_api_path_is_404_in_the_error_shape(client: Client, tenant: Tena
     assert error_of(response) == {"code": "not_found", "message": "Not found."}
 
 
+@pytest.mark.smoke
+@pytest.mark.django_db
+@pytest.mark.parametrize("debug", [True, False])
+@pytest.mark.parametrize("method", ["get", "post", "delete"])
+@pytest.mark.parametrize(
+    "path", ["/api/", "/api/v1/", "/api/v1", "/api/v1/draft-count/sync/not-a-uuid", "/api/v1/draft-count/x/y"]
+)
+def test_every_unknown_path_under_the_api_is_a_json_404_without_a_key_even_in_debug(
+    client: Client, settings: Any, debug: bool, method: str, path: str
+) -> None:
+    settings.DEBUG = debug
+
+    response = getattr(client, method)(path)
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert error_of(response) == {"code": "not_found", "message": "Not found."}
+
+
+def test_api_schema_and_docs_without_their_slash_still_redirect(client: Client) -> None:
+    assert [client.get(path).status_code for path in ("/api/schema", "/api/docs")] == [301, 301]
+
+
 def test_unknown_path_outside_the_api_keeps_djangos_html_404(client: Client) -> None:
     response = client.get("/no-such-page")
 

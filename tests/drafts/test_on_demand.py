@@ -128,6 +128,9 @@ def test_a_request_within_the_minimum_interval_is_answered_from_storage(
         3,
         SkipReason.RECENTLY_SYNCED,
     )
+    # Answered at once: requested, started and finished at the same instant, never "started before requested".
+    job.refresh_from_db()
+    assert job.requested_at == job.started_at == job.finished_at
     assert callbacks == []
     assert sync_settings.control.counters()["draft_count_calls"] == {}
     tenant.refresh_from_db()
