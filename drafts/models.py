@@ -58,6 +58,7 @@ class SyncTrigger(models.TextChoices):
     ADMIN = "admin", _("Admin")
     CLI = "cli", _("Command line")
     API = "api", _("Merchant API")
+    AUTHORIZATION = "authorization", _("First sync after authorization")
 
 
 class AttemptOutcome(models.TextChoices):

@@ -16,6 +16,7 @@ from django.db import InterfaceError, OperationalError
 from drafts.models import SyncTrigger
 from drafts.services import (
     draft_count_chunk_sync,
+    draft_count_first_syncs,
     draft_count_history_prune,
     draft_count_job_run,
     draft_count_jobs_sweep,
@@ -42,6 +43,12 @@ def sync_all() -> int:
     start = draft_count_run_start(trigger=SyncTrigger.SCHEDULE)
     draft_count_jobs_sweep()
     return start.run.pk
+
+
+@shared_task(name="drafts.sync_first", **RETRY_DATABASE_OUTAGES)
+def sync_first() -> int:
+    """Beat, every minute: the first sync of accounts authorized since their last sync."""
+    return draft_count_first_syncs()
 
 
 @shared_task(name="drafts.sync_chunk", **RETRY_DATABASE_OUTAGES)

@@ -5,16 +5,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.db import connection
 from django.db.models import Count
+from django.utils import timezone
 
 from drafts.models import AttemptOutcome, DraftSnapshot, JobState, SyncChunk, SyncJob, SyncRun, SyncTrigger
-from drafts.services import SyncRequest, draft_count_request_sync
-from drafts.tasks import sync_all
-from tenants.models import Tenant
+from drafts.services import SyncRequest, draft_count_first_syncs, draft_count_request_sync
+from drafts.tasks import sync_all, sync_first
+from tenants.models import Tenant, TenantStatus
 from tests.fixtures.sandbox import Sandbox
 from tests.fixtures.sync import sandbox_tenant, sandbox_tenants, worker_env
 from tests.fixtures.worker import Worker
@@ -127,3 +129,31 @@ def test_a_worker_killed_mid_run_loses_no_tenant_and_duplicates_no_snapshot(
     assert dict(Tenant.objects.values_list("authorizer_appid", "draft_count")) == expected_counts(sync_settings)
     assert DraftSnapshot.objects.count() == 40
     assert not DraftSnapshot.objects.values("tenant").annotate(n=Count("id")).filter(n__gt=1).exists()
+
+
+def test_a_new_authorization_gets_its_first_count_from_the_beat_within_a_minute(
+    sync_settings: Sandbox, worker_factory: Callable[..., Worker]
+) -> None:
+    now = timezone.now()
+    new = sandbox_tenant(sync_settings, draft_count=7, authorized_at=now)
+    again = sandbox_tenant(
+        sync_settings, draft_count=5, authorized_at=now, last_sync_attempt_at=now - timedelta(days=1)
+    )
+    synced = sandbox_tenant(
+        sync_settings, draft_count=4, authorized_at=now - timedelta(days=1), last_sync_attempt_at=now
+    )
+    revoked = sandbox_tenant(sync_settings, draft_count=3, authorized_at=now, status=TenantStatus.REVOKED)
+    worker_factory(concurrency=2, env=worker_env())
+
+    sync_first.delay()
+
+    wait_for(lambda: SyncJob.objects.filter(state=JobState.SUCCEEDED).count() == 2, timeout=30, what="two jobs")
+    counts = dict(Tenant.objects.values_list("pk", "draft_count"))
+    assert (counts[new.pk], counts[again.pk], counts[synced.pk], counts[revoked.pk]) == (7, 5, None, None)
+    assert set(SyncJob.objects.values_list("tenant_id", "trigger")) == {
+        (new.pk, SyncTrigger.AUTHORIZATION),
+        (again.pk, SyncTrigger.AUTHORIZATION),
+    }
+    # Asked once per authorization: the next beat finds nothing to do, and WeChat was called twice in all.
+    assert draft_count_first_syncs() == 0
+    assert sync_settings.control.counters()["draft_count_calls"] == {new.authorizer_appid: 1, again.authorizer_appid: 1}
