@@ -19,13 +19,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-# The sandbox stands in for WeChat unless WECHAT_API_BASE says otherwise.
-SANDBOX := http://127.0.0.1:8100
+# The sandbox stands in for WeChat unless WECHAT_API_BASE says otherwise. `make run PORT=8001 SANDBOX_PORT=8101`
+# moves both servers (a second checkout can run beside the first).
+PORT ?= 8000
+SANDBOX_PORT ?= 8100
+SANDBOX := http://127.0.0.1:$(SANDBOX_PORT)
 run: install
 	DEBUG=$${DEBUG:-true} \
 	WECHAT_API_BASE=$${WECHAT_API_BASE:-$(SANDBOX)} WECHAT_MP_BASE=$${WECHAT_MP_BASE:-$(SANDBOX)} \
 	WECHAT_OPEN_BASE=$${WECHAT_OPEN_BASE:-$(SANDBOX)} \
-	$(PY) manage.py run_stack
+	$(PY) manage.py run_stack --port $(PORT) --sandbox-port $(SANDBOX_PORT)
 
 test: install
 	./scripts/ensure-test-tools.sh

@@ -1,10 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from wxplatform.console import health, metrics, status
+from wxplatform.console import health, metrics, status, views
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("readyz", health.readyz, name="readyz"),
     # Prometheus scrape endpoint, protected by METRICS_TOKEN / METRICS_ALLOWED_NETWORKS (404 when neither is set).
     path("metrics", metrics.metrics_view, name="metrics"),

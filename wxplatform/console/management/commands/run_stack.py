@@ -3,13 +3,21 @@
 Migrates, then starts the WeChat sandbox, the web server (gunicorn), a Celery worker and beat as child
 processes, onboards a few sandbox merchants through the real authorization flow (authorization page →
 sandbox consent → encrypted `authorized` push + callback), and prints where to go. Ctrl-C stops them all.
+
+- One per VAR_DIR: a second `make run` in the same checkout stops at once, before touching anything (a lock
+  file the first one holds while it lives; the operating system releases it however the first one ends).
+- A port in use is named in one line before anything starts.
+- The sandbox keeps its accounts in VAR_DIR/sandbox-state.json, so that a restart finds the merchants it
+  onboarded before (the database keeps them too). Deleting VAR_DIR starts afresh.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,13 +31,17 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
 
-from tenants.models import Tenant
-from tenants.services import api_key_issue
+from tenants.models import Tenant, TenantAPIKey
+from tenants.services import api_key_issue, api_key_revoke
 from wxplatform.component.services import component_request_ticket_push
 from wxplatform.sandbox.control import SandboxControl
 
 DEMO_USER, DEMO_PASSWORD = "admin", "admin"
+DEMO_KEY_NAME = "make run demo"
+# Children get this long to stop after SIGTERM before they are killed.
+STOP_GRACE_SECONDS = 10
 # Fixed appids, so that a restart re-authorizes the same demo merchants instead of adding new ones.
 DEMO_MERCHANTS: list[dict[str, Any]] = [
     {
@@ -74,30 +86,80 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG:
-            raise CommandError("run_stack is for development and demos (DEBUG=true); use docker-compose in production.")
+            raise CommandError(
+                _("run_stack is for development and demos (DEBUG=true); use docker-compose in production.")
+            )
+        # Before anything else: a second instance must not migrate, onboard, delete metrics or start children.
+        self._lock = self._take_lock()
+        self._check_ports(options)
         self.children: list[subprocess.Popen[bytes]] = []
+        self.names: dict[int, str] = {}
         web = f"http://{options['host']}:{options['port']}"
         sandbox = f"http://127.0.0.1:{options['sandbox_port']}"
         if settings.WECHAT_API_BASE != sandbox:
-            self.stdout.write(self.style.WARNING(f"WECHAT_API_BASE is {settings.WECHAT_API_BASE}, not the sandbox."))
-        self._step("Migrating the database")
+            self.stdout.write(
+                self.style.WARNING(
+                    _("WECHAT_API_BASE is %(base)s, not the sandbox.") % {"base": settings.WECHAT_API_BASE}
+                )
+            )
+        self._step(_("Migrating the database"))
         call_command("migrate", interactive=False, verbosity=0)
         self._ensure_demo_user()
         signal.signal(signal.SIGTERM, lambda *_: self._stop_and_exit(0))
         try:
             self._start_children(options, web)
-            self._wait_ready(f"{web}/readyz", "web server")
-            self._wait_ready(f"{sandbox}/sandbox/health", "WeChat sandbox")
+            self._wait_ready(f"{web}/readyz", _("web server"))
+            self._wait_ready(f"{sandbox}/sandbox/health", _("WeChat sandbox"))
             api_key = None if options["no_demo"] else self._onboard_demo(web, sandbox)
             self._print_summary(web, sandbox, api_key)
             while all(child.poll() is None for child in self.children):
                 time.sleep(0.5)
             failed = [c for c in self.children if c.poll() is not None]
-            raise CommandError(f"a child process exited with status {failed[0].returncode}")
+            raise CommandError(_("a child process exited with status %(code)s") % {"code": failed[0].returncode})
         except KeyboardInterrupt:
-            self.stdout.write("\nStopping…")
+            self.stdout.write("\n" + _("Stopping…"))
         finally:
             self._stop_children()
+
+    def _take_lock(self) -> int:
+        path = Path(settings.VAR_DIR) / "run_stack.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise CommandError(
+                _(
+                    "make run is already running in this checkout (process %(pid)s). Stop it first (Ctrl-C in its "
+                    "terminal), or give this one its own VAR_DIR, PORT and SANDBOX_PORT."
+                )
+                % {"pid": holder}
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        return fd  # held open, and so locked, for the life of this process
+
+    def _check_ports(self, options: dict[str, Any]) -> None:
+        for what, host, port in (
+            (_("web server"), options["host"], options["port"]),
+            (_("WeChat sandbox"), "127.0.0.1", options["sandbox_port"]),
+        ):
+            probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            # As the servers bind: a port left in TIME_WAIT by a previous run is free, a listening one is not.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                raise CommandError(
+                    _(
+                        "Port %(port)s (%(what)s) cannot be used: %(reason)s. Stop what uses it, or choose other "
+                        "ports: make run PORT=… SANDBOX_PORT=…"
+                    )
+                    % {"port": port, "what": what, "reason": exc.strerror}
+                ) from None
+            finally:
+                probe.close()
 
     # --- processes -------------------------------------------------------------------------------------
 
@@ -110,27 +172,38 @@ class Command(BaseCommand):
         bind = f"{options['host']}:{options['port']}"
         commands = {
             "sandbox": [py, manage, "run_wechat_sandbox", "--port", str(options["sandbox_port"]),
-                        "--event-url", f"{web}/wechat/component/events", "--ticket-interval", "600"],
+                        "--event-url", f"{web}/wechat/component/events", "--ticket-interval", "600",
+                        "--state-file", str(Path(settings.VAR_DIR) / "sandbox-state.json")],
             "web": [py, "-m", "gunicorn", "wxplatform.wsgi:application", "--bind", bind,
                     "--workers", "2", "--threads", "4", "--access-logfile", "-"],
             "worker": [py, "-m", "celery", "-A", "wxplatform", "worker", "-l", "INFO", "-c", "2"],
             "beat": [py, "-m", "celery", "-A", "wxplatform", "beat", "-l", "INFO"],
         }  # fmt: skip
         for name, command in commands.items():
-            self._step(f"Starting {name}")
+            self._step(_("Starting %(name)s") % {"name": name})
             # Each child gets its own process group, so that Ctrl-C is handled once, here, in order.
-            self.children.append(subprocess.Popen(command, env=env, start_new_session=True))
+            child = subprocess.Popen(command, env=env, start_new_session=True)
+            self.children.append(child)
+            self.names[child.pid] = name
 
     def _stop_children(self) -> None:
+        # SIGTERM to each main process only: gunicorn's master and Celery's worker stop their own children
+        # (a signal to the whole group killed the worker's pool under it, which it logged as errors and then
+        # waited for). Only what outlives the grace period is killed, group and all.
         for child in reversed(self.children):
             if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
+                child.terminate()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
         for child in self.children:
             try:
                 child.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+                self.stderr.write(
+                    _("%(name)s did not stop within %(seconds)s s and was killed.")
+                    % {"name": self.names.get(child.pid, "?"), "seconds": STOP_GRACE_SECONDS}
+                )
 
     def _stop_and_exit(self, code: int) -> None:
         self._stop_children()
@@ -145,9 +218,9 @@ class Command(BaseCommand):
             except requests.RequestException:
                 pass
             if any(child.poll() is not None for child in self.children):
-                raise CommandError(f"a process exited while waiting for the {what}")
+                raise CommandError(_("a process exited while waiting for the %(what)s") % {"what": what})
             time.sleep(0.5)
-        raise CommandError(f"the {what} did not become ready at {url}")
+        raise CommandError(_("the %(what)s did not become ready at %(url)s") % {"what": what, "url": url})
 
     # --- demo ------------------------------------------------------------------------------------------
 
@@ -157,7 +230,7 @@ class Command(BaseCommand):
             user_model.objects.create_superuser(DEMO_USER, "admin@example.com", DEMO_PASSWORD)
 
     def _onboard_demo(self, web: str, sandbox: str) -> str | None:
-        self._step("Onboarding demo merchants through the authorization flow")
+        self._step(_("Onboarding demo merchants through the authorization flow"))
         control = SandboxControl(sandbox)
         self._wait_for_ticket(web)
         browser = requests.Session()
@@ -166,7 +239,7 @@ class Command(BaseCommand):
                 control.create_authorizer(**merchant)
             page = browser.get(f"{web}/wechat/authorize", timeout=15)
             if page.status_code != 200:
-                raise CommandError(f"authorization page answered {page.status_code}")
+                raise CommandError(_("the authorization page answered %(status)s") % {"status": page.status_code})
             link = unescape(re.search(r'id="authorize-pc"[^>]*href="([^"]+)"', page.text).group(1))  # type: ignore[union-attr]
             query = parse_qs(urlsplit(link).query)
             consent = control.consent(
@@ -174,12 +247,24 @@ class Command(BaseCommand):
             )
             done = browser.get(consent["redirect_url"], timeout=30)
             if done.status_code != 200:
-                raise CommandError(f"authorization callback answered {done.status_code} for {merchant['appid']}")
+                raise CommandError(
+                    _("the authorization callback answered %(status)s for %(appid)s")
+                    % {"status": done.status_code, "appid": merchant["appid"]}
+                )
             self.stdout.write(f"  ✓ {merchant['nickname']} ({merchant['appid']})")
-        self._step("Syncing their draft counts (python manage.py sync_drafts --tenant …)")
+        self._step(_("Syncing their draft counts (python manage.py sync_drafts --tenant …)"))
         call_command("sync_drafts", "--tenant", *[m["appid"] for m in DEMO_MERCHANTS], "--no-progress")
+        self.stdout.write(
+            _(
+                "Two demo accounts are ineligible on purpose, to show how the console explains it: one did not grant "
+                "permission set 11 or 100, one is a Mini Program. Their syncs are skipped."
+            )
+        )
         tenant = Tenant.objects.get(authorizer_appid=DEMO_MERCHANTS[0]["appid"])
-        _key, raw = api_key_issue(tenant=tenant, name="make run demo")
+        # A key is shown once and stored hashed: each start replaces the previous demo key instead of adding one.
+        for old in TenantAPIKey.objects.filter(tenant=tenant, name=DEMO_KEY_NAME, revoked=False):
+            api_key_revoke(key=old)
+        _key, raw = api_key_issue(tenant=tenant, name=DEMO_KEY_NAME)
         return raw
 
     def _wait_for_ticket(self, web: str, timeout: float = 60) -> None:
@@ -191,23 +276,30 @@ class Command(BaseCommand):
             if conditions.get("component") == "ok":
                 return
             time.sleep(1)
-        raise CommandError("no component_verify_ticket arrived from the sandbox")
+        raise CommandError(_("no component_verify_ticket arrived from the sandbox"))
 
     def _print_summary(self, web: str, sandbox: str, api_key: str | None) -> None:
         lines = [
             "",
-            self.style.SUCCESS("The service is running. Press Ctrl-C to stop everything."),
-            f"  Admin:              {web}/admin/   (login {DEMO_USER} / {DEMO_PASSWORD})",
-            f"  API docs:           {web}/api/docs/",
-            f"  Authorization page: {web}/wechat/authorize",
-            f"  Readiness:          {web}/readyz",
-            f"  WeChat sandbox:     {sandbox}/sandbox/",
+            self.style.SUCCESS(_("The service is running. Press Ctrl-C to stop everything.")),
+            "  "
+            + _("Admin: %(url)s (login %(user)s / %(password)s)")
+            % {"url": f"{web}/admin/", "user": DEMO_USER, "password": DEMO_PASSWORD},
+            "  " + _("API docs: %(url)s") % {"url": f"{web}/api/docs/"},
+            "  " + _("Authorization page: %(url)s") % {"url": f"{web}/wechat/authorize"},
+            "  " + _("Readiness: %(url)s") % {"url": f"{web}/readyz"},
+            "  " + _("WeChat sandbox: %(url)s") % {"url": f"{sandbox}/sandbox/"},
+            "  "
+            + _("Sandbox state: %(path)s (delete %(var)s to start afresh)")
+            % {"path": Path(settings.VAR_DIR) / "sandbox-state.json", "var": settings.VAR_DIR},
         ]
         if api_key:
             tenant = DEMO_MERCHANTS[0]
             lines += [
-                f"  Demo API key ({tenant['nickname']}): {api_key}",
-                f'  Try: curl -H "Authorization: Api-Key {api_key}" {web}/api/v1/draft-count',
+                "  " + _("Demo API key (%(name)s): %(key)s") % {"name": tenant["nickname"], "key": api_key},
+                "  "
+                + _("Try: %(command)s")
+                % {"command": f'curl -H "Authorization: Api-Key {api_key}" {web}/api/v1/draft-count'},
             ]
         self.stdout.write("\n".join(lines) + "\n")
 

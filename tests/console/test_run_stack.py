@@ -1,0 +1,187 @@
+"""`make run` as a newcomer meets it: the real run_stack command, its sandbox, gunicorn, worker and beat, on
+SQLite and the embedded broker in a VAR_DIR of its own, on free ports."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNNING = "The service is running"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def stack_env(var_dir: Path, sandbox_port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "TEST_DATABASE_NAME"}}
+    sandbox = f"http://127.0.0.1:{sandbox_port}"
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.update(
+        DEBUG="true",
+        VAR_DIR=str(var_dir),
+        LANGUAGE_CODE="en",
+        WECHAT_API_BASE=sandbox,
+        WECHAT_MP_BASE=sandbox,
+        WECHAT_OPEN_BASE=sandbox,
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+class Stack:
+    def __init__(self, var_dir: Path, port: int, sandbox_port: int) -> None:
+        self.var_dir, self.port, self.sandbox_port = var_dir, port, sandbox_port
+        self.log = var_dir.parent / f"run-{time.monotonic_ns()}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        return [sys.executable, str(ROOT / "manage.py"), "run_stack", "--port", str(self.port),
+                "--sandbox-port", str(self.sandbox_port)]  # fmt: skip
+
+    def start(self) -> None:
+        self.log = self.var_dir.parent / f"run-{time.monotonic_ns()}.log"
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                self.command(), cwd=ROOT, env=stack_env(self.var_dir, self.sandbox_port), stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_running(self, timeout: float = 180) -> str:
+        deadline = time.monotonic() + timeout
+        while RUNNING not in self.output():
+            assert self.process is not None and self.process.poll() is None, self.output()[-3000:]
+            assert time.monotonic() < deadline, self.output()[-3000:]
+            time.sleep(0.5)
+        time.sleep(0.5)  # the summary's last lines
+        match = re.search(r"Demo API key \([^)]*\): (\S+)", self.output())
+        assert match, self.output()[-2000:]
+        return match.group(1)
+
+    def interrupt(self) -> None:
+        """Ctrl-C, as the terminal sends it."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(60)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture
+def var_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "var"
+    folder.mkdir()
+    return folder
+
+
+def run_once(var_dir: Path, port: int, sandbox_port: int) -> tuple[int, str]:
+    stack = Stack(var_dir, port, sandbox_port)
+    done = subprocess.run(
+        stack.command(), cwd=ROOT, env=stack_env(var_dir, sandbox_port), capture_output=True, text=True, timeout=60
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_a_second_instance_in_the_same_checkout_stops_at_once_and_touches_nothing(var_dir: Path) -> None:
+    # The first instance holds the lock (here: this test, pretending to be it).
+    lock = os.open(var_dir / "run_stack.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.write(lock, b"4242")
+    (var_dir / "metrics").mkdir()
+    (var_dir / "metrics" / "counter_web-1.db").write_bytes(b"first instance's counters")
+    try:
+        code, output = run_once(var_dir, free_port(), free_port())
+    finally:
+        os.close(lock)
+
+    assert code != 0
+    assert "already running in this checkout (process 4242)" in output
+    assert "Traceback" not in output
+    assert "Migrating" not in output
+    # Nothing was migrated, onboarded or deleted.
+    assert not (var_dir / "db.sqlite3").exists()
+    assert (var_dir / "metrics" / "counter_web-1.db").exists()
+
+
+def test_a_port_in_use_is_named_in_one_line_at_once(var_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        code, output = run_once(var_dir, port, free_port())
+
+    assert code != 0
+    errors = [line for line in output.splitlines() if line.strip()]
+    # One line, before anything was started.
+    assert len(errors) == 1 and f"Port {port} (web server) cannot be used" in errors[0]
+    assert "Traceback" not in output
+    assert not (var_dir / "db.sqlite3").exists()
+
+
+@pytest.fixture
+def stack(var_dir: Path) -> Iterator[Stack]:
+    running = Stack(var_dir, free_port(), free_port())
+    yield running
+    running.kill()
+
+
+def test_restarted_make_run_keeps_its_merchants_replaces_its_demo_key_and_stops_cleanly(stack: Stack) -> None:
+    stack.start()
+    key = stack.wait_running()
+    web = f"http://127.0.0.1:{stack.port}"
+    first = requests.get(f"{web}/api/v1/draft-count", headers={"Authorization": f"Api-Key {key}"}, timeout=10)
+    assert (first.status_code, first.json()["total_count"]) == (200, 12)
+    assert "ineligible on purpose" in stack.output()
+    assert "No hostname was supplied" not in stack.output()
+
+    stack.interrupt()
+    # Every process stopped on its own SIGTERM (nothing had to be killed after the grace period), and none
+    # logged an error on the way out.
+    stopping = stack.output().split("Stopping…", 1)[1]
+    assert "was killed" not in stopping
+    assert "ERROR" not in stopping
+
+    # The sandbox kept its accounts: after a restart the merchants are still authorized, and a fresh sync of the
+    # demo service account works (before, the sandbox forgot them and the next sync got 61003).
+    stack.start()
+    new_key = stack.wait_running()
+    headers = {"Authorization": f"Api-Key {new_key}"}
+    answer = requests.post(f"{web}/api/v1/draft-count/sync", headers=headers, timeout=10).json()
+    job = answer["job"]
+    deadline = time.monotonic() + 30
+    while job["state"] in ("pending", "running") and time.monotonic() < deadline:
+        time.sleep(0.3)
+        job = requests.get(job["url"], headers=headers, timeout=10).json()
+    assert (job["state"], job["error"]) == ("succeeded", None)
+    old = requests.get(f"{web}/api/v1/draft-count", headers={"Authorization": f"Api-Key {key}"}, timeout=10)
+    assert (old.status_code, old.json()["error"]["code"]) == (401, "api_key_revoked")
+    stack.interrupt()
+    with sqlite3.connect(stack.var_dir / "db.sqlite3") as db:
+        statuses = dict(db.execute("SELECT authorizer_appid, status FROM tenants_tenant").fetchall())
+        demo_keys = db.execute(
+            "SELECT COUNT(*) FROM tenants_tenantapikey WHERE name = 'make run demo' AND revoked = 0"
+        ).fetchone()[0]
+    assert set(statuses.values()) == {"active"} and len(statuses) == 4
+    assert demo_keys == 1
