@@ -71,7 +71,7 @@ def _code_and_message(exc: exceptions.APIException) -> tuple[str, str]:
     if isinstance(detail, dict) and detail:
         field, errors = next(iter(detail.items()))
         first = errors[0] if isinstance(errors, list) and errors else errors
-        return "invalid_request", f"{field}: {first}"
+        return "invalid_request", _("%(name)s: %(error)s") % {"name": field, "error": first}
     if isinstance(detail, list) and detail:
         return "invalid_request", str(detail[0])
     return exc.default_code, str(exc.default_detail)

@@ -110,7 +110,7 @@ def _query(serializer_class: type[HistoryQuerySerializer], request: Request, *, 
         raise InvalidParameter(blank[0], _("%(name)s: must not be empty.") % {"name": blank[0]})
     if not serializer.is_valid():
         parameter, errors = next(iter(serializer.errors.items()))
-        raise InvalidParameter(parameter, f"{parameter}: {errors[0]}")
+        raise InvalidParameter(parameter, _("%(name)s: %(error)s") % {"name": parameter, "error": errors[0]})
     return dict(serializer.validated_data)
 
 

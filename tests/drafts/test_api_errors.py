@@ -3,6 +3,7 @@ unhandled exception, a database outage), and no response ever carries a tenant's
 
 from __future__ import annotations
 
+import re
 import socket
 from typing import Any
 
@@ -168,3 +169,15 @@ def test_no_response_carries_the_tenants_tokens(client: Client, tenant: Tenant, 
         exposed = response.content.decode() + str(response.headers)
         for secret in secrets:
             assert secret not in exposed
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", ["since=yesterday", "page_size=0", "sinse=2024-01-01"])
+def test_chinese_api_errors_use_full_width_punctuation_only(client: Client, tenant: Tenant, query: str) -> None:
+    response = client.get(f"/api/v1/draft-count/history?{query}", HTTP_ACCEPT_LANGUAGE="zh-hans", **key_for(tenant))
+
+    message = error_of(response)["message"]
+    assert response.status_code == 400
+    assert "：" in message
+    # A half-width colon as punctuation (before a space or Chinese text); "HH:MM" in a format is not one.
+    assert re.search(r":(?=\s|[\u4e00-\u9fff])", message) is None
