@@ -38,7 +38,7 @@ class Tenant(models.Model):
     authorizer_appid = models.CharField(_("AppID"), max_length=64, unique=True)
     nickname = models.CharField(_("nickname"), max_length=255, blank=True)
     head_img = models.URLField(_("avatar"), max_length=500, blank=True)
-    original_id = models.CharField(_("original ID"), max_length=64, blank=True, help_text="gh_…")
+    original_id = models.CharField(_("original ID"), max_length=64, blank=True)
     alias = models.CharField(_("WeChat ID"), max_length=64, blank=True)
     principal_name = models.CharField(_("principal"), max_length=255, blank=True)
     account_kind = models.CharField(_("account kind"), max_length=20, choices=AccountKind.choices)

@@ -71,8 +71,6 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rs
 
 # --- Apps --------------------------------------------------------------------------------------------
 INSTALLED_APPS = [
-    # First, so that its admin templates (index, base_site) override django.contrib.admin's.
-    "wxplatform.console.apps.ConsoleConfig",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -88,6 +86,9 @@ INSTALLED_APPS = [
     "wxplatform.component.apps.ComponentConfig",
     "tenants.apps.TenantsConfig",
     "drafts.apps.DraftsConfig",
+    # The roof, last: its admin module is discovered after every app's (it unregisters one of the API-key
+    # library's). Its admin templates override django.contrib.admin's through TEMPLATES' DIRS below.
+    "wxplatform.console.apps.ConsoleConfig",
 ]
 
 MIDDLEWARE = [
@@ -109,7 +110,7 @@ WSGI_APPLICATION = "wxplatform.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "wxplatform" / "console" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -186,3 +186,61 @@ def test_console_reads_in_simplified_chinese(live_server: object, browser_page: 
     assert "示例服务号" in page.inner_text("#result_list")  # type: ignore[attr-defined]
     assert "首页" in page.inner_text(".breadcrumbs")  # type: ignore[attr-defined]
     page.screenshot(path=str(SHOTS / "wxp-admin-list-zh-hans.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+# Elements that hold a short label and must never be squeezed narrower than their longest word (for Chinese,
+# which has no spaces, narrower than the whole label): the landing page's cards, links and chart titles, the
+# merchant list's headers, nicknames, appids and badges.
+_LABELS = (
+    "#wxp-home h2, #wxp-home h3, #wxp-home .wxp-figure, #wxp-home .wxp-link strong, "
+    "#result_list thead th, #result_list .field-nickname a, #result_list .field-authorizer_appid, "
+    "#result_list .wxp-badge, #result_list .field-account_kind, #result_list .field-status_badge"
+)
+_SQUEEZED = """(selector) => {
+  const canvas = document.createElement('canvas').getContext('2d');
+  const squeezed = [];
+  for (const el of document.querySelectorAll(selector)) {
+    const style = getComputedStyle(el);
+    canvas.font = `${style.fontStyle} ${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+    const text = (el.innerText || '').trim();
+    if (!text) continue;
+    const words = /[\\u4e00-\\u9fff]/.test(text) ? [text.replace(/\\s+/g, '')] : text.split(/\\s+/);
+    const longest = Math.max(...words.map((w) => canvas.measureText(w).width));
+    const box = el.getBoundingClientRect();
+    const room = box.width - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    if (longest > room + 1) {
+      const what = `${el.tagName}.${el.className} "${text.slice(0, 30)}"`;
+      squeezed.push(`${what}: ${Math.ceil(longest)} > ${Math.floor(room)}px`);
+    }
+  }
+  return squeezed;
+}"""
+
+
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_landing_page_and_merchant_list_fit_a_laptop_screen(
+    live_server: object, browser_page: object, language: str
+) -> None:
+    page = browser_page
+    base_url = live_server.url  # type: ignore[attr-defined]
+    User.objects.create_superuser("operator", password=PASSWORD)
+    for n in range(12):
+        make_tenant(nickname=f"未授权素材管理权限的订阅号{n}" if n % 2 else f"Subscription account number {n}")
+    make_tenant(nickname="示例小程序", eligibility="wrong_kind", account_kind="mini_program")
+    page.set_viewport_size({"width": 1366, "height": 900})  # type: ignore[attr-defined]
+
+    _log_in(page, base_url, "operator")
+    page.select_option("#wxp-language select", language)  # type: ignore[attr-defined]
+    page.wait_for_selector(f"html[lang='{language}']")  # type: ignore[attr-defined]
+    for name, path in (("home", "/admin/"), ("list", "/admin/tenants/tenant/")):
+        page.goto(f"{base_url}{path}")  # type: ignore[attr-defined]
+        page.screenshot(path=str(SHOTS / f"wxp-admin-{name}-{language}-1366.png"), full_page=True)  # type: ignore[attr-defined]
+        # Neither the page nor a box in it (the list's results) scrolls sideways.
+        overflowing = page.evaluate(  # type: ignore[attr-defined]
+            """() => [document.documentElement, ...document.querySelectorAll('#content *')]
+              .filter((el) => el.clientWidth > 1 && el.scrollWidth > el.clientWidth + 1)
+              .filter((el) => getComputedStyle(el).overflowX !== 'visible')
+              .map((el) => `${el.tagName}#${el.id}.${el.className} ${el.scrollWidth} > ${el.clientWidth}`)"""
+        )
+        assert overflowing == [], f"{path} scrolls sideways at 1366 px"
+        assert page.evaluate(_SQUEEZED, _LABELS) == [], path  # type: ignore[attr-defined]

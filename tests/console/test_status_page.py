@@ -166,6 +166,6 @@ def test_status_page_is_refused_to_staff_who_may_not_see_tenants(client: Client)
 def test_admin_index_links_the_status_page_and_the_sync_schedule(admin_client: Client) -> None:
     html = admin_client.get(reverse("admin:index")).content.decode()
 
-    assert f'<a href="{STATUS}">Platform status</a>' in html
+    assert f'<a class="wxp-link" href="{STATUS}"><strong>Platform status</strong>' in html
     schedule = reverse("admin:django_celery_beat_periodictask_changelist") + "?q=drafts.sync_all"
-    assert f'<a href="{schedule}">Sync schedule</a>' in html
+    assert f'<a class="wxp-link" href="{schedule}"><strong>Sync schedule</strong>' in html

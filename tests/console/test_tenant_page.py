@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -83,6 +84,32 @@ def test_page_lists_recent_sync_attempts_with_their_errcodes(admin_client: Clien
 
     assert '<td class="errcode">45009</td>' in html
     assert "Synced, changed" in html
+
+
+@pytest.mark.django_db
+def test_an_account_synced_by_the_schedule_shows_its_last_successful_sync() -> None:
+    fetched_at = timezone.now() - timedelta(minutes=3)
+    tenant = make_tenant(draft_count=17, draft_count_fetched_at=fetched_at)
+    client = Client()
+    client.force_login(User.objects.create_superuser("ops", password="x"))
+
+    html = client.get(_page(tenant)).content.decode()
+
+    row = html.split('id="last-success"')[1].split("</tr>")[0]
+    assert timezone.localtime(fetched_at).strftime("%Y-%m-%d %H:%M:%S") in row
+    assert "<td>17</td>" in row
+    assert "No sync attempts recorded." not in html
+
+
+@pytest.mark.django_db
+def test_the_last_success_is_not_repeated_when_an_attempt_tells_of_it(admin_client: Client) -> None:
+    fetched_at = timezone.now() - timedelta(minutes=3)
+    tenant = make_tenant(draft_count=17, draft_count_fetched_at=fetched_at)
+    SyncAttempt.objects.create(
+        tenant=tenant, at=fetched_at, trigger=SyncTrigger.API, outcome=AttemptOutcome.CHANGED, total_count=17
+    )
+
+    assert 'id="last-success"' not in admin_client.get(_page(tenant)).content.decode()
 
 
 @pytest.mark.django_db

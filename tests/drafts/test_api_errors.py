@@ -178,6 +178,6 @@ def test_chinese_api_errors_use_full_width_punctuation_only(client: Client, tena
 
     message = error_of(response)["message"]
     assert response.status_code == 400
-    assert "：" in message
+    assert "\uff1a" in message  # the full-width colon
     # A half-width colon as punctuation (before a space or Chinese text); "HH:MM" in a format is not one.
     assert re.search(r":(?=\s|[\u4e00-\u9fff])", message) is None

@@ -168,6 +168,14 @@ class FailingFilter(admin.SimpleListFilter):
         return queryset
 
 
+def _short_time(value: datetime | None) -> SafeString | str:
+    """A time in a list column: month, day and minute, with the whole date in the tooltip."""
+    if value is None:
+        return "—"
+    local = timezone.localtime(value)
+    return format_html('<span title="{}">{}</span>', local.strftime("%Y-%m-%d %H:%M:%S"), local.strftime("%m-%d %H:%M"))
+
+
 def _is_failing(tenant: Tenant) -> bool:
     # Annotated by TenantAdmin.get_queryset from the one definition (tenants.selectors.failing_condition).
     return bool(getattr(tenant, "failing", False))
@@ -256,8 +264,11 @@ class TenantAdmin(AuditedAdminMixin):
             return _badge("wxp-ok", obj.get_eligibility_display())
         if obj.eligibility == Eligibility.MISSING_PERMISSION:
             # Either set grants draft/count, so both are listed as the alternatives to ask for.
-            missing = " / ".join(permission_set_label(i) for i in sorted(DRAFT_PERMISSION_SETS))
-            return _badge("wxp-warn", _("Missing: %(sets)s") % {"sets": missing}, obj.eligibility_detail)
+            # The set numbers on the badge; their names and the detail in its tooltip.
+            numbers = " / ".join(str(i) for i in sorted(DRAFT_PERMISSION_SETS))
+            names = " / ".join(permission_set_label(i) for i in sorted(DRAFT_PERMISSION_SETS))
+            title = f"{names}. {obj.eligibility_detail}".strip()
+            return _badge("wxp-warn", _("Missing: %(sets)s") % {"sets": numbers}, title)
         return _badge("wxp-bad", obj.get_eligibility_display(), obj.eligibility_detail)
 
     @admin.display(description=gettext_lazy("latest count"), ordering="draft_count")
@@ -265,27 +276,29 @@ class TenantAdmin(AuditedAdminMixin):
         return obj.draft_count
 
     @admin.display(description=gettext_lazy("last sync"), ordering="draft_count_fetched_at")
-    def last_sync(self, obj: Tenant) -> datetime | None:
-        return obj.draft_count_fetched_at
+    def last_sync(self, obj: Tenant) -> SafeString | str:
+        return _short_time(obj.draft_count_fetched_at)
 
     @admin.display(description=gettext_lazy("last error"), ordering="last_error_at")
     def last_error(self, obj: Tenant) -> SafeString | str:
         if obj.last_error_at is None:
             return "—"
-        text = f"{obj.last_error_code if obj.last_error_code is not None else '—'}: {obj.last_error_message[:60]}"
+        # The code in the list, what WeChat said and when in its tooltip: the whole message is on the account's page.
+        code = str(obj.last_error_code) if obj.last_error_code is not None else _("network")
         when = timezone.localtime(obj.last_error_at).strftime("%Y-%m-%d %H:%M")
-        return _badge("wxp-bad" if _is_failing(obj) else "wxp-muted", text, when)
+        return _badge("wxp-bad" if _is_failing(obj) else "wxp-muted", code, f"{when} {obj.last_error_message}")
 
     @admin.display(description=gettext_lazy("token expiry"), ordering="access_token_expires_at")
     def token_expiry(self, obj: Tenant) -> SafeString | str:
         expires_at = obj.access_token_expires_at
         if expires_at is None:
             return "—"
-        label = timezone.localtime(expires_at).strftime("%Y-%m-%d %H:%M")
+        label = timezone.localtime(expires_at).strftime("%m-%d %H:%M")
+        full = timezone.localtime(expires_at).strftime("%Y-%m-%d %H:%M")
         now = timezone.now()
         if expires_at <= now:
-            return _badge("wxp-bad", label, _("expired"))
-        return _badge("wxp-warn" if expires_at - now < TOKEN_EXPIRY_WARNING else "wxp-ok", label)
+            return _badge("wxp-bad", label, f"{full} {_('expired')}")
+        return _badge("wxp-warn" if expires_at - now < TOKEN_EXPIRY_WARNING else "wxp-ok", label, full)
 
     @admin.display(description=gettext_lazy("token present"), boolean=True)
     def token_present(self, obj: Tenant) -> bool:
@@ -399,6 +412,7 @@ class TenantAdmin(AuditedAdminMixin):
         if tenant.draft_count is not None and tenant.draft_count_fetched_at is not None:
             if not points or tenant.draft_count_fetched_at > points[-1][0]:
                 points.append((tenant.draft_count_fetched_at, tenant.draft_count))
+        attempts = list(SyncAttempt.objects.filter(tenant=tenant).order_by("-at")[:RECENT_ATTEMPTS])
         return {
             "can_act": self.has_change_permission(request, tenant),
             "show_save": False,
@@ -418,7 +432,11 @@ class TenantAdmin(AuditedAdminMixin):
                 label=_("Draft count, last %(days)d days") % {"days": CHART_DAYS},
             ),
             "chart_days": CHART_DAYS,
-            "attempts": SyncAttempt.objects.filter(tenant=tenant).order_by("-at")[:RECENT_ATTEMPTS],
+            "attempts": attempts,
+            # A scheduled sync that succeeds writes no attempt (only the tenant row and snapshots): show the
+            # last success when no attempt tells of it.
+            "last_success_unrecorded": tenant.draft_count_fetched_at is not None
+            and (not attempts or attempts[0].at < tenant.draft_count_fetched_at),
             "api_keys": api_key_list(tenant=tenant),
             "failing": _is_failing(tenant),
         }

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from wxplatform.console import health, metrics, status, views
+from wxplatform.console import health, home, metrics, status, views
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -12,6 +12,8 @@ urlpatterns = [
     path("wechat/", include("tenants.urls")),
     # The console's status page lives under /admin/ and behind admin_view (staff login), before admin's catch-all.
     path("admin/status/", admin.site.admin_view(status.platform_status), name="admin-platform-status"),
+    # The landing page: Django's admin index with the dashboard (same URL, so "admin:index" still points here).
+    path("admin/", admin.site.admin_view(home.console_home), name="console-home"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/", include("drafts.api.urls")),

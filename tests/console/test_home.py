@@ -1,0 +1,48 @@
+"""The console's landing page: the platform at a glance, its charts and entry points."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from drafts.models import SyncRun, SyncTrigger
+from tenants.models import Eligibility, TenantStatus
+from tests.factories import make_tenant
+
+
+@pytest.mark.django_db
+def test_the_landing_page_shows_the_platform_at_a_glance_and_its_charts(admin_client: Client) -> None:
+    now = timezone.now()
+    make_tenant(nickname="ok")
+    make_tenant(nickname="failing", last_error_at=now, last_error_code=45009)
+    make_tenant(eligibility=Eligibility.MISSING_PERMISSION)
+    make_tenant(status=TenantStatus.REVOKED)
+    SyncRun.objects.create(trigger=SyncTrigger.SCHEDULE, changed=3, unchanged=5, failed=2, finished_at=now)
+
+    html = admin_client.get("/admin/").content.decode()
+
+    failing = html.split('id="wxp-card-failing"')[1].split("</div>")[0]
+    assert "?failing=yes" in failing and ">1</a> / 4" in failing
+    run = html.split('id="wxp-card-run"')[1].split("</div>")[0]
+    assert "3 changed, 5 unchanged, 2 failed" in run
+    accounts = html.split('id="wxp-chart-accounts"')[1].split("</div>")[0]
+    assert "<svg" in accounts and "Revoked" in accounts and "Permission set 11 or 100 not granted" in accounts
+    syncs = html.split('id="wxp-chart-syncs"')[1].split("</div>")[0]
+    assert f">{timezone.localtime(now):%m-%d}</text>" in syncs and ">8</text>" in syncs
+    errors = html.split('id="wxp-chart-errors"')[1].split("</div>")[0]
+    assert ">2</text>" in errors
+    # Django's app list is still there below.
+    assert 'id="wxp-console"' in html and "app-tenants" in html
+
+
+@pytest.mark.django_db
+def test_runs_older_than_the_window_are_left_out(admin_client: Client) -> None:
+    old = SyncRun.objects.create(trigger=SyncTrigger.SCHEDULE, changed=9, finished_at=timezone.now())
+    SyncRun.objects.filter(pk=old.pk).update(started_at=timezone.now() - timedelta(days=8))
+
+    html = admin_client.get("/admin/").content.decode()
+
+    assert ">9</text>" not in html.split('id="wxp-chart-syncs"')[1].split("</div>")[0]

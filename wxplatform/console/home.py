@@ -1,0 +1,81 @@
+"""The console's landing page (/admin/): the platform's state at a glance, the pictures staff would rather look
+at than read, and the entry points, above Django's app list.
+
+Read-only and cheap: a handful of aggregate queries on indexed columns. Like the status page, it renders when
+a dependency is down (the broker is not asked at all here).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Count, Sum
+from django.db.models.functions import TruncDate
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from drafts.models import SyncRun
+from drafts.rules import quota_day
+from tenants.models import Eligibility, Tenant, TenantStatus
+from tenants.selectors import failing_tenants
+from wxplatform.charts import bar_chart_svg
+from wxplatform.component.services import component_status
+
+HISTORY_DAYS = 7
+
+
+def _accounts_chart() -> Any:
+    rows = Tenant.objects.values("status", "eligibility").annotate(n=Count("id")).order_by("status", "eligibility")
+    items = []
+    for row in rows:
+        status = TenantStatus(row["status"]).label
+        label = status if row["status"] != TenantStatus.ACTIVE else Eligibility(row["eligibility"]).label
+        items.append((f"{status} · {label}" if label != status else str(status), row["n"]))
+    return bar_chart_svg(items, label=_("Accounts by status and eligibility"))
+
+
+def _runs_by_day(now: datetime) -> list[dict[str, Any]]:
+    since = now - timedelta(days=HISTORY_DAYS)
+    rows = (
+        SyncRun.objects.filter(started_at__gte=since)
+        .annotate(day=TruncDate("started_at", tzinfo=timezone.get_current_timezone()))
+        .values("day")
+        .annotate(changed=Sum("changed"), unchanged=Sum("unchanged"), failed=Sum("failed"), skipped=Sum("skipped"))
+        .order_by("day")
+    )
+    return list(rows)
+
+
+def console_home(request: HttpRequest) -> HttpResponse:
+    """/admin/: Django's index with the dashboard as extra context (staff login required by admin_view)."""
+    now = timezone.now()
+    context: dict[str, Any] = {}
+    if request.user.has_perm("tenants.view_tenant"):
+        runs = _runs_by_day(now)
+        last_run = SyncRun.objects.order_by("-started_at").first()
+        quota = Tenant.objects.filter(quota_day=quota_day(now)).aggregate(used=Sum("quota_used"))
+        component = component_status()
+        context["dashboard"] = {
+            "component": component,
+            "ticket_age_minutes": int(component["ticket_age_seconds"] // 60)
+            if component["ticket_age_seconds"] is not None
+            else None,
+            "accounts": Tenant.objects.count(),
+            "failing": failing_tenants().count(),
+            "quota_used": quota["used"] or 0,
+            "last_run": last_run,
+            "accounts_chart": _accounts_chart(),
+            "syncs_chart": bar_chart_svg(
+                [(f"{row['day']:%m-%d}", (row["changed"] or 0) + (row["unchanged"] or 0)) for row in runs],
+                label=_("Accounts synced per day, last %(days)d days") % {"days": HISTORY_DAYS},
+            ),
+            "errors_chart": bar_chart_svg(
+                [(f"{row['day']:%m-%d}", row["failed"] or 0) for row in runs],
+                label=_("Failed syncs per day, last %(days)d days") % {"days": HISTORY_DAYS},
+            ),
+            "days": HISTORY_DAYS,
+        }
+    return admin.site.index(request, extra_context=context)
