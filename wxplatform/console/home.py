@@ -58,11 +58,10 @@ def console_home(request: HttpRequest) -> HttpResponse:
         last_run = SyncRun.objects.order_by("-started_at").first()
         quota = Tenant.objects.filter(quota_day=quota_day(now)).aggregate(used=Sum("quota_used"))
         component = component_status()
+        ticket_age = component["ticket_age_seconds"]
         context["dashboard"] = {
             "component": component,
-            "ticket_age_minutes": int(component["ticket_age_seconds"] // 60)
-            if component["ticket_age_seconds"] is not None
-            else None,
+            "ticket_age_minutes": int(ticket_age // 60) if isinstance(ticket_age, float | int) else None,
             "accounts": Tenant.objects.count(),
             "failing": failing_tenants().count(),
             "quota_used": quota["used"] or 0,
