@@ -10,7 +10,7 @@ from wxplatform.admin import ReadOnlyAdmin
 
 @admin.register(SyncAttempt)
 class SyncAttemptAdmin(ReadOnlyAdmin):
-    list_display = ("at", "tenant", "trigger", "outcome", "errcode", "total_count", "message")
+    list_display = ("at", "tenant", "trigger", "outcome", "errcode", "total_count", "message", "skip_reason")
     list_filter = ("outcome", "trigger", "errcode")
     search_fields = ("tenant__authorizer_appid", "tenant__nickname")
     list_select_related = ("tenant",)

@@ -21,7 +21,9 @@ class DraftSnapshot(models.Model):
     """One row per fetch that changed the value, plus a heartbeat every few hours, so that the history is
     complete (an unchanged stretch is bounded by two rows) but stays small."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="draft_snapshots")
+    tenant = models.ForeignKey(
+        Tenant, verbose_name=_("merchant account"), on_delete=models.CASCADE, related_name="draft_snapshots"
+    )
     total_count = models.IntegerField(_("draft count"))
     fetched_at = models.DateTimeField(_("fetched at"))
     reason = models.CharField(_("reason"), max_length=16, choices=SnapshotReason.choices)
@@ -73,7 +75,9 @@ class SyncAttempt(models.Model):
     """A sync attempt worth remembering: failures, skips and on-demand syncs (routine unchanged scheduled
     fetches only update the tenant row). Pruned after SYNC_ATTEMPT_RETENTION_DAYS."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="sync_attempts")
+    tenant = models.ForeignKey(
+        Tenant, verbose_name=_("merchant account"), on_delete=models.CASCADE, related_name="sync_attempts"
+    )
     at = models.DateTimeField(_("at"), db_index=True)
     trigger = models.CharField(_("trigger"), max_length=16, choices=SyncTrigger.choices)
     outcome = models.CharField(_("outcome"), max_length=16, choices=AttemptOutcome.choices)
@@ -103,7 +107,9 @@ class SyncJob(models.Model):
     """An on-demand sync of one tenant (API, admin, CLI). Concurrent requests share the open job."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="sync_jobs")
+    tenant = models.ForeignKey(
+        Tenant, verbose_name=_("merchant account"), on_delete=models.CASCADE, related_name="sync_jobs"
+    )
     trigger = models.CharField(_("trigger"), max_length=16, choices=SyncTrigger.choices)
     state = models.CharField(_("state"), max_length=16, choices=JobState.choices, default=JobState.PENDING)
     # A default rather than auto_now_add, so that a job answered at once can be given one instant for all three.
@@ -158,7 +164,7 @@ class SyncRun(models.Model):
 class SyncChunk(models.Model):
     """One chunk of a run; `done_at` makes a redelivered chunk task a no-op."""
 
-    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="chunks")
+    run = models.ForeignKey(SyncRun, verbose_name=_("sync run"), on_delete=models.CASCADE, related_name="chunks")
     index = models.PositiveIntegerField()
     first_tenant_id = models.BigIntegerField()
     last_tenant_id = models.BigIntegerField()

@@ -97,7 +97,9 @@ class AuthorizationCode(models.Model):
     code_hash = models.CharField(max_length=64, unique=True)
     code = EncryptedTextField(blank=True, editable=False)
     authorizer_appid = models.CharField(max_length=64, blank=True)
-    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey(
+        Tenant, verbose_name=_("merchant account"), null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
@@ -108,7 +110,9 @@ class AuthorizationCode(models.Model):
 class TenantAPIKey(AbstractAPIKey):
     """A merchant's key for the REST API; hashed at rest by djangorestframework-api-key."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    tenant = models.ForeignKey(
+        Tenant, verbose_name=_("merchant account"), on_delete=models.CASCADE, related_name="api_keys"
+    )
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
 
     class Meta(AbstractAPIKey.Meta):
