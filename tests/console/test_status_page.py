@@ -140,8 +140,9 @@ def test_status_groups_the_last_24_hours_of_errors_by_errcode(admin_client: Clie
     html = _html(admin_client)
     table = html.split('<table id="errors-by-errcode">')[1].split("</table>")[0]
 
-    assert "<tr><td>45009</td><td>2</td></tr>" in table
-    assert "<tr><td>61007</td><td>1</td></tr>" in table
+    # Each code with what it means.
+    assert "<tr><td>45009 daily quota used up; paused until it resets</td><td>2</td></tr>" in table
+    assert "<tr><td>61007 permission set not granted to this platform</td><td>1</td></tr>" in table
     assert "<tr><td>no errcode (network)</td><td>1</td></tr>" in table
     assert "40001" not in table
     assert 'aria-label="Sync errors by errcode, last 24 hours"' in html

@@ -25,6 +25,7 @@ from drafts.rules import quota_day
 from tenants.models import Tenant
 from wxplatform.charts import bar_chart_svg
 from wxplatform.component.services import component_status
+from wxplatform.errcodes import errcode_label
 from wxplatform.redis_client import redis_client
 
 logger = logging.getLogger(__name__)
@@ -100,7 +101,6 @@ def platform_status(request: HttpRequest) -> HttpResponse:
         .values_list("nickname", "authorizer_appid", "quota_used")[:TOP_QUOTA_TENANTS]
     )
     errors = errors_by_errcode(since=now - ERRORS_WINDOW)
-    no_errcode = _("no errcode (network)")
     context = {
         **admin.site.each_context(request),
         "title": _("Platform status"),
@@ -114,10 +114,10 @@ def platform_status(request: HttpRequest) -> HttpResponse:
             [(nickname or appid, used) for nickname, appid, used in top_quota],
             label=_("draft/count calls today, by account"),
         ),
-        "errors": errors,
+        "errors": [(code, errcode_label(code), n) for code, n in errors],
         "errors_total": sum(n for _code, n in errors),
         "errors_bars": bar_chart_svg(
-            [(str(code) if code is not None else no_errcode, n) for code, n in errors],
+            [(errcode_label(code), n) for code, n in errors],
             label=_("Sync errors by errcode, last 24 hours"),
         ),
         "now": now,
