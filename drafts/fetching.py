@@ -27,8 +27,11 @@ _SESSION_IDLE_SECONDS = 25.0
 class _Fetcher:
     """An event loop and a keep-alive aiohttp session for one process and configuration."""
 
-    def __init__(self, base_url: str, concurrency: int, connect_timeout: float, read_timeout: float) -> None:
+    def __init__(
+        self, base_url: str, concurrency: int, connect_timeout: float, read_timeout: float, proxy: str
+    ) -> None:
         self.base_url = base_url
+        self.proxy = proxy or None
         self.concurrency = concurrency
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -62,6 +65,7 @@ class _Fetcher:
                 read_timeout=self.read_timeout,
                 session=self.session,
                 on_call=metrics.observe_wechat_call,
+                proxy=self.proxy,
             )
         finally:
             self.last_used = time.monotonic()
@@ -70,7 +74,7 @@ class _Fetcher:
 # One per process and configuration. Keyed by pid: a prefork child must not use an event loop or sockets
 # inherited from its parent. Keyed by the settings it was built from, so that a changed setting (tests)
 # gets a new one rather than a stale session.
-_fetchers: dict[tuple[int, str, int, float, float], _Fetcher] = {}
+_fetchers: dict[tuple[int, str, int, float, float, str], _Fetcher] = {}
 
 
 def _fetcher() -> _Fetcher:
@@ -80,6 +84,7 @@ def _fetcher() -> _Fetcher:
         settings.DRAFT_SYNC_CONCURRENCY,
         settings.WECHAT_CONNECT_TIMEOUT,
         settings.WECHAT_READ_TIMEOUT,
+        settings.WECHAT_HTTP_PROXY,
     )
     fetcher = _fetchers.get(key)
     if fetcher is None:

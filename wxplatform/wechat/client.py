@@ -54,6 +54,7 @@ class WeChatClient:
         pool_maxsize: int = 64,
         session: requests.Session | None = None,
         on_call: CallObserver | None = None,
+        proxy: str | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._component_appid = component_appid
@@ -61,6 +62,10 @@ class WeChatClient:
         self._timeout = (connect_timeout, read_timeout)
         self._owns_session = session is None
         self._session = session if session is not None else _pooled_session(pool_maxsize)
+        if proxy:
+            # Every call leaves through the egress proxy (a fixed-IP gateway on the platform's whitelist,
+            # docs/wechat/flow.md#ip-whitelist): plain-HTTP requests are forwarded, HTTPS tunnelled (CONNECT).
+            self._session.proxies = {"http": proxy, "https": proxy}
         self._on_call = on_call
 
     def __repr__(self) -> str:
