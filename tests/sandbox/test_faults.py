@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -152,3 +153,16 @@ def test_counters_count_calls_per_endpoint_and_account(sandbox: Sandbox, wechat:
         "draft_count_calls": {},
         "authorizer_token_calls": {},
     }
+
+
+def test_a_whitelist_fault_names_the_ip_the_sandbox_saw(sandbox: Sandbox) -> None:
+    # WeChat's 61004 names the caller's address for the operator to whitelist (docs/wechat/flow.md#ip-whitelist).
+    sandbox.control.set_faults(rate=1.0, kinds=[61004], endpoints=[DRAFT_COUNT])
+
+    body = draft_count_raw(sandbox, "any-token").json()
+
+    assert body["errcode"] == 61004
+    assert re.fullmatch(
+        r"access clientip is not registered requestIP: 127\.0\.0\.1 rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}",
+        body["errmsg"],
+    ), body["errmsg"]

@@ -9,6 +9,7 @@ from functools import lru_cache
 
 from django.conf import settings
 
+from wxplatform.egress import observe_error
 from wxplatform.metrics import observe_wechat_call
 from wxplatform.wechat.client import WeChatClient
 from wxplatform.wechat.crypto import MessageCrypto
@@ -23,6 +24,7 @@ def _client(base_url: str, proxy: str) -> WeChatClient:
         connect_timeout=settings.WECHAT_CONNECT_TIMEOUT,
         read_timeout=settings.WECHAT_READ_TIMEOUT,
         on_call=observe_wechat_call,
+        on_error=observe_error,
         proxy=proxy or None,
     )
 

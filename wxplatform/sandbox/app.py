@@ -24,6 +24,7 @@ from yarl import URL
 from wxplatform.sandbox.config import SandboxConfig
 from wxplatform.sandbox.state import (
     DRAFT_COUNT_PATH,
+    ERRMSG,
     KINDS,
     VERIFY_TYPES,
     Clock,
@@ -153,7 +154,7 @@ async def wechat_middleware(request: web.Request, handler: Handler) -> web.Strea
                 await asyncio.sleep(plan.timeout_seconds)
             else:
                 state.counters.record(key, fault)
-                return _fault_response(fault)
+                return _fault_response(fault, request)
     try:
         response = await handler(request)
     except WeChatFault as exc:
@@ -163,7 +164,11 @@ async def wechat_middleware(request: web.Request, handler: Handler) -> web.Strea
     return response
 
 
-def _fault_response(fault: int | str) -> web.Response:
+def _fault_response(fault: int | str, request: web.Request) -> web.Response:
+    if isinstance(fault, int) and fault == 61004:
+        # WeChat names the address it saw, for the operator to add to the platform's whitelist
+        # (docs/wechat/flow.md#ip-whitelist): "access clientip is not registered requestIP: 1.2.3.4 rid: …".
+        return wx_error(fault, f"{ERRMSG[fault]} requestIP: {request.remote or 'unknown'}")
     if isinstance(fault, int):
         return wx_error(fault)
     if fault.startswith("http_"):

@@ -69,6 +69,7 @@ ERRMSG: dict[int, str] = {
     48001: "api unauthorized",
     50002: "user limited",
     61003: "component is not authorized by this account",
+    61004: "access clientip is not registered",
     61005: "component ticket is expired",
     61006: "component ticket is invalid",
     61009: "code is invalid",

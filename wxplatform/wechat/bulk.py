@@ -22,12 +22,12 @@ from wxplatform.wechat.client import CallObserver, call_outcome
 from wxplatform.wechat.errors import TransportError, WeChatError
 from wxplatform.wechat.http import parse_body, required_int
 
-__all__ = ["DraftCountResult", "fetch_draft_counts", "fetch_draft_counts_async"]
+__all__ = ["DRAFT_COUNT_PATH", "DraftCountResult", "fetch_draft_counts", "fetch_draft_counts_async"]
 
 K = TypeVar("K")
 
-_DRAFT_COUNT_PATH = "/cgi-bin/draft/count"
-_DRAFT_COUNT = _DRAFT_COUNT_PATH + "?access_token="
+DRAFT_COUNT_PATH = "/cgi-bin/draft/count"
+_DRAFT_COUNT = DRAFT_COUNT_PATH + "?access_token="
 _KEEPALIVE_SECONDS = 30.0
 
 
@@ -121,7 +121,7 @@ async def _fan_out(
             started = time.perf_counter()
             total_count, error = await _draft_count(session, url, timeout, proxy)
             if on_call is not None:
-                on_call(_DRAFT_COUNT_PATH, call_outcome(error), time.perf_counter() - started)
+                on_call(DRAFT_COUNT_PATH, call_outcome(error), time.perf_counter() - started)
             results[index] = DraftCountResult(key, total_count, error)
 
     await asyncio.gather(*(worker() for _ in range(min(concurrency, len(items)))))
