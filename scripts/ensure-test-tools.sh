@@ -3,12 +3,15 @@
 #   docker-compose  - validates docker-compose.yml without a Docker engine
 #   chromium        - the admin console's browser test (Playwright drives Debian's Chromium)
 #   gettext         - msgfmt, to check that the compiled zh-Hans catalogue is current
+#   prometheus      - promtool (checks and unit-tests deploy/prometheus/alerts.yml) and the prometheus server
+#                     that scrapes the running stack in tests/test_monitoring.py
 # Never fails the build: where a tool cannot be installed, its tests say so and skip.
 set -u
 missing=()
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v msgfmt >/dev/null 2>&1 || missing+=(gettext)
+{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || missing+=(prometheus)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "note: cannot install ${missing[*]} (needs root and apt-get); the tests that use them will skip" >&2
