@@ -18,7 +18,6 @@ import pytest
 import requests
 import yaml
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from drafts.models import SyncTrigger
@@ -235,24 +234,6 @@ def prometheus(platform: Platform, settings: Any, tmp_path: Path) -> Iterator[Pr
     server = Prometheus(tmp_path, platform.url.removeprefix("http://"))
     yield server
     server.stop()
-    _wait_for_live_server_sessions_to_close()
-
-
-def _wait_for_live_server_sessions_to_close(timeout: float = 10) -> None:
-    # Prometheus scrapes over keep-alive: the live server's request thread holds its database session until
-    # it sees the socket close, a moment after Prometheus exits. Wait, so that the test database can be dropped.
-    if connection.vendor != "postgresql":
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            (others,) = cursor.fetchone()
-        if not others:
-            return
-        time.sleep(0.1)
 
 
 @pytest.mark.django_db(transaction=True)
