@@ -18,8 +18,8 @@ import aiohttp
 from django.conf import settings
 
 from drafts.ratelimit import draft_count_limiter
-from wxplatform import metrics
-from wxplatform.wechat.bulk import DraftCountResult, fetch_draft_counts_async
+from wxplatform import egress, metrics
+from wxplatform.wechat.bulk import DRAFT_COUNT_PATH, DraftCountResult, fetch_draft_counts_async
 
 _SESSION_IDLE_SECONDS = 25.0
 
@@ -27,8 +27,11 @@ _SESSION_IDLE_SECONDS = 25.0
 class _Fetcher:
     """An event loop and a keep-alive aiohttp session for one process and configuration."""
 
-    def __init__(self, base_url: str, concurrency: int, connect_timeout: float, read_timeout: float) -> None:
+    def __init__(
+        self, base_url: str, concurrency: int, connect_timeout: float, read_timeout: float, proxy: str
+    ) -> None:
         self.base_url = base_url
+        self.proxy = proxy or None
         self.concurrency = concurrency
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -62,6 +65,7 @@ class _Fetcher:
                 read_timeout=self.read_timeout,
                 session=self.session,
                 on_call=metrics.observe_wechat_call,
+                proxy=self.proxy,
             )
         finally:
             self.last_used = time.monotonic()
@@ -70,7 +74,7 @@ class _Fetcher:
 # One per process and configuration. Keyed by pid: a prefork child must not use an event loop or sockets
 # inherited from its parent. Keyed by the settings it was built from, so that a changed setting (tests)
 # gets a new one rather than a stale session.
-_fetchers: dict[tuple[int, str, int, float, float], _Fetcher] = {}
+_fetchers: dict[tuple[int, str, int, float, float, str], _Fetcher] = {}
 
 
 def _fetcher() -> _Fetcher:
@@ -80,6 +84,7 @@ def _fetcher() -> _Fetcher:
         settings.DRAFT_SYNC_CONCURRENCY,
         settings.WECHAT_CONNECT_TIMEOUT,
         settings.WECHAT_READ_TIMEOUT,
+        settings.WECHAT_HTTP_PROXY,
     )
     fetcher = _fetchers.get(key)
     if fetcher is None:
@@ -99,4 +104,7 @@ def close_fetchers() -> None:
 def draft_counts_fetch(items: Sequence[tuple[int, str]]) -> list[DraftCountResult[int]]:
     """draft/count for each (key, access token), once the platform-wide rate limit lets the batch start."""
     metrics.observe_rate_limit_wait(draft_count_limiter().acquire(len(items)))
-    return _fetcher().fetch(items)
+    results = _fetcher().fetch(items)
+    # Outside the event loop, where the cache may be written: 61004s are diagnosed (wxplatform/egress.py).
+    egress.observe_errors(DRAFT_COUNT_PATH, (result.error for result in results))
+    return results

@@ -4,6 +4,8 @@
 #   chromium        - the admin console's browser test (Playwright drives Debian's Chromium)
 #   gettext         - msgfmt, to check that the compiled zh-Hans catalogue is current
 #   fonts-wqy-microhei - a Chinese font, so that the browser test lays out (and screenshots) zh-Hans pages
+#   prometheus      - promtool (checks and unit-tests deploy/prometheus/alerts.yml) and the prometheus server
+#                     that scrapes the running stack in tests/test_monitoring.py
 # Never fails the build: where a tool cannot be installed, its tests say so and skip.
 set -u
 missing=()
@@ -11,6 +13,7 @@ command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v msgfmt >/dev/null 2>&1 || missing+=(gettext)
 fc-list :lang=zh 2>/dev/null | grep -q . || missing+=(fonts-wqy-microhei)
+{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || missing+=(prometheus)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "note: cannot install ${missing[*]} (needs root and apt-get); the tests that use them will skip" >&2

@@ -90,6 +90,19 @@ class _Series:
             ["task", "state"],
             buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0),
         )
+        self.pushes = Counter(
+            "wxp_pushes_total",
+            "Pushes received from WeChat by URL (component: the authorization event URL; authorizer: the "
+            "message-and-event URL), kind (InfoType, MsgType or Event; 'unverified' before the signature "
+            "verifies) and outcome (ok, bad_signature, undecryptable, rejected, error).",
+            ["url", "kind", "outcome"],
+        )
+        self.push_seconds = Histogram(
+            "wxp_push_duration_seconds",
+            "Time to answer a push from WeChat (WeChat waits 5 seconds).",
+            ["url"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0),
+        )
         self.sync_job_wait_seconds = Histogram(
             "wxp_draft_sync_job_wait_seconds",
             "Time from an on-demand sync request to a worker starting it (queue latency).",
@@ -163,6 +176,25 @@ def record_sync_results(trigger: str, outcomes: Iterable[str]) -> None:
     series = _get()
     for outcome, count in Tally(str(o) for o in outcomes).items():
         series.draft_syncs.labels(str(trigger), outcome).inc(count)
+
+
+# Push labels are bounded here: a push's kind is known only once its signature verified, and an outcome
+# outside this set is counted as "error", so no request can create series at will.
+PUSH_URLS = frozenset({"component", "authorizer"})
+PUSH_OUTCOMES = frozenset({"ok", "bad_signature", "undecryptable", "rejected", "error"})
+PUSH_UNVERIFIED = "unverified"
+_PUSH_KIND = re.compile(r"[A-Za-z0-9_]{1,40}")
+
+
+@_never_raises
+def record_push(url: str, *, kind: str | None, outcome: str, seconds: float) -> None:
+    """One push answered at `url` ("component" or "authorizer"). `kind` is the verified push's InfoType,
+    MsgType or Event (None, or anything else unverified: "unverified"); `outcome` one of PUSH_OUTCOMES."""
+    series = _get()
+    url_label = url if url in PUSH_URLS else "other"
+    kind_label = kind if kind is not None and _PUSH_KIND.fullmatch(kind) else PUSH_UNVERIFIED
+    series.pushes.labels(url_label, kind_label, outcome if outcome in PUSH_OUTCOMES else "error").inc()
+    series.push_seconds.labels(url_label).observe(max(0.0, seconds))
 
 
 @_never_raises

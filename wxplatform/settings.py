@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -66,6 +67,18 @@ WECHAT_COMPONENT_TOKEN = _secret("WECHAT_COMPONENT_TOKEN")
 WECHAT_COMPONENT_AES_KEY = _secret("WECHAT_COMPONENT_AES_KEY")
 WECHAT_CONNECT_TIMEOUT = env.float("WECHAT_CONNECT_TIMEOUT", default=3.05)
 WECHAT_READ_TIMEOUT = env.float("WECHAT_READ_TIMEOUT", default=10.0)
+# The egress proxy (a fixed-IP gateway whose address is on the platform's IP whitelist) that every call to
+# WeChat goes through, the requests client and the aiohttp fan-out alike; empty: connect directly. It may
+# carry credentials (http://user:pass@host:port), so it is never logged or shown.
+WECHAT_HTTP_PROXY = env.str("WECHAT_HTTP_PROXY", default="").strip()
+if WECHAT_HTTP_PROXY:
+    _proxy = urlsplit(WECHAT_HTTP_PROXY)
+    try:
+        _proxy_port = _proxy.port
+    except ValueError:
+        _proxy_port = -1
+    if _proxy.scheme not in ("http", "https") or not _proxy.hostname or _proxy_port == -1:
+        raise ImproperlyConfigured("WECHAT_HTTP_PROXY must be an http:// or https:// URL with a host")
 # Public base URL of this service, used to build the authorization redirect_uri.
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 

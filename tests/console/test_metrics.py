@@ -346,3 +346,28 @@ def test_an_in_process_sync_is_counted_by_its_trigger(client: Any, open_metrics:
     assert (
         value(after, name, trigger="cli", result="changed") - value(before, name, trigger="cli", result="changed") == 1
     )
+
+
+def test_pushes_are_counted_by_url_kind_and_outcome_with_bounded_labels(client: Any, open_metrics: None) -> None:
+    from wxplatform.metrics import record_push
+
+    before = scrape(client)
+    record_push("authorizer", kind="text", outcome="ok", seconds=0.02)
+    record_push("component", kind=None, outcome="bad_signature", seconds=0.001)
+    # Whatever a caller passes, no request can mint series: odd kinds, URLs and outcomes are clamped.
+    record_push("component", kind="<script>" + "x" * 100, outcome="whatever", seconds=-1)
+    record_push("/wechat/evil", kind="text", outcome="ok", seconds=0.01)
+    after = scrape(client)
+
+    def delta(**labels: str) -> float:
+        return value(after, "wxp_pushes_total", **labels) - value(before, "wxp_pushes_total", **labels)
+
+    assert delta(url="authorizer", kind="text", outcome="ok") == 1
+    assert delta(url="component", kind="unverified", outcome="bad_signature") == 1
+    assert delta(url="component", kind="unverified", outcome="error") == 1
+    assert delta(url="other", kind="text", outcome="ok") == 1
+    assert (
+        value(after, "wxp_push_duration_seconds_count", url="component")
+        - value(before, "wxp_push_duration_seconds_count", url="component")
+        == 2
+    )

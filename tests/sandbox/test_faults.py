@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -178,3 +179,16 @@ def test_the_newer_endpoints_take_latency_and_faults_like_the_others(sandbox: Sa
         "ok": 0,
         "errors": {"47001": 1, "http_503": 1},
     }
+
+
+def test_a_whitelist_fault_names_the_ip_the_sandbox_saw(sandbox: Sandbox) -> None:
+    # WeChat's 61004 names the caller's address for the operator to whitelist (docs/wechat/flow.md#ip-whitelist).
+    sandbox.control.set_faults(rate=1.0, kinds=[61004], endpoints=[DRAFT_COUNT])
+
+    body = draft_count_raw(sandbox, "any-token").json()
+
+    assert body["errcode"] == 61004
+    assert re.fullmatch(
+        r"access clientip is not registered requestIP: 127\.0\.0\.1 rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}",
+        body["errmsg"],
+    ), body["errmsg"]

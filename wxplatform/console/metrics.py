@@ -35,6 +35,7 @@ from drafts.rules import quota_budget, quota_day
 from tenants.models import Tenant
 from tenants.selectors import failing_tenants, syncable_tenants
 from wxplatform.component.models import ComponentCredential
+from wxplatform.egress import refusals
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class DatabaseCollector(Collector):
         yield from _component_families()
         yield from _tenant_families()
         yield from _sync_families()
+        yield _whitelist_family()
 
 
 def _component_families() -> Iterator[Metric]:
@@ -92,6 +94,19 @@ def _component_families() -> Iterator[Metric]:
     if credential.problem:
         problem.add_metric([str(credential.problem_code) if credential.problem_code is not None else "none"], 1)
     yield problem
+
+
+def _whitelist_family() -> Metric:
+    # From the cache, not the database (wxplatform/egress.py); one series per refused address, at most 20.
+    refused = GaugeMetricFamily(
+        "wxp_whitelist_refused_last_seen_timestamp_seconds",
+        "When WeChat last refused this egress IP with 61004 (not on the platform's IP whitelist); present for an "
+        "hour after the last refusal. request_ip is empty when WeChat did not name it.",
+        labels=["request_ip"],
+    )
+    for refusal in refusals():
+        refused.add_metric([refusal.request_ip], refusal.last_seen.timestamp())
+    return refused
 
 
 def _tenant_families() -> Iterator[Metric]:

@@ -25,6 +25,7 @@ from drafts.rules import quota_day
 from tenants.models import Tenant
 from wxplatform.charts import bar_chart_svg
 from wxplatform.component.services import component_status
+from wxplatform.egress import refusals
 from wxplatform.errcodes import errcode_label
 from wxplatform.redis_client import redis_client
 
@@ -105,6 +106,7 @@ def platform_status(request: HttpRequest) -> HttpResponse:
         **admin.site.each_context(request),
         "title": _("Platform status"),
         "component": component_status(),
+        "whitelist_refusals": refusals(),
         "queues": queue_depths(),
         "quota_day": day,
         "quota_used": quota["used"] or 0,

@@ -31,6 +31,7 @@ from wxplatform.sandbox.state import (
     COMPONENT,
     CUSTOM_SEND_PATH,
     DRAFT_COUNT_PATH,
+    ERRMSG,
     OFFICIAL_ACCOUNT_KINDS,
     RELEASE_TEST_OFFICIAL_ACCOUNTS,
     VERIFY_TYPES,
@@ -195,7 +196,7 @@ async def wechat_middleware(request: web.Request, handler: Handler) -> web.Strea
                 # Hold the connection like a stuck WeChat front end, then answer normally.
                 await asyncio.sleep(plan.timeout_seconds)
             else:
-                response, outcome = _fault_response(fault), fault
+                response, outcome = _fault_response(fault, request), fault
     if response is None:
         try:
             response = await handler(request)
@@ -239,7 +240,11 @@ async def _remember_rid(
     )
 
 
-def _fault_response(fault: int | str) -> web.Response:
+def _fault_response(fault: int | str, request: web.Request) -> web.Response:
+    if isinstance(fault, int) and fault == 61004:
+        # WeChat names the address it saw, for the operator to add to the platform's whitelist
+        # (docs/wechat/flow.md#ip-whitelist): "access clientip is not registered requestIP: 1.2.3.4 rid: …".
+        return wx_error(fault, f"{ERRMSG[fault]} requestIP: {request.remote or 'unknown'}")
     if isinstance(fault, int):
         return wx_error(fault)
     if fault.startswith("http_"):

@@ -114,7 +114,8 @@ class SandboxControl:
     ) -> dict[str, Any]:
         """Fail each matching WeChat call with probability `rate`, with one of `kinds` picked at random.
 
-        kinds: errcodes (-1, 45011, 45009, ...) and "timeout" (hold `timeout_seconds`, then answer),
+        kinds: errcodes (-1, 45011, 45009, ...; 61004 names the caller's address, "requestIP: 127.0.0.1", as
+        WeChat does) and "timeout" (hold `timeout_seconds`, then answer),
         "http_500", "http_502", "http_503", "malformed" (a body that is not JSON)."""
         body: dict[str, Any] = {
             "rate": rate,

@@ -22,12 +22,12 @@ from wxplatform.wechat.client import CallObserver, call_outcome
 from wxplatform.wechat.errors import TransportError, WeChatError
 from wxplatform.wechat.http import parse_body, required_int
 
-__all__ = ["DraftCountResult", "fetch_draft_counts", "fetch_draft_counts_async"]
+__all__ = ["DRAFT_COUNT_PATH", "DraftCountResult", "fetch_draft_counts", "fetch_draft_counts_async"]
 
 K = TypeVar("K")
 
-_DRAFT_COUNT_PATH = "/cgi-bin/draft/count"
-_DRAFT_COUNT = _DRAFT_COUNT_PATH + "?access_token="
+DRAFT_COUNT_PATH = "/cgi-bin/draft/count"
+_DRAFT_COUNT = DRAFT_COUNT_PATH + "?access_token="
 _KEEPALIVE_SECONDS = 30.0
 
 
@@ -49,9 +49,11 @@ async def fetch_draft_counts_async(
     read_timeout: float = 10.0,
     session: aiohttp.ClientSession | None = None,
     on_call: CallObserver | None = None,
+    proxy: str | None = None,
 ) -> list[DraftCountResult[K]]:
     """draft/count for each (key, authorizer access token), results in input order. `on_call` is told of
-    every call as it ends (see client.CallObserver)."""
+    every call as it ends (see client.CallObserver). `proxy`: the egress proxy every request goes through
+    (an http:// URL; HTTPS is tunnelled with CONNECT), as for the requests client."""
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     if not items:
@@ -59,12 +61,12 @@ async def fetch_draft_counts_async(
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
     prefix = base_url.rstrip("/") + _DRAFT_COUNT
     if session is not None:
-        return await _fan_out(session, prefix, items, concurrency, timeout, on_call)
+        return await _fan_out(session, prefix, items, concurrency, timeout, on_call, proxy)
     connector = aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=_KEEPALIVE_SECONDS)
     async with aiohttp.ClientSession(
         connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()
     ) as own_session:
-        return await _fan_out(own_session, prefix, items, concurrency, timeout, on_call)
+        return await _fan_out(own_session, prefix, items, concurrency, timeout, on_call, proxy)
 
 
 def fetch_draft_counts(
@@ -75,6 +77,7 @@ def fetch_draft_counts(
     connect_timeout: float = 3.05,
     read_timeout: float = 10.0,
     on_call: CallObserver | None = None,
+    proxy: str | None = None,
 ) -> list[DraftCountResult[K]]:
     """Blocking form for code with no event loop in its thread (Celery prefork workers, management commands)."""
     try:
@@ -91,6 +94,7 @@ def fetch_draft_counts(
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             on_call=on_call,
+            proxy=proxy,
         )
     )
 
@@ -102,6 +106,7 @@ async def _fan_out(
     concurrency: int,
     timeout: aiohttp.ClientTimeout,
     on_call: CallObserver | None = None,
+    proxy: str | None = None,
 ) -> list[DraftCountResult[K]]:
     results: list[DraftCountResult[K] | None] = [None] * len(items)
     # One shared iterator: workers take the next index between awaits, so no locking is needed and
@@ -114,9 +119,9 @@ async def _fan_out(
             # The URL is assembled as an already-encoded string: yarl then skips its re-quoting pass.
             url = URL(prefix + quote(access_token, safe=""), encoded=True)
             started = time.perf_counter()
-            total_count, error = await _draft_count(session, url, timeout)
+            total_count, error = await _draft_count(session, url, timeout, proxy)
             if on_call is not None:
-                on_call(_DRAFT_COUNT_PATH, call_outcome(error), time.perf_counter() - started)
+                on_call(DRAFT_COUNT_PATH, call_outcome(error), time.perf_counter() - started)
             results[index] = DraftCountResult(key, total_count, error)
 
     await asyncio.gather(*(worker() for _ in range(min(concurrency, len(items)))))
@@ -124,10 +129,12 @@ async def _fan_out(
 
 
 async def _draft_count(
-    session: aiohttp.ClientSession, url: URL, timeout: aiohttp.ClientTimeout
+    session: aiohttp.ClientSession, url: URL, timeout: aiohttp.ClientTimeout, proxy: str | None
 ) -> tuple[int | None, WeChatError | None]:
     try:
-        async with session.get(url, timeout=timeout, allow_redirects=False, raise_for_status=False) as response:
+        async with session.get(
+            url, timeout=timeout, allow_redirects=False, raise_for_status=False, proxy=proxy or None
+        ) as response:
             status = response.status
             body = await response.read()
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:

@@ -26,12 +26,15 @@ from wxplatform.wechat.types import (
     Quota,
 )
 
-__all__ = ["CallObserver", "WeChatClient", "call_outcome"]
+__all__ = ["CallObserver", "ErrorObserver", "WeChatClient", "call_outcome"]
 
 # Told of every call as it ends: (endpoint path, outcome, seconds). The outcome is "0" for a success, the
 # errcode as text, or the kind of transport failure (see call_outcome). This is how the Django side counts
 # calls for its metrics without this package importing anything of Django's.
 CallObserver = Callable[[str, str, float], None]
+# Told of every call that ends in a WeChatError: (endpoint path, the error). The Django side diagnoses 61004
+# with it (wxplatform/egress.py). It must not raise.
+ErrorObserver = Callable[[str, WeChatError], None]
 
 # Every surveyed SDK passes the component token under its legacy name; the newer doc pages show
 # `access_token=` for the same endpoints, but that spelling is unconfirmed everywhere
@@ -54,6 +57,8 @@ class WeChatClient:
         pool_maxsize: int = 64,
         session: requests.Session | None = None,
         on_call: CallObserver | None = None,
+        on_error: ErrorObserver | None = None,
+        proxy: str | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._component_appid = component_appid
@@ -61,7 +66,12 @@ class WeChatClient:
         self._timeout = (connect_timeout, read_timeout)
         self._owns_session = session is None
         self._session = session if session is not None else _pooled_session(pool_maxsize)
+        if proxy:
+            # Every call leaves through the egress proxy (a fixed-IP gateway on the platform's whitelist,
+            # docs/wechat/flow.md#ip-whitelist): plain-HTTP requests are forwarded, HTTPS tunnelled (CONNECT).
+            self._session.proxies = {"http": proxy, "https": proxy}
         self._on_call = on_call
+        self._on_error = on_error
 
     def __repr__(self) -> str:
         return f"WeChatClient(base_url={self._base_url!r}, component_appid={self._component_appid!r})"
@@ -214,7 +224,7 @@ class WeChatClient:
     def _request(
         self, method: str, path: str, *, query: dict[str, str] | None, payload: dict[str, Any] | None
     ) -> dict[str, Any]:
-        if self._on_call is None:
+        if self._on_call is None and self._on_error is None:
             return self._send(method, path, query=query, payload=payload)
         started = time.perf_counter()
         outcome = "error"
@@ -224,9 +234,12 @@ class WeChatClient:
             return data
         except WeChatError as exc:
             outcome = call_outcome(exc)
+            if self._on_error is not None:
+                self._on_error(path, exc)
             raise
         finally:
-            self._on_call(path, outcome, time.perf_counter() - started)
+            if self._on_call is not None:
+                self._on_call(path, outcome, time.perf_counter() - started)
 
     def _send(
         self, method: str, path: str, *, query: dict[str, str] | None, payload: dict[str, Any] | None

@@ -2,12 +2,15 @@
 
 WeChat answers almost every failure as HTTP 200 with `{"errcode": N, "errmsg": "... rid: ..."}`; success
 bodies may carry `errcode: 0` or no errcode at all. The class of an error is decided by its errcode alone:
-errmsg (with its ` rid:` suffix, which WeChat support asks for) is kept verbatim and never string-matched.
+errmsg (with its ` rid:` suffix, which WeChat support asks for) is kept verbatim and never string-matched to
+classify; the one thing read out of it is the IP a 61004 names (refused_ip), to tell the operator.
 Codes and their meaning: docs/wechat/errors.md.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import ClassVar
 
 
@@ -125,3 +128,21 @@ INELIGIBLE_CODES = frozenset({48001, 61007})
 def error_for(errcode: int, errmsg: str = "") -> WeChatError:
     """The typed error for a non-zero errcode."""
     return _BY_CODE.get(errcode, UnknownError)(errcode, errmsg)
+
+
+WHITELIST_REFUSED = 61004
+# "access clientip is not registered requestIP: 1.2.3.4 rid: …" (docs/wechat/flow.md#ip-whitelist)
+_REQUEST_IP = re.compile(r"requestIP:\s*([0-9A-Fa-f:.]{2,45})")
+
+
+def refused_ip(error: WeChatError) -> str | None:
+    """The IP WeChat saw and refused, named in a 61004 errmsg; None for other errors or when it names none."""
+    if error.errcode != WHITELIST_REFUSED:
+        return None
+    match = _REQUEST_IP.search(error.errmsg)
+    if match is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(match.group(1).rstrip(".:")))
+    except ValueError:
+        return None
