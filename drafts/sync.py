@@ -57,9 +57,11 @@ from drafts.rules import (
 )
 from tenants.models import Eligibility, Tenant
 from tenants.services import TenantHasNoToken, TenantNotActive, tenant_revoke, tenant_token_refresh
+from tenants.tasks import read_quota
 from wxplatform import metrics
 from wxplatform.component.services import ComponentNotReady
 from wxplatform.freshness import BATCH_TOKEN_MARGIN, token_is_fresh
+from wxplatform.queueing import enqueue
 from wxplatform.wechat.errors import (
     INELIGIBLE_CODES,
     REVOKED_CODES,
@@ -86,6 +88,7 @@ SYNC_FIELDS = (
     "last_snapshot_at",
     "quota_day",
     "quota_used",
+    "quota_daily_limit",
     "paused_until",
 )
 
@@ -120,6 +123,10 @@ def sync_tenants(tenants: Sequence[Tenant], *, trigger: str, chunk: SyncChunk | 
     report = SyncReport([w.result for w in works if w.result is not None])
     if not _write(works, trigger=trigger, chunk=chunk):
         return None
+    for work in works:
+        if work.paused_until is not None:
+            # 45009: ask WeChat what this account's own limit and use really are.
+            enqueue(read_quota, work.tenant.pk)
     metrics.record_sync_results(trigger, (r.outcome for r in report.results))
     return report
 
@@ -164,7 +171,6 @@ def _refresh(work: _Work, *, stale_version: int | None) -> bool:
 
 
 def _fetch_rounds(pending: list[_Work], *, trigger: str) -> None:
-    budget = quota_budget(trigger)
     today = quota_day(timezone.now())
     attempt = 0
     backoff = False
@@ -185,6 +191,7 @@ def _fetch_rounds(pending: list[_Work], *, trigger: str) -> None:
                 continue
             error = outcome.error
             used = quota_used_today(work.tenant, today) + work.calls
+            budget = quota_budget(trigger, work.tenant.quota_daily_limit)
             if isinstance(error, TokenError) and not work.token_retried and used < budget:
                 # 40001/40014/42001: refresh once (someone else may already have), retry once.
                 work.token_retried = True
@@ -227,6 +234,7 @@ def _failure(work: _Work, error: WeChatError) -> TenantResult:
         errcode=code,
         message=error.errmsg[:500],
         retryable=error.retryable,
+        rid=error.rid,
     )
 
 
@@ -247,6 +255,7 @@ def attempt_for(result: TenantResult, *, trigger: str, at: datetime) -> SyncAtte
         outcome=result.outcome,
         errcode=result.errcode,
         message=result.message[:500],
+        rid=result.rid,
         skip_reason=result.reason or "",
         total_count=result.total_count,
     )
@@ -313,6 +322,7 @@ _FAILED = _BulkUpdate(
         "errcode",
         "has_errcode",
         "message",
+        "rid",
         "calls",
         "paused",
         "paused_until",
@@ -323,7 +333,7 @@ _FAILED = _BulkUpdate(
         # The last good count stays: only the error fields, the quota and the consequences change.
         "last_sync_attempt_at = %(now)s, last_error_at = %(now)s, "
         "last_error_code = CASE WHEN v.has_errcode THEN v.errcode ELSE NULL END, "
-        "last_error_message = v.message, "
+        "last_error_message = v.message, last_error_rid = v.rid, "
         "paused_until = CASE WHEN v.paused THEN v.paused_until ELSE t.paused_until END, "
         "eligibility = CASE WHEN v.rejected THEN %(rejected)s ELSE t.eligibility END, "
         "eligibility_detail = CASE WHEN v.rejected THEN v.rejection ELSE t.eligibility_detail END, " + _QUOTA
@@ -356,6 +366,7 @@ def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
                     errcode=result.errcode or 0,
                     has_errcode=result.errcode is not None,
                     message=result.message[:500],
+                    rid=result.rid,
                     calls=work.calls,
                     paused=work.paused_until is not None,
                     paused_until=ops.adapt_datetimefield_value(work.paused_until) if work.paused_until else at_now,
