@@ -75,7 +75,7 @@ _PROFILE: tuple[tuple[str, Callable[[AuthorizerInfo], Any]], ...] = (
 )
 _CHANGEABLE = [name for name, _read in _PROFILE] + ["profile_raw", "eligibility", "eligibility_detail"]
 _QUOTA_FIELDS = ["quota_daily_limit", "quota_wechat_used", "quota_remain", "quota_read_at"]
-_TOKEN_FIELDS = ["refresh_token", "token_version"]
+_TOKEN_FIELDS = ["refresh_token", "token_version", "status"]
 
 
 @dataclass
