@@ -19,9 +19,8 @@ docs/wechat/errors.md#retry-policy.
 from __future__ import annotations
 
 import logging
-import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -59,6 +58,7 @@ from tenants.models import Eligibility, Tenant
 from tenants.services import TenantHasNoToken, TenantNotActive, tenant_revoke, tenant_token_refresh
 from tenants.tasks import read_quota
 from wxplatform import metrics
+from wxplatform.bulk_update import BulkUpdate
 from wxplatform.component.services import ComponentNotReady
 from wxplatform.freshness import BATCH_TOKEN_MARGIN, token_is_fresh
 from wxplatform.queueing import enqueue
@@ -261,51 +261,14 @@ def attempt_for(result: TenantResult, *, trigger: str, at: datetime) -> SyncAtte
     )
 
 
-@dataclass(frozen=True)
-class _BulkUpdate:
-    """One UPDATE of many tenant rows from a VALUES list, whatever the batch size: cheap to build and to
-    execute (an ORM bulk_update of 500 rows would compile thousands of CASE branches).
-
-    The VALUES list is a common table expression whose columns are named by `columns`; `assignments` refers
-    to them as v.<name>, and every row is built by `row(**values)` from the same names, which must be given
-    exactly. So the SQL and the tuples cannot drift apart. Identifiers come from the model's metadata; every
-    value is a query parameter. (WITH … UPDATE … FROM works on PostgreSQL and on SQLite ≥ 3.33.)
-    """
-
-    columns: tuple[str, ...]
-    assignments: str
-
-    def row(self, **values: Any) -> tuple[Any, ...]:
-        if values.keys() != set(self.columns):
-            raise ValueError(f"bulk update row has {sorted(values)}, expected {sorted(self.columns)}")
-        return tuple(values[name] for name in self.columns)
-
-    def execute(self, rows: Sequence[tuple[Any, ...]], params: Mapping[str, Any]) -> None:
-        """Runs the update for `rows`; `params` fill the %(name)s placeholders of the assignments."""
-        if not rows:
-            return
-        row_sql = "(" + ", ".join(["%s"] * len(self.columns)) + ")"
-        table = connection.ops.quote_name(Tenant._meta.db_table)
-        sql = (
-            f"WITH v ({', '.join(self.columns)}) AS (VALUES {', '.join([row_sql] * len(rows))}) "  # noqa: S608
-            f"UPDATE {table} AS t SET {_PLACEHOLDER.sub('%s', self.assignments)} FROM v WHERE t.id = v.id"
-        )
-        # Parameters in the order they appear: the VALUES rows first, then the assignments' placeholders.
-        values: list[Any] = [value for row in rows for value in row]
-        values.extend(params[name] for name in _PLACEHOLDER.findall(self.assignments))
-        with connection.cursor() as cursor:
-            cursor.execute(sql, values)
-
-
-_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
-
 # Quota bookkeeping shared by both updates: calls made today are added, or restart on a new quota day.
 _QUOTA = (
     "quota_used = CASE WHEN t.quota_day = %(day)s THEN t.quota_used + v.calls ELSE v.calls END, quota_day = %(day)s"
 )
 _NEWER = "(t.draft_count_fetched_at IS NULL OR t.draft_count_fetched_at < v.fetched_at)"
 
-_SUCCEEDED = _BulkUpdate(
+_SUCCEEDED = BulkUpdate(
+    table=Tenant._meta.db_table,
     columns=("id", "total_count", "fetched_at", "snapshot", "calls"),
     assignments=(
         # Never replace a newer fetch (an on-demand job that finished first) with this older one.
@@ -316,7 +279,8 @@ _SUCCEEDED = _BulkUpdate(
     ),
 )
 # NULLs are kept out of VALUES (PostgreSQL could not infer their column's type): flags say what applies.
-_FAILED = _BulkUpdate(
+_FAILED = BulkUpdate(
+    table=Tenant._meta.db_table,
     columns=(
         "id",
         "errcode",

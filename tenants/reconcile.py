@@ -31,7 +31,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -45,6 +45,7 @@ from tenants.models import (
 )
 from tenants.quota import DRAFT_COUNT_CGI_PATH
 from tenants.services import eligibility_for, tenant_onboard_fill, tenant_revoke
+from wxplatform.bulk_update import BulkUpdate
 from wxplatform.component.clients import wechat_client
 from wxplatform.component.services import component_access_token, component_token_refresh
 from wxplatform.freshness import USABLE_MARGIN, token_is_fresh
@@ -73,8 +74,6 @@ _PROFILE: tuple[tuple[str, Callable[[AuthorizerInfo], Any]], ...] = (
     ("account_status", lambda i: i.account_status),
     ("func_ids", lambda i: sorted(set(i.func_ids))),
 )
-_CHANGEABLE = [name for name, _read in _PROFILE] + ["profile_raw", "eligibility", "eligibility_detail"]
-_QUOTA_FIELDS = ["quota_daily_limit", "quota_wechat_used", "quota_remain", "quota_read_at"]
 _TOKEN_FIELDS = ["refresh_token", "token_version", "status"]
 
 
@@ -204,18 +203,32 @@ def _page(
     report: ReconcileReport,
 ) -> None:
     appids = [item.appid for item in items]
-    profiles = _map_with_token(
-        pool,
-        token,
-        lambda t, item: client.api_get_authorizer_info(component_access_token=t, authorizer_appid=item.appid),
-        items,
-    )
-    reads = [
-        _Read(item=item, error=got) if isinstance(got, WeChatError) else _Read(item=item, info=got)
-        for item, got in zip(items, profiles, strict=True)
-    ]
+    reads = {item.appid: _Read(item=item) for item in items}
+    # Profile and quota reads share the pool, so that both are in flight together.
+    calls: list[tuple[_Read, str | None]] = [(read, None) for read in reads.values()]
     if read_quota:
-        _read_quotas(client, pool, reads)
+        calls += [(reads[appid], access_token) for appid, access_token in _fresh_tokens(appids)]
+
+    def call(component_token: str, target: tuple[_Read, str | None]) -> Any:
+        read, access_token = target
+        if access_token is None:
+            return client.api_get_authorizer_info(
+                component_access_token=component_token, authorizer_appid=read.item.appid
+            )
+        try:
+            return client.openapi_quota_get(access_token=access_token, cgi_path=DRAFT_COUNT_CGI_PATH)
+        except WeChatError as exc:
+            # The authorizer's token, not the component's: never a reason to refresh the component token.
+            logger.info("quota read failed during reconciliation: errcode %s", exc.errcode)
+            return None
+
+    for (read, access_token), got in zip(calls, _map_with_token(pool, token, call, calls), strict=True):
+        if access_token is not None:
+            read.quota = got if isinstance(got, Quota) else None
+        elif isinstance(got, WeChatError):
+            read.error = got
+        else:
+            read.info = got
     now = timezone.now()
     with transaction.atomic():
         # The token lock: the same row lock a token refresh takes, in id order so that runs cannot deadlock.
@@ -224,10 +237,9 @@ def _page(
             for t in Tenant.objects.select_for_update().filter(authorizer_appid__in=appids).order_by("pk")
         }
         created: list[Tenant] = []
-        changed: dict[int, Tenant] = {}
-        fields: set[str] = set()
         changes: list[TenantProfileChange] = []
-        for read in reads:
+        quotas: list[tuple[Any, ...]] = []
+        for read in reads.values():
             if read.error is not None or read.info is None:
                 # 61003 here: the account left between the list and its profile; the next pass revokes it.
                 report.failed[read.error.errcode if read.error else None] += 1
@@ -251,58 +263,66 @@ def _page(
                     fresh.save()
                 report.added += 1
                 continue
+            fields: set[str] = set()
             touched = _apply_profile(tenant, read.info, now=now, changes=changes, fields=fields)
-            if touched:
-                report.profiles_changed += 1
-            if _replace_refresh_token(tenant, listed_token, listed_at=listed_at):
+            replaced = _replace_refresh_token(tenant, listed_token, listed_at=listed_at)
+            if replaced:
                 fields.update(_TOKEN_FIELDS)
-                report.tokens_replaced += 1
-                touched = True
-            elif not touched:
-                report.unchanged += 1
+            if fields:
+                # Few rows change on a given day: one UPDATE each, of the changed columns only.
+                tenant.save(update_fields=[*sorted(fields), "updated_at"])
+            report.profiles_changed += touched
+            report.tokens_replaced += replaced
+            report.unchanged += not (touched or replaced)
             if read.quota is not None:
-                _set_quota(tenant, read.quota, now)
-                fields.update(_QUOTA_FIELDS)
-                report.quotas_read += 1
-                touched = True
-            if touched:
-                changed[tenant.pk] = tenant
+                quotas.append(
+                    _QUOTA_UPDATE.row(
+                        id=tenant.pk, daily_limit=read.quota.daily_limit, used=read.quota.used, remain=read.quota.remain
+                    )
+                )
         if created:
             # A concurrent run may have created the same account a moment ago: theirs stands.
             Tenant.objects.bulk_create(created, ignore_conflicts=True)
-        if changed and fields:
-            Tenant.objects.bulk_update(list(changed.values()), sorted(fields), batch_size=PAGE_SIZE)
         if changes:
             TenantProfileChange.objects.bulk_create(changes)
+        _QUOTA_UPDATE.execute(quotas, {"now": connection.ops.adapt_datetimefield_value(now)})
+        report.quotas_read += len(quotas)
         Tenant.objects.filter(authorizer_appid__in=appids).filter(
             Q(listed_at__isnull=True) | Q(listed_at__lt=listed_at)
         ).update(listed_at=listed_at, profile_read_at=now)
+
+
+# Quota readings of a page in one statement; a newer reading (a concurrent run, a read after 45009) stays.
+_QUOTA_UPDATE = BulkUpdate(
+    table=Tenant._meta.db_table,
+    columns=("id", "daily_limit", "used", "remain"),
+    assignments=(
+        "quota_daily_limit = CASE WHEN t.quota_read_at IS NULL OR t.quota_read_at < %(now)s "
+        "THEN v.daily_limit ELSE t.quota_daily_limit END, "
+        "quota_wechat_used = CASE WHEN t.quota_read_at IS NULL OR t.quota_read_at < %(now)s "
+        "THEN v.used ELSE t.quota_wechat_used END, "
+        "quota_remain = CASE WHEN t.quota_read_at IS NULL OR t.quota_read_at < %(now)s "
+        "THEN v.remain ELSE t.quota_remain END, "
+        "quota_read_at = CASE WHEN t.quota_read_at IS NULL OR t.quota_read_at < %(now)s "
+        "THEN %(now)s ELSE t.quota_read_at END"
+    ),
+)
 
 
 def _list_page(client: WeChatClient, offset: int, token: str) -> AuthorizerListPage:
     return client.api_get_authorizer_list(component_access_token=token, offset=offset, count=PAGE_SIZE)
 
 
-def _read_quotas(client: WeChatClient, pool: ThreadPoolExecutor, reads: list[_Read]) -> None:
-    """openapi/quota/get for the page's eligible, active tenants whose stored token is fresh: no token is
-    refreshed for this (the beat refresher keeps them fresh), and a failure only leaves the last reading."""
-    by_appid = {r.item.appid: r for r in reads if r.info is not None}
-    tokens = [
-        (by_appid[appid], access_token)
+def _fresh_tokens(appids: list[str]) -> list[tuple[str, str]]:
+    """(appid, access token) of the page's eligible, active tenants whose stored token is fresh: no token is
+    refreshed for a quota reading (the beat refresher keeps them fresh)."""
+    return [
+        (appid, access_token)
         for appid, access_token, expires_at in Tenant.objects.filter(
-            authorizer_appid__in=list(by_appid), status=TenantStatus.ACTIVE, eligibility=Eligibility.ELIGIBLE
+            authorizer_appid__in=appids, status=TenantStatus.ACTIVE, eligibility=Eligibility.ELIGIBLE
         ).values_list("authorizer_appid", "access_token", "access_token_expires_at")
         if token_is_fresh(access_token, expires_at, margin=USABLE_MARGIN)
     ]
-
-    def read(pair: tuple[_Read, str]) -> None:
-        target, access_token = pair
-        try:
-            target.quota = client.openapi_quota_get(access_token=access_token, cgi_path=DRAFT_COUNT_CGI_PATH)
-        except WeChatError as exc:
-            logger.info("quota read failed during reconciliation: errcode %s", exc.errcode)
-
-    list(pool.map(read, tokens))
 
 
 def _should_reonboard(tenant: Tenant, listed_at: datetime) -> bool:
@@ -374,13 +394,6 @@ def _shown(name: str, value: Any) -> str:
     if name == "func_ids":
         return ", ".join(str(v) for v in value)
     return str(value)
-
-
-def _set_quota(tenant: Tenant, quota: Quota, now: datetime) -> None:
-    tenant.quota_daily_limit = quota.daily_limit
-    tenant.quota_wechat_used = quota.used
-    tenant.quota_remain = quota.remain
-    tenant.quota_read_at = now
 
 
 # --- tenants WeChat no longer lists --------------------------------------------------------------------
