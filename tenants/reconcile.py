@@ -35,14 +35,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from tenants.models import (
-    ACCOUNT_STATUS_LABELS,
-    Eligibility,
-    Tenant,
-    TenantProfileChange,
-    TenantStatus,
-    code_label,
-)
+from tenants.models import Eligibility, Tenant, TenantProfileChange, TenantStatus
 from tenants.quota import DRAFT_COUNT_CGI_PATH
 from tenants.services import eligibility_for, tenant_onboard_fill, tenant_revoke
 from wxplatform.bulk_update import BulkUpdate
@@ -387,10 +380,9 @@ def _apply_profile(
 
 
 def _shown(name: str, value: Any) -> str:
+    """A value as stored in the change log: WeChat's raw value (the admin renders codes as labels)."""
     if value is None:
         return ""
-    if name == "account_status":
-        return code_label(ACCOUNT_STATUS_LABELS, value)
     if name == "func_ids":
         return ", ".join(str(v) for v in value)
     return str(value)
