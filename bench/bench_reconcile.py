@@ -7,6 +7,7 @@ Measured in one run, against the same sandbox and the same accounts (5 ms of WeC
   read per account and a quota read per account with a fresh token (a thread pool, RECONCILE_CONCURRENCY),
   the locked bulk writes per page. Pass 1 is the first reading of tenants onboarded before (every profile is
   new to the tenant rows); pass 2 is the steady state (nothing changed, quotas read again).
+Pass 3 is pass 2 without the quota reads (--no-quota): the same calls as the bare loop.
 Both sizes, 1,000 and 10,000 authorizers, are reconciled, to show that memory stays flat: peak RSS is the
 command process's VmHWM (Linux's own high-water mark), sampled until it exits.
 
@@ -134,10 +135,10 @@ def _peak_rss(pid: int) -> int:
     return 0
 
 
-def _reconcile_pass(env: dict[str, str], accounts: int) -> _Pass:
+def _reconcile_pass(env: dict[str, str], accounts: int, *extra: str) -> _Pass:
     started = time.monotonic()
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "reconcile_authorizers", "--no-progress"],
+        [sys.executable, "manage.py", "reconcile_authorizers", "--no-progress", *extra],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     peak = 0
@@ -205,7 +206,7 @@ def run(args: argparse.Namespace) -> None:
          "--latency", str(args.latency), "--seed", "1"],
         cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    rows: list[tuple[int, float, _Pass, _Pass]] = []
+    rows: list[tuple[int, float, _Pass, _Pass, _Pass]] = []
     try:
         import django
         from django.core.management import call_command
@@ -230,7 +231,9 @@ def run(args: argparse.Namespace) -> None:
             assert seen == size, (seen, size)
             first = _reconcile_pass(command_env, size)
             second = _reconcile_pass(command_env, size)
-            rows.append((size, bare, first, second))
+            # Like for like with the bare loop: pages and profiles only, no quota reads.
+            third = _reconcile_pass(command_env, size, "--no-quota")
+            rows.append((size, bare, first, second, third))
             assert Tenant.objects.filter(profile_read_at__isnull=False).count() == size
             print(second.summary, flush=True)
     finally:
@@ -245,9 +248,13 @@ def run(args: argparse.Namespace) -> None:
         f"setup: {args.latency * 1000:.0f} ms sandbox latency; RECONCILE_CONCURRENCY={args.concurrency} "
         "(profile and quota reads in flight); pages of 500"
     )
-    for size, bare, first, second in rows:
+    for size, bare, first, second, third in rows:
         print(f"{size:>6} authorizers: bare sequential loop (pages + profiles, no database): {bare:,.0f} accounts/s")
-        for label, result in (("pass 1 (first reading)", first), ("pass 2 (steady state)", second)):
+        for label, result in (
+            ("pass 1 (first reading)", first),
+            ("pass 2 (steady state)", second),
+            ("pass 3 (steady state, --no-quota)", third),
+        ):
             print(
                 f"{size:>6} authorizers: reconcile {label}: {result.rate:,.0f} accounts/s ({result.seconds:.1f} s, "
                 f"process start included), {result.rate / bare:.1f}x the bare loop, "
