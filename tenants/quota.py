@@ -20,10 +20,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from tenants.models import Tenant
-from tenants.services import tenant_access_token, tenant_token_refresh
+from tenants.services import TenantHasNoToken, TenantNotActive, tenant_access_token, tenant_token_refresh
 from wxplatform.component.clients import wechat_client
+from wxplatform.component.services import ComponentNotReady
 from wxplatform.observability import MASK, redact
-from wxplatform.wechat.errors import ClearQuotaLimitError, TokenError
+from wxplatform.wechat.errors import ClearQuotaLimitError, TokenError, WeChatError
 from wxplatform.wechat.types import Quota, RidInfo
 
 T = TypeVar("T")
@@ -103,7 +104,8 @@ def tenant_quota_clear(*, tenant: Tenant) -> ClearOutcome:
     quota: Quota | None = None
     try:
         quota = tenant_quota_read(tenant=tenant)
-    except Exception as exc:  # noqa: BLE001 - the clear happened; a failed re-read only leaves the old reading
+    except (TenantNotActive, TenantHasNoToken, ComponentNotReady, WeChatError) as exc:
+        # The clear happened; a failed re-read only leaves the previous reading.
         logger.warning("quota read after clear_quota failed: %s", type(exc).__name__)
     return ClearOutcome(cleared=True, clears_used=used, quota=quota)
 
