@@ -83,6 +83,8 @@ class SyncAttempt(models.Model):
     outcome = models.CharField(_("outcome"), max_length=16, choices=AttemptOutcome.choices)
     errcode = models.IntegerField(_("errcode"), null=True, blank=True)
     message = models.CharField(_("message"), max_length=500, blank=True)
+    # WeChat's request id from the errmsg of a failed call (docs/wechat/errors.md#rid).
+    rid = models.CharField(_("rid"), max_length=64, blank=True)
     skip_reason = models.CharField(_("why not called"), max_length=32, choices=SkipReason.choices, blank=True)
     total_count = models.IntegerField(_("draft count"), null=True, blank=True)
 

@@ -35,6 +35,8 @@ class TenantResult:
     errcode: int | None = None
     message: str = ""
     reason: SkipReason | None = None
+    # WeChat's request id from a failure's errmsg (docs/wechat/errors.md#rid).
+    rid: str = ""
     # A retryable error (-1, 45011, transport) that outlasted its attempts: trying later may succeed.
     retryable: bool = False
 
@@ -91,11 +93,14 @@ def quota_used_today(tenant: Tenant, today: date) -> int:
     return tenant.quota_used if tenant.quota_day == today else 0
 
 
-def quota_budget(trigger: str) -> int:
-    """draft/count calls per tenant per day that syncs with this trigger may spend."""
+def quota_budget(trigger: str, daily_limit: int | None = None) -> int:
+    """draft/count calls per tenant per day that syncs with this trigger may spend: a share of the account's own
+    daily_limit as openapi/quota/get reported it, or of DRAFT_QUOTA_DAILY_LIMIT before the first reading
+    (docs/wechat/quota.md#default-daily-limits)."""
     scheduled = trigger == SyncTrigger.SCHEDULE
     share = settings.DRAFT_QUOTA_SCHEDULE_SHARE if scheduled else settings.DRAFT_QUOTA_ON_DEMAND_SHARE
-    return int(settings.DRAFT_QUOTA_DAILY_LIMIT * share)
+    limit = daily_limit if daily_limit is not None else settings.DRAFT_QUOTA_DAILY_LIMIT
+    return int(limit * share)
 
 
 # --- Whether to call WeChat --------------------------------------------------------------------------
@@ -109,7 +114,7 @@ def skip_reason(tenant: Tenant, *, trigger: str, now: datetime) -> SkipReason | 
         return SkipReason.INELIGIBLE
     if tenant.paused_until is not None and tenant.paused_until > now:
         return SkipReason.PAUSED
-    if quota_used_today(tenant, quota_day(now)) >= quota_budget(trigger):
+    if quota_used_today(tenant, quota_day(now)) >= quota_budget(trigger, tenant.quota_daily_limit):
         return SkipReason.QUOTA_BUDGET
     fetched_at = tenant.draft_count_fetched_at
     if fetched_at is not None and (now - fetched_at).total_seconds() < settings.DRAFT_SYNC_MIN_INTERVAL:

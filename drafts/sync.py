@@ -19,9 +19,8 @@ docs/wechat/errors.md#retry-policy.
 from __future__ import annotations
 
 import logging
-import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,9 +56,12 @@ from drafts.rules import (
 )
 from tenants.models import Eligibility, Tenant
 from tenants.services import TenantHasNoToken, TenantNotActive, tenant_revoke, tenant_token_refresh
+from tenants.tasks import read_quota
 from wxplatform import metrics
+from wxplatform.bulk_update import BulkUpdate
 from wxplatform.component.services import ComponentNotReady
 from wxplatform.freshness import BATCH_TOKEN_MARGIN, token_is_fresh
+from wxplatform.queueing import enqueue
 from wxplatform.wechat.errors import (
     INELIGIBLE_CODES,
     REVOKED_CODES,
@@ -86,6 +88,7 @@ SYNC_FIELDS = (
     "last_snapshot_at",
     "quota_day",
     "quota_used",
+    "quota_daily_limit",
     "paused_until",
 )
 
@@ -120,6 +123,10 @@ def sync_tenants(tenants: Sequence[Tenant], *, trigger: str, chunk: SyncChunk | 
     report = SyncReport([w.result for w in works if w.result is not None])
     if not _write(works, trigger=trigger, chunk=chunk):
         return None
+    for work in works:
+        if work.paused_until is not None:
+            # 45009: ask WeChat what this account's own limit and use really are.
+            enqueue(read_quota, work.tenant.pk)
     metrics.record_sync_results(trigger, (r.outcome for r in report.results))
     return report
 
@@ -164,7 +171,6 @@ def _refresh(work: _Work, *, stale_version: int | None) -> bool:
 
 
 def _fetch_rounds(pending: list[_Work], *, trigger: str) -> None:
-    budget = quota_budget(trigger)
     today = quota_day(timezone.now())
     attempt = 0
     backoff = False
@@ -185,6 +191,7 @@ def _fetch_rounds(pending: list[_Work], *, trigger: str) -> None:
                 continue
             error = outcome.error
             used = quota_used_today(work.tenant, today) + work.calls
+            budget = quota_budget(trigger, work.tenant.quota_daily_limit)
             if isinstance(error, TokenError) and not work.token_retried and used < budget:
                 # 40001/40014/42001: refresh once (someone else may already have), retry once.
                 work.token_retried = True
@@ -227,6 +234,7 @@ def _failure(work: _Work, error: WeChatError) -> TenantResult:
         errcode=code,
         message=error.errmsg[:500],
         retryable=error.retryable,
+        rid=error.rid,
     )
 
 
@@ -247,48 +255,11 @@ def attempt_for(result: TenantResult, *, trigger: str, at: datetime) -> SyncAtte
         outcome=result.outcome,
         errcode=result.errcode,
         message=result.message[:500],
+        rid=result.rid,
         skip_reason=result.reason or "",
         total_count=result.total_count,
     )
 
-
-@dataclass(frozen=True)
-class _BulkUpdate:
-    """One UPDATE of many tenant rows from a VALUES list, whatever the batch size: cheap to build and to
-    execute (an ORM bulk_update of 500 rows would compile thousands of CASE branches).
-
-    The VALUES list is a common table expression whose columns are named by `columns`; `assignments` refers
-    to them as v.<name>, and every row is built by `row(**values)` from the same names, which must be given
-    exactly. So the SQL and the tuples cannot drift apart. Identifiers come from the model's metadata; every
-    value is a query parameter. (WITH … UPDATE … FROM works on PostgreSQL and on SQLite ≥ 3.33.)
-    """
-
-    columns: tuple[str, ...]
-    assignments: str
-
-    def row(self, **values: Any) -> tuple[Any, ...]:
-        if values.keys() != set(self.columns):
-            raise ValueError(f"bulk update row has {sorted(values)}, expected {sorted(self.columns)}")
-        return tuple(values[name] for name in self.columns)
-
-    def execute(self, rows: Sequence[tuple[Any, ...]], params: Mapping[str, Any]) -> None:
-        """Runs the update for `rows`; `params` fill the %(name)s placeholders of the assignments."""
-        if not rows:
-            return
-        row_sql = "(" + ", ".join(["%s"] * len(self.columns)) + ")"
-        table = connection.ops.quote_name(Tenant._meta.db_table)
-        sql = (
-            f"WITH v ({', '.join(self.columns)}) AS (VALUES {', '.join([row_sql] * len(rows))}) "  # noqa: S608
-            f"UPDATE {table} AS t SET {_PLACEHOLDER.sub('%s', self.assignments)} FROM v WHERE t.id = v.id"
-        )
-        # Parameters in the order they appear: the VALUES rows first, then the assignments' placeholders.
-        values: list[Any] = [value for row in rows for value in row]
-        values.extend(params[name] for name in _PLACEHOLDER.findall(self.assignments))
-        with connection.cursor() as cursor:
-            cursor.execute(sql, values)
-
-
-_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 # Quota bookkeeping shared by both updates: calls made today are added, or restart on a new quota day.
 _QUOTA = (
@@ -296,7 +267,8 @@ _QUOTA = (
 )
 _NEWER = "(t.draft_count_fetched_at IS NULL OR t.draft_count_fetched_at < v.fetched_at)"
 
-_SUCCEEDED = _BulkUpdate(
+_SUCCEEDED = BulkUpdate(
+    table=Tenant._meta.db_table,
     columns=("id", "total_count", "fetched_at", "snapshot", "calls"),
     assignments=(
         # Never replace a newer fetch (an on-demand job that finished first) with this older one.
@@ -307,12 +279,14 @@ _SUCCEEDED = _BulkUpdate(
     ),
 )
 # NULLs are kept out of VALUES (PostgreSQL could not infer their column's type): flags say what applies.
-_FAILED = _BulkUpdate(
+_FAILED = BulkUpdate(
+    table=Tenant._meta.db_table,
     columns=(
         "id",
         "errcode",
         "has_errcode",
         "message",
+        "rid",
         "calls",
         "paused",
         "paused_until",
@@ -323,7 +297,7 @@ _FAILED = _BulkUpdate(
         # The last good count stays: only the error fields, the quota and the consequences change.
         "last_sync_attempt_at = %(now)s, last_error_at = %(now)s, "
         "last_error_code = CASE WHEN v.has_errcode THEN v.errcode ELSE NULL END, "
-        "last_error_message = v.message, "
+        "last_error_message = v.message, last_error_rid = v.rid, "
         "paused_until = CASE WHEN v.paused THEN v.paused_until ELSE t.paused_until END, "
         "eligibility = CASE WHEN v.rejected THEN %(rejected)s ELSE t.eligibility END, "
         "eligibility_detail = CASE WHEN v.rejected THEN v.rejection ELSE t.eligibility_detail END, " + _QUOTA
@@ -356,6 +330,7 @@ def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
                     errcode=result.errcode or 0,
                     has_errcode=result.errcode is not None,
                     message=result.message[:500],
+                    rid=result.rid,
                     calls=work.calls,
                     paused=work.paused_until is not None,
                     paused_until=ops.adapt_datetimefield_value(work.paused_until) if work.paused_until else at_now,

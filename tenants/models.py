@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -32,6 +32,57 @@ class Eligibility(models.TextChoices):
     MISSING_PERMISSION = "missing_permission", _("Permission set 11 or 100 not granted")
     WRONG_KIND = "wrong_kind", _("Not a subscription or service account")
     REJECTED = "rejected", _("Rejected by WeChat")
+    ACCOUNT_STATUS = "account_status", _("Account deregistered, banned or frozen")
+
+
+# account_status of api_get_authorizer_info (docs/wechat/lifecycle.md#authorizer-profile).
+ACCOUNT_STATUS_NORMAL = 1
+ACCOUNT_STATUS_WARNED = 18
+BLOCKING_ACCOUNT_STATUSES = frozenset({14, 16, 19})
+
+# What staff read instead of WeChat's numbers (docs/wechat/permissions.md#service_type_info and
+# #verify_type_info). The Chinese names
+# WeChat uses are given to translators.
+ACCOUNT_STATUS_LABELS = {
+    # Translators: 正常
+    1: _("normal"),
+    # Translators: 已注销
+    14: _("deregistered"),
+    # Translators: 已封禁
+    16: _("banned"),
+    # Translators: 已告警
+    18: _("warned"),
+    # Translators: 已冻结
+    19: _("frozen"),
+}
+SERVICE_TYPE_LABELS = {
+    # Translators: 订阅号
+    0: _("subscription account"),
+    # Translators: 由历史老帐号升级后的订阅号
+    1: _("subscription account (upgraded from a legacy account)"),
+    # Translators: 服务号
+    2: _("service account"),
+}
+VERIFY_TYPE_LABELS = {
+    # Translators: 未认证
+    -1: _("not verified"),
+    # Translators: 微信认证
+    0: _("WeChat verified"),
+    # Translators: 新浪微博认证
+    1: _("Sina Weibo verified"),
+    # Translators: 已资质认证通过但还未通过名称认证
+    3: _("qualification verified, name not yet verified"),
+    # Translators: 已资质认证通过、还未通过名称认证, 但通过了新浪微博认证
+    4: _("qualification verified, name not yet verified, Sina Weibo verified"),
+}
+
+
+def code_label(labels: dict[int, Any], code: int | None) -> str:
+    """A WeChat enum value as staff read it: its meaning and, in brackets, the number (unknown values occur)."""
+    if code is None:
+        return "—"
+    label = labels.get(code)
+    return f"{label} ({code})" if label is not None else _("unknown (%(code)s)") % {"code": code}
 
 
 class Tenant(models.Model):
@@ -45,6 +96,13 @@ class Tenant(models.Model):
     service_type_id = models.IntegerField(_("service type"), null=True, blank=True)
     verify_type_id = models.IntegerField(_("verification type"), null=True, blank=True)
     func_ids = models.JSONField(_("granted permission sets"), default=list, blank=True)
+    account_status = models.IntegerField(_("account status"), null=True, blank=True)
+    # authorizer_info as WeChat last sent it (no credential is in it), and when it was read.
+    profile_raw = models.JSONField(_("profile as WeChat sent it"), default=dict, blank=True, editable=False)
+    profile_read_at = models.DateTimeField(_("profile read at"), null=True, blank=True)
+    # When api_get_authorizer_list last listed the account (reconciliation: an active tenant not listed by a
+    # complete pass is checked and, on 61003, revoked).
+    listed_at = models.DateTimeField(_("last listed by WeChat"), null=True, blank=True)
 
     status = models.CharField(_("status"), max_length=20, choices=TenantStatus.choices, default=TenantStatus.ACTIVE)
     eligibility = models.CharField(_("eligibility"), max_length=20, choices=Eligibility.choices)
@@ -66,9 +124,20 @@ class Tenant(models.Model):
     last_error_code = models.IntegerField(_("last errcode"), null=True, blank=True)
     last_error_message = models.CharField(_("last error"), max_length=500, blank=True)
     last_error_at = models.DateTimeField(_("last error at"), null=True, blank=True)
-    # draft/count quota bookkeeping (1000 calls per account per day, docs/wechat/quota.md).
+    # WeChat's request id of the last failed sync or token refresh, for openapi/rid/get (7 days).
+    last_error_rid = models.CharField(_("last error rid"), max_length=64, blank=True)
+    # draft/count quota bookkeeping: our own count of calls per quota day (docs/wechat/quota.md) ...
     quota_day = models.DateField(null=True, blank=True, editable=False)
     quota_used = models.PositiveIntegerField(_("draft/count calls today"), default=0)
+    # ... and the account's own limit and use as openapi/quota/get last reported them (null: never read).
+    quota_daily_limit = models.PositiveIntegerField(_("draft/count daily limit"), null=True, blank=True)
+    quota_wechat_used = models.PositiveIntegerField(_("draft/count used (WeChat)"), null=True, blank=True)
+    quota_remain = models.PositiveIntegerField(_("draft/count remaining (WeChat)"), null=True, blank=True)
+    quota_read_at = models.DateTimeField(_("quota read at"), null=True, blank=True)
+    # clear_quota calls this service made in the month quota_clears_month (WeChat allows 10 and does not
+    # say how many were used).
+    quota_clears_month = models.CharField(max_length=7, blank=True, editable=False)
+    quota_clears = models.PositiveSmallIntegerField(_("quota clears this month"), default=0)
     paused_until = models.DateTimeField(_("paused until"), null=True, blank=True)
 
     authorized_at = models.DateTimeField(_("authorized at"), null=True, blank=True)
@@ -87,6 +156,27 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.nickname or self.authorizer_appid
+
+
+class TenantProfileChange(models.Model):
+    """One field of an account's profile that changed between two readings of api_get_authorizer_info."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="profile_changes")
+    field = models.CharField(_("field"), max_length=32)
+    old = models.TextField(_("old value"), blank=True)
+    new = models.TextField(_("new value"), blank=True)
+    at = models.DateTimeField(_("at"))
+
+    class Meta:
+        verbose_name = _("profile change")
+        verbose_name_plural = _("profile changes")
+        ordering: ClassVar[list[str]] = ["-at", "-id"]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(fields=["tenant", "-at"], name="profile_change_tenant_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.old} → {self.new}"
 
 
 class AuthorizationCode(models.Model):

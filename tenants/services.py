@@ -22,6 +22,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tenants.models import (
+    ACCOUNT_STATUS_LABELS,
+    ACCOUNT_STATUS_WARNED,
+    BLOCKING_ACCOUNT_STATUSES,
     DRAFT_PERMISSION_SETS,
     AccountKind,
     AuthorizationCode,
@@ -29,6 +32,7 @@ from tenants.models import (
     Tenant,
     TenantAPIKey,
     TenantStatus,
+    code_label,
 )
 from wxplatform import metrics
 from wxplatform.component.clients import wechat_client
@@ -65,12 +69,23 @@ class TenantHasNoToken(Exception):
 # --- Eligibility -------------------------------------------------------------------------------------
 
 
-def eligibility_for(*, account_kind: str, func_ids: list[int]) -> tuple[Eligibility, str]:
-    """Whether draft/count may be called for an account of this kind with these permission sets."""
+def eligibility_for(
+    *, account_kind: str, func_ids: list[int], account_status: int | None = None
+) -> tuple[Eligibility, str]:
+    """Whether draft/count may be called for an account of this kind, status and permission sets
+    (docs/wechat/lifecycle.md#authorizer-profile). A warned account (18) stays eligible, with a warning."""
     if account_kind not in (AccountKind.SUBSCRIPTION, AccountKind.SERVICE):
         return Eligibility.WRONG_KIND, _("Only subscription accounts and service accounts have a draft box.")
+    if account_status in BLOCKING_ACCOUNT_STATUSES:
+        return Eligibility.ACCOUNT_STATUS, _("WeChat reports the account as %(status)s.") % {
+            "status": code_label(ACCOUNT_STATUS_LABELS, account_status)
+        }
     if not DRAFT_PERMISSION_SETS.intersection(func_ids):
         return Eligibility.MISSING_PERMISSION, _("Missing permission set: 11 (material management) or 100.")
+    if account_status == ACCOUNT_STATUS_WARNED:
+        return Eligibility.ELIGIBLE, _("WeChat reports the account as %(status)s; it may still be called.") % {
+            "status": code_label(ACCOUNT_STATUS_LABELS, account_status)
+        }
     return Eligibility.ELIGIBLE, ""
 
 
@@ -156,8 +171,37 @@ def _tenant_upsert(
     created = tenant is None
     if tenant is None:
         tenant = Tenant(authorizer_appid=appid)
+    tenant_onboard_fill(
+        tenant,
+        info=info,
+        func_ids=func_ids,
+        access_token=access_token,
+        expires_in=expires_in,
+        refresh_token=refresh_token,
+        now=now,
+    )
+    tenant.save()
+    return tenant, created
+
+
+def tenant_onboard_fill(
+    tenant: Tenant,
+    *,
+    info: AuthorizerInfo,
+    func_ids: list[int],
+    access_token: str | None,
+    expires_in: int | None,
+    refresh_token: str | None,
+    now: datetime,
+) -> None:
+    """Sets what an authorization gives a tenant (profile, grant, eligibility, tokens), without saving: the
+    `authorized` push and reconciliation (a missed push) onboard an account the same way."""
     kind = AccountKind(str(info.account_kind))
-    eligibility, detail = eligibility_for(account_kind=kind, func_ids=func_ids)
+    eligibility, detail = eligibility_for(account_kind=kind, func_ids=func_ids, account_status=info.account_status)
+    tenant.account_status = info.account_status
+    tenant.profile_raw = info.raw
+    tenant.profile_read_at = now
+    tenant.listed_at = now
     tenant.nickname = info.nick_name or ""
     tenant.head_img = info.head_img or ""
     tenant.original_id = info.user_name or ""
@@ -179,8 +223,6 @@ def _tenant_upsert(
     tenant.token_version += 1
     tenant.token_refreshed_at = now if access_token else None
     tenant.paused_until = None
-    tenant.save()
-    return tenant, created
 
 
 @transaction.atomic
@@ -284,12 +326,15 @@ def _token_refresh_locked(*, tenant_id: int, stale_version: int | None, margin: 
             _mark_needs_reauth(tenant, again)
             return _RefreshOutcome(error=again)
         except WeChatError as other:
+            _record_refresh_failure(tenant, other)
             return _RefreshOutcome(error=other)
     except AccountStateError as exc:
+        _record_refresh_failure(tenant, exc)
         if exc.errcode in REVOKED_CODES:
             tenant_revoke(authorizer_appid=tenant.authorizer_appid)
         return _RefreshOutcome(error=exc)
     except WeChatError as exc:
+        _record_refresh_failure(tenant, exc)
         return _RefreshOutcome(error=exc)
     now = timezone.now()
     tenant.access_token = result.access_token
@@ -342,12 +387,27 @@ def _authorizer_list_page(client: WeChatClient, offset: int, token: str) -> Auth
     return client.api_get_authorizer_list(component_access_token=token, offset=offset, count=_AUTHORIZER_LIST_PAGE)
 
 
-def _mark_needs_reauth(tenant: Tenant, exc: WeChatError) -> None:
-    _purge_tokens(tenant, status=TenantStatus.NEEDS_REAUTH)
+_ERROR_FIELDS = ("last_error_code", "last_error_message", "last_error_at", "last_error_rid")
+
+
+def _set_error(tenant: Tenant, exc: WeChatError) -> None:
     tenant.last_error_code = exc.errcode
     tenant.last_error_message = exc.errmsg[:500]
     tenant.last_error_at = timezone.now()
-    tenant.save(update_fields=[*_PURGED_FIELDS, "last_error_code", "last_error_message", "last_error_at"])
+    # The rid lets staff ask WeChat what it saw (openapi/rid/get, docs/wechat/errors.md#rid).
+    tenant.last_error_rid = exc.rid
+
+
+def _record_refresh_failure(tenant: Tenant, exc: WeChatError) -> None:
+    """A failed refresh is the tenant's last error, with its rid, until a sync succeeds."""
+    _set_error(tenant, exc)
+    tenant.save(update_fields=[*_ERROR_FIELDS, "updated_at"])
+
+
+def _mark_needs_reauth(tenant: Tenant, exc: WeChatError) -> None:
+    _purge_tokens(tenant, status=TenantStatus.NEEDS_REAUTH)
+    _set_error(tenant, exc)
+    tenant.save(update_fields=[*_PURGED_FIELDS, *_ERROR_FIELDS])
     logger.warning("tenant needs re-authorization", extra={"appid": tenant.authorizer_appid})
 
 

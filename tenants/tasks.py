@@ -9,7 +9,9 @@ from datetime import timedelta
 from celery import shared_task
 from django.utils import timezone
 
-from tenants.models import AuthorizationCode
+from tenants.models import AuthorizationCode, Tenant
+from tenants.quota import tenant_quota_read
+from tenants.reconcile import authorizers_reconcile
 from tenants.services import (
     TenantHasNoToken,
     TenantNotActive,
@@ -75,3 +77,30 @@ def refresh_expiring_tokens() -> int:
         for tenant_id in ids[start : start + REFRESH_BATCH]:
             enqueue(refresh_token, tenant_id, countdown=random.uniform(0, REFRESH_SPREAD_SECONDS))
     return len(ids)
+
+
+@shared_task(name="tenants.read_quota", acks_late=True)
+def read_quota(tenant_id: int) -> None:
+    """After a 45009: what WeChat says the account's draft/count limit and use are (docs/wechat/quota.md#45009)."""
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return
+    try:
+        tenant_quota_read(tenant=tenant)
+    except (TenantNotActive, TenantHasNoToken, ComponentNotReady, WeChatError) as exc:
+        logger.info("quota read skipped for tenant %s: %s", tenant_id, type(exc).__name__)
+
+
+# A pass over 10,000 accounts takes minutes (make bench); it is safe to kill, so the limit only bounds a stuck one.
+RECONCILE_TIME_LIMIT = 3 * 3600
+
+
+@shared_task(
+    name="tenants.reconcile_authorizers",
+    acks_late=True,
+    soft_time_limit=RECONCILE_TIME_LIMIT,
+    time_limit=RECONCILE_TIME_LIMIT + 60,
+)
+def reconcile_authorizers() -> dict[str, object]:
+    """Beat (daily by default): the tenants against WeChat's authorizer list (tenants.reconcile)."""
+    return authorizers_reconcile().as_dict()

@@ -292,6 +292,11 @@ LOGGING = {
 # A verified push older (or newer) than this many seconds is refused as a replay.
 WECHAT_PUSH_MAX_AGE = env.int("WECHAT_PUSH_MAX_AGE", default=1800)
 
+# --- Reconciliation with WeChat's authorizer list (tenants app) -------------------------------------
+# api_get_authorizer_info / openapi/quota/get calls in flight during a reconciliation pass (a thread pool
+# over the client's keep-alive connections, which hold at most 64).
+RECONCILE_CONCURRENCY = env.int("RECONCILE_CONCURRENCY", default=16)
+
 # --- Draft-count sync (drafts app) -------------------------------------------------------------------
 # Tenants per chunk task of a scheduled run, and WeChat calls in flight per chunk (aiohttp fan-out).
 DRAFT_SYNC_CHUNK_SIZE = env.int("DRAFT_SYNC_CHUNK_SIZE", default=500)

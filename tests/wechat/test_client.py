@@ -16,6 +16,7 @@ from wxplatform.wechat.client import WeChatClient
 from wxplatform.wechat.errors import (
     AccountStateError,
     AuthorizationCodeError,
+    ClearQuotaLimitError,
     ConfigurationError,
     QuotaError,
     RefreshTokenError,
@@ -421,3 +422,74 @@ def test_component_call_to_a_closed_port_does_not_leak_the_component_token(sandb
 
     assert type(caught.value) is TransportError
     assert no_secret_in(caught.value, token, sandbox.config.component_appsecret)
+
+
+# --- quota, clear_quota and rids (docs/wechat/endpoints.md#openapi_rid_get) ------------------------------
+
+
+def test_every_errcode_error_carries_the_rid_of_its_errmsg(
+    client: WeChatClient, sandbox: Sandbox, account: dict[str, Any]
+) -> None:
+    sandbox.control.set_quota_used(account["appid"], 1000)
+
+    with pytest.raises(QuotaError) as caught:
+        client.draft_count(access_token=account["authorizer_access_token"])
+
+    assert caught.value.rid and caught.value.errmsg.endswith(f" rid: {caught.value.rid}")
+    assert sandbox.control.rid(caught.value.rid)["owner"] == account["appid"]
+
+
+def test_rid_get_explains_a_failed_call_to_the_same_account(
+    client: WeChatClient, sandbox: Sandbox, account: dict[str, Any]
+) -> None:
+    sandbox.control.set_quota_used(account["appid"], 1000)
+    with pytest.raises(QuotaError) as caught:
+        client.draft_count(access_token=account["authorizer_access_token"])
+
+    info = client.openapi_rid_get(access_token=account["authorizer_access_token"], rid=caught.value.rid)
+
+    assert info.client_ip == "127.0.0.1"
+    assert "45009" in info.response_body
+    assert "draft/count" in info.request_url or info.request_url.startswith("access_token=")
+    assert info.invoke_time is not None
+    assert account["authorizer_access_token"] not in repr(info)
+
+
+def test_rid_get_refuses_another_accounts_rid_with_76003(
+    client: WeChatClient, sandbox: Sandbox, account: dict[str, Any]
+) -> None:
+    other = sandbox.control.create_authorizer(kind="service", func_ids=[1, 11], authorized=True)
+    sandbox.control.set_quota_used(account["appid"], 1000)
+    with pytest.raises(QuotaError) as caught:
+        client.draft_count(access_token=account["authorizer_access_token"])
+
+    with pytest.raises(WeChatError) as refused:
+        client.openapi_rid_get(access_token=other["authorizer_access_token"], rid=caught.value.rid)
+
+    assert refused.value.errcode == 76003
+
+
+def test_clear_quota_restarts_the_count_and_48006_ends_the_month(
+    client: WeChatClient, sandbox: Sandbox, account: dict[str, Any]
+) -> None:
+    token = account["authorizer_access_token"]
+    sandbox.control.set_quota(account["appid"], used=1000, clears=9)
+
+    client.clear_quota(access_token=token, appid=account["appid"])
+
+    assert client.openapi_quota_get(access_token=token, cgi_path=DRAFT_COUNT_PATH) == Quota(1000, 0, 1000)
+    with pytest.raises(ClearQuotaLimitError) as caught:
+        client.clear_quota(access_token=token, appid=account["appid"])
+    assert caught.value.errcode == 48006
+
+
+def test_authorizer_info_keeps_the_raw_profile_without_credentials(
+    client: WeChatClient, component_token: str, sandbox: Sandbox, account: dict[str, Any]
+) -> None:
+    sandbox.control.update_authorizer(account["appid"], account_status=16)
+
+    info = client.api_get_authorizer_info(component_access_token=component_token, authorizer_appid=account["appid"])
+
+    assert info.account_status == 16
+    assert info.raw["account_status"] == 16
+    assert account["authorizer_refresh_token"] not in str(info.raw)

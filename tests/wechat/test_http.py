@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 from hypothesis import given
@@ -156,3 +157,35 @@ def test_random_answers_give_a_dict_or_a_wechat_error(status: int, raw: bytes) -
         return
     assert status == 200
     assert isinstance(data, dict)
+
+
+@pytest.mark.parametrize(
+    ("errmsg", "rid"),
+    [
+        ("reach max api daily quota limit rid: 606d52e0-101a945b-1de9c138", "606d52e0-101a945b-1de9c138"),
+        (
+            "invalid credential, access_token is invalid or not latest rid: 5f7e1a2b-3c4d5e6f-7a8b9c0d",
+            "5f7e1a2b-3c4d5e6f-7a8b9c0d",
+        ),
+        (
+            "access clientip is not registered requestIP: 1.2.3.4 rid: 64f69b23-1a2b3c4d-5e6f7a8b",
+            "64f69b23-1a2b3c4d-5e6f7a8b",
+        ),
+        ("system error", ""),
+        ("rid: in the middle, not at the end", ""),
+    ],
+)
+def test_the_rid_is_read_from_the_end_of_errmsg(errmsg: str, rid: str) -> None:
+    with pytest.raises(WeChatError) as caught:
+        parse_body(200, json.dumps({"errcode": 45009, "errmsg": errmsg}).encode())
+
+    assert caught.value.rid == rid
+    # It survives pickling (Celery, multiprocessing), like errcode and errmsg.
+    assert pickle.loads(pickle.dumps(caught.value)).rid == rid  # noqa: S301 - our own object
+
+
+def test_a_transport_failure_has_no_rid() -> None:
+    with pytest.raises(TransportError) as caught:
+        parse_body(502, b"rid: 606d52e0-101a945b-1de9c138")
+
+    assert caught.value.rid == ""

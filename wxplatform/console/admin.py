@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import BooleanField, ExpressionWrapper, QuerySet
@@ -25,10 +26,30 @@ from django.utils.translation import gettext_lazy
 from rest_framework_api_key.models import APIKey
 
 from drafts.models import AttemptOutcome, DraftSnapshot, SyncAttempt, SyncTrigger
-from drafts.rules import TenantResult
+from drafts.rules import TenantResult, quota_day, quota_used_today
 from drafts.selectors import draft_snapshot_list
 from drafts.services import draft_count_request_sync, draft_count_sync_tenant
-from tenants.models import DRAFT_PERMISSION_SETS, Eligibility, Tenant, TenantAPIKey, TenantStatus
+from tenants.models import (
+    ACCOUNT_STATUS_LABELS,
+    DRAFT_PERMISSION_SETS,
+    SERVICE_TYPE_LABELS,
+    VERIFY_TYPE_LABELS,
+    AccountKind,
+    Eligibility,
+    Tenant,
+    TenantAPIKey,
+    TenantProfileChange,
+    TenantStatus,
+    code_label,
+)
+from tenants.quota import (
+    MONTHLY_CLEARS,
+    ClearOutcome,
+    RidExplanation,
+    clears_used,
+    tenant_quota_clear,
+    tenant_rid_explain,
+)
 from tenants.selectors import api_key_list, failing_condition
 from tenants.services import (
     APIKeyAlreadyRevoked,
@@ -136,6 +157,9 @@ def permission_set_label(func_id: int) -> str:
 FORCE_REFRESH_MARGIN = timedelta(days=1)
 CHART_DAYS = 30
 RECENT_ATTEMPTS = 20
+RECENT_CHANGES = 30
+# WeChat explains a rid for 7 days (docs/wechat/endpoints.md#openapi_rid_get).
+RID_RETENTION = timedelta(days=7)
 # Token expiry column: warn this long ahead.
 TOKEN_EXPIRY_WARNING = timedelta(minutes=10)
 
@@ -188,8 +212,11 @@ ACCOUNT_FIELDS = (
     "alias",
     "principal_name",
     "account_kind",
-    "service_type_id",
-    "verify_type_id",
+    "service_type",
+    "verification",
+    "account_status_label",
+    "profile_read_at",
+    "listed_at",
 )
 AUTHORIZATION_FIELDS = (
     "status",
@@ -208,8 +235,16 @@ DRAFT_COUNT_FIELDS = (
     "last_error_code",
     "last_error_message",
     "last_error_at",
-    "quota_used",
+    "last_error_rid_link",
     "paused_until",
+)
+QUOTA_FIELDS = (
+    "quota_used",
+    "quota_daily_limit",
+    "quota_wechat_used",
+    "quota_remain",
+    "quota_read_at",
+    "quota_clears_label",
 )
 
 
@@ -219,9 +254,12 @@ class TenantAdmin(AuditedAdminMixin):
         "nickname",
         "authorizer_appid",
         "account_kind",
+        "service_type",
+        "verification",
         "status_badge",
         "eligibility_badge",
         "latest_count",
+        "quota_column",
         "last_sync",
         "last_error",
         "token_expiry",
@@ -237,8 +275,9 @@ class TenantAdmin(AuditedAdminMixin):
         (gettext_lazy("Account"), {"fields": ACCOUNT_FIELDS}),
         (gettext_lazy("Authorization"), {"fields": AUTHORIZATION_FIELDS}),
         (gettext_lazy("Draft count"), {"fields": DRAFT_COUNT_FIELDS}),
+        (gettext_lazy("draft/count quota"), {"fields": QUOTA_FIELDS}),
     )
-    readonly_fields = ACCOUNT_FIELDS + AUTHORIZATION_FIELDS + DRAFT_COUNT_FIELDS
+    readonly_fields = ACCOUNT_FIELDS + AUTHORIZATION_FIELDS + DRAFT_COUNT_FIELDS + QUOTA_FIELDS
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         # Listing and showing never needs the secrets: they are neither loaded nor decrypted.
@@ -299,6 +338,35 @@ class TenantAdmin(AuditedAdminMixin):
         if expires_at <= now:
             return _badge("wxp-bad", label, f"{full} {_('expired')}")
         return _badge("wxp-warn" if expires_at - now < TOKEN_EXPIRY_WARNING else "wxp-ok", label, full)
+
+    @admin.display(description=gettext_lazy("service type"), ordering="service_type_id")
+    def service_type(self, obj: Tenant) -> str:
+        return code_label(SERVICE_TYPE_LABELS, obj.service_type_id)
+
+    @admin.display(description=gettext_lazy("verification type"), ordering="verify_type_id")
+    def verification(self, obj: Tenant) -> str:
+        return code_label(VERIFY_TYPE_LABELS, obj.verify_type_id)
+
+    @admin.display(description=gettext_lazy("account status"), ordering="account_status")
+    def account_status_label(self, obj: Tenant) -> str:
+        return code_label(ACCOUNT_STATUS_LABELS, obj.account_status)
+
+    @admin.display(description=gettext_lazy("quota used / limit"), ordering="quota_used")
+    def quota_column(self, obj: Tenant) -> str:
+        # Our own count of today's calls, against the account's own limit (the default before a reading).
+        limit = obj.quota_daily_limit if obj.quota_daily_limit is not None else settings.DRAFT_QUOTA_DAILY_LIMIT
+        return f"{quota_used_today(obj, quota_day(timezone.now()))} / {limit}"
+
+    @admin.display(description=gettext_lazy("quota clears this month"))
+    def quota_clears_label(self, obj: Tenant) -> str:
+        return _("%(used)d of %(limit)d (made by this service)") % {"used": clears_used(obj), "limit": MONTHLY_CLEARS}
+
+    @admin.display(description=gettext_lazy("last error rid"))
+    def last_error_rid_link(self, obj: Tenant) -> SafeString | str:
+        if not obj.last_error_rid:
+            return "—"
+        url = reverse("admin:tenants_tenant_explain_rid", args=[obj.pk]) + f"?rid={obj.last_error_rid}"
+        return format_html('<a href="{}" class="wxp-rid">{}</a>', url, obj.last_error_rid)
 
     @admin.display(description=gettext_lazy("token present"), boolean=True)
     def token_present(self, obj: Tenant) -> bool:
@@ -384,6 +452,8 @@ class TenantAdmin(AuditedAdminMixin):
             path("<path:object_id>/sync/", wrap(self.sync_view), name="tenants_tenant_sync"),
             path("<path:object_id>/refresh-token/", wrap(self.refresh_token_view), name="tenants_tenant_refresh_token"),
             path("<path:object_id>/revoke/", wrap(self.revoke_view), name="tenants_tenant_revoke"),
+            path("<path:object_id>/clear-quota/", wrap(self.clear_quota_view), name="tenants_tenant_clear_quota"),
+            path("<path:object_id>/explain-rid/", wrap(self.explain_rid_view), name="tenants_tenant_explain_rid"),
             *super().get_urls(),
         ]
 
@@ -437,6 +507,18 @@ class TenantAdmin(AuditedAdminMixin):
             # last success when no attempt tells of it.
             "last_success_unrecorded": tenant.draft_count_fetched_at is not None
             and (not attempts or attempts[0].at < tenant.draft_count_fetched_at),
+            "rid_cutoff": now - RID_RETENTION,
+            "profile_changes": [
+                {
+                    "change": c,
+                    "field": _profile_field_label(c.field),
+                    "old": _profile_value(c.field, c.old),
+                    "new": _profile_value(c.field, c.new),
+                }
+                for c in TenantProfileChange.objects.filter(tenant=tenant).order_by("-at", "-id")[:RECENT_CHANGES]
+            ],
+            "clears_used": clears_used(tenant),
+            "monthly_clears": MONTHLY_CLEARS,
             "api_keys": api_key_list(tenant=tenant),
             "failing": _is_failing(tenant),
         }
@@ -523,6 +605,117 @@ class TenantAdmin(AuditedAdminMixin):
         }
         return TemplateResponse(request, "admin/tenants/tenant/revoke_confirmation.html", context)
 
+    def clear_quota_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """GET: a confirmation page with this month's clears. POST: clear_quota for the account, audited."""
+        if request.method not in ("GET", "POST"):
+            return HttpResponseNotAllowed(["GET", "POST"])
+        tenant = self._tenant_for_action(request, object_id)
+        if request.method == "POST":
+            return self._clear_quota(request, tenant)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Clear the draft/count quota of %(name)s?") % {"name": tenant},
+            "opts": self.opts,
+            "original": tenant,
+            "tenant": tenant,
+            "clears_used": clears_used(tenant),
+            "monthly_clears": MONTHLY_CLEARS,
+        }
+        return TemplateResponse(request, "admin/tenants/tenant/clear_quota_confirmation.html", context)
+
+    def _clear_quota(self, request: HttpRequest, tenant: Tenant) -> HttpResponse:
+        error: str | None = None
+        errcode: int | None = None
+        outcome: ClearOutcome | None = None
+        try:
+            outcome = tenant_quota_clear(tenant=tenant)
+        except TenantNotActive:
+            error = _("The account is not active: it has no token to clear its quota with.")
+        except TenantHasNoToken:
+            error = _("The authorization gave no token (the account has no API permission).")
+        except ComponentNotReady as exc:
+            errcode = exc.errcode
+            error = _("The platform cannot obtain its own token: %(reason)s") % {"reason": exc.reason}
+        except WeChatError as exc:
+            errcode = exc.errcode
+            error = _("WeChat refused to clear the quota: %(error)s") % {"error": errcode_label(exc.errcode)}
+        if outcome is not None and not outcome.cleared:
+            errcode = 48006
+        audit_record(
+            request=request,
+            action="tenant.clear_quota",
+            target=_target(tenant),
+            detail={
+                "cleared": outcome is not None and outcome.cleared,
+                "errcode": errcode,
+                "clears_used": outcome.clears_used if outcome is not None else None,
+            },
+        )
+        if error is not None:
+            self.message_user(request, error, messages.ERROR)
+        elif outcome is not None and not outcome.cleared:
+            self.message_user(
+                request,
+                _(
+                    "WeChat refused (48006): this account's 10 quota clears for this month are used up, counting "
+                    "those made in the merchant's own console. Its quota resets at midnight China time."
+                ),
+                messages.ERROR,
+            )
+        elif outcome is not None:
+            self.message_user(
+                request,
+                _("Quota cleared: %(used)d of %(limit)d clears used this month by this service.")
+                % {"used": outcome.clears_used, "limit": MONTHLY_CLEARS},
+                messages.SUCCESS,
+            )
+        return self._back(tenant)
+
+    def explain_rid_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """GET ?rid=…: what WeChat saw of a failed call of this account (openapi/rid/get), tokens masked. Only
+        a rid stored for this tenant (a sync attempt or its last error) is looked up, within WeChat's 7 days."""
+        if request.method != "GET":
+            return HttpResponseNotAllowed(["GET"])
+        tenant: Tenant | None = self.get_object(request, object_id)
+        if tenant is None:
+            raise Http404
+        if not self.has_view_permission(request, tenant):
+            raise PermissionDenied
+        rid = (request.GET.get("rid") or "").strip()[:64]
+        seen_at = _rid_seen_at(tenant, rid)
+        if seen_at is None:
+            raise Http404
+        explanation: RidExplanation | None = None
+        error: str | None = None
+        if seen_at < timezone.now() - RID_RETENTION:
+            error = _("WeChat keeps a rid for 7 days only; this one is older.")
+        else:
+            try:
+                explanation = tenant_rid_explain(tenant=tenant, rid=rid)
+            except (TenantNotActive, TenantHasNoToken):
+                error = _("The account has no token now, and WeChat explains a rid only to the same account.")
+            except ComponentNotReady as exc:
+                error = _("The platform cannot obtain its own token: %(reason)s") % {"reason": exc.reason}
+            except WeChatError as exc:
+                error = _("WeChat could not explain this rid: %(error)s") % {"error": errcode_label(exc.errcode)}
+        audit_record(
+            request=request,
+            action="tenant.explain_rid",
+            target=_target(tenant),
+            detail={"rid": rid, "explained": explanation is not None},
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("rid %(rid)s") % {"rid": rid},
+            "opts": self.opts,
+            "original": tenant,
+            "tenant": tenant,
+            "rid": rid,
+            "explanation": explanation,
+            "error": error,
+        }
+        return TemplateResponse(request, "admin/tenants/tenant/rid_explanation.html", context)
+
     def api_key_create_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """POST: issue a key and show it on this response only. It is never stored in clear, never put in
         a message or session, and this page is not cached."""
@@ -597,6 +790,82 @@ class TenantAdmin(AuditedAdminMixin):
             messages.SUCCESS if revoked else messages.WARNING,
         )
         return self._back(tenant)
+
+
+# The errcodes the quota and rid pages can meet (docs/wechat/errors.md#error-table), shown with their meaning.
+ERRCODE_MEANINGS: dict[int, StrOrPromise] = {
+    -1: gettext_lazy("WeChat is busy"),
+    40013: gettext_lazy("invalid AppID"),
+    41002: gettext_lazy("AppID missing"),
+    45009: gettext_lazy("daily quota exhausted"),
+    45011: gettext_lazy("too many calls this minute"),
+    48006: gettext_lazy("this month's quota clears are used up"),
+    61003: gettext_lazy("the account no longer authorizes the platform"),
+    61023: gettext_lazy("refresh token invalid"),
+    76001: gettext_lazy("rid not found, or older than 7 days"),
+    76002: gettext_lazy("malformed rid"),
+    76003: gettext_lazy("this account may not see this rid"),
+}
+
+
+def errcode_label(code: int | None) -> str:
+    if code is None:
+        return _("network or platform error")
+    meaning = ERRCODE_MEANINGS.get(code)
+    return f"{code} ({meaning})" if meaning is not None else _("errcode %(code)s") % {"code": code}
+
+
+def _rid_seen_at(tenant: Tenant, rid: str) -> datetime | None:
+    """When this tenant's failure with this rid was recorded, or None if no such rid is stored for it."""
+    if not rid:
+        return None
+    attempt = SyncAttempt.objects.filter(tenant=tenant, rid=rid).order_by("-at").values_list("at", flat=True).first()
+    if attempt is not None:
+        return attempt
+    if tenant.last_error_rid == rid and tenant.last_error_at is not None:
+        return tenant.last_error_at
+    return None
+
+
+_PROFILE_FIELD_LABELS: dict[str, StrOrPromise] = {
+    "nickname": gettext_lazy("nickname"),
+    "head_img": gettext_lazy("avatar"),
+    "principal_name": gettext_lazy("principal"),
+    "original_id": gettext_lazy("original ID"),
+    "alias": gettext_lazy("WeChat ID"),
+    "account_kind": gettext_lazy("account kind"),
+    "service_type_id": gettext_lazy("service type"),
+    "verify_type_id": gettext_lazy("verification type"),
+    "account_status": gettext_lazy("account status"),
+    "func_ids": gettext_lazy("granted permission sets"),
+    "eligibility": gettext_lazy("eligibility"),
+}
+
+
+def _profile_field_label(name: str) -> str:
+    return str(_PROFILE_FIELD_LABELS.get(name, name))
+
+
+_CODE_FIELDS = {
+    "service_type_id": SERVICE_TYPE_LABELS,
+    "verify_type_id": VERIFY_TYPE_LABELS,
+    "account_status": ACCOUNT_STATUS_LABELS,
+}
+_CHOICE_FIELDS = {"account_kind": dict(AccountKind.choices), "eligibility": dict(Eligibility.choices)}
+
+
+def _profile_value(name: str, value: str) -> str:
+    """A change-log value as staff read it: codes with their meaning, choices by their label."""
+    if not value:
+        return "—"
+    if name in _CODE_FIELDS:
+        try:
+            return code_label(_CODE_FIELDS[name], int(value))
+        except ValueError:
+            return value
+    if name in _CHOICE_FIELDS:
+        return str(_CHOICE_FIELDS[name].get(value, value))
+    return value
 
 
 def _target(tenant: Tenant) -> str:

@@ -24,6 +24,7 @@ from wxplatform.wechat.types import (
     ComponentAccessToken,
     PreAuthCode,
     Quota,
+    RidInfo,
 )
 
 __all__ = ["CallObserver", "ErrorObserver", "WeChatClient", "call_outcome"]
@@ -206,6 +207,25 @@ class WeChatClient:
             "/cgi-bin/openapi/quota/get", query={"access_token": access_token}, payload={"cgi_path": cgi_path}
         )
         return Quota.from_response(data)
+
+    def openapi_rid_get(self, *, access_token: str, rid: str) -> RidInfo:
+        """What WeChat saw of a failed call, by the rid of its errmsg, within 7 days; `access_token` is the
+        token of the account that made the call.
+
+        Official: https://developers.weixin.qq.com/doc/service/api/apimanage/api_getridinfo
+        See docs/wechat/endpoints.md#openapi_rid_get
+        """
+        data = self._post("/cgi-bin/openapi/rid/get", query={"access_token": access_token}, payload={"rid": rid})
+        return RidInfo.from_response(data)
+
+    def clear_quota(self, *, access_token: str, appid: str) -> None:
+        """Resets the daily call counts of the token's account `appid`; spends one of its 10 monthly clears
+        (48006 once they are spent).
+
+        Official: https://developers.weixin.qq.com/doc/service/openApi/clear_quota.html
+        See docs/wechat/endpoints.md#clear_quota
+        """
+        self._post("/cgi-bin/clear_quota", query={"access_token": access_token}, payload={"appid": appid})
 
     def draft_count(self, *, access_token: str) -> int:
         """The number of drafts in the account's draft box (GET, authorizer access token).

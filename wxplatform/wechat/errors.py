@@ -13,6 +13,16 @@ import ipaddress
 import re
 from typing import ClassVar
 
+# WeChat ends every error's errmsg with " rid: XXXXXXXX-XXXXXXXX-XXXXXXXX", the request id that
+# openapi/rid/get explains for 7 days (docs/wechat/errors.md#rid).
+_RID = re.compile(r"\brid:\s*([0-9A-Za-z]+(?:-[0-9A-Za-z]+)*)\s*$")
+
+
+def rid_of(errmsg: str) -> str:
+    """The rid at the end of a WeChat errmsg, or "" when it carries none (transport failures)."""
+    match = _RID.search(errmsg)
+    return match.group(1)[:64] if match else ""
+
 
 class WeChatError(Exception):
     """A call to WeChat did not succeed. `errcode` is None for transport-level failures."""
@@ -23,6 +33,7 @@ class WeChatError(Exception):
     def __init__(self, errcode: int | None, errmsg: str = "") -> None:
         self.errcode = errcode
         self.errmsg = errmsg
+        self.rid = rid_of(errmsg) if errcode is not None else ""
         super().__init__(f"WeChat error {errcode}: {errmsg}" if errcode is not None else errmsg)
 
     def __reduce__(self) -> tuple[type[WeChatError], tuple[int | None, str]]:
@@ -64,6 +75,12 @@ class QuotaError(WeChatError):
     """The account's daily quota for this API is spent (45009): no calls until it resets."""
 
     kind = "quota"
+
+
+class ClearQuotaLimitError(WeChatError):
+    """clear_quota refused: this month's 10 clears of the account are used (48006)."""
+
+    kind = "clear_quota_limit"
 
 
 class ConfigurationError(WeChatError):
@@ -108,6 +125,7 @@ _BY_CODE: dict[int, type[WeChatError]] = {
     61003: AccountStateError,
     61007: AccountStateError,
     45009: QuotaError,
+    48006: ClearQuotaLimitError,
     61004: ConfigurationError,
     40164: ConfigurationError,
     40125: ConfigurationError,

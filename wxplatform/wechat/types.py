@@ -34,6 +34,7 @@ __all__ = [
     "ComponentAccessToken",
     "PreAuthCode",
     "Quota",
+    "RidInfo",
 ]
 
 # Present only for Mini Programs / other account kinds; service_type_info.id alone cannot tell them apart,
@@ -143,6 +144,9 @@ class AuthorizerInfo:
     account_kind: AccountKind
     func_ids: tuple[int, ...]
     refresh_token: str | None = field(repr=False)
+    # The authorizer_info object as WeChat sent it (no credential is in it; the refresh token is in
+    # authorization_info), kept because unknown fields and enum values occur (docs/wechat/lifecycle.md).
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_response(cls, data: dict[str, Any], *, requested_appid: str) -> AuthorizerInfo:
@@ -164,6 +168,7 @@ class AuthorizerInfo:
             account_kind=AccountKind.of(info),
             func_ids=func_ids(authorization.get("func_info")),
             refresh_token=optional_str(authorization, "authorizer_refresh_token"),
+            raw=info,
         )
 
 
@@ -211,6 +216,32 @@ class Quota:
             daily_limit=required_int(quota, "daily_limit"),
             used=required_int(quota, "used"),
             remain=required_int(quota, "remain"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RidInfo:
+    """openapi/rid/get: what WeChat received and answered for one failed call
+    (docs/wechat/endpoints.md#openapi_rid_get). `request_url` and `request_body` may carry tokens and secrets:
+    redact them before showing them to anyone."""
+
+    invoke_time: int | None
+    cost_in_ms: int | None
+    request_url: str = field(repr=False)
+    request_body: str = field(repr=False)
+    response_body: str
+    client_ip: str
+
+    @classmethod
+    def from_response(cls, data: dict[str, Any]) -> RidInfo:
+        request = required_obj(data, "request")
+        return cls(
+            invoke_time=optional_int(request, "invoke_time"),
+            cost_in_ms=optional_int(request, "cost_in_ms"),
+            request_url=text(request, "request_url"),
+            request_body=text(request, "request_body"),
+            response_body=text(request, "response_body"),
+            client_ip=text(request, "client_ip"),
         )
 
 

@@ -1,0 +1,262 @@
+"""Reconciliation with WeChat's authorizer list, against the sandbox: missed pushes, revocations without a push,
+changed refresh tokens, profiles, status and kind read again, quotas, concurrency and a pass cut short."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from drafts.models import DraftSnapshot, SkipReason, SyncTrigger
+from drafts.rules import quota_budget, skip_reason
+from tenants import reconcile
+from tenants.models import Eligibility, Tenant, TenantProfileChange, TenantStatus
+from tenants.reconcile import authorizers_reconcile
+from tenants.tasks import reconcile_authorizers
+from tests.factories import make_snapshot
+from tests.fixtures.sandbox import Sandbox
+from tests.fixtures.sync import component_ready, sandbox_tenant, worker_env
+from tests.fixtures.worker import Worker
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LIST_PATH = "/cgi-bin/component/api_get_authorizer_list"
+
+
+@pytest.fixture
+def wechat(sync_settings: Sandbox) -> Sandbox:
+    component_ready(sync_settings)
+    return sync_settings
+
+
+def reconciled(wechat: Sandbox, appid: str) -> Tenant:
+    return Tenant.objects.get(authorizer_appid=appid)
+
+
+def test_an_account_whose_authorized_push_was_missed_becomes_a_tenant(wechat: Sandbox) -> None:
+    account = wechat.control.create_authorizer(authorized=True, kind="service", nickname="Missed", func_ids=[1, 11])
+
+    report = authorizers_reconcile()
+
+    tenant = reconciled(wechat, account["appid"])
+    assert (report.added, report.revoked, report.listed, report.complete) == (1, 0, 1, True)
+    assert tenant.status == TenantStatus.ACTIVE
+    assert tenant.eligibility == Eligibility.ELIGIBLE
+    assert (tenant.nickname, tenant.account_kind, tenant.func_ids) == ("Missed", "service", [1, 11])
+    assert tenant.refresh_token == account["authorizer_refresh_token"]
+    assert tenant.profile_raw["nick_name"] == "Missed"
+    # No change log for a first reading: there is nothing to compare with.
+    assert not TenantProfileChange.objects.exists()
+
+
+def test_a_tenant_revoked_without_a_push_is_revoked_and_keeps_its_history(wechat: Sandbox) -> None:
+    tenant = sandbox_tenant(wechat, draft_count=3)
+    make_snapshot(tenant, total_count=3, fetched_at=timezone.now())
+    Tenant.objects.filter(pk=tenant.pk).update(authorized_at=timezone.now() - timedelta(days=1))
+    wechat.control.revoke(tenant.authorizer_appid, push=False)
+
+    report = authorizers_reconcile()
+
+    tenant.refresh_from_db()
+    assert (report.revoked, report.listed) == (1, 0)
+    assert tenant.status == TenantStatus.REVOKED
+    assert (tenant.access_token, tenant.refresh_token, tenant.access_token_expires_at) == ("", "", None)
+    assert DraftSnapshot.objects.filter(tenant=tenant).count() == 1
+
+
+def test_a_tenant_still_authorized_but_not_listed_is_left_alone(wechat: Sandbox) -> None:
+    # An account authorized after the pass began may be missing from its pages: only 61003 revokes.
+    tenant = sandbox_tenant(wechat)
+
+    report = authorizers_reconcile()
+
+    tenant.refresh_from_db()
+    assert tenant.status == TenantStatus.ACTIVE
+    assert report.revoked == 0
+
+
+def test_a_listed_refresh_token_that_differs_replaces_the_stored_one(wechat: Sandbox) -> None:
+    tenant = sandbox_tenant(wechat)
+    Tenant.objects.filter(pk=tenant.pk).update(refresh_token="stale-refresh-token")
+    listed = wechat.control.get_authorizer(tenant.authorizer_appid)["authorizer_refresh_token"]
+
+    report = authorizers_reconcile()
+
+    after = reconciled(wechat, tenant.authorizer_appid)
+    assert report.tokens_replaced == 1
+    assert after.refresh_token == listed
+    assert after.token_version == tenant.token_version + 1
+
+
+def test_a_tenant_that_needed_reauthorization_is_active_again_with_the_listed_token(wechat: Sandbox) -> None:
+    tenant = sandbox_tenant(wechat)
+    Tenant.objects.filter(pk=tenant.pk).update(status=TenantStatus.NEEDS_REAUTH, refresh_token="", access_token="")
+
+    authorizers_reconcile()
+
+    after = reconciled(wechat, tenant.authorizer_appid)
+    assert after.status == TenantStatus.ACTIVE
+    assert after.refresh_token == wechat.control.get_authorizer(tenant.authorizer_appid)["authorizer_refresh_token"]
+
+
+def test_a_refresh_token_stored_after_the_page_was_listed_is_kept(wechat: Sandbox, monkeypatch: Any) -> None:
+    tenant = sandbox_tenant(wechat)
+    Tenant.objects.filter(pk=tenant.pk).update(refresh_token="newer-than-the-list")
+    later = timezone.now() + timedelta(hours=1)
+    Tenant.objects.filter(pk=tenant.pk).update(token_refreshed_at=later)
+
+    report = authorizers_reconcile()
+
+    assert reconciled(wechat, tenant.authorizer_appid).refresh_token == "newer-than-the-list"
+    assert report.tokens_replaced == 0
+
+
+def test_profile_changes_are_recorded_and_a_second_pass_finds_nothing_new(wechat: Sandbox) -> None:
+    account = wechat.control.create_authorizer(authorized=True, kind="service", nickname="Before", verify_type=-1)
+    authorizers_reconcile()
+    wechat.control.update_authorizer(account["appid"], nickname="After", verify_type=0)
+
+    first = authorizers_reconcile()
+    second = authorizers_reconcile()
+
+    changes = {
+        c.field: (c.old, c.new) for c in TenantProfileChange.objects.filter(tenant__authorizer_appid=account["appid"])
+    }
+    assert changes == {"nickname": ("Before", "After"), "verify_type_id": ("-1", "0")}
+    assert (first.profiles_changed, second.profiles_changed, second.unchanged) == (1, 0, 1)
+    assert reconciled(wechat, account["appid"]).verify_type_id == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "eligibility", "detail_has"),
+    [
+        ({"account_status": 16}, Eligibility.ACCOUNT_STATUS, "banned"),
+        ({"account_status": 14}, Eligibility.ACCOUNT_STATUS, "deregistered"),
+        ({"account_status": 19}, Eligibility.ACCOUNT_STATUS, "frozen"),
+        ({"account_status": 18}, Eligibility.ELIGIBLE, "warned"),
+        ({"kind": "mini_program"}, Eligibility.WRONG_KIND, ""),
+        ({"kind": "channels"}, Eligibility.WRONG_KIND, ""),
+        ({"func_ids": [1, 15]}, Eligibility.MISSING_PERMISSION, ""),
+        ({"func_ids": [1, 100]}, Eligibility.ELIGIBLE, ""),
+    ],
+)
+def test_eligibility_follows_status_kind_and_sets(
+    wechat: Sandbox, change: dict[str, Any], eligibility: str, detail_has: str
+) -> None:
+    tenant = sandbox_tenant(wechat)
+    authorizers_reconcile()
+    wechat.control.update_authorizer(tenant.authorizer_appid, **change)
+
+    authorizers_reconcile()
+
+    after = reconciled(wechat, tenant.authorizer_appid)
+    assert after.eligibility == eligibility
+    assert detail_has in after.eligibility_detail
+    if eligibility != Eligibility.ELIGIBLE:
+        # An ineligible tenant is not called by the sync.
+        assert skip_reason(after, trigger=SyncTrigger.SCHEDULE, now=timezone.now()) == SkipReason.INELIGIBLE
+        assert TenantProfileChange.objects.filter(tenant=after, field="eligibility").exists()
+
+
+def test_a_tenant_rejected_by_wechat_is_checked_again(wechat: Sandbox) -> None:
+    tenant = sandbox_tenant(wechat)
+    authorizers_reconcile()
+    Tenant.objects.filter(pk=tenant.pk).update(eligibility=Eligibility.REJECTED, eligibility_detail="48001")
+
+    authorizers_reconcile()
+
+    assert reconciled(wechat, tenant.authorizer_appid).eligibility == Eligibility.ELIGIBLE
+
+
+def test_each_accounts_own_quota_is_read_and_sets_the_budget(wechat: Sandbox) -> None:
+    tenant = sandbox_tenant(wechat)
+    wechat.control.set_quota(tenant.authorizer_appid, daily_limit=200, used=50)
+
+    report = authorizers_reconcile()
+
+    after = reconciled(wechat, tenant.authorizer_appid)
+    assert report.quotas_read == 1
+    assert (after.quota_daily_limit, after.quota_wechat_used, after.quota_remain) == (200, 50, 150)
+    assert after.quota_read_at is not None
+    assert quota_budget(SyncTrigger.SCHEDULE, after.quota_daily_limit) == 160
+    assert quota_budget(SyncTrigger.SCHEDULE, None) == 800
+
+
+def test_a_pass_cut_short_by_a_failed_page_revokes_nothing(wechat: Sandbox, monkeypatch: Any) -> None:
+    monkeypatch.setattr(reconcile, "PAGE_SIZE", 3)
+    wechat.control.bulk_create_authorizers(7, prefix="cut")
+    gone = sandbox_tenant(wechat)
+    Tenant.objects.filter(pk=gone.pk).update(authorized_at=timezone.now() - timedelta(days=1))
+    wechat.control.revoke(gone.authorizer_appid, push=False)
+
+    def fail_the_next_page(done: int, total: int) -> None:
+        if done == 3:
+            wechat.control.set_faults(rate=1.0, kinds=[-1], endpoints=[LIST_PATH])
+
+    with pytest.raises(Exception, match="-1"):
+        authorizers_reconcile(on_progress=fail_the_next_page)
+
+    # The first page is written; the unlisted tenant is not revoked by an incomplete pass.
+    assert Tenant.objects.filter(nickname__startswith="cut").count() == 3
+    assert reconciled(wechat, gone.authorizer_appid).status == TenantStatus.ACTIVE
+    wechat.control.clear_faults()
+    report = authorizers_reconcile()
+    assert (report.added, report.revoked) == (4, 1)
+
+
+def test_two_passes_at_once_onboard_each_account_once(wechat: Sandbox, monkeypatch: Any) -> None:
+    monkeypatch.setattr(reconcile, "PAGE_SIZE", 10)
+    wechat.control.bulk_create_authorizers(40, prefix="twice")
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            authorizers_reconcile(concurrency=4)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+
+    assert errors == []
+    assert Tenant.objects.filter(nickname__startswith="twice").count() == 40
+    assert Tenant.objects.filter(status=TenantStatus.ACTIVE).count() == 40
+
+
+def test_the_command_prints_a_summary_table(wechat: Sandbox) -> None:
+    wechat.control.create_authorizer(authorized=True)
+    out = io.StringIO()
+
+    call_command("reconcile_authorizers", "--no-progress", stdout=out, stderr=io.StringIO())
+
+    text = out.getvalue()
+    assert "1 accounts listed by WeChat" in text
+    for label in ("added", "revoked", "refresh tokens replaced", "profiles changed", "unchanged", "failed"):
+        assert label in text
+    assert [line.split()[-1] for line in text.splitlines() if line.startswith("added")] == ["1"]
+
+
+def test_the_beat_task_reconciles_through_a_worker(wechat: Sandbox, worker_factory: Callable[..., Worker]) -> None:
+    account = wechat.control.create_authorizer(authorized=True, nickname="Via worker")
+    worker_factory(env=worker_env())
+
+    reconcile_authorizers.delay()
+
+    deadline = time.monotonic() + 60
+    while not Tenant.objects.filter(authorizer_appid=account["appid"]).exists():
+        assert time.monotonic() < deadline, "the worker did not reconcile"
+        time.sleep(0.1)
+    assert reconciled(wechat, account["appid"]).nickname == "Via worker"
