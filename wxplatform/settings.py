@@ -190,6 +190,10 @@ else:
         # Broadcast (remote control) state; kombu's default is a folder in the working directory.
         "control_folder": str(_broker_dir / "control"),
     }
+# Web processes (wsgi.py, asgi.py) publish with one attempt bounded by this many seconds (connect and each
+# command) and no retries, so that a broker outage costs a request well under WeChat's 5 s; the work is
+# recorded in the database first and swept into the queue when the broker returns.
+WEB_BROKER_TIMEOUT = env.float("WEB_BROKER_TIMEOUT", default=0.5)
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default=f"{REDIS_KEY_PREFIX}-default")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
