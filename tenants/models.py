@@ -97,6 +97,11 @@ class AuthorizationCode(models.Model):
     code_hash = models.CharField(max_length=64, unique=True)
     code = EncryptedTextField(blank=True, editable=False)
     authorizer_appid = models.CharField(max_length=64, blank=True)
+    # Came in a verified push: only such codes are kept after a failed exchange and retried by the sweep.
+    pushed = models.BooleanField(default=False)
+    # sha256 of the session value of the first callback that brought the code (tenants.views): only that
+    # browser session is shown the account's first API key.
+    claim_hash = models.CharField(max_length=64, blank=True)
     tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)

@@ -8,6 +8,7 @@ Redis, and must provide every secret: with DEBUG off a missing one stops start-u
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 
 import environ
@@ -63,6 +64,10 @@ WECHAT_COMPONENT_TOKEN = _secret("WECHAT_COMPONENT_TOKEN")
 WECHAT_COMPONENT_AES_KEY = _secret("WECHAT_COMPONENT_AES_KEY")
 WECHAT_CONNECT_TIMEOUT = env.float("WECHAT_CONNECT_TIMEOUT", default=3.05)
 WECHAT_READ_TIMEOUT = env.float("WECHAT_READ_TIMEOUT", default=10.0)
+# Views of the authorization page and of its callback per client address (each costs WeChat calls).
+AUTHORIZE_RATE_LIMIT = env.str("AUTHORIZE_RATE_LIMIT", default="20/min")
+if not re.fullmatch(r"[0-9]+/[smhd][a-z]*", AUTHORIZE_RATE_LIMIT):
+    raise ImproperlyConfigured(f"AUTHORIZE_RATE_LIMIT: {AUTHORIZE_RATE_LIMIT!r} is not a rate such as 20/min")
 # Public base URL of this service, used to build the authorization redirect_uri.
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
@@ -88,6 +93,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "wxplatform.proxies.TrustedProxyMiddleware",
     "wxplatform.observability.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -236,6 +242,16 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = True
+
+# Reverse proxies (CIDRs) in front of the service. Only from these are X-Forwarded-For (the client address of
+# the per-address rate limits) and X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER) believed; from anyone else
+# wxplatform.proxies.TrustedProxyMiddleware drops them. Give gunicorn the same list (FORWARDED_ALLOW_IPS).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+for _network in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_network!r} is not a network (CIDR)") from None
 
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
