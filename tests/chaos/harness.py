@@ -197,7 +197,10 @@ class TcpProxy:
 class ApiServer:
     """The WSGI app in its own gunicorn processes, with its own environment (database URL, Redis URL)."""
 
-    def __init__(self, env: dict[str, str], *, workers: int = 2, threads: int = 8) -> None:
+    def __init__(
+        self, env: dict[str, str], *, workers: int = 2, threads: int = 8, args: tuple[str, ...] = ()
+    ) -> None:
+        self.args = args
         self.port = free_port()
         self.env = env
         self.workers = workers
@@ -216,6 +219,7 @@ class ApiServer:
                     sys.executable, "-m", "gunicorn", "wxplatform.wsgi:application",
                     "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
                     "--threads", str(self.threads), "--timeout", "120", "--graceful-timeout", "5",
+                    *self.args,
                 ],
                 cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
