@@ -197,9 +197,7 @@ class TcpProxy:
 class ApiServer:
     """The WSGI app in its own gunicorn processes, with its own environment (database URL, Redis URL)."""
 
-    def __init__(
-        self, env: dict[str, str], *, workers: int = 2, threads: int = 8, args: tuple[str, ...] = ()
-    ) -> None:
+    def __init__(self, env: dict[str, str], *, workers: int = 2, threads: int = 8, args: tuple[str, ...] = ()) -> None:
         self.args = args
         self.port = free_port()
         self.env = env
