@@ -115,6 +115,9 @@ class TenantAPIKey(AbstractAPIKey):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    # Set when the authorization the key was issued under is revoked: from then on the key reads the
+    # tenant's history only, until it expires (API_KEY_REVOKED_GRACE_DAYS), whatever happens next.
+    history_only = models.BooleanField(_("history only"), default=False)
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = _("API key")  # type: ignore[assignment]  # the stubs type Meta names as str

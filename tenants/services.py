@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TypeVar, cast
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -246,8 +247,18 @@ def tenant_revoke(*, authorizer_appid: str, revoked_at: datetime | None = None) 
     _purge_tokens(tenant, status=TenantStatus.REVOKED)
     tenant.revoked_at = timezone.now()
     tenant.save(update_fields=[*_PURGED_FIELDS, "revoked_at"])
+    _api_keys_limit_to_history(tenant, now=tenant.revoked_at)
     logger.info("tenant revoked", extra={"appid": tenant.authorizer_appid})
     return tenant
+
+
+def _api_keys_limit_to_history(tenant: Tenant, *, now: datetime) -> None:
+    """The keys of a revoked authorization read the history only, and expire after the grace period; a
+    later authorization (perhaps by a new owner of the account) never revives them and gets a key of its own."""
+    expiry = now + timedelta(days=settings.API_KEY_REVOKED_GRACE_DAYS)
+    keys = TenantAPIKey.objects.filter(tenant=tenant, revoked=False, history_only=False)
+    keys.filter(Q(expiry_date__isnull=True) | Q(expiry_date__gt=expiry)).update(expiry_date=expiry)
+    keys.update(history_only=True)
 
 
 # What _purge_tokens changes, for update_fields.
@@ -421,7 +432,8 @@ def api_key_issue(*, tenant: Tenant, name: str) -> tuple[TenantAPIKey, str]:
 def api_key_issue_first(*, tenant: Tenant) -> str | None:
     """The tenant's first API key, if it has none yet (shown once on the authorization callback page)."""
     locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
-    if TenantAPIKey.objects.filter(tenant=locked).exists():
+    # Keys of an earlier, revoked authorization do not count: this authorization gets its own first key.
+    if TenantAPIKey.objects.filter(tenant=locked, history_only=False).exists():
         return None
     _key, raw = api_key_issue(tenant=locked, name=_("First key"))
     return raw

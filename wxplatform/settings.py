@@ -354,6 +354,8 @@ REST_FRAMEWORK = {
 }
 # A stored draft count older than this many seconds is reported with "stale": true.
 API_DRAFT_COUNT_STALE_AFTER = env.int("API_DRAFT_COUNT_STALE_AFTER", default=7200)
+# After a revocation the tenant's keys read its history only, for this many days, then expire.
+API_KEY_REVOKED_GRACE_DAYS = env.int("API_KEY_REVOKED_GRACE_DAYS", default=30)
 # last_used_at of an API key is written at most this often, so that reads stay read-only.
 API_KEY_TOUCH_INTERVAL = env.int("API_KEY_TOUCH_INTERVAL", default=60)
 SPECTACULAR_SETTINGS = {

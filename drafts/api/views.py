@@ -248,6 +248,9 @@ class HistoryPagination(CursorPagination):
 
 
 class DraftCountHistoryView(APIView):
+    # The one endpoint a key of a revoked authorization may still read (tenants.authentication.HasTenant).
+    history_only_keys_allowed = True
+
     @extend_schema(
         operation_id="draft_count_history_list",
         summary="Draft count history",
