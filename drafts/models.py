@@ -105,6 +105,8 @@ class SyncJob(models.Model):
     trigger = models.CharField(_("trigger"), max_length=16, choices=SyncTrigger.choices)
     state = models.CharField(_("state"), max_length=16, choices=JobState.choices, default=JobState.PENDING)
     requested_at = models.DateTimeField(_("requested at"), auto_now_add=True)
+    # When its task was last handed to the broker; None while it never was (the broker was down).
+    queued_at = models.DateTimeField(_("last queued at"), null=True, blank=True)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     outcome = models.CharField(_("outcome"), max_length=16, choices=AttemptOutcome.choices, blank=True)

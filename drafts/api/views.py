@@ -217,6 +217,10 @@ class DraftCountSyncJobView(APIView):
         job = sync_job_get(tenant=tenant, job_id=job_id)
         if job is None:
             raise exceptions.NotFound(_("No such sync job."))
+        # Imported here for the same reason as in DraftCountSyncView.post.
+        from drafts.services import draft_count_job_poll
+
+        job = draft_count_job_poll(job=job)
         data = SyncJobSerializer(job, context={"request": request}).data
         return conditional_response(request, data, last_modified=job.finished_at or job.started_at or job.requested_at)
 
