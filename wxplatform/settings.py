@@ -52,6 +52,15 @@ TOKEN_ENCRYPTION_KEYS = [k.strip() for k in _secret("TOKEN_ENCRYPTION_KEYS").spl
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Clients (CIDRs) whose /healthz and /readyz are answered whatever their Host header, so that a probe by IP
+# passes while ALLOWED_HOSTS stays the public name (wxplatform/console/probes.py). Loopback by default (the
+# compose health check runs in the container); add the node network for Kubernetes probes.
+HEALTH_CHECK_NETWORKS = env.list("HEALTH_CHECK_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+for _network in HEALTH_CHECK_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"HEALTH_CHECK_NETWORKS: {_network!r} is not a network (CIDR)") from None
 
 # --- WeChat ------------------------------------------------------------------------------------------
 WECHAT_API_BASE = env.str("WECHAT_API_BASE", default="https://api.weixin.qq.com").rstrip("/")
@@ -95,6 +104,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "wxplatform.proxies.TrustedProxyMiddleware",
     "wxplatform.observability.RequestIdMiddleware",
+    # Before anything reads the Host header (SecurityMiddleware's redirect, CommonMiddleware): probes by IP.
+    "wxplatform.console.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
