@@ -185,6 +185,7 @@ else:
 # --- Celery ------------------------------------------------------------------------------------------
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT = "wxplatform.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         # An unacknowledged task (its worker died) is handed out again after this many seconds. It must
         # exceed the hard time limit, or a slow task would run twice at once.
@@ -224,6 +225,9 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
 # Results are not needed: job state that users ask about is stored in our own tables.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# On a lost broker connection the running acks_late tasks are cancelled and handed out again. With
+# celery/kombu 5.7.0 a connection lost with a task in flight killed the worker; the Redis transport is
+# patched for it (wxplatform/broker.py, CELERY_BROKER_TRANSPORT above).
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # Workers and beat log through LOGGING below (the JSON formatter, request ids, redaction), not Celery's own
 # plain-text handlers.

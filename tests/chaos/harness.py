@@ -55,6 +55,14 @@ def wait_for(condition: Callable[[], bool], *, timeout: float, what: str, every:
         time.sleep(every)
 
 
+def assert_worker_alive(worker: Any) -> None:
+    """A worker that died (or logged an unrecoverable error) fails the scenario: a later run finishing the
+    work does not excuse it, since in production nothing restarts the work a dead worker held."""
+    output = worker.output()
+    assert worker.process is not None and worker.process.poll() is None, f"the worker died:\n{output[-4000:]}"
+    assert "Unrecoverable error" not in output, output[-4000:]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
