@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -95,6 +96,8 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "drf_spectacular",
     "django_celery_beat",
+    "axes",
+    "csp",
     "wxplatform.apps.WxPlatformConfig",
     "wxplatform.component.apps.ComponentConfig",
     "tenants.apps.TenantsConfig",
@@ -116,6 +119,9 @@ MIDDLEWARE = [
     "wxplatform.admin.AdminQueryGuardMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "wxplatform.console.urls"
@@ -236,6 +242,18 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 
 # --- Auth, i18n, static ------------------------------------------------------------------------------
+# django-axes throttles the console login: after AXES_FAILURE_LIMIT failures for one username from one
+# client address (the address behind TRUSTED_PROXIES), that pair is locked out for AXES_COOLOFF_MINUTES
+# (429). The merchant API authenticates keys, not users, and is not concerned.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "wxplatform.proxies.client_address"
+AXES_RESET_ON_SUCCESS = True
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -274,7 +292,32 @@ for _network in TRUSTED_PROXIES:
 
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Believed only from TRUSTED_PROXIES: wxplatform.proxies.TrustedProxyMiddleware drops it from anyone else.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HTTPS only, behind settings that .env.example turns on for production (off for local use over HTTP).
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# Probes from elsewhere than HEALTH_CHECK_NETWORKS (answered before this) may come over plain HTTP too.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Content-Security-Policy (django-csp) on every page, the admin and the API docs included: everything is
+# served from this origin (the docs' assets come from drf-spectacular-sidecar, their start-up script from
+# SpectacularSwaggerSplitView rather than inline). Inline style attributes remain (admin widgets, charts);
+# avatars are WeChat's images; Redoc and Swagger UI start web workers from blob: URLs.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "https:"],
+        "worker-src": ["'self'", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 # WeChat pushes are small; a larger body is refused before it is parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
 
