@@ -55,12 +55,14 @@ def test_forwarded_proto_is_believed_only_from_a_trusted_proxy(settings: Any) ->
     assert proxied["Strict-Transport-Security"] == "max-age=31536000"
 
 
-@pytest.mark.parametrize("path", [LOGIN, "/api/docs/"])
-def test_the_admin_and_the_api_docs_carry_a_content_security_policy(path: str) -> None:
-    response = Client().get(path)
+@pytest.mark.parametrize("path", [LOGIN, "/admin/", "/admin/tenants/tenant/", "/api/docs/"])
+def test_the_admin_and_the_api_docs_carry_a_content_security_policy(path: str, admin_client: Client) -> None:
+    response = (Client() if path == LOGIN else admin_client).get(path)
 
     assert response.status_code == 200
     policy = response["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe-eval" not in policy
-    # Nothing the policy would block: no inline script on the page.
-    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", response.content.decode())
+    # Nothing the policy would block: no inline script and no inline event handler on the page.
+    html = response.content.decode()
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
+    assert not re.search(r"<[^>]+\son[a-z]+=", html)
