@@ -48,7 +48,8 @@ def test_the_gunicorn_access_log_has_no_query_strings(api_server_factory: Callab
 
     answer = requests.get(f"{server.url}/wechat/authorize/callback?auth_code={SECRET}", timeout=30)
 
-    wait_for(lambda: "/wechat/authorize/callback" in server.output(), timeout=10, what="the access log line")
+    # The application's own JSON line names the path too, and comes first: wait for gunicorn's.
+    wait_for(lambda: '"GET /wechat/authorize/callback' in server.output(), timeout=10, what="the access log line")
     log = server.output()
     assert SECRET not in log
     access = next(line for line in log.splitlines() if '"GET /wechat/authorize/callback' in line)
