@@ -17,7 +17,7 @@ COPY wxplatform ./wxplatform
 COPY tenants ./tenants
 COPY drafts ./drafts
 COPY locale ./locale
-COPY manage.py ./
+COPY manage.py gunicorn.conf.py ./
 RUN pip install -c constraints.txt . \
     && DEBUG=true python manage.py collectstatic --noinput \
     && mkdir -p /app/var/metrics \

@@ -116,6 +116,8 @@ class SyncJob(models.Model):
     state = models.CharField(_("state"), max_length=16, choices=JobState.choices, default=JobState.PENDING)
     # A default rather than auto_now_add, so that a job answered at once can be given one instant for all three.
     requested_at = models.DateTimeField(_("requested at"), default=timezone.now)
+    # When its task was last handed to the broker; None while it never was (the broker was down).
+    queued_at = models.DateTimeField(_("last queued at"), null=True, blank=True)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     outcome = models.CharField(_("outcome"), max_length=16, choices=AttemptOutcome.choices, blank=True)

@@ -80,7 +80,7 @@ def _request(*, tenant_id: int, trigger: str, enqueue_job: bool) -> SyncRequest:
         if open_job is not None:
             if enqueue_job and _job_is_stale(open_job, now):
                 # Its task was lost (broker down when enqueued, worker gone): nudge it again.
-                enqueue_on_commit(_sync_job_task(), str(open_job.pk))
+                _job_enqueue_on_commit(open_job.pk)
             return SyncRequest(job=open_job, created=False, served_from_storage=False)
         tenant = Tenant.objects.only(*SYNC_FIELDS).get(pk=tenant_id)
         reason = skip_reason(tenant, trigger=trigger, now=now)
@@ -92,7 +92,7 @@ def _request(*, tenant_id: int, trigger: str, enqueue_job: bool) -> SyncRequest:
         except IntegrityError:
             continue
         if enqueue_job:
-            enqueue_on_commit(_sync_job_task(), str(job.pk))
+            _job_enqueue_on_commit(job.pk)
         return SyncRequest(job=job, created=True, served_from_storage=False)
     raise RuntimeError(f"could not open or join a sync job for tenant {tenant_id}")
 
@@ -116,10 +116,51 @@ def _job_answered(tenant: Tenant, trigger: str, reason: SkipReason, now: datetim
     return job
 
 
+# A job whose task was never handed to the broker is queued again this many seconds after it was requested
+# (its request's own enqueue runs after commit, within milliseconds, or failed).
+NEVER_QUEUED_GRACE = timedelta(seconds=5)
+
+
 def _job_is_stale(job: SyncJob, now: datetime) -> bool:
+    """Open, and its task presumably lost: never queued, queued a lease ago and not started, or running
+    on a worker that went silent a lease ago."""
     lease = timedelta(seconds=settings.DRAFT_SYNC_JOB_LEASE)
-    since = job.started_at if job.state == JobState.RUNNING and job.started_at else job.requested_at
-    return now - since > lease
+    if job.state == JobState.RUNNING:
+        return job.started_at is None or now - job.started_at > lease
+    if job.state != JobState.PENDING:
+        return False
+    if job.queued_at is None:
+        return now - job.requested_at > NEVER_QUEUED_GRACE
+    return now - job.queued_at > lease
+
+
+def _stale_jobs(now: datetime) -> Q:
+    """_job_is_stale as a query."""
+    lease = now - timedelta(seconds=settings.DRAFT_SYNC_JOB_LEASE)
+    return (
+        Q(state=JobState.PENDING, queued_at__isnull=True, requested_at__lt=now - NEVER_QUEUED_GRACE)
+        | Q(state=JobState.PENDING, queued_at__lt=lease)
+        | Q(state=JobState.RUNNING, started_at__lt=lease)
+    )
+
+
+def _job_enqueue(job_id: uuid.UUID) -> bool:
+    """Hands the job's task to the broker and records when, so that the job shows it and the sweep knows."""
+    queued = enqueue(_sync_job_task(), str(job_id))
+    if queued:
+        SyncJob.objects.filter(pk=job_id).update(queued_at=timezone.now())
+    return queued
+
+
+def _job_enqueue_on_commit(job_id: uuid.UUID) -> None:
+    transaction.on_commit(lambda: _job_enqueue(job_id))
+
+
+def draft_count_job_poll(*, job: SyncJob) -> SyncJob:
+    """A merchant polls the job: if its task was lost, it is queued again now rather than at the next sweep."""
+    if _job_is_stale(job, timezone.now()) and _job_enqueue(job.pk):
+        job.refresh_from_db()
+    return job
 
 
 def draft_count_job_run(*, job_id: uuid.UUID) -> TenantResult | None:
@@ -171,16 +212,10 @@ def _job_result(job: SyncJob) -> TenantResult:
 
 
 def draft_count_jobs_sweep() -> int:
-    """Re-enqueues open jobs whose task was never delivered or whose worker died (run from the beat)."""
-    cutoff = timezone.now() - timedelta(seconds=settings.DRAFT_SYNC_JOB_LEASE)
-    ids = list(
-        SyncJob.objects.filter(
-            Q(state=JobState.PENDING, requested_at__lt=cutoff) | Q(state=JobState.RUNNING, started_at__lt=cutoff)
-        ).values_list("pk", flat=True)[:1000]
-    )
-    task = _sync_job_task()
+    """Re-enqueues open jobs whose task was never delivered or whose worker died (beat, every minute)."""
+    ids = list(SyncJob.objects.filter(_stale_jobs(timezone.now())).values_list("pk", flat=True)[:1000])
     for job_id in ids:
-        enqueue(task, str(job_id))
+        _job_enqueue(job_id)
     return len(ids)
 
 

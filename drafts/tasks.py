@@ -51,6 +51,12 @@ def sync_first() -> int:
     return draft_count_first_syncs()
 
 
+@shared_task(name="drafts.sweep_jobs", acks_late=True)
+def sweep_jobs() -> int:
+    """Beat, every minute: queue again the on-demand jobs whose task was lost (broker outage, dead worker)."""
+    return draft_count_jobs_sweep()
+
+
 @shared_task(name="drafts.sync_chunk", **RETRY_DATABASE_OUTAGES)
 def sync_chunk(chunk_id: int) -> None:
     draft_count_chunk_sync(chunk_id=chunk_id)

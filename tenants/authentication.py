@@ -7,9 +7,10 @@ the fields the view names (`tenant_fields`). No process remembers either, so a r
 key is refused on the very next request. The tenant is set as `request.tenant`. The one write is
 `last_used_at`, at most once per API_KEY_TOUCH_INTERVAL.
 
-A key of a tenant that revoked the authorization (or must re-authorize) still authenticates: the merchant
-keeps access to its own profile and history, and the draft-count endpoints answer with a precise error
-code instead (drafts/api). Deleting the keys is the way to lock a merchant out entirely.
+A revocation limits the keys the tenant had to its history (`history_only`, 403 `api_key_history_only`
+elsewhere) for API_KEY_REVOKED_GRACE_DAYS, after which they expire; a re-authorization never revives them.
+A key issued later to a tenant that is revoked or must re-authorize keeps access to its profile and
+history, and the draft-count endpoints answer with a precise error code instead (drafts/api).
 """
 
 from __future__ import annotations
@@ -102,9 +103,25 @@ def request_tenant(request: Request) -> Tenant:
     return principal.tenant
 
 
+class APIKeyHistoryOnly(exceptions.PermissionDenied):
+    default_detail = _(
+        "This API key belongs to an authorization that was revoked: it can read the draft count history "
+        "only, until it expires. Authorize the account again for a new key."
+    )
+    default_code = "api_key_history_only"
+
+
 class HasTenant(BasePermission):
+    """A key-authenticated request; a key of a revoked authorization only on views that allow it
+    (`history_only_keys_allowed`, the history)."""
+
     def has_permission(self, request: Request, view: APIView) -> bool:
-        return isinstance(request.user, APIKeyPrincipal)
+        principal = request.user
+        if not isinstance(principal, APIKeyPrincipal):
+            return False
+        if principal.key.history_only and not getattr(view, "history_only_keys_allowed", False):
+            raise APIKeyHistoryOnly()
+        return True
 
 
 class TenantAPIKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]

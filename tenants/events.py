@@ -54,7 +54,7 @@ def authorization_event_handle(*, fields: dict[str, str]) -> None:
         if not code:
             return
         with transaction.atomic():
-            row = authorization_code_receive(code=code, authorizer_appid=appid)
+            row = authorization_code_receive(code=code, authorizer_appid=appid, pushed=True)
             if row.processed_at is None:
                 enqueue_on_commit(authorize_from_push, row.pk)
     elif info_type == "unauthorized":

@@ -187,6 +187,11 @@ class AuthorizationCode(models.Model):
     code_hash = models.CharField(max_length=64, unique=True)
     code = EncryptedTextField(blank=True, editable=False)
     authorizer_appid = models.CharField(max_length=64, blank=True)
+    # Came in a verified push: only such codes are kept after a failed exchange and retried by the sweep.
+    pushed = models.BooleanField(default=False)
+    # sha256 of the session value of the first callback that brought the code (tenants.views): only that
+    # browser session is shown the account's first API key.
+    claim_hash = models.CharField(max_length=64, blank=True)
     tenant = models.ForeignKey(
         Tenant, verbose_name=_("merchant account"), null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
@@ -204,6 +209,9 @@ class TenantAPIKey(AbstractAPIKey):
         Tenant, verbose_name=_("merchant account"), on_delete=models.CASCADE, related_name="api_keys"
     )
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    # Set when the authorization the key was issued under is revoked: from then on the key reads the
+    # tenant's history only, until it expires (API_KEY_REVOKED_GRACE_DAYS), whatever happens next.
+    history_only = models.BooleanField(_("history only"), default=False)
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = _("API key")  # type: ignore[assignment]  # the stubs type Meta names as str

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TypeVar, cast
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -42,6 +43,7 @@ from wxplatform.wechat.client import WeChatClient
 from wxplatform.wechat.errors import (
     REVOKED_CODES,
     AccountStateError,
+    AuthorizationCodeError,
     RefreshTokenError,
     WeChatError,
 )
@@ -96,33 +98,78 @@ def eligibility_for(
 class AuthorizeResult:
     tenant: Tenant
     created: bool
+    # The callback's session claimed the code (see authorization_code_receive): it may see the first key.
+    claimed: bool = False
 
 
 def _code_hash(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
-def authorization_code_receive(*, code: str, authorizer_appid: str = "") -> AuthorizationCode:
-    """Records a code from a push so that a Celery task can exchange it (tasks take ids, not secrets)."""
-    row, _created = AuthorizationCode.objects.get_or_create(
-        code_hash=_code_hash(code), defaults={"code": code, "authorizer_appid": authorizer_appid}
+def authorization_code_receive(
+    *, code: str, authorizer_appid: str = "", pushed: bool = False, claim: str = ""
+) -> AuthorizationCode:
+    """Records a code so that it is exchanged once.
+
+    `pushed`: it came in a verified push, so the sweep may retry it (tasks take ids, not secrets).
+    `claim`: the hash of the callback's session value (tenants.views); the first claim of a code wins, and
+    only the claiming session is shown the first API key. A code that neither a push nor a session vouched
+    for is kept no longer than its exchange.
+    """
+    row, created = AuthorizationCode.objects.get_or_create(
+        code_hash=_code_hash(code),
+        defaults={"code": code, "authorizer_appid": authorizer_appid, "pushed": pushed, "claim_hash": claim},
     )
+    if not created and pushed and not row.pushed:
+        AuthorizationCode.objects.filter(pk=row.pk).update(pushed=True)
+    if not created and claim and not row.claim_hash:
+        # Conditional: of two sessions bringing the same code at once, one claims it.
+        AuthorizationCode.objects.filter(pk=row.pk, claim_hash="").update(claim_hash=claim)
     return row
 
 
-def tenant_authorize(*, authorization_code: str) -> AuthorizeResult:
+def tenant_authorize(*, authorization_code: str, claim: str = "") -> AuthorizeResult:
     """Exchanges an authorization code and creates or updates the tenant.
 
     The callback and the `authorized` push carry the same code, in either order, possibly at the same time:
     the code's row is locked while it is exchanged, so WeChat is asked once and the outcome is the same.
-    Any WeChat error rolls everything back: no half-written tenant.
+    Any WeChat error rolls everything back: no half-written tenant. A code WeChat refuses (61009/61010) is
+    marked used, so that nothing asks again; after any other failure a code that no push vouched for is
+    forgotten, so that junk sent to the callback leaves no row behind.
     """
     code_hash = _code_hash(authorization_code)
-    authorization_code_receive(code=authorization_code)
+    authorization_code_receive(code=authorization_code, claim=claim)
+    try:
+        return _code_exchange(code_hash=code_hash, authorization_code=authorization_code, claim=claim)
+    except AuthorizationCodeError:
+        _code_forget(code_hash=code_hash, unusable=True)
+        raise
+    except Exception:
+        _code_forget(code_hash=code_hash, unusable=False)
+        raise
+
+
+@transaction.atomic
+def _code_forget(*, code_hash: str, unusable: bool) -> None:
+    row = AuthorizationCode.objects.select_for_update().filter(code_hash=code_hash).first()
+    if row is None or row.tenant_id is not None:
+        return
+    if not row.pushed and not row.claim_hash:
+        row.delete()
+    elif unusable:
+        row.code = ""
+        row.processed_at = timezone.now()
+        row.save(update_fields=["code", "processed_at"])
+
+
+def _code_exchange(*, code_hash: str, authorization_code: str, claim: str) -> AuthorizeResult:
     with transaction.atomic():
         row = AuthorizationCode.objects.select_for_update().get(code_hash=code_hash)
+        claimed = bool(claim) and row.claim_hash == claim
         if row.tenant_id is not None:
-            return AuthorizeResult(tenant=Tenant.objects.get(pk=row.tenant_id), created=False)
+            return AuthorizeResult(tenant=Tenant.objects.get(pk=row.tenant_id), created=False, claimed=claimed)
+        if row.processed_at is not None:
+            raise AuthorizationCodeError(61010, "authorization code already refused")
         client = wechat_client()
         auth = with_component_token(
             lambda token: client.api_query_auth(component_access_token=token, authorization_code=authorization_code)
@@ -146,7 +193,7 @@ def tenant_authorize(*, authorization_code: str) -> AuthorizeResult:
         row.processed_at = timezone.now()
         row.save(update_fields=["tenant", "authorizer_appid", "code", "processed_at"])
     logger.info("tenant authorized", extra={"appid": tenant.authorizer_appid, "new_tenant": created})
-    return AuthorizeResult(tenant=tenant, created=created)
+    return AuthorizeResult(tenant=tenant, created=created, claimed=claimed)
 
 
 def tenant_authorize_pending(*, authorization_code_id: int) -> AuthorizeResult | None:
@@ -242,8 +289,18 @@ def tenant_revoke(*, authorizer_appid: str, revoked_at: datetime | None = None) 
     _purge_tokens(tenant, status=TenantStatus.REVOKED)
     tenant.revoked_at = timezone.now()
     tenant.save(update_fields=[*_PURGED_FIELDS, "revoked_at"])
+    _api_keys_limit_to_history(tenant, now=tenant.revoked_at)
     logger.info("tenant revoked", extra={"appid": tenant.authorizer_appid})
     return tenant
+
+
+def _api_keys_limit_to_history(tenant: Tenant, *, now: datetime) -> None:
+    """The keys of a revoked authorization read the history only, and expire after the grace period; a
+    later authorization (perhaps by a new owner of the account) never revives them and gets a key of its own."""
+    expiry = now + timedelta(days=settings.API_KEY_REVOKED_GRACE_DAYS)
+    keys = TenantAPIKey.objects.filter(tenant=tenant, revoked=False, history_only=False)
+    keys.filter(Q(expiry_date__isnull=True) | Q(expiry_date__gt=expiry)).update(expiry_date=expiry)
+    keys.update(history_only=True)
 
 
 # What _purge_tokens changes, for update_fields.
@@ -435,7 +492,8 @@ def api_key_issue(*, tenant: Tenant, name: str) -> tuple[TenantAPIKey, str]:
 def api_key_issue_first(*, tenant: Tenant) -> str | None:
     """The tenant's first API key, if it has none yet (shown once on the authorization callback page)."""
     locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
-    if TenantAPIKey.objects.filter(tenant=locked).exists():
+    # Keys of an earlier, revoked authorization do not count: this authorization gets its own first key.
+    if TenantAPIKey.objects.filter(tenant=locked, history_only=False).exists():
         return None
     _key, raw = api_key_issue(tenant=locked, name=_("First key"))
     return raw

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import random
 from datetime import timedelta
+from importlib import import_module
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from tenants.models import AuthorizationCode, Tenant
@@ -43,12 +45,19 @@ def authorize_from_push(self, authorization_code_id: int) -> None:  # type: igno
         logger.warning("authorization code from push not usable: errcode %s", exc.errcode)
 
 
+# A row outlives its code (10 minutes) only to answer a late duplicate of the push or the callback.
+AUTHORIZATION_CODE_RETENTION = timedelta(days=1)
+
+
 @shared_task(name="tenants.authorize_pending_codes", acks_late=True)
 def authorize_pending_codes() -> int:
-    """Sweeps codes recorded from pushes whose task was never enqueued (broker down) or lost."""
-    cutoff = timezone.now() - timedelta(minutes=10)
+    """Sweeps codes recorded from verified pushes whose task was never enqueued (broker down) or lost, and
+    prunes: codes past their 10 minutes, rows past a day, and expired sessions (the authorization page
+    starts one for each visitor)."""
+    now = timezone.now()
+    cutoff = now - timedelta(minutes=10)
     ids = list(
-        AuthorizationCode.objects.filter(processed_at__isnull=True, received_at__gte=cutoff)
+        AuthorizationCode.objects.filter(pushed=True, processed_at__isnull=True, received_at__gte=cutoff)
         .exclude(code="")
         .values_list("pk", flat=True)
     )
@@ -56,6 +65,8 @@ def authorize_pending_codes() -> int:
         enqueue(authorize_from_push, pk)
     # Codes live 10 minutes; an unused one past that is useless and only a liability.
     AuthorizationCode.objects.filter(processed_at__isnull=True, received_at__lt=cutoff).update(code="")
+    AuthorizationCode.objects.filter(received_at__lt=now - AUTHORIZATION_CODE_RETENTION).delete()
+    import_module(settings.SESSION_ENGINE).SessionStore.clear_expired()  # what `clearsessions` does
     return len(ids)
 
 

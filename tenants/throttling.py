@@ -66,11 +66,33 @@ class OutageWarning:
                 return
             self._warned_at = now
         logger.warning(
-            "API throttle unavailable, requests let through (logged at most once a minute): %s", type(exc).__name__
+            "rate limits unavailable, requests let through (logged at most once a minute): %s", type(exc).__name__
         )
 
 
 _outage_warning = OutageWarning()
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """Parses a rate such as 600/min into (600, 60): requests per window of seconds."""
+    count, _slash, period = rate.partition("/")
+    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[period[0]]
+    return int(count), seconds
+
+
+def window_exceeded(*, scope: str, ident: str, rate: str) -> float | None:
+    """Counts one request of `ident` (an API key prefix, a client address) in `scope`'s current window:
+    None while within `rate`, else the seconds until the window ends. Let through when Redis is down."""
+    limit, window = parse_rate(rate)
+    now = time.time()
+    window_index = int(now // window)
+    key = f"{settings.REDIS_KEY_PREFIX}:throttle:{scope}:{ident}:{window}:{window_index}"
+    try:
+        count = _count(key, ttl=window + 1)  # the counter outlives its window by a second
+    except UNAVAILABLE as exc:
+        _outage_warning(exc)
+        return None
+    return None if count <= limit else (window_index + 1) * window - now
 
 
 class APIKeyRateThrottle(BaseThrottle):
@@ -81,30 +103,14 @@ class APIKeyRateThrottle(BaseThrottle):
     def __init__(self) -> None:
         self.wait_seconds: float | None = None
 
-    def parse_rate(self) -> tuple[int, int]:
-        # Read on every request rather than at import, so that settings overrides (tests, bench) apply.
-        rate = str(api_settings.DEFAULT_THROTTLE_RATES[self.scope])
-        count, _slash, period = rate.partition("/")
-        seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[period[0]]
-        return int(count), seconds
-
     def allow_request(self, request: Request, view: APIView) -> bool:
         principal = request.user
         if not isinstance(principal, APIKeyPrincipal):
             return True
-        limit, window = self.parse_rate()
-        now = time.time()
-        window_index = int(now // window)
-        key = f"{settings.REDIS_KEY_PREFIX}:throttle:{self.scope}:{principal.key.prefix}:{window}:{window_index}"
-        try:
-            count = _count(key, ttl=window + 1)  # the counter outlives its window by a second
-        except UNAVAILABLE as exc:
-            _outage_warning(exc)
-            return True
-        if count <= limit:
-            return True
-        self.wait_seconds = (window_index + 1) * window - now
-        return False
+        # Read on every request rather than at import, so that settings overrides (tests, bench) apply.
+        rate = str(api_settings.DEFAULT_THROTTLE_RATES[self.scope])
+        self.wait_seconds = window_exceeded(scope=self.scope, ident=principal.key.prefix, rate=rate)
+        return self.wait_seconds is None
 
     def wait(self) -> float | None:
         return self.wait_seconds

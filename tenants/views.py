@@ -8,7 +8,10 @@ work. Nothing changes unless msg_signature verifies.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
+import secrets
 import time
 from urllib.parse import urlencode
 
@@ -24,8 +27,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from tenants.events import UNIX_SECONDS, authorization_event_handle
 from tenants.services import api_key_issue_first, tenant_authorize
+from tenants.throttling import window_exceeded
 from wxplatform.component.clients import message_crypto, wechat_client
 from wxplatform.component.services import ComponentNotReady, with_component_token
+from wxplatform.proxies import client_address
 from wxplatform.wechat.crypto import AppIdMismatchError, CryptoError, SignatureError, parse_xml
 from wxplatform.wechat.errors import AuthorizationCodeError, WeChatError
 
@@ -33,6 +38,15 @@ logger = logging.getLogger(__name__)
 
 # auth_type=1: only Official Accounts are offered on WeChat's page (docs/wechat/endpoints.md#authorization-page-links).
 AUTH_TYPE_OFFICIAL_ACCOUNTS = "1"
+
+
+# The authorization page leaves a one-time value in the visitor's session; the first callback that brings
+# a code from that session claims the code for it (tenants.services.authorization_code_receive), and only a
+# callback from the claiming session is shown the account's first API key. A replayed callback URL (from a
+# log, a proxy, a shared screen) comes without that session, so it shows no key, while the merchant may
+# retry the page in their own browser until a key is shown.
+SESSION_NONCE = "wxp_authorize_nonce"
+NONCE_LIFETIME = 3600
 
 
 def _redirect_uri() -> str:
@@ -53,10 +67,36 @@ def authorization_links(pre_auth_code: str) -> dict[str, str]:
     }
 
 
+def _nonce_start(request: HttpRequest) -> None:
+    if SESSION_NONCE not in request.session:
+        request.session[SESSION_NONCE] = secrets.token_urlsafe(32)
+        if not request.user.is_authenticated:
+            # An anonymous visitor's session holds only this; it need not outlive the authorization.
+            request.session.set_expiry(NONCE_LIFETIME)
+
+
+def _session_claim(request: HttpRequest) -> str:
+    nonce = request.session.get(SESSION_NONCE, "")
+    return hashlib.sha256(nonce.encode()).hexdigest() if isinstance(nonce, str) and nonce else ""
+
+
+def _too_many(request: HttpRequest, scope: str) -> HttpResponse | None:
+    """The per-client-address limit of the anonymous authorization pages, which cost WeChat calls."""
+    wait = window_exceeded(scope=scope, ident=client_address(request), rate=settings.AUTHORIZE_RATE_LIMIT)
+    if wait is None:
+        return None
+    message = _("Too many attempts from your network. Please wait a minute and try again.")
+    response = render(request, "tenants/authorize_error.html", {"message": message}, status=429)
+    response["Retry-After"] = str(max(1, math.ceil(wait)))
+    return response
+
+
 @require_GET
 @never_cache
 def authorize(request: HttpRequest) -> HttpResponse:
     """A page, not a redirect: WeChat checks that the link is followed from the platform's own domain."""
+    if limited := _too_many(request, "authorize_page"):
+        return limited
     try:
         client = wechat_client()
         pre_auth = with_component_token(lambda token: client.api_create_preauthcode(component_access_token=token))
@@ -64,6 +104,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
         logger.warning("authorization page unavailable: %s", type(exc).__name__)
         message = _("Authorization is temporarily unavailable. Please try again in a few minutes.")
         return render(request, "tenants/authorize_error.html", {"message": message}, status=503)
+    _nonce_start(request)
     context = {"links": authorization_links(pre_auth.code), "expires_in": pre_auth.expires_in}
     return render(request, "tenants/authorize.html", context)
 
@@ -75,8 +116,10 @@ def authorize_callback(request: HttpRequest) -> HttpResponse:
     if not code or len(code) > 512:
         message = _("The authorization link is incomplete. Please start the authorization again.")
         return render(request, "tenants/authorize_error.html", {"message": message}, status=400)
+    if limited := _too_many(request, "authorize_callback"):
+        return limited
     try:
-        result = tenant_authorize(authorization_code=code)
+        result = tenant_authorize(authorization_code=code, claim=_session_claim(request))
     except AuthorizationCodeError:
         message = _("This authorization has expired or was already used. Please start the authorization again.")
         return render(request, "tenants/authorize_error.html", {"message": message, "retry": True}, status=400)
@@ -85,7 +128,8 @@ def authorize_callback(request: HttpRequest) -> HttpResponse:
         message = _("WeChat could not confirm the authorization right now. Please try again in a few minutes.")
         return render(request, "tenants/authorize_error.html", {"message": message, "retry": True}, status=502)
     tenant = result.tenant
-    api_key = api_key_issue_first(tenant=tenant)
+    # Only the session that claimed the code sees the first key (once); a replayed URL sees none.
+    api_key = api_key_issue_first(tenant=tenant) if result.claimed else None
     return render(request, "tenants/authorize_done.html", {"tenant": tenant, "api_key": api_key})
 
 

@@ -1,7 +1,7 @@
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
-from wxplatform import metrics
+from wxplatform import metrics, observability
 
 
 class WxPlatformConfig(AppConfig):
@@ -13,3 +13,4 @@ class WxPlatformConfig(AppConfig):
         # Process set-up, not import side effects (STYLE "Avoid"): every process that loads Django gets its
         # metrics storage and Celery signal wiring here.
         metrics.setup()
+        observability.connect_task_signals()

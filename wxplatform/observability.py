@@ -13,7 +13,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from celery import signals
 from django.http import HttpRequest, HttpResponse
+from pythonjsonlogger.json import JsonFormatter
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -50,8 +52,23 @@ def redact(value: Any) -> Any:
 
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        # django.request logs a 4xx/5xx after the middleware has returned (and reset the variable): the
+        # request it passes as an extra still knows its id, the one the response gave the client.
+        record.request_id = getattr(getattr(record, "request", None), "request_id", None) or request_id_var.get()
         return True
+
+
+_JSON_NATIVE = (str, int, float, bool, type(None), dict, list, tuple)
+
+
+class RedactingJsonFormatter(JsonFormatter):
+    """JSON lines with every field redacted, extras included: django.request passes the request itself,
+    whose text is its full URL (`auth_code=…` on the authorization callback)."""
+
+    def process_log_record(self, log_record: dict[str, Any]) -> dict[str, Any]:
+        plain = {k: v if isinstance(v, _JSON_NATIVE) else str(v) for k, v in log_record.items()}
+        cleaned: dict[str, Any] = redact(plain)
+        return cleaned
 
 
 class RedactSecretsFilter(logging.Filter):
@@ -73,9 +90,44 @@ class RequestIdMiddleware:
         incoming = request.headers.get("X-Request-ID", "")
         rid = incoming if _INCOMING_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(rid)
+        request.request_id = rid  # type: ignore[attr-defined]  # read by RequestIdFilter after the reset
         try:
             response = self.get_response(request)
         finally:
             request_id_var.reset(token)
         response["X-Request-ID"] = rid
         return response
+
+
+# --- Celery: a task carries the request id of the request (or task) that enqueued it ---------------------
+
+TASK_HEADER = "request_id"
+
+
+def _before_task_publish(headers: dict[str, Any] | None = None, **_kwargs: Any) -> None:
+    rid = request_id_var.get()
+    if headers is not None and rid != "-":
+        headers.setdefault(TASK_HEADER, rid)
+
+
+_task_tokens: dict[str, contextvars.Token[str]] = {}
+
+
+def _task_prerun(task_id: str = "", task: Any = None, **_kwargs: Any) -> None:
+    request = getattr(task, "request", None)
+    rid = getattr(request, TASK_HEADER, None) or (getattr(request, "headers", None) or {}).get(TASK_HEADER)
+    if isinstance(rid, str) and _INCOMING_ID.match(rid):
+        _task_tokens[task_id] = request_id_var.set(rid)
+
+
+def _task_postrun(task_id: str = "", **_kwargs: Any) -> None:
+    token = _task_tokens.pop(task_id, None)
+    if token is not None:
+        request_id_var.reset(token)
+
+
+def connect_task_signals() -> None:
+    """Called once per process from WxPlatformConfig.ready()."""
+    signals.before_task_publish.connect(_before_task_publish, weak=False, dispatch_uid="wxp-rid-publish")
+    signals.task_prerun.connect(_task_prerun, weak=False, dispatch_uid="wxp-rid-prerun")
+    signals.task_postrun.connect(_task_postrun, weak=False, dispatch_uid="wxp-rid-postrun")

@@ -8,6 +8,8 @@ Redis, and must provide every secret: with DEBUG off a missing one stops start-u
 from __future__ import annotations
 
 import ipaddress
+import re
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -55,6 +57,15 @@ TOKEN_ENCRYPTION_KEYS = [k.strip() for k in _secret("TOKEN_ENCRYPTION_KEYS").spl
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Clients (CIDRs) whose /healthz and /readyz are answered whatever their Host header, so that a probe by IP
+# passes while ALLOWED_HOSTS stays the public name (wxplatform/console/probes.py). Loopback by default (the
+# compose health check runs in the container); add the node network for Kubernetes probes.
+HEALTH_CHECK_NETWORKS = env.list("HEALTH_CHECK_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+for _network in HEALTH_CHECK_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"HEALTH_CHECK_NETWORKS: {_network!r} is not a network (CIDR)") from None
 
 # --- WeChat ------------------------------------------------------------------------------------------
 WECHAT_API_BASE = env.str("WECHAT_API_BASE", default="https://api.weixin.qq.com").rstrip("/")
@@ -79,6 +90,10 @@ if WECHAT_HTTP_PROXY:
         _proxy_port = -1
     if _proxy.scheme not in ("http", "https") or not _proxy.hostname or _proxy_port == -1:
         raise ImproperlyConfigured("WECHAT_HTTP_PROXY must be an http:// or https:// URL with a host")
+# Views of the authorization page and of its callback per client address (each costs WeChat calls).
+AUTHORIZE_RATE_LIMIT = env.str("AUTHORIZE_RATE_LIMIT", default="20/min")
+if not re.fullmatch(r"[0-9]+/[smhd][a-z]*", AUTHORIZE_RATE_LIMIT):
+    raise ImproperlyConfigured(f"AUTHORIZE_RATE_LIMIT: {AUTHORIZE_RATE_LIMIT!r} is not a rate such as 20/min")
 # Public base URL of this service, used to build the authorization redirect_uri.
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
@@ -95,6 +110,8 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "drf_spectacular",
     "django_celery_beat",
+    "axes",
+    "csp",
     "wxplatform.apps.WxPlatformConfig",
     "wxplatform.component.apps.ComponentConfig",
     "tenants.apps.TenantsConfig",
@@ -105,7 +122,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "wxplatform.proxies.TrustedProxyMiddleware",
     "wxplatform.observability.RequestIdMiddleware",
+    # Before anything reads the Host header (SecurityMiddleware's redirect, CommonMiddleware): probes by IP.
+    "wxplatform.console.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -113,8 +133,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "wxplatform.admin.AdminQueryGuardMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "wxplatform.console.urls"
@@ -186,6 +210,7 @@ else:
 # --- Celery ------------------------------------------------------------------------------------------
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT = "wxplatform.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         # An unacknowledged task (its worker died) is handed out again after this many seconds. It must
         # exceed the hard time limit, or a slow task would run twice at once.
@@ -210,6 +235,10 @@ else:
         # Broadcast (remote control) state; kombu's default is a folder in the working directory.
         "control_folder": str(_broker_dir / "control"),
     }
+# Web processes (wsgi.py, asgi.py) publish with one attempt bounded by this many seconds (connect and each
+# command) and no retries, so that a broker outage costs a request well under WeChat's 5 s; the work is
+# recorded in the database first and swept into the queue when the broker returns.
+WEB_BROKER_TIMEOUT = env.float("WEB_BROKER_TIMEOUT", default=0.5)
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default=f"{REDIS_KEY_PREFIX}-default")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -222,11 +251,29 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
 # Results are not needed: job state that users ask about is stored in our own tables.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# On a lost broker connection the running acks_late tasks are cancelled and handed out again. With
+# celery/kombu 5.7.0 a connection lost with a task in flight killed the worker; the Redis transport is
+# patched for it (wxplatform/broker.py, CELERY_BROKER_TRANSPORT above).
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# Workers and beat log through LOGGING below (the JSON formatter, request ids, redaction), not Celery's own
+# plain-text handlers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 
 # --- Auth, i18n, static ------------------------------------------------------------------------------
+# django-axes throttles the console login: after AXES_FAILURE_LIMIT failures for one username from one
+# client address (the address behind TRUSTED_PROXIES), that pair is locked out for AXES_COOLOFF_MINUTES
+# (429). The merchant API authenticates keys, not users, and is not concerned.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "wxplatform.proxies.client_address"
+AXES_RESET_ON_SUCCESS = True
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -253,9 +300,44 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 
+# Reverse proxies (CIDRs) in front of the service. Only from these are X-Forwarded-For (the client address of
+# the per-address rate limits) and X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER) believed; from anyone else
+# wxplatform.proxies.TrustedProxyMiddleware drops them. Give gunicorn the same list (FORWARDED_ALLOW_IPS).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+for _network in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_network!r} is not a network (CIDR)") from None
+
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Believed only from TRUSTED_PROXIES: wxplatform.proxies.TrustedProxyMiddleware drops it from anyone else.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HTTPS only, behind settings that .env.example turns on for production (off for local use over HTTP).
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# Probes from elsewhere than HEALTH_CHECK_NETWORKS (answered before this) may come over plain HTTP too.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Content-Security-Policy (django-csp) on every page, the admin and the API docs included: everything is
+# served from this origin (the docs' assets come from drf-spectacular-sidecar, their start-up script from
+# SpectacularSwaggerSplitView rather than inline). Inline style attributes remain (admin widgets, charts);
+# avatars are WeChat's images; Redoc and Swagger UI start web workers from blob: URLs.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "https:"],
+        "worker-src": ["'self'", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 # WeChat pushes are small; a larger body is refused before it is parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
 
@@ -270,7 +352,7 @@ LOGGING = {
     },
     "formatters": {
         "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            "()": "wxplatform.observability.RedactingJsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
@@ -355,6 +437,8 @@ REST_FRAMEWORK = {
 }
 # A stored draft count older than this many seconds is reported with "stale": true.
 API_DRAFT_COUNT_STALE_AFTER = env.int("API_DRAFT_COUNT_STALE_AFTER", default=7200)
+# After a revocation the tenant's keys read its history only, for this many days, then expire.
+API_KEY_REVOKED_GRACE_DAYS = env.int("API_KEY_REVOKED_GRACE_DAYS", default=30)
 # last_used_at of an API key is written at most this often, so that reads stay read-only.
 API_KEY_TOUCH_INTERVAL = env.int("API_KEY_TOUCH_INTERVAL", default=60)
 SPECTACULAR_SETTINGS = {

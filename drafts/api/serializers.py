@@ -91,6 +91,11 @@ class SyncJobSerializer(serializers.Serializer[SyncJob]):
     state = serializers.ChoiceField(choices=JobState.choices)
     trigger = serializers.ChoiceField(choices=SyncTrigger.choices)
     requested_at = serializers.DateTimeField()
+    queued_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When the job was last handed to the workers' queue; null while it could not be (it is "
+        "retried within a minute, or when you poll).",
+    )
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
     outcome = serializers.SerializerMethodField()

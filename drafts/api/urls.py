@@ -1,7 +1,7 @@
 """/api/: the merchant API (v1), its OpenAPI schema and its interactive docs."""
 
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from drafts.api import errors, views
 
@@ -14,7 +14,8 @@ urlpatterns = [
     path("v1/draft-count/sync/<uuid:job_id>", views.DraftCountSyncJobView.as_view(), name="draft-count-sync-job"),
     path("v1/draft-count/history", views.DraftCountHistoryView.as_view(), name="draft-count-history"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    # The split view serves Swagger UI's start-up script as a file, so that the CSP needs no inline script.
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
     # Everything else under /api/ (a malformed job id, /api/v1/ itself) is a 404 in the API's error shape, also
     # with DEBUG on, where Django would otherwise answer its HTML debug page. "schema" and "docs" without their
     # slash are left to CommonMiddleware's redirect.

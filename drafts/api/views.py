@@ -117,7 +117,21 @@ def _query(serializer_class: type[HistoryQuerySerializer], request: Request, *, 
 # --- Views -------------------------------------------------------------------------------------------
 
 
-class TenantView(APIView):
+class MerchantAPIView(APIView):
+    """What every merchant endpoint shares, so that behaviour and schema agree: OPTIONS is not offered (no
+    metadata, the OpenAPI schema describes each operation), so it is a 405 that the Allow header does not
+    list either; and a query parameter given twice is a 400 naming it, never one of them picked silently."""
+
+    http_method_names = ["get", "post", "head"]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        for name, values in request.query_params.lists():
+            if len(values) > 1:
+                raise InvalidParameter(name, _("%(name)s: given more than once.") % {"name": name})
+
+
+class TenantView(MerchantAPIView):
     # What TenantSerializer and Last-Modified read; authentication loads only these (tenants.authentication).
     tenant_fields = (
         "authorizer_appid",
@@ -145,7 +159,7 @@ class TenantView(APIView):
         return conditional_response(request, TenantSerializer(tenant).data, last_modified=tenant.updated_at)
 
 
-class DraftCountView(APIView):
+class DraftCountView(MerchantAPIView):
     # Authentication loads only these tenant fields (tenants.authentication).
     tenant_fields = DRAFT_COUNT_TENANT_FIELDS
 
@@ -170,7 +184,7 @@ class DraftCountView(APIView):
         return conditional_response(request, DraftCountSerializer(reading).data, last_modified=reading.changed_at)
 
 
-class DraftCountSyncView(APIView):
+class DraftCountSyncView(MerchantAPIView):
     @extend_schema(
         operation_id="draft_count_sync_create",
         summary="Ask for a fresh draft count",
@@ -198,7 +212,7 @@ class DraftCountSyncView(APIView):
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["job"]["url"]})
 
 
-class DraftCountSyncJobView(APIView):
+class DraftCountSyncJobView(MerchantAPIView):
     @extend_schema(
         operation_id="draft_count_sync_job_retrieve",
         summary="A sync job's state and result",
@@ -215,6 +229,10 @@ class DraftCountSyncJobView(APIView):
         job = sync_job_get(tenant=tenant, job_id=job_id)
         if job is None:
             raise exceptions.NotFound(_("No such sync job."))
+        # Imported here for the same reason as in DraftCountSyncView.post.
+        from drafts.services import draft_count_job_poll
+
+        job = draft_count_job_poll(job=job)
         data = SyncJobSerializer(job, context={"request": request}).data
         return conditional_response(request, data, last_modified=job.finished_at or job.started_at or job.requested_at)
 
@@ -245,7 +263,10 @@ class HistoryPagination(CursorPagination):
         return Cursor(offset=cursor.offset, reverse=cursor.reverse, position=position.isoformat())  # type: ignore[arg-type]
 
 
-class DraftCountHistoryView(APIView):
+class DraftCountHistoryView(MerchantAPIView):
+    # The one endpoint a key of a revoked authorization may still read (tenants.authentication.HasTenant).
+    history_only_keys_allowed = True
+
     @extend_schema(
         operation_id="draft_count_history_list",
         summary="Draft count history",

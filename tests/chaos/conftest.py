@@ -49,8 +49,10 @@ def api_server_factory(transactional_db: None) -> Iterator[Callable[..., ApiServ
     """Starts the web app under gunicorn with the test's environment (database, Redis, sandbox) plus `env`."""
     started: list[ApiServer] = []
 
-    def make(*, env: dict[str, str] | None = None, workers: int = 2, threads: int = 8) -> ApiServer:
-        server = ApiServer(_worker_env(env or {}), workers=workers, threads=threads)
+    def make(
+        *, env: dict[str, str] | None = None, workers: int = 2, threads: int = 8, args: tuple[str, ...] = ()
+    ) -> ApiServer:
+        server = ApiServer(_worker_env(env or {}), workers=workers, threads=threads, args=args)
         started.append(server)
         return server.start()
 

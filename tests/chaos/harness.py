@@ -55,6 +55,14 @@ def wait_for(condition: Callable[[], bool], *, timeout: float, what: str, every:
         time.sleep(every)
 
 
+def assert_worker_alive(worker: Any) -> None:
+    """A worker that died (or logged an unrecoverable error) fails the scenario: a later run finishing the
+    work does not excuse it, since in production nothing restarts the work a dead worker held."""
+    output = worker.output()
+    assert worker.process is not None and worker.process.poll() is None, f"the worker died:\n{output[-4000:]}"
+    assert "Unrecoverable error" not in output, output[-4000:]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -197,7 +205,8 @@ class TcpProxy:
 class ApiServer:
     """The WSGI app in its own gunicorn processes, with its own environment (database URL, Redis URL)."""
 
-    def __init__(self, env: dict[str, str], *, workers: int = 2, threads: int = 8) -> None:
+    def __init__(self, env: dict[str, str], *, workers: int = 2, threads: int = 8, args: tuple[str, ...] = ()) -> None:
+        self.args = args
         self.port = free_port()
         self.env = env
         self.workers = workers
@@ -216,6 +225,7 @@ class ApiServer:
                     sys.executable, "-m", "gunicorn", "wxplatform.wsgi:application",
                     "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
                     "--threads", str(self.threads), "--timeout", "120", "--graceful-timeout", "5",
+                    *self.args,
                 ],
                 cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip

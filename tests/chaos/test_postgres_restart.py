@@ -18,7 +18,7 @@ from drafts.models import DraftSnapshot, SyncChunk, SyncRun, SyncTrigger
 from drafts.services import draft_count_run_start
 from tenants.models import Tenant
 from tests.chaos.conftest import proxied_database_url
-from tests.chaos.harness import ApiServer, Row, TcpProxy, record, scaled, wait_for, wechat_requests
+from tests.chaos.harness import ApiServer, Row, TcpProxy, assert_worker_alive, record, scaled, wait_for, wechat_requests
 from tests.factories import make_api_key
 from tests.fixtures.sandbox import Sandbox
 from tests.fixtures.sync import sandbox_tenants, worker_env
@@ -100,6 +100,7 @@ def test_postgres_restarted_mid_sync_tasks_retry_and_the_api_answers_503(
         )
     )
 
+    assert_worker_alive(worker)
     assert statuses == [503] * len(during)
     for response in during:
         error = response.json()["error"]

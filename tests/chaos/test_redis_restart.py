@@ -18,7 +18,17 @@ from django.utils import timezone
 
 from drafts.models import DraftSnapshot, JobState, SyncChunk, SyncJob, SyncRun, SyncTrigger
 from tenants.models import Tenant
-from tests.chaos.harness import ROOT, ApiServer, RedisServer, Row, record, scaled, wait_for, wechat_requests
+from tests.chaos.harness import (
+    ROOT,
+    ApiServer,
+    RedisServer,
+    Row,
+    assert_worker_alive,
+    record,
+    scaled,
+    wait_for,
+    wechat_requests,
+)
 from tests.factories import make_api_key, make_snapshot
 from tests.fixtures.sandbox import Sandbox
 from tests.fixtures.sync import sandbox_tenants, worker_env
@@ -128,6 +138,7 @@ def test_redis_restarted_mid_sync_loses_nothing_and_the_api_keeps_reading(
         )
     )
 
+    assert_worker_alive(worker)
     assert [r.status_code for r in reads] == [200] * len(reads)
     assert reads[0].json()["total_count"] == truth[reader.authorizer_appid]
     assert asked.status_code == 202

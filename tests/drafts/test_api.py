@@ -515,6 +515,7 @@ def test_sync_job_shows_its_state_and_result(client: Client, tenant: Tenant) -> 
         "state": "succeeded",
         "trigger": "api",
         "requested_at": timezone.localtime(job.requested_at).isoformat(),
+        "queued_at": None,
         "started_at": "2025-03-01T16:30:00+08:00",
         "finished_at": "2025-03-01T16:30:02+08:00",
         "outcome": "changed",

@@ -49,6 +49,7 @@ def test_sync_request_answers_202_with_the_job_url_and_enqueues_after_commit(
         "state": "pending",
         "trigger": "api",
         "requested_at": None,
+        "queued_at": None,
         "started_at": None,
         "finished_at": None,
         "outcome": None,

@@ -67,6 +67,7 @@ def test_the_migration_schedules_every_periodic_task() -> None:
         ("Authorize pending codes", "tenants.authorize_pending_codes", 2, "minutes", True),
         ("Prune draft sync history", "drafts.prune", 1, "days", True),
         ("First sync of new authorizations", "drafts.sync_first", 1, "minutes", True),
+        ("Sweep lost on-demand sync jobs", "drafts.sweep_jobs", 1, "minutes", True),
     }
     assert PeriodicTask.objects.get(task="drafts.sync_all").expire_seconds == 900
 

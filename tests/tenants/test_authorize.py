@@ -24,15 +24,16 @@ def calls(platform: Platform, path: str) -> int:
     return int(platform.control.counters()["endpoints"].get(path, {}).get("calls", 0))
 
 
-def authorization_link(platform: Platform) -> dict[str, str]:
-    page = requests.get(f"{platform.url}/wechat/authorize", timeout=10)
+def authorization_link(platform: Platform, browser: requests.Session | None = None) -> dict[str, str]:
+    page = (browser or requests.Session()).get(f"{platform.url}/wechat/authorize", timeout=10)
     assert page.status_code == 200, page.text
     link = unescape(re.search(r'id="authorize-pc"[^>]*href="([^"]+)"', page.text).group(1))  # type: ignore[union-attr]
     return {k: v[0] for k, v in parse_qs(urlsplit(link).query).items()}
 
 
-def consent(platform: Platform, appid: str, *, push: bool) -> dict[str, Any]:
-    link = authorization_link(platform)
+def consent(platform: Platform, appid: str, *, push: bool, browser: requests.Session | None = None) -> dict[str, Any]:
+    """The merchant's consent on WeChat's page, reached from the authorization page in `browser`."""
+    link = authorization_link(platform, browser)
     return platform.control.consent(link["pre_auth_code"], appid, redirect_uri=link["redirect_uri"], push=push)
 
 
@@ -56,10 +57,11 @@ def test_callback_creates_the_tenant_and_shows_its_first_key_once(ready_platform
     ready_platform.control.create_authorizer(
         appid="wxaaaa000000000001", nickname="Tea House", kind="service", func_ids=[1, 11], draft_count=4
     )
-    answer = consent(ready_platform, "wxaaaa000000000001", push=False)
+    browser = requests.Session()
+    answer = consent(ready_platform, "wxaaaa000000000001", push=False, browser=browser)
 
-    first = requests.get(answer["redirect_url"], timeout=30)
-    again = requests.get(answer["redirect_url"], timeout=30)
+    first = browser.get(answer["redirect_url"], timeout=30)
+    again = browser.get(answer["redirect_url"], timeout=30)
 
     assert first.status_code == again.status_code == 200
     tenant = Tenant.objects.get(authorizer_appid="wxaaaa000000000001")
@@ -101,13 +103,14 @@ def test_push_first_then_callback_gives_the_same_tenant_with_one_exchange(
 ) -> None:
     worker_factory()
     account = ready_platform.control.create_authorizer(kind="service", func_ids=[11])
-    answer = consent(ready_platform, account["appid"], push=True)
+    browser = requests.Session()
+    answer = consent(ready_platform, account["appid"], push=True, browser=browser)
     assert answer["push"]["status"] == 200
     deadline = time.monotonic() + 20
     while not Tenant.objects.filter(authorizer_appid=account["appid"]).exists() and time.monotonic() < deadline:
         time.sleep(0.1)
 
-    page = requests.get(answer["redirect_url"], timeout=30)
+    page = browser.get(answer["redirect_url"], timeout=30)
 
     assert page.status_code == 200
     assert Tenant.objects.filter(authorizer_appid=account["appid"]).count() == 1

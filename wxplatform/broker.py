@@ -1,0 +1,36 @@
+"""kombu's Redis transport, with a lost connection that cannot kill the worker.
+
+celery 5.7.0 handles a lost broker connection (`Consumer.on_connection_error_after_connected`) by first
+collecting the connection, which detaches kombu's transport from it (`transport.client = None`), and then
+closing it. Anything that still uses one of its channels afterwards (the close's
+`QoS.restore_unacked_once()` with a task in flight, that task's ack or reject when it finishes) builds a
+Redis connection from the transport's client, and fails with
+`AttributeError: 'NoneType' object has no attribute 'hostname'`: not a connection error, so nothing
+ignores it and the worker stops with "Unrecoverable error" (2 of 2 Redis blips with a task in flight; an
+idle worker has nothing to restore or acknowledge and reconnects). The same family upstream: celery#9250,
+kombu#582.
+
+Here such a channel raises the connection error it is (redis ConnectionError), which celery and kombu
+already ignore on those paths ("Couldn't ack …"), and the consumer reconnects. Nothing is lost: with the
+Redis transport an unacknowledged message is kept in Redis (the unacked index) and handed out again after
+the visibility timeout. Tested by tests/chaos/test_redis_blip_task_in_flight.py; drop this module once
+the pinned kombu or celery passes that test without it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu.transport import redis as kombu_redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+
+class Channel(kombu_redis.Channel):
+    def _connparams(self, asynchronous: bool = False) -> Any:
+        if self.connection is None or self.connection.client is None:
+            raise RedisConnectionError("the broker connection this channel belonged to was closed")
+        return super()._connparams(asynchronous=asynchronous)  # type: ignore[misc]  # kombu has no stubs for it
+
+
+class Transport(kombu_redis.Transport):
+    Channel = Channel
