@@ -26,6 +26,8 @@ from tenants.models import (
     AccountKind,
     AuthorizationCode,
     Eligibility,
+    EventType,
+    OutboxEvent,
     Tenant,
     TenantAPIKey,
     TenantStatus,
@@ -72,6 +74,34 @@ def eligibility_for(*, account_kind: str, func_ids: list[int]) -> tuple[Eligibil
     if not DRAFT_PERMISSION_SETS.intersection(func_ids):
         return Eligibility.MISSING_PERMISSION, _("Missing permission set: 11 (material management) or 100.")
     return Eligibility.ELIGIBLE, ""
+
+
+# --- Outbox (events for the merchant's webhooks) ----------------------------------------------------
+# Every state change a merchant can subscribe to writes its event here, inside the transaction that makes the
+# change (the callers below are all atomic). Events are written whether or not the tenant has a webhook: these
+# changes are rare, and the webhooks app, which this layer cannot import, drops events nobody subscribed to.
+
+
+def outbox_event(*, tenant_id: int, type: str, data: dict[str, object]) -> OutboxEvent:
+    """An unsaved outbox row (for bulk_create by the caller's transaction)."""
+    return OutboxEvent(tenant_id=tenant_id, type=type, payload=data)
+
+
+def eligibility_event(*, tenant: Tenant, previous: str, reason: str) -> OutboxEvent:
+    data: dict[str, object] = {
+        "appid": tenant.authorizer_appid,
+        "eligibility": tenant.eligibility,
+        "previous_eligibility": previous,
+        "reason": reason or str(Eligibility(tenant.eligibility).label),
+    }
+    return outbox_event(tenant_id=tenant.pk, type=EventType.TENANT_ELIGIBILITY_CHANGED, data=data)
+
+
+def _emit_status_changed(tenant: Tenant, previous: str) -> None:
+    if previous == tenant.status:
+        return
+    data: dict[str, object] = {"appid": tenant.authorizer_appid, "status": tenant.status, "previous_status": previous}
+    outbox_event(tenant_id=tenant.pk, type=EventType.TENANT_STATUS_CHANGED, data=data).save(force_insert=True)
 
 
 # --- Authorization -----------------------------------------------------------------------------------
@@ -156,6 +186,7 @@ def _tenant_upsert(
     created = tenant is None
     if tenant is None:
         tenant = Tenant(authorizer_appid=appid)
+    previous_status, previous_eligibility = tenant.status, tenant.eligibility
     kind = AccountKind(str(info.account_kind))
     eligibility, detail = eligibility_for(account_kind=kind, func_ids=func_ids)
     tenant.nickname = info.nick_name or ""
@@ -180,6 +211,12 @@ def _tenant_upsert(
     tenant.token_refreshed_at = now if access_token else None
     tenant.paused_until = None
     tenant.save()
+    if not created:
+        # A new tenant can have no webhook yet; an existing one hears that it is active again or that its
+        # permission sets changed what it may do.
+        _emit_status_changed(tenant, previous_status)
+        if previous_eligibility != tenant.eligibility:
+            eligibility_event(tenant=tenant, previous=previous_eligibility, reason=detail).save(force_insert=True)
     return tenant, created
 
 
@@ -197,9 +234,11 @@ def tenant_revoke(*, authorizer_appid: str, revoked_at: datetime | None = None) 
     if revoked_at is not None and tenant.authorized_at is not None:
         if revoked_at < tenant.authorized_at.replace(microsecond=0):
             return tenant
+    previous = tenant.status
     _purge_tokens(tenant, status=TenantStatus.REVOKED)
     tenant.revoked_at = timezone.now()
     tenant.save(update_fields=[*_PURGED_FIELDS, "revoked_at"])
+    _emit_status_changed(tenant, previous)
     logger.info("tenant revoked", extra={"appid": tenant.authorizer_appid})
     return tenant
 
@@ -343,11 +382,13 @@ def _authorizer_list_page(client: WeChatClient, offset: int, token: str) -> Auth
 
 
 def _mark_needs_reauth(tenant: Tenant, exc: WeChatError) -> None:
+    previous = tenant.status
     _purge_tokens(tenant, status=TenantStatus.NEEDS_REAUTH)
     tenant.last_error_code = exc.errcode
     tenant.last_error_message = exc.errmsg[:500]
     tenant.last_error_at = timezone.now()
     tenant.save(update_fields=[*_PURGED_FIELDS, "last_error_code", "last_error_message", "last_error_at"])
+    _emit_status_changed(tenant, previous)
     logger.warning("tenant needs re-authorization", extra={"appid": tenant.authorizer_appid})
 
 

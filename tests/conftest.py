@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.tenants",
     "tests.fixtures.platform",
     "tests.fixtures.sync",
+    "tests.fixtures.receiver",
 ]
