@@ -22,7 +22,9 @@ from webhooks.services import endpoint_update, webhooks_run
 pytestmark = pytest.mark.django_db
 
 
-def test_an_event_is_delivered_signed_and_verifies_with_standardwebhooks(webhook_settings: Any, receiver: Receiver) -> None:
+def test_an_event_is_delivered_signed_and_verifies_with_standardwebhooks(
+    webhook_settings: Any, receiver: Receiver
+) -> None:
     tenant = make_tenant()
     endpoint, secret = make_endpoint(tenant, receiver.url())
 
