@@ -17,10 +17,10 @@ from drafts.models import SyncChunk, SyncRun, SyncTrigger
 from drafts.services import draft_count_run_start
 from tenants.models import EventType, OutboxEvent, Tenant
 from tests.chaos.harness import Row, record, scaled, wait_for, wechat_requests
+from tests.factories import make_tenant
 from tests.fixtures.receiver import Receiver
 from tests.fixtures.sandbox import Sandbox
 from tests.fixtures.sync import sandbox_tenants, worker_env
-from tests.factories import make_tenant
 from tests.fixtures.worker import Worker
 from tests.webhooks.helpers import make_endpoint, make_event, verified
 from webhooks.models import Delivery, DeliveryState, Endpoint
