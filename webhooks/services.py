@@ -21,10 +21,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from standardwebhooks.webhooks import Webhook
@@ -38,8 +38,10 @@ from wxplatform.backoff import backoff_delay
 logger = logging.getLogger(__name__)
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
-# Deliveries claimed per batch: one batch is in flight at a time per task, at most WEBHOOK_CONCURRENCY requests.
+# Outbox events fanned out per transaction.
 _DISPATCH_BATCH = 1000
+# Rounds of WEBHOOK_CONCURRENCY tries per claimed batch.
+_ROUNDS = 4
 
 
 class InvalidEndpoint(Exception):
@@ -173,9 +175,16 @@ def events_dispatch(*, limit: int = _DISPATCH_BATCH) -> int:
 # --- Delivery ----------------------------------------------------------------------------------------
 
 
+def _batch_size() -> int:
+    """Deliveries claimed at once: a few rounds of WEBHOOK_CONCURRENCY, so that the database work of claiming
+    and recording is shared by many tries."""
+    return max(1, int(settings.WEBHOOK_CONCURRENCY)) * _ROUNDS
+
+
 def _lease() -> timedelta:
-    """How long a claimed delivery is left alone: longer than any try can take, and its recording."""
-    return timedelta(seconds=2 * settings.WEBHOOK_TIMEOUT_SECONDS + 2)
+    """How long a claimed delivery is left alone: longer than its whole batch can take (each round of tries
+    is bounded by the timeout), and its recording."""
+    return timedelta(seconds=(_ROUNDS + 1) * settings.WEBHOOK_TIMEOUT_SECONDS + 2)
 
 
 def deliveries_claim(*, limit: int) -> list[Delivery]:
@@ -247,6 +256,40 @@ def _retry_delay(attempts: int) -> timedelta:
     )
 
 
+def _deliveries_write(deliveries: Sequence[Delivery], *, now: datetime) -> None:
+    """One UPDATE for a batch's deliveries, from a VALUES list (the ORM's bulk_update would compile a CASE
+    branch per row and field, most of a batch's time). NULLs stay out of VALUES (PostgreSQL could not infer
+    their column's type): flags say which columns are empty. Every value is a parameter."""
+    if not deliveries:
+        return
+    ops = connection.ops
+    at = ops.adapt_datetimefield_value(now)
+    values: list[Any] = []
+    for d in deliveries:
+        values += [
+            d.pk,
+            d.attempts,
+            d.last_status_code or 0,
+            d.last_status_code is not None,
+            d.last_error,
+            d.state,
+            ops.adapt_datetimefield_value(d.next_attempt_at) if d.next_attempt_at else at,
+            d.next_attempt_at is not None,
+            d.finished_at is not None,
+        ]
+    rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(deliveries))
+    table = ops.quote_name(Delivery._meta.db_table)
+    sql = (
+        f"WITH v (id, attempts, status, has_status, error, state, next_at, has_next, finished) AS (VALUES {rows}) "  # noqa: S608
+        f"UPDATE {table} AS d SET attempts = v.attempts, last_attempt_at = %s, "
+        "last_status_code = CASE WHEN v.has_status THEN v.status ELSE NULL END, last_error = v.error, "
+        "state = v.state, next_attempt_at = CASE WHEN v.has_next THEN v.next_at ELSE NULL END, "
+        "finished_at = CASE WHEN v.finished THEN %s ELSE NULL END FROM v WHERE d.id = v.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, at, at])
+
+
 @transaction.atomic
 def deliveries_record(deliveries: Sequence[Delivery], outcomes: Sequence[Outcome]) -> BatchReport:
     """Writes each try's outcome: the attempt row, the delivery's next step, and the endpoint's health."""
@@ -257,6 +300,15 @@ def deliveries_record(deliveries: Sequence[Delivery], outcomes: Sequence[Outcome
     ok_endpoints: set[object] = set()
     failing: dict[object, str] = {}
     succeeded = retried = failed = 0
+    # Locked, and only those still pending: a delivery that another worker finished meanwhile (it took over
+    # after this try overran its lease) is not reopened; this try is still recorded as an attempt, since it
+    # did reach the receiver or fail to. Then one bulk UPDATE for the batch.
+    pending = dict(
+        Delivery.objects.select_for_update()
+        .filter(pk__in=list(by_pk), state=DeliveryState.PENDING)
+        .values_list("pk", "attempts")
+    )
+    changed: list[Delivery] = []
     for outcome in outcomes:
         delivery = by_pk[outcome.key]
         attempts.append(
@@ -270,28 +322,29 @@ def deliveries_record(deliveries: Sequence[Delivery], outcomes: Sequence[Outcome
             )
         )
         error = outcome.error or (_("HTTP %(status)s") % {"status": outcome.status_code})
-        update: dict[str, object] = {
-            "attempts": F("attempts") + 1,
-            "last_attempt_at": now,
-            "last_status_code": outcome.status_code,
-            "last_error": "" if outcome.succeeded else error[:255],
-        }
         if outcome.succeeded:
-            update.update(state=DeliveryState.SUCCEEDED, next_attempt_at=None, finished_at=now)
             ok_endpoints.add(delivery.endpoint_id)
             succeeded += 1
         else:
             failing[delivery.endpoint_id] = error
-            retry_at = now + _retry_delay(delivery.attempts + 1)
+        if delivery.pk not in pending:
+            continue
+        delivery.attempts = pending[delivery.pk] + 1
+        delivery.last_attempt_at = now
+        delivery.last_status_code = outcome.status_code
+        delivery.last_error = "" if outcome.succeeded else error[:255]
+        if outcome.succeeded:
+            delivery.state, delivery.next_attempt_at, delivery.finished_at = DeliveryState.SUCCEEDED, None, now
+        else:
+            retry_at = now + _retry_delay(delivery.attempts)
             if retry_at - delivery.event.created_at > window:
-                update.update(state=DeliveryState.FAILED, next_attempt_at=None, finished_at=now)
+                delivery.state, delivery.next_attempt_at, delivery.finished_at = DeliveryState.FAILED, None, now
                 failed += 1
             else:
-                update.update(next_attempt_at=retry_at)
+                delivery.next_attempt_at = retry_at
                 retried += 1
-        # A delivery that another worker finished meanwhile (it took over after this try overran its lease)
-        # is not reopened; this try is still recorded, as it did reach the receiver or fail to.
-        Delivery.objects.filter(pk=delivery.pk, state=DeliveryState.PENDING).update(**update)
+        changed.append(delivery)
+    _deliveries_write(changed, now=now)
     DeliveryAttempt.objects.bulk_create(attempts)
     _endpoints_health(ok_endpoints, {k: v for k, v in failing.items() if k not in ok_endpoints}, now)
     return BatchReport(succeeded=succeeded, retried=retried, failed=failed)
@@ -324,7 +377,7 @@ def webhooks_run(*, budget_seconds: float) -> tuple[int, bool]:
     tries = 0
     while True:
         dispatched = events_dispatch()
-        batch = deliveries_claim(limit=max(1, settings.WEBHOOK_CONCURRENCY))
+        batch = deliveries_claim(limit=_batch_size())
         if not batch and dispatched < _DISPATCH_BATCH:
             return tries, False
         if batch:
