@@ -110,3 +110,17 @@ def test_support_sees_webhooks_but_cannot_act(support_client_with_webhooks: Clie
     assert not Delivery.objects.exists()
     assert not AuditEntry.objects.exists()
     assert Endpoint.objects.get(pk=endpoint.pk).enabled
+
+
+def test_the_tenant_page_lists_its_webhooks_and_links_to_their_deliveries(admin_client: Client) -> None:
+    tenant, other = make_tenant(), make_tenant()
+    _endpoint, secret = make_endpoint(tenant, "https://hooks.example.net/mine")
+    make_endpoint(other, "https://hooks.example.net/theirs")
+
+    html = admin_client.get(f"/admin/tenants/tenant/{tenant.pk}/change/").content.decode()
+
+    panel = html[html.index('id="webhooks"') :]
+    assert "https://hooks.example.net/mine" in panel
+    assert "https://hooks.example.net/theirs" not in panel
+    assert f"{DELIVERIES}?tenant={tenant.pk}" in panel
+    assert secret not in html
