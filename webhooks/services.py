@@ -306,6 +306,7 @@ def deliveries_record(deliveries: Sequence[Delivery], outcomes: Sequence[Outcome
     pending = dict(
         Delivery.objects.select_for_update()
         .filter(pk__in=list(by_pk), state=DeliveryState.PENDING)
+        .order_by("pk")
         .values_list("pk", "attempts")
     )
     changed: list[Delivery] = []
@@ -351,6 +352,9 @@ def deliveries_record(deliveries: Sequence[Delivery], outcomes: Sequence[Outcome
 
 
 def _endpoints_health(ok: set[object], failing: dict[object, str], now: datetime) -> None:
+    # Locked in id order first: two batches touching the same endpoints then wait for each other, never
+    # deadlock.
+    list(Endpoint.objects.select_for_update().filter(pk__in=[*ok, *failing]).order_by("pk").values_list("pk"))
     if ok:
         Endpoint.objects.filter(pk__in=ok, failing_since__isnull=False).update(failing_since=None)
     if not failing:
