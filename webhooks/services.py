@@ -389,3 +389,17 @@ def webhooks_run(*, budget_seconds: float) -> tuple[int, bool]:
             tries += len(batch)
         if time.monotonic() >= deadline:
             return tries, True
+
+
+def webhooks_history_prune(*, older_than: timedelta) -> dict[str, int]:
+    """Deletes finished deliveries (with their attempts) and dispatched events older than `older_than`; an
+    event with a delivery still pending is kept whatever its age."""
+    cutoff = timezone.now() - older_than
+    deliveries, _by_model = Delivery.objects.filter(finished_at__lt=cutoff).delete()
+    still_pending = Delivery.objects.filter(state=DeliveryState.PENDING).values("event_id")
+    events, _by_model = (
+        OutboxEvent.objects.filter(dispatched_at__isnull=False, created_at__lt=cutoff)
+        .exclude(pk__in=still_pending)
+        .delete()
+    )
+    return {"deliveries": deliveries, "events": events}

@@ -4,11 +4,13 @@ LOCKED and leased)."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.core.cache import cache
 
-from webhooks.services import webhooks_run
+from webhooks.services import webhooks_history_prune, webhooks_run
 from wxplatform.queueing import enqueue, enqueue_on_commit
 
 logger = logging.getLogger(__name__)
@@ -46,3 +48,9 @@ def deliver() -> int:
 def deliver_soon() -> None:
     """Asks a worker to deliver once the current transaction commits (the beat entry would anyway)."""
     enqueue_on_commit(deliver)
+
+
+@shared_task(name="webhooks.prune", acks_late=True)
+def prune() -> dict[str, int]:
+    """Beat (daily): webhook history older than WEBHOOK_RETENTION_DAYS."""
+    return webhooks_history_prune(older_than=timedelta(days=settings.WEBHOOK_RETENTION_DAYS))

@@ -379,6 +379,8 @@ WEBHOOK_RETRY_HOURS = env.float("WEBHOOK_RETRY_HOURS", default=24.0)
 WEBHOOK_DISABLE_AFTER_HOURS = env.float("WEBHOOK_DISABLE_AFTER_HOURS", default=24.0)
 # Endpoints one merchant account may have.
 WEBHOOK_MAX_ENDPOINTS = env.int("WEBHOOK_MAX_ENDPOINTS", default=10)
+# Finished deliveries (with their attempts) and dispatched events are deleted after this many days.
+WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=30)
 
 # --- Metrics (/metrics, wxplatform/metrics.py) -------------------------------------------------------
 # Who may scrape: a bearer token, and/or client networks (CIDRs, matched against REMOTE_ADDR). With neither
