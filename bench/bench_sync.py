@@ -90,22 +90,22 @@ def _bench_environment(args: argparse.Namespace, sandbox_url: str) -> dict[str, 
     }
 
 
-def _recreate_database(database_url: str) -> None:
+def _recreate_database(database_url: str, name: str = BENCH_DATABASE) -> None:
     import psycopg
 
     parts = urlsplit(database_url)
     admin_url = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def _drop_database(database_url: str) -> None:
+def _drop_database(database_url: str, name: str = BENCH_DATABASE) -> None:
     import psycopg
 
     admin_url = urlunsplit(urlsplit(database_url)._replace(path="/postgres"))
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # --- Baselines ---------------------------------------------------------------------------------------

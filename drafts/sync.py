@@ -54,9 +54,18 @@ from drafts.rules import (
     skipped,
     skipped_result,
 )
-from tenants.models import Eligibility, Tenant
-from tenants.services import TenantHasNoToken, TenantNotActive, tenant_revoke, tenant_token_refresh
+from tenants.models import Eligibility, EventType, OutboxEvent, Tenant
+from tenants.services import (
+    TenantHasNoToken,
+    TenantNotActive,
+    eligibility_event,
+    outbox_event,
+    tenant_revoke,
+    tenant_token_refresh,
+)
 from tenants.tasks import read_quota
+from webhooks.selectors import subscribed_tenants
+from webhooks.tasks import deliver_soon as webhooks_deliver_soon
 from wxplatform import metrics
 from wxplatform.bulk_update import BulkUpdate
 from wxplatform.component.services import ComponentNotReady
@@ -111,6 +120,8 @@ class _Work:
     paused_until: datetime | None = None
     rejected: str = ""
     revoke: bool = False
+    # The stored count this fetch replaces, as read under the row lock in _write (for draft_count.changed).
+    previous_count: int | None = None
 
 
 def sync_tenants(tenants: Sequence[Tenant], *, trigger: str, chunk: SyncChunk | None = None) -> SyncReport | None:
@@ -315,6 +326,7 @@ def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
     failed: list[tuple[Any, ...]] = []
     attempts: list[SyncAttempt] = []
     revoked: list[str] = []
+    failed_works: list[_Work] = []
     for work in works:
         result = work.result
         if result is None:
@@ -338,6 +350,7 @@ def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
                     rejection=work.rejected[:255],
                 )
             )
+            failed_works.append(work)
             if work.revoke:
                 revoked.append(tenant.authorizer_appid)
         # Routine scheduled fetches are told by the tenant row and the snapshots; failures, skips and
@@ -379,6 +392,7 @@ def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
             DraftSnapshot.objects.bulk_create(snapshots, ignore_conflicts=True)
         if attempts:
             SyncAttempt.objects.bulk_create(attempts)
+        _write_events(succeeded, failed_works)
         for appid in revoked:
             # 61003: the account no longer authorizes the platform (rare: one locked update each).
             tenant_revoke(authorizer_appid=appid)
@@ -413,10 +427,43 @@ def _lock_and_recheck_snapshots(works: Sequence[_Work], succeeded: Sequence[_Wor
         count, fetched_at, snapshot_at = row
         if fetched_at is not None and fetched_at >= work.fetched_at:
             continue
+        work.previous_count = count
         if count != work.result.total_count:
             work.snapshot = SnapshotReason.CHANGED
         elif snapshot_at is None or work.fetched_at - snapshot_at >= heartbeat:
             work.snapshot = SnapshotReason.HEARTBEAT
+
+
+def _write_events(succeeded: Sequence[_Work], failed: Sequence[_Work]) -> None:
+    """The batch's webhook events, in its own transaction (the outbox): a changed count (decided under the row
+    lock, like its snapshot) and a rejection by WeChat, each only for tenants with an endpoint subscribed to it,
+    found with one query. Revocations write their own event in tenant_revoke."""
+    changed = [w for w in succeeded if w.snapshot == SnapshotReason.CHANGED]
+    rejected = [w for w in failed if w.rejected and w.tenant.eligibility != Eligibility.REJECTED]
+    if not changed and not rejected:
+        return
+    subscribed = subscribed_tenants(tenant_ids=[w.tenant.pk for w in (*changed, *rejected)])
+    events: list[OutboxEvent] = []
+    for w in changed:
+        if EventType.DRAFT_COUNT_CHANGED not in subscribed.get(w.tenant.pk, ()):
+            continue
+        assert w.result is not None and w.fetched_at is not None
+        data: dict[str, object] = {
+            "appid": w.tenant.authorizer_appid,
+            "total_count": w.result.total_count,
+            "previous_total_count": w.previous_count,
+            "fetched_at": w.fetched_at.isoformat(),
+        }
+        events.append(outbox_event(tenant_id=w.tenant.pk, type=EventType.DRAFT_COUNT_CHANGED, data=data))
+    for w in rejected:
+        if EventType.TENANT_ELIGIBILITY_CHANGED not in subscribed.get(w.tenant.pk, ()):
+            continue
+        previous = w.tenant.eligibility
+        w.tenant.eligibility = Eligibility.REJECTED
+        events.append(eligibility_event(tenant=w.tenant, previous=previous, reason=w.rejected))
+    if events:
+        OutboxEvent.objects.bulk_create(events)
+        webhooks_deliver_soon()
 
 
 def _chunk_done(chunk: SyncChunk, works: Sequence[_Work], now: datetime) -> None:

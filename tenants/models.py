@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, ClassVar
 
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.models import AbstractAPIKey
 
@@ -216,3 +218,46 @@ class TenantAPIKey(AbstractAPIKey):
     class Meta(AbstractAPIKey.Meta):
         verbose_name = _("API key")  # type: ignore[assignment]  # the stubs type Meta names as str
         verbose_name_plural = _("API keys")  # type: ignore[assignment]
+
+
+class EventType(models.TextChoices):
+    """What a merchant can subscribe to with a webhook (webhooks.Endpoint.events)."""
+
+    DRAFT_COUNT_CHANGED = "draft_count.changed", _("Draft count changed")
+    TENANT_STATUS_CHANGED = "tenant.status_changed", _("Account status changed")
+    TENANT_ELIGIBILITY_CHANGED = "tenant.eligibility_changed", _("Account eligibility changed")
+
+
+# Sent only by the admin's "send test event" action, to one endpoint; not subscribable.
+TEST_EVENT_TYPE = "webhook.test"
+
+
+class OutboxEvent(models.Model):
+    """Something that happened to a tenant and that its webhooks may want to hear: the outbox.
+
+    A row is written in the same transaction as the change it describes (the sync's bulk write, a revocation,
+    a re-authorization), so that a crash loses neither or both; the webhooks app fans it out to the subscribed
+    endpoints later (`dispatched_at`). It lives here, below the webhooks app, so that tenant services can write
+    it without importing upward. `id` is the Standard Webhooks `webhook-id`, the same across retries.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="outbox_events")
+    type = models.CharField(_("event type"), max_length=64)
+    payload = models.JSONField(_("data"), default=dict)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
+    dispatched_at = models.DateTimeField(_("dispatched at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook event")
+        verbose_name_plural = _("webhook events")
+        ordering: ClassVar[list[str]] = ["-created_at"]
+        indexes: ClassVar[list[models.Index]] = [
+            # The dispatcher's queue: only undispatched rows are in it, so it stays small.
+            models.Index(
+                fields=["created_at"], name="outbox_undispatched_idx", condition=models.Q(dispatched_at__isnull=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id}"

@@ -30,6 +30,8 @@ from tenants.models import (
     AccountKind,
     AuthorizationCode,
     Eligibility,
+    EventType,
+    OutboxEvent,
     Tenant,
     TenantAPIKey,
     TenantStatus,
@@ -89,6 +91,34 @@ def eligibility_for(
             "status": code_label(ACCOUNT_STATUS_LABELS, account_status)
         }
     return Eligibility.ELIGIBLE, ""
+
+
+# --- Outbox (events for the merchant's webhooks) ----------------------------------------------------
+# Every state change a merchant can subscribe to writes its event here, inside the transaction that makes the
+# change (the callers below are all atomic). Events are written whether or not the tenant has a webhook: these
+# changes are rare, and the webhooks app, which this layer cannot import, drops events nobody subscribed to.
+
+
+def outbox_event(*, tenant_id: int, type: str, data: dict[str, object]) -> OutboxEvent:
+    """An unsaved outbox row (for bulk_create by the caller's transaction)."""
+    return OutboxEvent(tenant_id=tenant_id, type=type, payload=data)
+
+
+def eligibility_event(*, tenant: Tenant, previous: str, reason: str) -> OutboxEvent:
+    data: dict[str, object] = {
+        "appid": tenant.authorizer_appid,
+        "eligibility": tenant.eligibility,
+        "previous_eligibility": previous,
+        "reason": reason or str(Eligibility(tenant.eligibility).label),
+    }
+    return outbox_event(tenant_id=tenant.pk, type=EventType.TENANT_ELIGIBILITY_CHANGED, data=data)
+
+
+def _emit_status_changed(tenant: Tenant, previous: str) -> None:
+    if previous == tenant.status:
+        return
+    data: dict[str, object] = {"appid": tenant.authorizer_appid, "status": tenant.status, "previous_status": previous}
+    outbox_event(tenant_id=tenant.pk, type=EventType.TENANT_STATUS_CHANGED, data=data).save(force_insert=True)
 
 
 # --- Authorization -----------------------------------------------------------------------------------
@@ -218,6 +248,7 @@ def _tenant_upsert(
     created = tenant is None
     if tenant is None:
         tenant = Tenant(authorizer_appid=appid)
+    previous_status, previous_eligibility = tenant.status, tenant.eligibility
     tenant_onboard_fill(
         tenant,
         info=info,
@@ -228,6 +259,14 @@ def _tenant_upsert(
         now=now,
     )
     tenant.save()
+    if not created:
+        # A new tenant can have no webhook yet; an existing one hears that it is active again or that its
+        # permission sets changed what it may do.
+        _emit_status_changed(tenant, previous_status)
+        if previous_eligibility != tenant.eligibility:
+            eligibility_event(tenant=tenant, previous=previous_eligibility, reason=tenant.eligibility_detail).save(
+                force_insert=True
+            )
     return tenant, created
 
 
@@ -286,10 +325,12 @@ def tenant_revoke(*, authorizer_appid: str, revoked_at: datetime | None = None) 
     if revoked_at is not None and tenant.authorized_at is not None:
         if revoked_at < tenant.authorized_at.replace(microsecond=0):
             return tenant
+    previous = tenant.status
     _purge_tokens(tenant, status=TenantStatus.REVOKED)
     tenant.revoked_at = timezone.now()
     tenant.save(update_fields=[*_PURGED_FIELDS, "revoked_at"])
     _api_keys_limit_to_history(tenant, now=tenant.revoked_at)
+    _emit_status_changed(tenant, previous)
     logger.info("tenant revoked", extra={"appid": tenant.authorizer_appid})
     return tenant
 
@@ -462,9 +503,11 @@ def _record_refresh_failure(tenant: Tenant, exc: WeChatError) -> None:
 
 
 def _mark_needs_reauth(tenant: Tenant, exc: WeChatError) -> None:
+    previous = tenant.status
     _purge_tokens(tenant, status=TenantStatus.NEEDS_REAUTH)
     _set_error(tenant, exc)
     tenant.save(update_fields=[*_PURGED_FIELDS, *_ERROR_FIELDS])
+    _emit_status_changed(tenant, previous)
     logger.warning("tenant needs re-authorization", extra={"appid": tenant.authorizer_appid})
 
 

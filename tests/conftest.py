@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.platform",
     "tests.fixtures.sync",
     "tests.fixtures.proxy",
+    "tests.fixtures.receiver",
 ]

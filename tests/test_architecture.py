@@ -10,7 +10,7 @@ from __future__ import annotations
 import grimp
 import pytest
 
-ROOTS = ("wxplatform", "tenants", "drafts")
+ROOTS = ("wxplatform", "tenants", "webhooks", "drafts")
 ALLOWED = {frozenset({"drafts.services", "drafts.tasks"})}
 
 

@@ -115,6 +115,7 @@ INSTALLED_APPS = [
     "wxplatform.apps.WxPlatformConfig",
     "wxplatform.component.apps.ComponentConfig",
     "tenants.apps.TenantsConfig",
+    "webhooks.apps.WebhooksConfig",
     "drafts.apps.DraftsConfig",
     # The roof, last: its admin module is discovered after every app's (it unregisters one of the API-key
     # library's). Its admin templates override django.contrib.admin's through TEMPLATES' DIRS below.
@@ -464,8 +465,31 @@ SPECTACULAR_SETTINGS = {
         "SnapshotReasonEnum": "drafts.models.SnapshotReason",
         "SyncOutcomeEnum": "drafts.models.AttemptOutcome",
         "SyncTriggerEnum": "drafts.models.SyncTrigger",
+        "WebhookEventTypeEnum": "tenants.models.EventType",
+        "DeliveryStateEnum": "webhooks.models.DeliveryState",
     },
 }
+
+# --- Merchant webhooks (webhooks app) ----------------------------------------------------------------
+# Targets must be https on a public address; true also allows http and private, loopback and link-local
+# addresses (development, tests). The cloud metadata address 169.254.169.254 is refused whatever this says.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
+# Seconds one delivery may take (connect, send, answer); a slower receiver's try fails and is retried.
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Deliveries in flight at once per worker task, and at most this many of them to any one endpoint.
+WEBHOOK_CONCURRENCY = env.int("WEBHOOK_CONCURRENCY", default=32)
+WEBHOOK_CONCURRENCY_PER_ENDPOINT = env.int("WEBHOOK_CONCURRENCY_PER_ENDPOINT", default=4)
+# Failed tries are retried after capped exponential backoff with jitter (base·2^n, at most MAX seconds), until
+# the event is this many hours old; then the delivery is marked failed.
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
+WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=4 * 3600.0)
+WEBHOOK_RETRY_HOURS = env.float("WEBHOOK_RETRY_HOURS", default=24.0)
+# An endpoint whose every try failed for this many hours is disabled (the merchant re-enables it).
+WEBHOOK_DISABLE_AFTER_HOURS = env.float("WEBHOOK_DISABLE_AFTER_HOURS", default=24.0)
+# Endpoints one merchant account may have.
+WEBHOOK_MAX_ENDPOINTS = env.int("WEBHOOK_MAX_ENDPOINTS", default=10)
+# Finished deliveries (with their attempts) and dispatched events are deleted after this many days.
+WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=30)
 
 # --- Metrics (/metrics, wxplatform/metrics.py) -------------------------------------------------------
 # Who may scrape: a bearer token, and/or client networks (CIDRs, matched against REMOTE_ADDR). With neither

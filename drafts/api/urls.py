@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from drafts.api import errors, views
+from drafts.api import errors, views, webhooks
 
 app_name = "api"
 
@@ -13,6 +13,16 @@ urlpatterns = [
     path("v1/draft-count/sync", views.DraftCountSyncView.as_view(), name="draft-count-sync"),
     path("v1/draft-count/sync/<uuid:job_id>", views.DraftCountSyncJobView.as_view(), name="draft-count-sync-job"),
     path("v1/draft-count/history", views.DraftCountHistoryView.as_view(), name="draft-count-history"),
+    path("v1/webhooks", webhooks.WebhookListView.as_view(), name="webhooks"),
+    path("v1/webhooks/<uuid:webhook_id>", webhooks.WebhookDetailView.as_view(), name="webhook"),
+    path(
+        "v1/webhooks/<uuid:webhook_id>/rotate-secret",
+        webhooks.WebhookRotateSecretView.as_view(),
+        name="webhook-rotate-secret",
+    ),
+    path(
+        "v1/webhooks/<uuid:webhook_id>/deliveries", webhooks.WebhookDeliveriesView.as_view(), name="webhook-deliveries"
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file, so that the CSP needs no inline script.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),

@@ -17,6 +17,13 @@ OPERATIONS = {
     ("post", "/api/v1/draft-count/sync"): "draft_count_sync_create",
     ("get", "/api/v1/draft-count/sync/{job_id}"): "draft_count_sync_job_retrieve",
     ("get", "/api/v1/draft-count/history"): "draft_count_history_list",
+    ("get", "/api/v1/webhooks"): "webhooks_list",
+    ("post", "/api/v1/webhooks"): "webhooks_create",
+    ("get", "/api/v1/webhooks/{webhook_id}"): "webhooks_retrieve",
+    ("patch", "/api/v1/webhooks/{webhook_id}"): "webhooks_partial_update",
+    ("delete", "/api/v1/webhooks/{webhook_id}"): "webhooks_destroy",
+    ("post", "/api/v1/webhooks/{webhook_id}/rotate-secret"): "webhooks_rotate_secret",
+    ("get", "/api/v1/webhooks/{webhook_id}/deliveries"): "webhooks_deliveries_list",
 }
 
 
@@ -75,6 +82,13 @@ def test_schema_documents_every_error_with_the_one_error_shape(client: Client) -
         "draft_count_sync_create": ["401", "403", "429", "503"],
         "draft_count_sync_job_retrieve": ["401", "404", "429", "503"],
         "draft_count_history_list": ["400", "401", "429", "503"],
+        "webhooks_list": ["401", "429", "503"],
+        "webhooks_create": ["400", "401", "429", "503"],
+        "webhooks_retrieve": ["401", "404", "429", "503"],
+        "webhooks_partial_update": ["400", "401", "404", "429", "503"],
+        "webhooks_destroy": ["401", "404", "429", "503"],
+        "webhooks_rotate_secret": ["401", "404", "429", "503"],
+        "webhooks_deliveries_list": ["400", "401", "404", "429", "503"],
     }
     assert document["components"]["schemas"]["ErrorBody"]["required"] == ["code", "message", "request_id"]
 

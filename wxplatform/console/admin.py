@@ -62,6 +62,7 @@ from tenants.services import (
 )
 from tenants.services import tenant_token_refresh as tenant_token_refresh_service
 from tenants.tasks import refresh_token as refresh_token_task
+from webhooks.selectors import endpoint_list
 from wxplatform.admin import AuditedAdminMixin, audit_record
 from wxplatform.charts import step_chart_svg
 from wxplatform.component.services import ComponentNotReady
@@ -520,6 +521,7 @@ class TenantAdmin(AuditedAdminMixin):
             "clears_used": clears_used(tenant),
             "monthly_clears": MONTHLY_CLEARS,
             "api_keys": api_key_list(tenant=tenant),
+            "webhooks": endpoint_list(tenant_id=tenant.pk).defer("secret"),
             "failing": _is_failing(tenant),
         }
 
