@@ -1,14 +1,16 @@
 """Merchant API read throughput: GET /api/v1/draft-count beside GET /healthz, on one gunicorn, in one run.
 
 /healthz is the floor of this stack: the same gunicorn workers and Django middleware, and nothing else.
-GET /api/v1/draft-count adds what a merchant read costs: DRF, the Api-Key check, the tenant's draft-count
-row, the per-key throttle, serialization and the ETag, in the default configuration. Target: >= 0.7x
-/healthz.
+GET /api/v1/draft-count adds what a merchant read costs, in the default configuration: DRF, one SQL query
+(the key by its prefix joined to its tenant, only the draft-count fields), Django's connection health
+check before it (CONN_HEALTH_CHECKS: a `SELECT 1` on a reused connection, which Django's query log does not
+show), the library's hash check of the key, one Redis round trip for the per-key throttle, serialization
+and the ETag. Floor: >= 0.4x /healthz. Nothing is remembered between requests; merchants who poll less
+(conditional requests now, webhooks later) are how the load goes down, not caches.
 
 - Server: gunicorn (sync workers, one per CPU) as a subprocess on a free port, against its own PostgreSQL
   database `bench_api` (created, migrated and dropped here) and its own Redis key prefix; the throttle
-  is raised out of the way. A second gunicorn, idle while the first is measured, serves the same read
-  with every per-process copy turned off. The tenant and its key are made with `manage.py shell` and `issue_api_key`.
+  is raised out of the way. The tenant and its key are made with `manage.py shell` and `issue_api_key`.
 - Load: an aiohttp client in a separate process (so that client and server do not share an interpreter),
   a fixed number of connections each sending requests back to back for a fixed time after a warm-up.
   aiohttp rather than wrk: it is already a dependency, so the bench runs wherever `make install` ran,
@@ -16,25 +18,31 @@ row, the per-key throttle, serialization and the ETag, in the default configurat
   client's own CPU share is reported).
 - The endpoints alternate over several rounds and the best round of each is kept, so that a noisy
   moment on the machine does not decide the ratio.
+- What one read costs is counted apart, in a process of its own (`manage.py shell`): requests through
+  Django's WSGI handler, as gunicorn calls it (so the health check runs as it does there), counting the
+  SQL queries Django logs, the health checks and the Redis round trips.
 
     make bench                       # or: python -m bench api
     python bench/bench_api.py --connections 32 --seconds 10 --rounds 3
 
-Where the time goes: on-CPU time per request in-process (Django's WSGI handler called in a loop, timed
-with thread_time), on the 2-CPU development machine: /healthz 0.19 ms, GET /api/v1/draft-count 0.32 ms.
-A read touches neither PostgreSQL nor Redis once its process holds the key (API_KEY_CACHE_SECONDS), a copy
-of the tenant row (tenants.readcache: dropped by PostgreSQL's NOTIFY when the row changes) and the
-rendered answer (drafts.api.views), and the throttle counts locally and adds to Redis in batches
-(tenants.throttling). What is left is DRF (authentication, throttle, negotiation and dispatch) and the
-view. The second server shows the read with all of that turned off (API_KEY_CACHE_SECONDS=0,
-API_TENANT_CACHE_SECONDS=0, API_THROTTLE_SYNC_INTERVAL=0): what every read cost before, about 0.35x
-/healthz, and what reads cost while a process is not listening for tenant changes.
+Measured on the shared 2-CPU development machine (PostgreSQL, Redis and the load generator on the same two
+cores), in its one quiet run: /healthz 1,154 req/s (p50 26.8 ms, p99 47.4 ms), draft-count 369 req/s (p50
+84.2 ms, p99 108.9 ms): 0.32x, under the 0.4x floor; under other engineers' test load it fell to 0.24x.
+In process (Django's WSGI handler in a loop, thread_time), a read costs about 2.9 ms of CPU against 0.36 ms
+for /healthz; 1.3 ms of it is the ORM lookup (building the select_related query and two model instances;
+the database round trip itself costs under 0.1 ms), which the removed compiled-query cache mostly skipped
+by reusing Django's SQLCompiler. Reaching 0.4x here would take about 0.75 ms less CPU per read, and nothing
+simple saves that much (the serializer is 0.14 ms, the throttle 0.09 ms, the health check 0.04 ms plus a
+PostgreSQL round trip: a server with CONN_HEALTH_CHECKS off, measured alongside, reached 0.35x), so the
+floor is reported missed rather than met by cleverness (STYLE §13). With the per-process copies and memos
+the same machine measured 0.84x.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import os
 import signal
@@ -50,6 +58,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DATABASE = "bench_api"
+# draft-count throughput as a share of /healthz's.
+FLOOR = 0.4
 
 
 @dataclass(frozen=True)
@@ -215,11 +225,6 @@ def _clear_redis(url: str, prefix: str) -> None:
         client.delete(key)
 
 
-UNCACHED = "/api/v1/draft-count (no copies)"
-# Every per-process shortcut off: the key, the tenant row and the throttle go to PostgreSQL and Redis.
-_UNCACHED_ENV = {"API_KEY_CACHE_SECONDS": "0", "API_TENANT_CACHE_SECONDS": "0", "API_THROTTLE_SYNC_INTERVAL": "0"}
-
-
 def _start_server(env: dict[str, str], args: argparse.Namespace, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     with log.open("ab") as out:
@@ -232,30 +237,91 @@ def _start_server(env: dict[str, str], args: argparse.Namespace, log: Path) -> t
     return server, f"http://127.0.0.1:{port}"
 
 
+# Requests through Django's WSGI handler as gunicorn makes them: request_started and request_finished fire,
+# so a reused database connection gets its health check. Prints what one read costs, as JSON.
+_PROBE = """
+import json
+
+import redis.connection
+from django.core.handlers.wsgi import WSGIHandler
+from django.db import connection
+from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
+
+READS = 50
+handler = WSGIHandler()
+environ = RequestFactory().get(
+    "/api/v1/draft-count", HTTP_AUTHORIZATION="Api-Key " + RAW_KEY, SERVER_NAME="127.0.0.1"
+).environ
+statuses = []
+
+def read():
+    response = handler(dict(environ), lambda status, headers, exc_info=None: statuses.append(status))
+    b"".join(response)
+    response.close()
+
+health_checks = 0
+is_usable = connection.is_usable
+
+def counted_is_usable():
+    global health_checks
+    health_checks += 1
+    return is_usable()
+
+redis_writes = 0
+send_packed_command = redis.connection.AbstractConnection.send_packed_command
+
+def counted_send(self, command, check_health=True):
+    global redis_writes
+    redis_writes += 1
+    return send_packed_command(self, command, check_health)
+
+read()  # connects to PostgreSQL and Redis, and records the key's last use
+connection.is_usable = counted_is_usable
+redis.connection.AbstractConnection.send_packed_command = counted_send
+with CaptureQueriesContext(connection) as queries:
+    for _ in range(READS):
+        read()
+print(json.dumps({
+    "statuses": sorted(set(statuses)),
+    "sql_queries": len(queries) / READS,
+    "health_checks": health_checks / READS,
+    "redis_round_trips": redis_writes / READS,
+}))
+"""
+
+
+@dataclass(frozen=True)
+class ReadCost:
+    sql_queries: float
+    health_checks: float
+    redis_round_trips: float
+
+
+def read_cost(env: dict[str, str], raw_key: str) -> ReadCost:
+    answer = json.loads(_manage(env, "shell", "-c", f"RAW_KEY = {raw_key!r}\n{_PROBE}").strip().splitlines()[-1])
+    if answer["statuses"] != ["200 OK"]:
+        raise RuntimeError(f"the read-cost probe was answered {answer['statuses']}")
+    return ReadCost(answer["sql_queries"], answer["health_checks"], answer["redis_round_trips"])
+
+
 def run(args: argparse.Namespace) -> None:
     import requests
 
     env = _environment()
     drop = f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)'
     _admin_sql(env["DATABASE_URL"], drop, f'CREATE DATABASE "{BENCH_DATABASE}"')
-    servers: list[subprocess.Popen[bytes]] = []
+    server: subprocess.Popen[bytes] | None = None
     log = Path(tempfile.mkstemp(prefix="bench-api-gunicorn-", suffix=".log")[1])
     try:
         _manage(env, "migrate", "--verbosity", "0")
         _manage(env, "shell", "-c", _SEED)
         raw_key = _manage(env, "issue_api_key", "wxbench0000000001", "--name", "bench").strip()
+        cost = read_cost(env, raw_key)
         server, base = _start_server(env, args, log)
-        servers.append(server)
-        uncached_server, uncached_base = _start_server(env | _UNCACHED_ENV, args, log)
-        servers.append(uncached_server)
-        for url in (base, uncached_base):
-            _wait_for(f"{url}/healthz")
+        _wait_for(f"{base}/healthz")
         headers = {"Authorization": f"Api-Key {raw_key}"}
-        targets = {
-            "/healthz": ({}, f"{base}/healthz"),
-            "/api/v1/draft-count": (headers, f"{base}/api/v1/draft-count"),
-            UNCACHED: (headers, f"{uncached_base}/api/v1/draft-count"),
-        }
+        targets = {"/healthz": ({}, f"{base}/healthz"), "/api/v1/draft-count": (headers, f"{base}/api/v1/draft-count")}
         for name, (hdrs, url) in targets.items():  # each must answer 200 before it is measured
             answer = requests.get(url, headers=hdrs, timeout=5)
             if answer.status_code != 200:
@@ -266,31 +332,35 @@ def run(args: argparse.Namespace) -> None:
                 result = measure(url, hdrs, args.connections, args.warmup, args.seconds)
                 results[name].append(result)
                 print(
-                    f"round {round_number} {name:34} {result.rps:8,.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
+                    f"round {round_number} {name:22} {result.rps:8,.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
                     f"p99 {result.p99_ms:6.2f} ms  non-200: {result.errors}  client CPU {result.client_cpu:.0%}",
                     flush=True,
                 )
     finally:
-        for server in servers:
+        if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
         _clear_redis(env["REDIS_URL"], env["REDIS_KEY_PREFIX"])
         _admin_sql(env["DATABASE_URL"], drop)
 
     best = {name: max(rounds, key=lambda r: r.rps) for name, rounds in results.items()}
-    trivial, api, uncached = best["/healthz"], best["/api/v1/draft-count"], best[UNCACHED]
+    trivial, api = best["/healthz"], best["/api/v1/draft-count"]
     print(
         f"setup: gunicorn {args.workers} sync workers on {os.cpu_count()} CPUs, {args.connections} connections, "
         f"{args.warmup:.0f} s warm-up + {args.seconds:.0f} s per measurement, best of {args.rounds} rounds"
     )
     for name, result in best.items():
         print(
-            f"{name:34} {result.rps:8,.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
+            f"{name:22} {result.rps:8,.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
             f"({result.requests:,} requests, {result.errors} non-200)"
         )
+    print(
+        f"per draft-count read: {cost.sql_queries:g} SQL queries (Django's query log), "
+        f"{cost.health_checks:g} connection health checks (SELECT 1), {cost.redis_round_trips:g} Redis round trips"
+    )
     ratio = api.rps / trivial.rps
-    print(f"draft-count / healthz throughput: {ratio:.2f}x (target >= 0.70x): {'met' if ratio >= 0.7 else 'MISSED'}")
-    print(f"draft-count with no copies / healthz: {uncached.rps / trivial.rps:.2f}x (for comparison)")
+    verdict = "met" if ratio >= FLOOR else "MISSED"
+    print(f"draft-count / healthz throughput: {ratio:.2f}x (floor >= {FLOOR:.2f}x): {verdict}")
 
 
 def main(argv: list[str] | None = None) -> None:
