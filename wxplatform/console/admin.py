@@ -255,8 +255,7 @@ class TenantAdmin(AuditedAdminMixin):
         "nickname",
         "authorizer_appid",
         "account_kind",
-        "service_type",
-        "verification",
+        # Service and verification types are on the account's page: the list keeps to what fits a laptop.
         "status_badge",
         "eligibility_badge",
         "latest_count",
