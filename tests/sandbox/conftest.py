@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -86,12 +86,20 @@ class Received:
 
 @dataclass
 class Receiver:
-    """A real HTTP event URL: records every request and answers `status` / `reply`."""
+    """A real HTTP event URL: records every request and answers `status` / `reply`, or what `respond` returns
+    for the request (status, body), after `delay` seconds."""
 
     url: str = ""
     received: list[Received] = field(default_factory=list)
     status: int = 200
     reply: bytes = b"success"
+    respond: Callable[[Received], tuple[int, bytes]] | None = None
+    delay: float = 0.0
+
+    @property
+    def base(self) -> str:
+        """scheme://host:port of the receiver, for other URLs on it (the message URL)."""
+        return self.url.removesuffix("/wechat/component/events")
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
         deadline = time.monotonic() + timeout
@@ -108,11 +116,18 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             parts = urlsplit(self.path)
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            state.received.append(Received(parts.path, dict(parse_qsl(parts.query)), dict(self.headers.items()), body))
-            self.send_response(state.status)
-            self.send_header("Content-Length", str(len(state.reply)))
-            self.end_headers()
-            self.wfile.write(state.reply)
+            received = Received(parts.path, dict(parse_qsl(parts.query)), dict(self.headers.items()), body)
+            state.received.append(received)
+            status, reply = state.respond(received) if state.respond is not None else (state.status, state.reply)
+            if state.delay:
+                time.sleep(state.delay)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the sandbox gave up waiting, as WeChat does after 5 s
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

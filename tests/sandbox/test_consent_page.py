@@ -192,3 +192,21 @@ def test_biz_appid_limits_the_page_to_one_account(sandbox: Sandbox, wechat: WeCh
     )
     assert error_reason(refused.text) == "biz_appid"
     assert sandbox.control.get_authorizer(other["appid"])["authorized"] is False  # type: ignore[index]
+
+
+def test_the_page_offers_neither_wechats_test_accounts_nor_other_kinds_for_auth_type_1(
+    sandbox: Sandbox, wechat: WeChat
+) -> None:
+    code = wechat.pre_auth_code(wechat.component_token())
+    store = sandbox.control.create_authorizer(kind="store")
+    mine = sandbox.control.create_authorizer(kind="subscription")
+    only_oa = requests.get(f"{sandbox.base_url}{PAGES[0]}", params=link_params(code), headers=REFERER, timeout=10)
+    everything = requests.get(
+        f"{sandbox.base_url}{PAGES[0]}", params=link_params(code, auth_type="3"), headers=REFERER, timeout=10
+    )
+    assert mine["appid"] in only_oa.text
+    assert store["appid"] not in only_oa.text
+    assert store["appid"] in everything.text
+    for page in (only_oa, everything):
+        assert "wx570bc396a51b8ff8" not in page.text
+        assert "wxd101a85aa106f53e" not in page.text

@@ -38,6 +38,13 @@ def test_create_authorizer_defaults_to_an_account_not_yet_authorized(sandbox: Sa
         "verify_type": 0,
         "principal_name": account["principal_name"],
         "user_name": account["user_name"],
+        "alias": "",
+        "signature": "微信沙箱账号",
+        "head_img": "http://wx.qlogo.cn/mmopen/sandbox/wxdemo0000000001/0",
+        "qrcode_url": "http://mmbiz.qpic.cn/mmbiz_jpg/sandbox/wxdemo0000000001/0",
+        "service_type": 2,
+        "kind_info": None,
+        "basic_config": {"is_phone_configured": True, "is_email_configured": True},
         "account_status": 1,
         "draft_count": 12,
         "func_ids": [1, 11],
@@ -47,7 +54,12 @@ def test_create_authorizer_defaults_to_an_account_not_yet_authorized(sandbox: Sa
         "authorizer_refresh_token": None,
         "authorizer_access_token": None,
         "expires_in": None,
+        "test_account": False,
+        "fans": 0,
         "quota_used": {},
+        "daily_limits": {},
+        "rate_limits": {},
+        "quota_clears": 0,
     }
 
 
@@ -59,7 +71,7 @@ def test_refused_control_calls_raise_with_status_and_change_nothing(sandbox: San
     sandbox.control.create_authorizer(appid="wxtaken")
     cases = [
         (lambda: sandbox.control.create_authorizer(appid="wxtaken"), 409),
-        (lambda: sandbox.control.create_authorizer(kind="channels"), 400),
+        (lambda: sandbox.control.create_authorizer(kind="newsroom"), 400),
         (lambda: sandbox.control.create_authorizer(func_ids=[-3]), 400),
         (lambda: sandbox.control.update_authorizer("wxtaken", draft_count="many"), 400),
         (lambda: sandbox.control.revoke("wxtaken"), 409),
@@ -135,3 +147,29 @@ def test_reset_restores_the_started_config(sandbox: Sandbox, wechat: WeChat) -> 
     assert sandbox.control.get_config() == sandbox.config.to_dict()
     assert sandbox.control.ticket() is None
     assert sandbox.control.pushes() == []
+
+
+def test_the_index_lists_every_control_call(sandbox: Sandbox) -> None:
+    index = sandbox.control.index()
+    calls = {(c["method"], c["path"]) for c in index["calls"]}
+    assert {
+        ("GET", "/sandbox/"),
+        ("POST", "/sandbox/reset"),
+        ("PATCH", "/sandbox/authorizers/{appid}"),
+        ("POST", "/sandbox/authorizers/{appid}/messages"),
+        ("POST", "/sandbox/release_test"),
+        ("GET", "/sandbox/rids/{rid}"),
+    } <= calls
+    assert all(c["summary"] for c in index["calls"])
+    assert "/cgi-bin/openapi/rid/get" in index["wechat_endpoints"]
+
+
+@pytest.mark.parametrize("accept", ["text/html,application/xhtml+xml,*/*;q=0.8", "*/*", ""])
+def test_the_index_is_a_page_for_browsers(sandbox: Sandbox, accept: str) -> None:
+    for path in ("/sandbox/", "/sandbox"):
+        page = requests.get(f"{sandbox.base_url}{path}", headers={"Accept": accept}, timeout=10)
+        assert page.status_code == 200
+        assert page.headers["Content-Type"].startswith("text/html")
+        assert "<code>/sandbox/release_test</code>" in page.text
+    # The index is no WeChat call: nothing was counted.
+    assert sandbox.control.counters()["endpoints"] == {}

@@ -152,3 +152,29 @@ def test_counters_count_calls_per_endpoint_and_account(sandbox: Sandbox, wechat:
         "draft_count_calls": {},
         "authorizer_token_calls": {},
     }
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/cgi-bin/openapi/rid/get",
+        "/cgi-bin/openapi/quota/get",
+        "/cgi-bin/clear_quota",
+        "/cgi-bin/component/clear_quota/v2",
+        "/cgi-bin/message/custom/send",
+    ],
+)
+def test_the_newer_endpoints_take_latency_and_faults_like_the_others(sandbox: Sandbox, path: str) -> None:
+    url = f"{sandbox.base_url}{path}"
+    sandbox.control.set_latency(0.2, endpoint=path)
+    started = time.monotonic()
+    garbage = requests.post(url, params={"access_token": "x"}, data=b"{", timeout=10)
+    assert time.monotonic() - started >= 0.2
+    assert errcode(garbage.json()) == 47001
+    sandbox.control.set_faults(rate=1.0, kinds=["http_503"], endpoints=[path])
+    assert requests.post(url, params={"access_token": "x"}, json={}, timeout=10).status_code == 503
+    assert sandbox.control.counters()["endpoints"][path] == {
+        "calls": 2,
+        "ok": 0,
+        "errors": {"47001": 1, "http_503": 1},
+    }

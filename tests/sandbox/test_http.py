@@ -237,3 +237,20 @@ def test_unknown_paths_get_an_errcode_not_a_404(sandbox: Sandbox) -> None:
         assert answer.status_code == 200
         assert errcode(answer.json()) == 40066
     assert sandbox.control.counters()["endpoints"]["*"] == {"calls": 3, "ok": 0, "errors": {"40066": 3}}
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        ("not-a-token", 40001),
+        ("x&access_token=y", 40001),
+        ("has space", 40014),
+        ("tökén", 40014),
+        ("tab\there", 40014),
+        ("a" * 600, 40014),
+    ],
+)
+def test_unknown_tokens_are_40001_and_impossible_ones_40014(
+    sandbox: Sandbox, wechat: WeChat, token: str, expected: int
+) -> None:
+    assert errcode(wechat.draft_count(token)) == expected

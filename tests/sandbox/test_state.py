@@ -439,6 +439,8 @@ def test_quota_get_knows_the_draft_paths_only(state: SandboxState) -> None:
         "errcode": 0,
         "errmsg": "ok",
         "quota": {"daily_limit": 500, "used": 0, "remain": 500},
+        "rate_limit": {"call_count": 0, "refresh_second": 0},
+        "component_rate_limit": {"call_count": 0, "refresh_second": 0},
     }
     assert errcode_of(state.quota_get, access, "/cgi-bin/nothing") == 76021
     state.revoke(account.appid)
@@ -519,7 +521,7 @@ def test_the_same_seed_gives_the_same_identifiers(clock: ManualClock) -> None:
 
 def test_invalid_account_changes_change_nothing(state: SandboxState) -> None:
     account = state.create_authorizer(draft_count=1, kind="service")
-    for changes in ({"draft_count": 5, "kind": "channels"}, {"func_ids": [0]}, {"owner": "x"}):
+    for changes in ({"draft_count": 5, "kind": "newsroom"}, {"func_ids": [0]}, {"owner": "x"}):
         with pytest.raises(ControlError) as info:
             state.update_authorizer(account.appid, changes)
         assert info.value.status == 400
@@ -532,7 +534,7 @@ def test_duplicate_and_malformed_appids_are_refused(state: SandboxState) -> None
         with pytest.raises(ControlError) as info:
             state.create_authorizer(appid=appid)
         assert info.value.status == status
-    assert list(state.authorizers) == ["wxdup"]
+    assert [appid for appid, a in state.authorizers.items() if not a.test_account] == ["wxdup"]
 
 
 def test_reset_forgets_everything_and_restores_the_config(state: SandboxState) -> None:
@@ -542,7 +544,8 @@ def test_reset_forgets_everything_and_restores_the_config(state: SandboxState) -
     state.set_latency(0.5, "/cgi-bin/draft/count")
     state.set_faults(FaultPlan(rate=1.0, kinds=[-1]))
     state.reset()
-    assert state.authorizers == {}
+    # Only WeChat's own release-test accounts, never authorized.
+    assert {a.test_account and not a.authorized for a in state.authorizers.values()} == {True}
     assert state.component_tokens == {}
     assert state.current_ticket is None
     assert state.faults is None

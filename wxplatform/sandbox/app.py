@@ -17,14 +17,21 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from yarl import URL
 
 from wxplatform.sandbox.config import SandboxConfig
+from wxplatform.sandbox.persistence import Saver
+from wxplatform.sandbox.pushes import Pusher
+from wxplatform.sandbox.release import run_release_test
+from wxplatform.sandbox.ridlog import RidRecord, cut
 from wxplatform.sandbox.state import (
+    CLASSIC_KINDS,
+    COMPONENT,
+    CUSTOM_SEND_PATH,
     DRAFT_COUNT_PATH,
-    KINDS,
+    OFFICIAL_ACCOUNT_KINDS,
+    RELEASE_TEST_OFFICIAL_ACCOUNTS,
     VERIFY_TYPES,
     Clock,
     ControlError,
@@ -33,13 +40,15 @@ from wxplatform.sandbox.state import (
     SandboxState,
     WeChatFault,
 )
-from wxplatform.wechat.crypto import MessageCrypto, build_xml
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-COMPONENT = "/cgi-bin/component"
+RID_GET_PATH = "/cgi-bin/openapi/rid/get"
+QUOTA_GET_PATH = "/cgi-bin/openapi/quota/get"
+CLEAR_QUOTA_PATH = "/cgi-bin/clear_quota"
+COMPONENT_CLEAR_QUOTA_PATH = f"{COMPONENT}/clear_quota/v2"
 API_PATHS = frozenset(
     {
         f"{COMPONENT}/api_component_token",
@@ -49,9 +58,17 @@ API_PATHS = frozenset(
         f"{COMPONENT}/api_get_authorizer_info",
         f"{COMPONENT}/api_get_authorizer_list",
         f"{COMPONENT}/api_start_push_ticket",
-        "/cgi-bin/openapi/quota/get",
+        COMPONENT_CLEAR_QUOTA_PATH,
+        QUOTA_GET_PATH,
+        RID_GET_PATH,
+        CLEAR_QUOTA_PATH,
+        CUSTOM_SEND_PATH,
         DRAFT_COUNT_PATH,
     }
+)
+# Component calls that carry no token: their rids belong to the component.
+TOKENLESS_COMPONENT_PATHS = frozenset(
+    {f"{COMPONENT}/api_component_token", f"{COMPONENT}/api_start_push_ticket", COMPONENT_CLEAR_QUOTA_PATH}
 )
 # PC page on mp.weixin.qq.com and the two mobile pages in circulation (§3.3).
 PAGE_PATHS = ("/cgi-bin/componentloginpage", "/safe/bindcomponent", "/wxaopen/safe/bindcomponent")
@@ -59,6 +76,12 @@ PAGE_PATHS = ("/cgi-bin/componentloginpage", "/safe/bindcomponent", "/wxaopen/sa
 UNKNOWN_PATH = "*"
 
 STATE = web.AppKey("state", SandboxState)
+PUSHER = web.AppKey("pusher", Pusher)
+SAVER = web.AppKey("saver", Saver)
+RELEASE_LOCK = web.AppKey("release_lock", asyncio.Lock)
+# Set on WeChat answers: their errcode (for the counters) and, on errors, the rid in their errmsg.
+ERRCODE = web.ResponseKey("errcode", int)
+RID = web.ResponseKey("rid", str)
 
 # Permission sets offered on the consent page (§5); the merchant ticks the ones to grant.
 FUNC_CATALOG: dict[int, str] = {
@@ -72,7 +95,15 @@ FUNC_CATALOG: dict[int, str] = {
     89: "服务号订阅通知",
     100: "未公开权限集100",
 }
-KIND_LABELS = {"subscription": "订阅号", "service": "服务号", "mini_program": "小程序"}
+KIND_LABELS = {
+    "subscription": "订阅号",
+    "service": "服务号",
+    "mini_program": "小程序",
+    "channels": "视频号",
+    "store": "微信小店",
+    "talent": "带货助手",
+    "supplier": "供货商",
+}
 
 
 # --- responses ---------------------------------------------------------------------------------------
@@ -88,13 +119,17 @@ def wx_json(payload: dict[str, Any]) -> web.Response:
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
     # WeChat's own (odd) content type: clients must not insist on "charset=".
     response = web.Response(body=body, headers={"Content-Type": "application/json; encoding=utf-8"})
-    response["errcode"] = payload.get("errcode", 0)
+    errcode = payload.get("errcode", 0)
+    response[ERRCODE] = errcode if isinstance(errcode, int) else 0
     return response
 
 
 def wx_error(errcode: int, errmsg: str | None = None) -> web.Response:
     fault = WeChatFault(errcode, errmsg)
-    return wx_json({"errcode": errcode, "errmsg": f"{fault.errmsg} rid: {_rid()}"})
+    rid = _rid()
+    response = wx_json({"errcode": errcode, "errmsg": f"{fault.errmsg} rid: {rid}"})
+    response[RID] = rid
+    return response
 
 
 def control_json(payload: Any, status: int = 200) -> web.Response:
@@ -105,13 +140,16 @@ def control_json(payload: Any, status: int = 200) -> web.Response:
 
 
 def _is_wechat_api(path: str) -> bool:
-    return not path.startswith("/sandbox/") and path not in PAGE_PATHS
+    return not path.startswith("/sandbox/") and path != "/sandbox" and path not in PAGE_PATHS
 
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Whatever goes wrong, the answer is JSON (WeChat-style for WeChat paths), never a bare 500."""
     control = request.path.startswith("/sandbox/")
+    # Anything but a read may change the state (draft/count spends quota): the state file is due a write.
+    if request.method != "GET" or not control:
+        request.app[STATE].version += 1
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -140,9 +178,12 @@ async def wechat_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     state = request.app[STATE]
     key = path if path in API_PATHS else UNKNOWN_PATH
+    started = time.monotonic()
     delay = state.latency_for(key)
     if delay > 0:
         await asyncio.sleep(delay)
+    response: web.StreamResponse | None = None
+    outcome: int | str | None = None
     plan = state.faults
     if plan is not None:
         fault = plan.pick(key)
@@ -152,15 +193,48 @@ async def wechat_middleware(request: web.Request, handler: Handler) -> web.Strea
                 # Hold the connection like a stuck WeChat front end, then answer normally.
                 await asyncio.sleep(plan.timeout_seconds)
             else:
-                state.counters.record(key, fault)
-                return _fault_response(fault)
-    try:
-        response = await handler(request)
-    except WeChatFault as exc:
-        response = wx_error(exc.errcode, exc.errmsg)
-    errcode = response.get("errcode") if isinstance(response, web.Response) else None
-    state.counters.record(key, errcode if isinstance(errcode, int) else None)
+                response, outcome = _fault_response(fault), fault
+    if response is None:
+        try:
+            response = await handler(request)
+        except WeChatFault as exc:
+            response = wx_error(exc.errcode, exc.errmsg)
+        outcome = response.get(ERRCODE)
+    state.counters.record(key, outcome)
+    rid = response.get(RID)
+    if rid is not None and isinstance(response, web.Response):
+        await _remember_rid(request, state, key, rid, response, started)
     return response
+
+
+async def _remember_rid(
+    request: web.Request, state: SandboxState, key: str, rid: str, response: web.Response, started: float
+) -> None:
+    """Keep the call behind an error's rid for openapi/rid/get: only error answers pay for this."""
+    raw = b""
+    # A body refused for its size (45002) is not read again.
+    if request.body_exists and response.get(ERRCODE) != 45002:
+        try:
+            raw = await request.read()
+        except web.HTTPException:
+            raw = b""
+    owner = state.token_owner(request.query.get("access_token") or request.query.get("component_access_token"))
+    if owner is None and key in TOKENLESS_COMPONENT_PATHS:
+        owner = state.config.component_appid
+    body = response.body if isinstance(response.body, bytes) else b""
+    state.record_rid(
+        RidRecord(
+            rid=rid,
+            owner=owner,
+            invoke_time=int(state.clock()),
+            cost_in_ms=round((time.monotonic() - started) * 1000),
+            request_url=cut(request.query_string),
+            request_body=cut(raw.decode("utf-8", "replace")),
+            response_body=cut(body.decode("utf-8", "replace")),
+            client_ip=request.remote or "",
+            path=request.path,
+        )
+    )
 
 
 def _fault_response(fault: int | str) -> web.Response:
@@ -173,122 +247,6 @@ def _fault_response(fault: int | str) -> web.Response:
         )
     # "malformed": a body cut short, as from a proxy that dropped the connection mid-answer.
     return web.Response(text='{"errcode":0,"errms', content_type="application/json")
-
-
-# --- pushes ------------------------------------------------------------------------------------------
-
-
-class Pusher:
-    """Sends encrypted component pushes (§1.1) to the event URL and records every attempt."""
-
-    def __init__(self, state: SandboxState) -> None:
-        self.state = state
-        config = state.config
-        self.crypto = MessageCrypto(config.component_token, config.component_aes_key, config.component_appid)
-        self._session: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._ticket_task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._session = aiohttp.ClientSession()
-        self.restart_ticket_loop()
-
-    async def close(self) -> None:
-        self._cancel_all()
-        if self._session is not None:
-            await self._session.close()
-
-    def _cancel_all(self) -> None:
-        for task in [*self._tasks, self._ticket_task]:
-            if task is not None:
-                task.cancel()
-        self._tasks.clear()
-        self._ticket_task = None
-
-    def reset(self) -> None:
-        """After a state reset: drop pending pushes and restart the ticket schedule from the new config."""
-        self._cancel_all()
-        self.restart_ticket_loop()
-
-    def restart_ticket_loop(self) -> None:
-        if self._ticket_task is not None:
-            self._ticket_task.cancel()
-            self._ticket_task = None
-        interval = self.state.config.ticket_interval
-        if interval > 0:
-            self._ticket_task = asyncio.get_running_loop().create_task(self._ticket_loop(interval))
-
-    async def _ticket_loop(self, interval: float) -> None:
-        while True:
-            try:
-                await self.push(self.state.issue_ticket())
-            except Exception:
-                logger.exception("scheduled ticket push failed")
-            await asyncio.sleep(interval)
-
-    def push_soon(self, fields: dict[str, str | int]) -> None:
-        task = asyncio.get_running_loop().create_task(self.push(fields))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def push(self, fields: dict[str, str | int]) -> dict[str, Any]:
-        """POST one push and return the recorded attempt (also when nothing could be sent)."""
-        state = self.state
-        epoch = state.epoch
-        url = state.config.event_url
-        started = time.monotonic()
-        attempt: dict[str, Any] = {
-            "info_type": fields["InfoType"],
-            "authorizer_appid": fields.get("AuthorizerAppid"),
-            "fields": dict(fields),
-            "url": url,
-            "time": state.clock(),
-            "status": None,
-            "body": None,
-            "error": None,
-            "ok": False,
-        }
-        if url is None:
-            attempt["error"] = "event_url is not set"
-        elif self._session is None:
-            attempt["error"] = "sandbox is not running"
-        else:
-            timestamp = str(int(state.clock()))
-            nonce = str(int.from_bytes(os.urandom(4), "big"))
-            encrypt, msg_signature = self.crypto.encrypt_message(build_xml(fields), timestamp=timestamp, nonce=nonce)
-            query = {
-                # The classic signature over (token, timestamp, nonce) is sent too; platforms must verify
-                # msg_signature (§1.1).
-                "signature": self.crypto.signature(timestamp, nonce, ""),
-                "timestamp": timestamp,
-                "nonce": nonce,
-                "encrypt_type": "aes",
-                "msg_signature": msg_signature,
-            }
-            body = build_xml({"AppId": state.config.component_appid, "Encrypt": encrypt})
-            try:
-                async with self._session.post(
-                    URL(url).extend_query(query),
-                    data=body.encode(),
-                    headers={"Content-Type": "text/xml"},
-                    timeout=aiohttp.ClientTimeout(total=state.config.push_timeout),
-                    allow_redirects=False,
-                ) as response:
-                    text = (await response.content.read(2048)).decode("utf-8", "replace")
-                    attempt["status"] = response.status
-                    attempt["body"] = text[:200]
-                    # The platform must answer the bare string "success" (§1.2).
-                    attempt["ok"] = response.status == 200 and text.strip() == "success"
-            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                attempt["error"] = f"{type(exc).__name__}: {exc}"
-        attempt["duration"] = round(time.monotonic() - started, 4)
-        # A push that was in flight across a reset belongs to the previous test: it is not recorded.
-        if state.epoch == epoch:
-            state.record_push(attempt)
-        return attempt
-
-
-PUSHER = web.AppKey("pusher", Pusher)
 
 
 # --- request helpers ---------------------------------------------------------------------------------
@@ -423,9 +381,39 @@ async def api_start_push_ticket(request: web.Request) -> web.Response:
 
 
 async def quota_get(request: web.Request) -> web.Response:
-    token = request.query.get("access_token")
+    # The authorizer's token for an account's APIs, the component's for the component's own (§3.8).
+    token = _component_token(request)
     data = await _json_body(request)
     return wx_json(request.app[STATE].quota_get(token, _str(data, "cgi_path")))
+
+
+async def rid_get(request: web.Request) -> web.Response:
+    token = _component_token(request)
+    data = await _json_body(request)
+    # A missing rid is "rid is error" (76002), not a format error.
+    return wx_json(request.app[STATE].rid_get(token, _optional_str(data, "rid")))
+
+
+async def clear_quota(request: web.Request) -> web.Response:
+    token = _component_token(request)
+    data = await _json_body(request)
+    return wx_json(request.app[STATE].clear_quota(token, _optional_str(data, "appid")))
+
+
+async def component_clear_quota(request: web.Request) -> web.Response:
+    # No token: the component's secret stands in for it, for when the tokens themselves are spent (§8).
+    data = await _json_body(request)
+    return wx_json(
+        request.app[STATE].clear_quota_v2(
+            _optional_str(data, "component_appid"), _optional_str(data, "appsecret"), _optional_str(data, "appid")
+        )
+    )
+
+
+async def custom_send(request: web.Request) -> web.Response:
+    token = request.query.get("access_token")
+    data = await _json_body(request)
+    return wx_json(request.app[STATE].custom_send(token, data))
 
 
 async def draft_count(request: web.Request) -> web.Response:
@@ -477,7 +465,7 @@ def _check_link(state: SandboxState, params: Mapping[str, str]) -> tuple[web.Res
 
 def _eligible(kind: str, auth_type: int) -> bool:
     if auth_type == 1:
-        return kind != "mini_program"
+        return kind in OFFICIAL_ACCOUNT_KINDS
     if auth_type == 2:
         return kind == "mini_program"
     return True
@@ -499,7 +487,8 @@ async def authorization_page(request: web.Request) -> web.StreamResponse:
     accounts = [
         a
         for a in state.authorizers.values()
-        if _eligible(a.kind, auth_type) and (not biz_appid or a.appid == biz_appid)
+        # WeChat's own release-test accounts are not the merchant's to pick.
+        if not a.test_account and _eligible(a.kind, auth_type) and (not biz_appid or a.appid == biz_appid)
     ]
     options = ['<option value="__new__" data-func-ids="1,11">创建新的沙箱账号</option>']
     for account in accounts:
@@ -511,7 +500,7 @@ async def authorization_page(request: web.Request) -> web.StreamResponse:
             f'<option value="{html.escape(account.appid)}" data-func-ids="{funcs}"{selected}>'
             f"{html.escape(label)}</option>"
         )
-    kinds = [k for k in KINDS if _eligible(k, auth_type)]
+    kinds = [k for k in CLASSIC_KINDS if _eligible(k, auth_type)]
     kind_options = "".join(
         f'<option value="{k}"{" selected" if k == "service" else ""}>{KIND_LABELS[k]}</option>' for k in kinds
     )
@@ -666,6 +655,9 @@ async def control_health(request: web.Request) -> web.Response:
 async def control_reset(request: web.Request) -> web.Response:
     request.app[STATE].reset()
     request.app[PUSHER].reset()
+    saver = request.app.get(SAVER)
+    if saver is not None:
+        await saver.reset()
     return control_json({"ok": True})
 
 
@@ -794,13 +786,23 @@ _CREATE_FIELDS = {
     "account_status",
     "authorized",
     "omit_refresh_token_in_list",
+    "alias",
+    "signature",
+    "head_img",
+    "qrcode_url",
+    "service_type",
+    "kind_info",
+    "basic_config",
 }
 
 
 async def control_authorizers(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if request.method == "GET":
-        return control_json({"authorizers": [state.authorizer_view(a) for a in state.authorizers.values()]})
+        # WeChat's release-test accounts are listed only on request: tests compare this list with theirs.
+        with_test_accounts = request.query.get("test_accounts", "") in ("1", "true")
+        accounts = [a for a in state.authorizers.values() if with_test_accounts or not a.test_account]
+        return control_json({"authorizers": [state.authorizer_view(a) for a in accounts]})
     if request.method != "POST":
         raise ControlError(405, "use GET or POST")
     data = _only(await _control_body(request), _CREATE_FIELDS)
@@ -816,7 +818,10 @@ async def control_authorizers(request: web.Request) -> web.Response:
 
 async def control_bulk_authorizers(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    data = _only(await _control_body(request), {"count", "prefix", "kind", "func_ids", "draft_count", "authorized"})
+    data = _only(
+        await _control_body(request),
+        {"count", "prefix", "kind", "func_ids", "draft_count", "authorized", "omit_refresh_token_every"},
+    )
     if "count" not in data:
         raise ControlError(400, "count is required")
     _opt_text(data, "prefix")
@@ -898,16 +903,132 @@ async def control_invalidate_tokens(request: web.Request) -> web.Response:
     return control_json({"invalidated": request.app[STATE].invalidate_authorizer_tokens(request.match_info["appid"])})
 
 
+_QUOTA_FIELDS = {"used", "cgi_path", "daily_limit", "rate_limit", "component_rate_limit", "clears"}
+
+
+def _set_quota(state: SandboxState, appid: str, data: dict[str, Any], default_path: str) -> None:
+    _only(data, _QUOTA_FIELDS)
+    if not set(data) - {"cgi_path"}:
+        raise ControlError(400, f"give at least one of {sorted(_QUOTA_FIELDS - {'cgi_path'})}")
+    for name in ("used", "daily_limit", "clears"):
+        value = data.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ControlError(400, f"{name} must be an integer")
+    state.set_quota(
+        appid,
+        _opt_text(data, "cgi_path") or default_path,
+        used=data.get("used"),
+        daily_limit=data.get("daily_limit"),
+        rate_limit=data.get("rate_limit"),
+        component_rate_limit=data.get("component_rate_limit"),
+        clears=data.get("clears"),
+    )
+
+
 async def control_quota(request: web.Request) -> web.Response:
     state = request.app[STATE]
     appid = request.match_info["appid"]
-    data = _only(await _control_body(request), {"used", "cgi_path"})
-    cgi_path = _opt_text(data, "cgi_path") or DRAFT_COUNT_PATH
-    used = data.get("used")
-    if not isinstance(used, int) or isinstance(used, bool):
-        raise ControlError(400, "used must be an integer")
-    state.set_quota_used(appid, used, cgi_path)
+    _set_quota(state, appid, await _control_body(request), DRAFT_COUNT_PATH)
     return control_json(state.authorizer_view(state.get_authorizer(appid)))
+
+
+async def control_component(request: web.Request) -> web.Response:
+    return control_json(request.app[STATE].component_view())
+
+
+async def control_component_quota(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    _set_quota(state, state.config.component_appid, await _control_body(request), f"{COMPONENT}/api_authorizer_token")
+    return control_json(state.component_view())
+
+
+async def control_custom_messages(request: web.Request) -> web.Response:
+    authorizer = request.app[STATE].get_authorizer(request.match_info["appid"])
+    return control_json({"messages": authorizer.custom_messages})
+
+
+async def control_send_message(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    appid = request.match_info["appid"]
+    data = _only(
+        await _control_body(request),
+        {"msg_type", "content", "event", "from_openid", "fields", "msg_id", "tries", "timeout"},
+    )
+    fields = data.get("fields")
+    if fields is not None and not isinstance(fields, dict):
+        raise ControlError(400, "fields must be an object")
+    tries, msg_id = data.get("tries"), data.get("msg_id")
+    for name, value in (("tries", tries), ("msg_id", msg_id)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ControlError(400, f"{name} must be a positive integer")
+    timeout = _number(data, "timeout") if data.get("timeout") is not None else None
+    if timeout is not None and timeout <= 0:
+        raise ControlError(400, "timeout must be positive")
+    _, inner = state.fan_message(
+        appid,
+        msg_type=_opt_text(data, "msg_type") or "text",
+        content=_opt_text(data, "content"),
+        event=_opt_text(data, "event"),
+        from_openid=_opt_text(data, "from_openid"),
+        fields=fields,
+        msg_id=msg_id,
+    )
+    return control_json(await request.app[PUSHER].send_message(appid, inner, tries=tries, timeout=timeout))
+
+
+async def control_messages(request: web.Request) -> web.Response:
+    return control_json({"messages": list(request.app[STATE].messages)})
+
+
+async def control_release_test(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if request.method == "GET":
+        return control_json({"results": list(state.release_tests)})
+    data = _only(await _control_body(request), {"group", "window"})
+    group = data.get("group")
+    if group is not None and (
+        not isinstance(group, int) or isinstance(group, bool) or not 0 <= group < len(RELEASE_TEST_OFFICIAL_ACCOUNTS)
+    ):
+        raise ControlError(400, f"group must be 0 to {len(RELEASE_TEST_OFFICIAL_ACCOUNTS) - 1}")
+    window = _number(data, "window") if data.get("window") is not None else None
+    lock = request.app[RELEASE_LOCK]
+    if lock.locked():
+        raise ControlError(409, "a release test is already running")
+    async with lock:
+        result = await run_release_test(state, request.app[PUSHER], group=group, window=window)
+    return control_json(result)
+
+
+async def control_rids(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    rid = request.match_info.get("rid")
+    if rid is None:
+        return control_json({"rids": [r.to_dict() for r in state.rids.records()[-100:]]})
+    record = state.rids.get(rid)
+    if record is None:
+        raise ControlError(404, f"no call remembered for rid {rid!r}")
+    return control_json(record.to_dict())
+
+
+async def control_index(request: web.Request) -> web.StreamResponse:
+    calls = [{"method": m, "path": p, "summary": summary} for m, p, _, summary in CONTROL_ROUTES]
+    accept = request.headers.get("Accept", "")
+    # JSON only when asked for; browsers (text/html) and curl (*/*) get the page.
+    if "application/json" in accept and "text/html" not in accept:
+        return control_json({"calls": calls, "wechat_endpoints": sorted(API_PATHS), "pages": list(PAGE_PATHS)})
+    rows = "".join(
+        f"<tr><td>{c['method']}</td><td><code>{html.escape(c['path'])}</code></td>"
+        f"<td>{html.escape(c['summary'])}</td></tr>"
+        for c in calls
+    )
+    endpoints = "".join(f"<li><code>{html.escape(p)}</code></li>" for p in sorted(API_PATHS))
+    body = (
+        "<p>Control API of the WeChat sandbox. JSON bodies in and out; "
+        "<code>Accept: application/json</code> gives this list as JSON.</p>"
+        f'<table id="calls"><tr><th>method</th><th>path</th><th>what it does</th></tr>{rows}</table>'
+        f"<h2>WeChat endpoints</h2><ul>{endpoints}</ul>"
+    )
+    return _page("WeChat sandbox", body)
 
 
 async def control_unknown(request: web.Request) -> web.Response:
@@ -916,6 +1037,52 @@ async def control_unknown(request: web.Request) -> web.Response:
 
 # --- application -------------------------------------------------------------------------------------
 
+_S = "/sandbox"
+_A = f"{_S}/authorizers/{{appid}}"
+# Every control call, with the one line GET /sandbox/ shows for it.
+CONTROL_ROUTES: list[tuple[str, str, Handler, str]] = [
+    ("GET", f"{_S}/", control_index, "this list (HTML, or JSON with Accept: application/json)"),
+    ("GET", f"{_S}/health", control_health, "liveness: {ok: true}"),
+    ("POST", f"{_S}/reset", control_reset, "forget everything (and clear the state file): a fresh sandbox"),
+    ("GET", f"{_S}/config", control_config, "the running config"),
+    ("PATCH", f"{_S}/config", control_config, "change run-time settings (event_url, message_url, lifetimes, ...)"),
+    ("PUT", f"{_S}/latency", control_latency, "{seconds, endpoint?}: latency added to WeChat answers"),
+    ("GET", f"{_S}/faults", control_faults, "the fault plan"),
+    ("PUT", f"{_S}/faults", control_faults, "{rate, kinds, endpoints?, seed?, max_faults?, timeout_seconds?}"),
+    ("DELETE", f"{_S}/faults", control_faults, "no more faults"),
+    ("GET", f"{_S}/counters", control_counters, "calls per endpoint and errcode, faults, per-account calls"),
+    ("DELETE", f"{_S}/counters", control_counters, "zero the counters"),
+    ("GET", f"{_S}/pushes", control_pushes, "every push to the authorization event URL, with the answer"),
+    ("GET", f"{_S}/ticket", control_ticket, "the current component_verify_ticket"),
+    ("POST", f"{_S}/ticket/push", control_push_ticket, "issue a ticket and push it now"),
+    ("GET", f"{_S}/component", control_component, "the component: token, ticket, quota use, limits, clears"),
+    ("PUT", f"{_S}/component/quota", control_component_quota,
+     "{cgi_path, used?, daily_limit?, rate_limit?, component_rate_limit?, clears?} of the component"),
+    ("POST", f"{_S}/component_token/expire", control_expire_component_token, "component tokens answer 42001"),
+    ("POST", f"{_S}/quota/reset", control_reset_quotas, "a new quota day for every account"),
+    ("POST", f"{_S}/consent", control_consent, "what the consent page does: authorize with a pre_auth_code"),
+    ("GET", f"{_S}/authorizers", control_authorizers, "all accounts (?test_accounts=1: WeChat's test accounts too)"),
+    ("POST", f"{_S}/authorizers", control_authorizers, "create an account (authorized or not)"),
+    ("POST", f"{_S}/authorizers/bulk", control_bulk_authorizers, "create many authorized accounts at once"),
+    ("GET", _A, control_authorizer, "one account, tokens and quotas included"),
+    ("PATCH", _A, control_authorizer, "change profile, status, kind or granted sets without any push"),
+    ("POST", f"{_A}/revoke", control_revoke, "{push?}: the merchant cancels (push=false: no unauthorized push)"),
+    ("POST", f"{_A}/updateauthorized", control_update_authorized, "new sets, new code, updateauthorized push"),
+    ("POST", f"{_A}/auth_code", control_auth_code, "an authorization code for api_query_auth, no push"),
+    ("POST", f"{_A}/expire_tokens", control_expire_tokens, "the account's access tokens answer 42001"),
+    ("POST", f"{_A}/invalidate_tokens", control_invalidate_tokens, "the account's access tokens answer 40001"),
+    ("PUT", f"{_A}/quota", control_quota,
+     "{cgi_path?, used?, daily_limit?, rate_limit?, component_rate_limit?, clears?} of the account"),
+    ("POST", f"{_A}/messages", control_send_message,
+     "{msg_type, content?, event?, from_openid?, ...}: a fan writes; returns the platform's answer"),
+    ("GET", f"{_A}/custom_messages", control_custom_messages, "the message/custom/send calls made for the account"),
+    ("GET", f"{_S}/messages", control_messages, "every push to the message-and-event URL, with the answer"),
+    ("POST", f"{_S}/release_test", control_release_test, "{group?, window?}: run WeChat's full-release test"),
+    ("GET", f"{_S}/release_test", control_release_test, "the results of earlier release tests"),
+    ("GET", f"{_S}/rids", control_rids, "the last 100 remembered error calls"),
+    ("GET", f"{_S}/rids/{{rid}}", control_rids, "the call behind a rid, its owner included"),
+]  # fmt: skip
+
 
 def create_app(config: SandboxConfig | None = None, *, clock: Clock = time.time) -> web.Application:
     config = config or SandboxConfig()
@@ -923,15 +1090,25 @@ def create_app(config: SandboxConfig | None = None, *, clock: Clock = time.time)
     app = web.Application(middlewares=[errors_middleware, wechat_middleware], client_max_size=config.max_body_bytes)
     app[STATE] = state
     app[PUSHER] = Pusher(state)
+    app[RELEASE_LOCK] = asyncio.Lock()
+    saver: Saver | None = None
+    if config.state_file:
+        saver = app[SAVER] = Saver(state, config.state_file, config.state_save_interval)
+        # Before serving: the first request already sees the restored accounts.
+        saver.load()
 
-    async def start_pusher(app: web.Application) -> None:
+    async def start(app: web.Application) -> None:
         await app[PUSHER].start()
+        if saver is not None:
+            await saver.start()
 
-    async def close_pusher(app: web.Application) -> None:
+    async def close(app: web.Application) -> None:
         await app[PUSHER].close()
+        if saver is not None:
+            await saver.close()
 
-    app.on_startup.append(start_pusher)
-    app.on_cleanup.append(close_pusher)
+    app.on_startup.append(start)
+    app.on_cleanup.append(close)
 
     wechat: dict[str, Handler] = {
         f"{COMPONENT}/api_component_token": api_component_token,
@@ -941,7 +1118,11 @@ def create_app(config: SandboxConfig | None = None, *, clock: Clock = time.time)
         f"{COMPONENT}/api_get_authorizer_info": api_get_authorizer_info,
         f"{COMPONENT}/api_get_authorizer_list": api_get_authorizer_list,
         f"{COMPONENT}/api_start_push_ticket": api_start_push_ticket,
-        "/cgi-bin/openapi/quota/get": quota_get,
+        COMPONENT_CLEAR_QUOTA_PATH: component_clear_quota,
+        QUOTA_GET_PATH: quota_get,
+        RID_GET_PATH: rid_get,
+        CLEAR_QUOTA_PATH: clear_quota,
+        CUSTOM_SEND_PATH: custom_send,
         DRAFT_COUNT_PATH: draft_count,
     }
     assert set(wechat) == API_PATHS
@@ -951,35 +1132,10 @@ def create_app(config: SandboxConfig | None = None, *, clock: Clock = time.time)
         router.add_route("*", path, handler)
     for path in PAGE_PATHS:
         router.add_route("*", path, authorization_page)
-
-    s = "/sandbox"
-    router.add_get(f"{s}/health", control_health)
-    router.add_post(f"{s}/reset", control_reset)
-    router.add_route("GET", f"{s}/config", control_config)
-    router.add_route("PATCH", f"{s}/config", control_config)
-    router.add_put(f"{s}/latency", control_latency)
-    for method in ("GET", "PUT", "DELETE"):
-        router.add_route(method, f"{s}/faults", control_faults)
-    router.add_get(f"{s}/counters", control_counters)
-    router.add_delete(f"{s}/counters", control_counters)
-    router.add_get(f"{s}/pushes", control_pushes)
-    router.add_get(f"{s}/ticket", control_ticket)
-    router.add_post(f"{s}/ticket/push", control_push_ticket)
-    router.add_post(f"{s}/component_token/expire", control_expire_component_token)
-    router.add_post(f"{s}/quota/reset", control_reset_quotas)
-    router.add_post(f"{s}/consent", control_consent)
-    router.add_route("GET", f"{s}/authorizers", control_authorizers)
-    router.add_route("POST", f"{s}/authorizers", control_authorizers)
-    router.add_post(f"{s}/authorizers/bulk", control_bulk_authorizers)
-    router.add_route("GET", f"{s}/authorizers/{{appid}}", control_authorizer)
-    router.add_route("PATCH", f"{s}/authorizers/{{appid}}", control_authorizer)
-    router.add_post(f"{s}/authorizers/{{appid}}/revoke", control_revoke)
-    router.add_post(f"{s}/authorizers/{{appid}}/updateauthorized", control_update_authorized)
-    router.add_post(f"{s}/authorizers/{{appid}}/auth_code", control_auth_code)
-    router.add_post(f"{s}/authorizers/{{appid}}/expire_tokens", control_expire_tokens)
-    router.add_post(f"{s}/authorizers/{{appid}}/invalidate_tokens", control_invalidate_tokens)
-    router.add_put(f"{s}/authorizers/{{appid}}/quota", control_quota)
-    router.add_route("*", f"{s}/{{tail:.*}}", control_unknown)
+    router.add_get(_S, control_index)
+    for method, path, handler, _ in CONTROL_ROUTES:
+        router.add_route(method, path, handler)
+    router.add_route("*", f"{_S}/{{tail:.*}}", control_unknown)
     # Everything else is a path WeChat does not have.
     router.add_route("*", "/{tail:.*}", unknown_api)
     return app

@@ -45,6 +45,31 @@ class SandboxConfig:
     max_body_bytes: int = 1024 * 1024
     # Per-endpoint latency overrides {path: seconds}; usually set at run time through the control API.
     endpoint_latency: dict[str, float] = field(default_factory=dict)
+    # The platform's message-and-event receiving URL (消息与事件接收URL, protocol §13.1); it must contain the
+    # literal $APPID$, which is replaced by the authorizer's appid. None = message pushes are recorded, not sent.
+    message_url: str | None = None
+    # The permission sets the platform selected in its open-platform configuration. Accounts may grant any
+    # subset; the release test runs its message cases only when set 1 (消息管理) is among them (§13.2).
+    platform_func_ids: list[int] = field(default_factory=lambda: [1, 11])
+    # A message push that gets no answer within message_timeout seconds is sent again, message_tries times
+    # in all, with the same MsgId (§13.1).
+    message_timeout: float = 5.0
+    message_tries: int = 3
+    # Real seconds the release test waits for the platform's own calls (api_query_auth, message/custom/send).
+    release_test_window: float = 10.0
+    # Error answers remembered for openapi/rid/get (the oldest are dropped past this many), for rid_retention
+    # seconds of sandbox clock (WeChat keeps them 7 days, §15).
+    rid_log_size: int = 10000
+    rid_retention: int = 7 * 86400
+    # clear_quota and clear_quota/v2 together, per account and calendar month in quota_timezone (§8).
+    monthly_clear_limit: int = 10
+    # message/custom/send reaches a fan only this long after the fan's last message (48 h on WeChat);
+    # 0 lifts the limit.
+    custom_send_window: int = 48 * 3600
+    # Where the sandbox keeps its WeChat state across restarts; None = in memory only (tests).
+    state_file: str | None = None
+    # Changes are written at most this often (and once more on shutdown).
+    state_save_interval: float = 2.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,5 +91,14 @@ MUTABLE_FIELDS = frozenset(
         "quota_timezone",
         "auth_code_single_use",
         "push_timeout",
+        "message_url",
+        "platform_func_ids",
+        "message_timeout",
+        "message_tries",
+        "release_test_window",
+        "rid_log_size",
+        "rid_retention",
+        "monthly_clear_limit",
+        "custom_send_window",
     }
 )

@@ -28,9 +28,14 @@ class SandboxControl:
         self.timeout = timeout
         self.session = session or requests.Session()
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None, *, timeout: float | None = None) -> Any:
         response = self.session.request(
-            method, f"{self.base_url}/sandbox{path}", json=body, timeout=self.timeout, allow_redirects=False
+            method,
+            f"{self.base_url}/sandbox{path}",
+            json=body,
+            timeout=timeout if timeout is not None else self.timeout,
+            allow_redirects=False,
+            headers={"Accept": "application/json"},
         )
         try:
             data = response.json()
@@ -42,6 +47,10 @@ class SandboxControl:
         return data
 
     # --- whole sandbox ------------------------------------------------------------------------------
+
+    def index(self) -> dict[str, Any]:
+        """{"calls": [{"method", "path", "summary"}], "wechat_endpoints": [...], "pages": [...]}."""
+        return dict(self._call("GET", "/"))
 
     def health(self) -> bool:
         return bool(self._call("GET", "/health")["ok"])
@@ -71,6 +80,14 @@ class SandboxControl:
 
     def set_event_url(self, url: str | None) -> dict[str, Any]:
         return self.update_config(event_url=url)
+
+    def set_message_url(self, url: str | None) -> dict[str, Any]:
+        """The platform's message-and-event URL; it must contain $APPID$ (e.g. .../authorizers/$APPID$/events)."""
+        return self.update_config(message_url=url)
+
+    def set_platform_func_ids(self, func_ids: Iterable[int]) -> dict[str, Any]:
+        """The permission sets the platform selected; the release test skips its message cases without 1."""
+        return self.update_config(platform_func_ids=list(func_ids))
 
     def set_ticket_interval(self, seconds: float) -> dict[str, Any]:
         """0 stops automatic pushes; a positive interval pushes a ticket now and then every `seconds`."""
@@ -143,6 +160,27 @@ class SandboxControl:
         ticket: str | None = self._call("GET", "/ticket")["ticket"]
         return ticket
 
+    def component(self) -> dict[str, Any]:
+        """{component_appid, component_access_token, expires_in, ticket, quota_used, daily_limits, rate_limits,
+        quota_clears}: the component's own token and quotas."""
+        return dict(self._call("GET", "/component"))
+
+    def set_component_quota(
+        self,
+        cgi_path: str,
+        *,
+        used: int | None = None,
+        daily_limit: int | None = None,
+        rate_limit: dict[str, int] | None = None,
+        component_rate_limit: dict[str, int] | None = None,
+        clears: int | None = None,
+    ) -> dict[str, Any]:
+        """The component's quota for one of its APIs (e.g. "/cgi-bin/component/api_authorizer_token"): today's
+        use, its daily limit (45009 once reached), reported rate limits, this month's clear count (48006 at
+        monthly_clear_limit). Returns component()."""
+        body = _quota_body(cgi_path, used, daily_limit, rate_limit, component_rate_limit, clears)
+        return dict(self._call("PUT", "/component/quota", body))
+
     def expire_component_token(self) -> int:
         """Every component_access_token answers 42001 from now on."""
         return int(self._call("POST", "/component_token/expire")["expired"])
@@ -162,10 +200,12 @@ class SandboxControl:
         account_status: int = 1,
         authorized: bool = False,
         omit_refresh_token_in_list: bool = False,
+        **profile: Any,
     ) -> dict[str, Any]:
-        """A new account (kind: subscription | service | mini_program), by default not yet authorized: consent
-        (page or `consent()`) authorizes it. With authorized=True it comes with authorizer_access_token,
-        expires_in and authorizer_refresh_token already issued, as if onboarded earlier."""
+        """A new account (kind: subscription | service | mini_program | channels | store | talent | supplier),
+        by default not yet authorized: consent (page or `consent()`) authorizes it. With authorized=True it comes
+        with authorizer_access_token, expires_in and authorizer_refresh_token already issued, as if onboarded
+        earlier. `profile`: alias, signature, head_img, qrcode_url, service_type, kind_info, basic_config."""
         body: dict[str, Any] = {
             "kind": kind,
             "verify_type": verify_type,
@@ -174,6 +214,7 @@ class SandboxControl:
             "account_status": account_status,
             "authorized": authorized,
             "omit_refresh_token_in_list": omit_refresh_token_in_list,
+            **profile,
         }
         for name, value in (("appid", appid), ("nickname", nickname), ("principal_name", principal_name)):
             if value is not None:
@@ -189,10 +230,12 @@ class SandboxControl:
         func_ids: Iterable[int] = (1, 11),
         draft_count: int | tuple[int, int] = 0,
         authorized: bool = True,
+        omit_refresh_token_every: int = 0,
     ) -> list[dict[str, Any]]:
-        """`count` accounts named prefix00000...; draft_count is a number or an inclusive (low, high) range.
-        Each item: appid, authorizer_access_token, expires_in, authorizer_refresh_token, draft_count, kind,
-        func_ids."""
+        """`count` accounts named prefix00000...; draft_count is a number or an inclusive (low, high) range;
+        with omit_refresh_token_every=N, every N-th account is listed by api_get_authorizer_list without its
+        refresh_token. Each item: appid, authorizer_access_token, expires_in, authorizer_refresh_token,
+        draft_count, kind, func_ids."""
         body: dict[str, Any] = {
             "count": count,
             "prefix": prefix,
@@ -201,6 +244,8 @@ class SandboxControl:
             "draft_count": list(draft_count) if isinstance(draft_count, tuple) else draft_count,
             "authorized": authorized,
         }
+        if omit_refresh_token_every:
+            body["omit_refresh_token_every"] = omit_refresh_token_every
         return list(self._call("POST", "/authorizers/bulk", body)["authorizers"])
 
     def get_authorizer(self, appid: str) -> dict[str, Any] | None:
@@ -212,16 +257,24 @@ class SandboxControl:
                 return None
             raise
 
-    def list_authorizers(self) -> list[dict[str, Any]]:
-        return list(self._call("GET", "/authorizers")["authorizers"])
+    def list_authorizers(self, *, include_test_accounts: bool = False) -> list[dict[str, Any]]:
+        """Every account; WeChat's release-test accounts only with include_test_accounts=True."""
+        path = "/authorizers?test_accounts=1" if include_test_accounts else "/authorizers"
+        return list(self._call("GET", path)["authorizers"])
 
     def update_authorizer(self, appid: str, **changes: Any) -> dict[str, Any]:
-        """Change draft_count, func_ids, kind, verify_type, account_status, nickname, principal_name or
-        omit_refresh_token_in_list."""
+        """Change the account in WeChat without any push (WeChat sends none for these, protocol §14): nickname,
+        head_img, principal_name, alias, signature, qrcode_url, verify_type, service_type (any integer, or
+        None to follow the kind), account_status (1, 14, 16, 18, 19), kind (subscription, service,
+        mini_program, channels, store, talent, supplier), kind_info (the content of the kind's block:
+        MiniProgramInfo, channels_info, ...), basic_config, func_ids (the granted sets: no updateauthorized),
+        draft_count, omit_refresh_token_in_list."""
         return dict(self._call("PATCH", f"/authorizers/{appid}", changes))
 
     def revoke(self, appid: str, *, push: bool = False) -> dict[str, Any]:
-        """The merchant cancels the authorization; push=True also sends `unauthorized` and returns the attempt."""
+        """The merchant cancels the authorization. With push=False (the default) nothing tells the platform:
+        api_get_authorizer_info and api_authorizer_token answer 61003 and the account leaves
+        api_get_authorizer_list. push=True also sends `unauthorized` and returns the attempt."""
         return dict(self._call("POST", f"/authorizers/{appid}/revoke", {"push": push}))
 
     def push_updateauthorized(
@@ -279,6 +332,118 @@ class SandboxControl:
         """Today's used calls of `cgi_path` for the account (daily_quota or more: 45009)."""
         return dict(self._call("PUT", f"/authorizers/{appid}/quota", {"used": used, "cgi_path": cgi_path}))
 
+    def set_quota(
+        self,
+        appid: str,
+        *,
+        cgi_path: str = DRAFT_COUNT_PATH,
+        used: int | None = None,
+        daily_limit: int | None = None,
+        rate_limit: dict[str, int] | None = None,
+        component_rate_limit: dict[str, int] | None = None,
+        clears: int | None = None,
+    ) -> dict[str, Any]:
+        """The account's quota for `cgi_path`: today's use, its own daily_limit (default 1000 for draft/count),
+        the rate_limit / component_rate_limit ({"call_count", "refresh_second"}) that openapi/quota/get
+        reports, and this month's clear_quota count. Returns the account's view (daily_limits, rate_limits,
+        quota_clears)."""
+        body = _quota_body(cgi_path, used, daily_limit, rate_limit, component_rate_limit, clears)
+        return dict(self._call("PUT", f"/authorizers/{appid}/quota", body))
+
+    # --- fans, messages and customer-service messages (§13) ----------------------------------------------
+
+    def send_message(
+        self,
+        appid: str,
+        *,
+        msg_type: str = "text",
+        content: str | None = None,
+        event: str | None = None,
+        from_openid: str | None = None,
+        fields: dict[str, str | int] | None = None,
+        msg_id: int | None = None,
+        tries: int | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """A fan writes to the authorized account (msg_type text with content, image, or event with event, e.g.
+        "LOCATION"): the sandbox POSTs it, encrypted, to the message URL and waits for the answer, retrying
+        like WeChat when none comes within `timeout` (default message_timeout, 5 s), `tries` (3) in all.
+        Returns {id, appid, url, message (inner fields), attempts [{try, status, elapsed_ms, error}], answered,
+        status, elapsed_ms, body, reply_kind ("empty" | "success" | "encrypted" | "plain" | "invalid"),
+        encrypted, signature_ok, reply (the decrypted reply's fields), error}."""
+        body: dict[str, Any] = {"msg_type": msg_type}
+        for name, value in (
+            ("content", content), ("event", event), ("from_openid", from_openid), ("fields", fields),
+            ("msg_id", msg_id), ("tries", tries), ("timeout", timeout),
+        ):  # fmt: skip
+            if value is not None:
+                body[name] = value
+        config_wait = (tries or 3) * (timeout or 5.0) + 10
+        return dict(self._call("POST", f"/authorizers/{appid}/messages", body, timeout=max(self.timeout, config_wait)))
+
+    def messages(self) -> list[dict[str, Any]]:
+        """Every message push to the message-and-event URL (as send_message returns them), oldest first."""
+        return list(self._call("GET", "/messages")["messages"])
+
+    def custom_messages(self, appid: str) -> list[dict[str, Any]]:
+        """The message/custom/send calls the platform made for the account: {id, time, touser, msgtype,
+        content (text only), body, auth_code (the code api_query_auth exchanged for the token used, if any)}."""
+        return list(self._call("GET", f"/authorizers/{appid}/custom_messages")["messages"])
+
+    # --- the full-release test (§13.2) ---------------------------------------------------------------
+
+    def release_test(self, *, group: int | None = None, window: float | None = None) -> dict[str, Any]:
+        """Run WeChat's full-release test against the configured event_url and message_url, with test group
+        `group` (0-4, random by default) and `window` seconds (default release_test_window) for the platform's
+        own calls. Returns {passed, group, authorizer_appid, user_name, started_at, duration_ms,
+        rows: [{step, name, result ("pass" | "fail" | "skipped"), detail}]}; steps: ticket, pre_auth_code,
+        authorized, query_auth, text_message, api_text_message, event_message, unauthorized."""
+        body: dict[str, Any] = {}
+        if group is not None:
+            body["group"] = group
+        if window is not None:
+            body["window"] = window
+        # Three message cases of up to 3 x 5 s each and two waits of `window`.
+        wait = 45 + 2 * (window if window is not None else 10.0) + 30
+        return dict(self._call("POST", "/release_test", body, timeout=max(self.timeout, wait)))
+
+    def release_test_results(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/release_test")["results"])
+
+    # --- rids (§15) ------------------------------------------------------------------------------------
+
+    def rid(self, rid: str) -> dict[str, Any] | None:
+        """The call behind an error's rid, without a token: {rid, owner (appid), path, invoke_time, cost_in_ms,
+        request_url, request_body, response_body, client_ip}, or None when not remembered."""
+        try:
+            return dict(self._call("GET", f"/rids/{rid}"))
+        except SandboxControlError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def rids(self) -> list[dict[str, Any]]:
+        """The last 100 remembered error calls, oldest first."""
+        return list(self._call("GET", "/rids")["rids"])
+
     def reset_quotas(self) -> None:
         """A new quota day for every account."""
         self._call("POST", "/quota/reset")
+
+
+def _quota_body(
+    cgi_path: str,
+    used: int | None,
+    daily_limit: int | None,
+    rate_limit: dict[str, int] | None,
+    component_rate_limit: dict[str, int] | None,
+    clears: int | None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"cgi_path": cgi_path}
+    for name, value in (
+        ("used", used), ("daily_limit", daily_limit), ("rate_limit", rate_limit),
+        ("component_rate_limit", component_rate_limit), ("clears", clears),
+    ):  # fmt: skip
+        if value is not None:
+            body[name] = value
+    return body

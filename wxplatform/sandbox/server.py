@@ -15,7 +15,7 @@ from aiohttp import web
 
 from wxplatform.sandbox.app import STATE, create_app
 from wxplatform.sandbox.config import SandboxConfig
-from wxplatform.sandbox.state import KINDS, SandboxState
+from wxplatform.sandbox.state import CLASSIC_KINDS, SandboxState
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def seed_demo_accounts(state: SandboxState, count: int) -> None:
 
     They are not authorized yet: the merchant picks one on the consent page."""
     for index in range(count):
-        kind = KINDS[index % len(KINDS)]
+        kind = CLASSIC_KINDS[index % len(CLASSIC_KINDS)]
         with_drafts = index % 2 == 0
         state.create_authorizer(
             nickname=f"演示{['订阅号', '服务号', '小程序'][index % 3]}{index + 1:03d}",
@@ -129,19 +129,25 @@ class SandboxServer:
 def run_forever(config: SandboxConfig, *, host: str, port: int, authorizers: int = 0) -> None:
     """Serve in the foreground until Ctrl-C (the management command and `python -m wxplatform.sandbox`)."""
     app = create_app(config)
-    if authorizers:
-        seed_demo_accounts(app[STATE], authorizers)
+    state = app[STATE]
+    # A sandbox restored from its state file already has its demo accounts.
+    restored = any(not a.test_account for a in state.authorizers.values())
+    if authorizers and not restored:
+        seed_demo_accounts(state, authorizers)
     sock = _listen(host, port)
     port = sock.getsockname()[1]
     # Never log tokens: the config holds only the component secret, which is not printed.
     tickets = f"every {config.ticket_interval:g}s" if config.ticket_interval > 0 else "on demand only"
     logger.info(
-        "WeChat sandbox listening on %s (component %s, event_url %s, tickets %s, %d demo accounts)",
+        "WeChat sandbox listening on %s (component %s, event_url %s, message_url %s, tickets %s, "
+        "%d accounts, state file %s)",
         _base_url(host, port),
         config.component_appid,
         config.event_url or "unset",
+        config.message_url or "unset",
         tickets,
-        authorizers,
+        sum(not a.test_account for a in state.authorizers.values()),
+        config.state_file or "none (in memory only)",
     )
     web.run_app(app, sock=sock, print=None, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT)
 
@@ -157,13 +163,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every WeChat answer")
     parser.add_argument("--seed", type=int, default=None, help="seed for tokens and faults")
     parser.add_argument("--authorizers", type=int, default=0, help="demo accounts to create at start")
+    parser.add_argument("--message-url", default=None, help="the platform's message-and-event URL, containing $APPID$")
+    parser.add_argument(
+        "--state-file", default=None, help="keep the sandbox's state in this file across restarts (e.g. var/...)"
+    )
 
 
 def serve_from_options(options: Mapping[str, Any]) -> None:
+    message_url = options.get("message_url")
+    if message_url is not None and "$APPID$" not in message_url:
+        # WeChat refuses such a configuration too: the URL must say where the authorizer's appid goes (§13.1).
+        raise SystemExit("--message-url must contain $APPID$, e.g. http://host/wechat/authorizers/$APPID$/events")
     config = SandboxConfig(
         event_url=options["event_url"],
         ticket_interval=options["ticket_interval"],
         latency=options["latency"],
         seed=options["seed"],
+        message_url=options.get("message_url"),
+        state_file=options.get("state_file"),
     )
     run_forever(config, host=options["host"], port=options["port"], authorizers=options["authorizers"])
