@@ -13,6 +13,8 @@ from tenants.models import AuthorizationCode
 from tenants.services import (
     TenantHasNoToken,
     TenantNotActive,
+    authorizer_message_answer,
+    push_log_prune,
     tenant_authorize_pending,
     tenant_token_refresh,
     tenants_with_expiring_tokens,
@@ -39,6 +41,17 @@ def authorize_from_push(self, authorization_code_id: int) -> None:  # type: igno
     except WeChatError as exc:
         # 61009/61010 and the like: the code cannot be used; the merchant sees the callback page's error.
         logger.warning("authorization code from push not usable: errcode %s", exc.errcode)
+
+
+@shared_task(name="tenants.answer_query_auth_code", bind=True, max_retries=5, acks_late=True)
+def answer_query_auth_code(self, message_id: int) -> None:  # type: ignore[no-untyped-def]
+    """The release test's QUERY_AUTH_CODE case, after the empty answer (tenants.messages)."""
+    try:
+        authorizer_message_answer(message_id=message_id)
+    except (RetryableError, ComponentNotReady) as exc:
+        raise self.retry(exc=exc, countdown=backoff_delay(self.request.retries + 1, base=1, cap=10)) from exc
+    except (TenantNotActive, TenantHasNoToken, WeChatError) as exc:
+        logger.warning("QUERY_AUTH_CODE message not answered: %s", type(exc).__name__)
 
 
 @shared_task(name="tenants.authorize_pending_codes", acks_late=True)
@@ -75,3 +88,9 @@ def refresh_expiring_tokens() -> int:
         for tenant_id in ids[start : start + REFRESH_BATCH]:
             enqueue(refresh_token, tenant_id, countdown=random.uniform(0, REFRESH_SPREAD_SECONDS))
     return len(ids)
+
+
+@shared_task(name="tenants.prune_push_log", acks_late=True)
+def prune_push_log() -> int:
+    """Beat, daily: the push log keeps PUSH_LOG_RETENTION_DAYS days."""
+    return push_log_prune()

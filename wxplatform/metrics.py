@@ -90,6 +90,18 @@ class _Series:
             ["task", "state"],
             buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0),
         )
+        self.pushes = Counter(
+            "wxp_pushes_total",
+            "Pushes WeChat (or anyone) sent to the authorization event URL (component) and the message-and-event "
+            "URL (message), by what they were answered (success, empty, reply, rejected).",
+            ["endpoint", "outcome"],
+        )
+        self.push_seconds = Histogram(
+            "wxp_push_duration_seconds",
+            "Time from receiving a push to answering it (WeChat waits 5 s).",
+            ["endpoint"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+        )
         self.sync_job_wait_seconds = Histogram(
             "wxp_draft_sync_job_wait_seconds",
             "Time from an on-demand sync request to a worker starting it (queue latency).",
@@ -155,6 +167,13 @@ def observe_wechat_call(endpoint: str, errcode: str, seconds: float) -> None:
     token = _TOKEN_ENDPOINTS.get(endpoint)
     if token is not None:
         series.token_refreshes.labels(token, errcode).inc()
+
+
+@_never_raises
+def observe_push(endpoint: str, outcome: str, seconds: float) -> None:
+    series = _get()
+    series.pushes.labels(endpoint, outcome).inc()
+    series.push_seconds.labels(endpoint).observe(seconds)
 
 
 @_never_raises

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from drafts.models import AttemptOutcome, SyncAttempt
 from drafts.rules import quota_day
-from tenants.models import Tenant
+from tenants.selectors import merchant_tenants
 from wxplatform.charts import bar_chart_svg
 from wxplatform.component.services import component_status
 from wxplatform.redis_client import redis_client
@@ -93,9 +93,10 @@ def platform_status(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied
     now = timezone.now()
     day = quota_day(now)
-    quota = Tenant.objects.filter(quota_day=day).aggregate(used=Sum("quota_used"), accounts=Count("id"))
+    quota = merchant_tenants().filter(quota_day=day).aggregate(used=Sum("quota_used"), accounts=Count("id"))
     top_quota = list(
-        Tenant.objects.filter(quota_day=day, quota_used__gt=0)
+        merchant_tenants()
+        .filter(quota_day=day, quota_used__gt=0)
         .order_by("-quota_used", "id")
         .values_list("nickname", "authorizer_appid", "quota_used")[:TOP_QUOTA_TENANTS]
     )
