@@ -110,7 +110,8 @@ class Command(BaseCommand):
         bind = f"{options['host']}:{options['port']}"
         commands = {
             "sandbox": [py, manage, "run_wechat_sandbox", "--port", str(options["sandbox_port"]),
-                        "--event-url", f"{web}/wechat/component/events", "--ticket-interval", "600"],
+                        "--event-url", f"{web}/wechat/component/events",
+                        "--message-url", f"{web}/wechat/authorizers/$APPID$/events", "--ticket-interval", "600"],
             "web": [py, "-m", "gunicorn", "wxplatform.wsgi:application", "--bind", bind,
                     "--workers", "2", "--threads", "4", "--access-logfile", "-"],
             "worker": [py, "-m", "celery", "-A", "wxplatform", "worker", "-l", "INFO", "-c", "2"],
@@ -202,6 +203,7 @@ class Command(BaseCommand):
             f"  Authorization page: {web}/wechat/authorize",
             f"  Readiness:          {web}/readyz",
             f"  WeChat sandbox:     {sandbox}/sandbox/",
+            "  Full-release test:  python manage.py release_check",
         ]
         if api_key:
             tenant = DEMO_MERCHANTS[0]
