@@ -28,10 +28,13 @@ _QUERY_KEPT = ("signature", "timestamp", "nonce", "openid", "encrypt_type", "msg
 _QUERY_VALUE_MAX = 128
 
 
+def rejected_budget_key(at: float) -> str:
+    return f"{settings.REDIS_KEY_PREFIX}:pushlog:rejected:{int(at // 60)}"
+
+
 def _rejected_budget_left() -> bool:
-    minute = int(time.time() // 60)
     try:
-        return window_count(f"wxp:pushlog:rejected:{minute}", ttl=61) <= int(settings.PUSH_LOG_REJECTED_PER_MINUTE)
+        return window_count(rejected_budget_key(time.time()), ttl=61) <= int(settings.PUSH_LOG_REJECTED_PER_MINUTE)
     except UNAVAILABLE:
         return True
 
