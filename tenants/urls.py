@@ -6,8 +6,9 @@ app_name = "tenants"
 
 urlpatterns = [
     path("component/events", views.component_events, name="component-events"),
-    # Any segment, so that a path segment that is not an AppID gets the error shape, not Django's 404 page.
-    re_path(r"^authorizers/(?P<appid>[^/]*)/events$", views.authorizer_events, name="authorizer-events"),
+    # Anything between the two, slashes included, so that a path that is not an AppID gets the error shape
+    # (invalid_appid), not Django's 404 page.
+    re_path(r"^authorizers/(?P<appid>[\s\S]*)/events$", views.authorizer_events, name="authorizer-events"),
     path("authorize", views.authorize, name="authorize"),
     path("authorize/callback", views.authorize_callback, name="authorize-callback"),
 ]

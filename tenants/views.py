@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from tenants.models import PushEndpoint, PushOutcome
 from tenants.pushes import push_log_record
@@ -104,6 +104,11 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
 
 def _receive(request: HttpRequest, endpoint: PushEndpoint, authorizer_appid: str = "") -> HttpResponse:
     """Bounded read, verify, decrypt, handle, answer; and log the push, whatever it was."""
+    if request.method != "POST":
+        # WeChat only POSTs here; anything else is answered in the error shape too, and is not logged.
+        refused = _error(405, "method_not_allowed", _("Only POST is accepted here."))
+        refused["Allow"] = "POST"
+        return refused
     started = time.perf_counter()
     body: bytes | None = None
     if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_PUSH_BYTES:
@@ -128,14 +133,12 @@ def _receive(request: HttpRequest, endpoint: PushEndpoint, authorizer_appid: str
 
 
 @csrf_exempt
-@require_POST
 def component_events(request: HttpRequest) -> HttpResponse:
     """The authorization event URL (docs/wechat/flow.md#authorization-event-url): the bare string `success`."""
     return _receive(request, PushEndpoint.COMPONENT)
 
 
 @csrf_exempt
-@require_POST
 def authorizer_events(request: HttpRequest, appid: str) -> HttpResponse:
     """The message-and-event URL, configured as …/authorizers/$APPID$/events (docs/wechat/message-url.md):
     `success`, an empty answer, or an encrypted passive reply."""

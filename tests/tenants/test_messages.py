@@ -178,12 +178,24 @@ def test_events_without_msgid_are_deduplicated_on_sender_and_create_time(
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("appid", ["wx%20x", "%3Cx%3E", "a" * 65, ""])
+@pytest.mark.parametrize("appid", ["wx%20x", "%3Cx%3E", "a" * 65, "", "/", "wx1/x", "%2F", "%0A", "wx%0D%0Ax"])
 def test_a_path_appid_that_is_not_an_appid_is_refused(client: Any, appid: str) -> None:
     response = post(client, appid, sealed_message(text_message("TESTCOMPONENT_MSG_TYPE_TEXT")))
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_appid"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/wechat/authorizers/wx570bc396a51b8ff8/events", "/wechat/component/events"])
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_other_methods_get_405_in_the_error_shape(client: Any, path: str, method: str) -> None:
+    response = client.generic(method, path)
+
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert PushLog.objects.count() == 0
 
 
 @pytest.mark.django_db
