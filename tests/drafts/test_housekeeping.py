@@ -66,6 +66,7 @@ def test_the_migration_schedules_every_periodic_task() -> None:
         ("Refresh expiring authorizer tokens", "tenants.refresh_expiring_tokens", 5, "minutes", True),
         ("Authorize pending codes", "tenants.authorize_pending_codes", 2, "minutes", True),
         ("Prune draft sync history", "drafts.prune", 1, "days", True),
+        ("Prune push log", "tenants.prune_push_log", 1, "days", True),
     }
     assert PeriodicTask.objects.get(task="drafts.sync_all").expire_seconds == 900
 
