@@ -38,7 +38,8 @@ def result_of(output: str, step: str) -> str:
     return line
 
 
-@pytest.mark.parametrize("group", [0, 3])
+# Group 0 also runs in the smoke part: on SQLite and the filesystem broker, what `make run` uses.
+@pytest.mark.parametrize("group", [pytest.param(0, marks=pytest.mark.smoke), 3])
 def test_release_check_passes_every_step_against_the_service(
     platform: Platform, worker_factory: Any, group: int
 ) -> None:

@@ -45,6 +45,7 @@ def decrypted_reply(response: Any) -> dict[str, str]:
 # --- Through the sandbox's WeChat -------------------------------------------------------------------
 
 
+@pytest.mark.smoke
 @pytest.mark.django_db(transaction=True)
 def test_the_test_text_gets_its_callback_reply_to_the_sender_through_the_sandbox(ready_platform: Platform) -> None:
     platform = ready_platform
