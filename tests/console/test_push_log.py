@@ -52,6 +52,17 @@ def test_the_list_shows_each_push_and_filters_by_url_and_outcome(admin_client: C
     assert "ticket@@@listed" not in everything
 
 
+def test_the_list_filters_by_authorizer(admin_client: Client) -> None:
+    anonymous = Client()
+    push(anonymous, f"/wechat/authorizers/{TEST_APPID}/events", sealed_message(text_message("one")))
+    push(anonymous, "/wechat/authorizers/wx9252c5e0bb1836fc/events", sealed_message(text_message("two")))
+
+    response = admin_client.get(CHANGELIST, {"authorizer": TEST_APPID})
+
+    assert [entry.authorizer_appid for entry in response.context["cl"].result_list] == [TEST_APPID]
+    assert "wx9252c5e0bb1836fc" in response.content.decode()  # offered in the filter
+
+
 def test_support_can_see_the_push_log_but_not_replay(support_client: Client) -> None:
     ticket_push(Client(), "ticket@@@seen")
     entry = PushLog.objects.get()
