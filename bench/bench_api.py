@@ -34,8 +34,8 @@ the database round trip itself costs under 0.1 ms), which the removed compiled-q
 by reusing Django's SQLCompiler. Reaching 0.4x here would take about 0.75 ms less CPU per read, and nothing
 simple saves that much (the serializer is 0.14 ms, the throttle 0.09 ms, the health check 0.04 ms plus a
 PostgreSQL round trip: a server with CONN_HEALTH_CHECKS off, measured alongside, reached 0.35x), so the
-floor is reported missed rather than met by cleverness (the house style: simple first). With the per-process copies and memos
-the same machine measured 0.84x.
+floor is reported missed rather than met by cleverness (the house style: simple first). With the
+per-process copies and memos the same machine measured 0.84x.
 """
 
 from __future__ import annotations

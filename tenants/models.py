@@ -105,6 +105,9 @@ class Tenant(models.Model):
     # When api_get_authorizer_list last listed the account (reconciliation: an active tenant not listed by a
     # complete pass is checked and, on 61003, revoked).
     listed_at = models.DateTimeField(_("last listed by WeChat"), null=True, blank=True)
+    # One of WeChat's full-release test accounts (settings.WECHAT_RELEASE_TEST_APPIDS): never a merchant, so
+    # never synced nor counted (docs/wechat/message-url.md#test-accounts).
+    is_test_account = models.BooleanField(_("WeChat test account"), default=False)
 
     status = models.CharField(_("status"), max_length=20, choices=TenantStatus.choices, default=TenantStatus.ACTIVE)
     eligibility = models.CharField(_("eligibility"), max_length=20, choices=Eligibility.choices)
@@ -261,3 +264,76 @@ class OutboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.id}"
+
+
+class PushEndpoint(models.TextChoices):
+    COMPONENT = "component", _("Authorization event URL")
+    MESSAGE = "message", _("Message-and-event URL")
+
+
+class PushOutcome(models.TextChoices):
+    SUCCESS = "success", _("Answered success")
+    EMPTY = "empty", _("Answered empty")
+    REPLY = "reply", _("Passive reply")
+    REJECTED = "rejected", _("Rejected")
+
+
+class PushLog(models.Model):
+    """One push to either WeChat URL, as received: the query and the encrypted envelope, never the decrypted
+    contents. Keyed by component appid, so that several platforms can share the table. Pruned after
+    PUSH_LOG_RETENTION_DAYS."""
+
+    received_at = models.DateTimeField(_("received at"), db_index=True)
+    endpoint = models.CharField(_("URL"), max_length=16, choices=PushEndpoint.choices)
+    component_appid = models.CharField(_("component AppID"), max_length=64)
+    authorizer_appid = models.CharField(_("authorizer AppID"), max_length=64, blank=True)
+    # InfoType for the authorization event URL; MsgType, or "event:<Event>", for the message URL.
+    kind = models.CharField(_("kind"), max_length=80, blank=True)
+    signature_ok = models.BooleanField(_("signature verified"), null=True)
+    decrypted = models.BooleanField(_("decrypted"), null=True)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=PushOutcome.choices)
+    status_code = models.PositiveSmallIntegerField(_("HTTP status"))
+    # The error code answered, for rejected pushes.
+    error_code = models.CharField(_("error code"), max_length=32, blank=True)
+    duration_ms = models.FloatField(_("duration (ms)"))
+    query = models.JSONField(_("query string"), default=dict)
+    body = models.TextField(_("body as received"), blank=True)
+    body_truncated = models.BooleanField(_("body truncated"), default=False)
+    replayed_at = models.DateTimeField(_("last replayed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("WeChat push")
+        verbose_name_plural = _("WeChat pushes")
+        ordering: ClassVar[list[str]] = ["-received_at", "-id"]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(fields=["endpoint", "kind", "received_at"], name="pushlog_kind_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_endpoint_display()} {self.kind or '?'} {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class AuthorizerMessage(models.Model):
+    """A fan's message or event from the message-and-event URL that the service acts on, once: WeChat sends a
+    message again when it got no answer within 5 s, and the unique key turns the retry into a no-op
+    (docs/wechat/message-url.md#retries-and-deduplication). The key is MsgId, or sender and CreateTime for
+    events, which have none."""
+
+    component_appid = models.CharField(max_length=64)
+    authorizer_appid = models.CharField(max_length=64)
+    dedup_key = models.CharField(max_length=200)
+    from_user = models.CharField(max_length=128)
+    received_at = models.DateTimeField(auto_now_add=True)
+    # The release test's QUERY_AUTH_CODE code, encrypted, until the task has used it.
+    query_auth_code = EncryptedTextField(blank=True, editable=False)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(
+                fields=["component_appid", "authorizer_appid", "dedup_key"], name="authorizer_message_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"message {self.dedup_key[:40]} ({self.authorizer_appid})"

@@ -51,8 +51,14 @@ def api_key_list(*, tenant: Tenant) -> QuerySet[TenantAPIKey]:
 
 def syncable_tenants() -> QuerySet[Tenant]:
     """Tenants WeChat may be asked about: active and eligible (revoked, needs-reauth and ineligible ones
-    never are). The sync's chunks, the stale-count gauge and the console all count from this."""
-    return Tenant.objects.filter(status=TenantStatus.ACTIVE, eligibility=Eligibility.ELIGIBLE)
+    never are, nor WeChat's release-test accounts). The sync's chunks, the stale-count gauge and the console
+    all count from this."""
+    return Tenant.objects.filter(status=TenantStatus.ACTIVE, eligibility=Eligibility.ELIGIBLE, is_test_account=False)
+
+
+def merchant_tenants() -> QuerySet[Tenant]:
+    """Every tenant but WeChat's release-test accounts: what quota and tenant metrics count."""
+    return Tenant.objects.filter(is_test_account=False)
 
 
 def failing_condition() -> Q:

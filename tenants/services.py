@@ -29,9 +29,11 @@ from tenants.models import (
     DRAFT_PERMISSION_SETS,
     AccountKind,
     AuthorizationCode,
+    AuthorizerMessage,
     Eligibility,
     EventType,
     OutboxEvent,
+    PushLog,
     Tenant,
     TenantAPIKey,
     TenantStatus,
@@ -297,6 +299,7 @@ def tenant_onboard_fill(
     tenant.service_type_id = info.service_type_id
     tenant.verify_type_id = info.verify_type_id
     tenant.func_ids = sorted(set(func_ids))
+    tenant.is_test_account = tenant.authorizer_appid in settings.WECHAT_RELEASE_TEST_APPIDS
     tenant.eligibility, tenant.eligibility_detail = eligibility, detail
     tenant.status = TenantStatus.ACTIVE
     tenant.authorized_at = now
@@ -512,14 +515,38 @@ def _mark_needs_reauth(tenant: Tenant, exc: WeChatError) -> None:
 
 
 def tenants_with_expiring_tokens(*, within: timedelta) -> list[int]:
-    """Ids of active tenants whose token expires within `within` (for the beat refresher)."""
+    """Ids of active tenants whose token expires within `within` (for the beat refresher). WeChat's release-test
+    accounts are left out: the test uses the token it just obtained, and an account the test left authorized
+    must not cost a refresh every two hours."""
     horizon = timezone.now() + within
     return list(
-        Tenant.objects.filter(status=TenantStatus.ACTIVE, access_token_expires_at__lt=horizon)
+        Tenant.objects.filter(status=TenantStatus.ACTIVE, access_token_expires_at__lt=horizon, is_test_account=False)
         .exclude(refresh_token="")
         .order_by("access_token_expires_at")
         .values_list("pk", flat=True)
     )
+
+
+# --- The full-release test's API text message (docs/wechat/message-url.md#message-cases) ---------
+
+
+def authorizer_message_answer(*, message_id: int) -> bool:
+    """Answers a QUERY_AUTH_CODE message: exchanges its code (api_query_auth) and sends `<code>_from_api`
+    to the sender with the authorizer token that code gave (message/custom/send). False if already done.
+
+    The exchange is idempotent (tenant_authorize keeps the code's row); the message is marked answered only
+    after the send, so a worker lost between the two may send it twice, never zero times."""
+    message = AuthorizerMessage.objects.filter(pk=message_id, answered_at__isnull=True).first()
+    if message is None or not message.query_auth_code:
+        return False
+    code = message.query_auth_code
+    result = tenant_authorize(authorization_code=code)
+    token, _version = tenant_access_token(tenant=result.tenant)
+    wechat_client().message_custom_send(access_token=token, touser=message.from_user, text=f"{code}_from_api")
+    AuthorizerMessage.objects.filter(pk=message.pk, answered_at__isnull=True).update(
+        answered_at=timezone.now(), query_auth_code=""
+    )
+    return True
 
 
 # --- API keys ----------------------------------------------------------------------------------------
@@ -574,3 +601,22 @@ def api_key_mark_used(*, key: TenantAPIKey, at: datetime, interval: int) -> None
         Q(last_used_at__isnull=True) | Q(last_used_at__lte=at - timedelta(seconds=interval))
     ).update(last_used_at=at)
     key.last_used_at = at
+
+
+# --- Push log --------------------------------------------------------------------------------------
+
+_PRUNE_BATCH = 5000
+
+
+def push_log_prune() -> int:
+    """Deletes logged pushes older than PUSH_LOG_RETENTION_DAYS, and the message keys kept to spot WeChat's
+    retries (which come within a minute), in batches."""
+    cutoff = timezone.now() - timedelta(days=settings.PUSH_LOG_RETENTION_DAYS)
+    deleted = 0
+    for model, field in ((PushLog, "received_at"), (AuthorizerMessage, "received_at")):
+        while True:
+            ids = list(model.objects.filter(**{f"{field}__lt": cutoff}).values_list("pk", flat=True)[:_PRUNE_BATCH])
+            if not ids:
+                break
+            deleted += model.objects.filter(pk__in=ids).delete()[0]
+    return deleted

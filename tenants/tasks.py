@@ -17,6 +17,8 @@ from tenants.reconcile import authorizers_reconcile
 from tenants.services import (
     TenantHasNoToken,
     TenantNotActive,
+    authorizer_message_answer,
+    push_log_prune,
     tenant_authorize_pending,
     tenant_token_refresh,
     tenants_with_expiring_tokens,
@@ -47,6 +49,17 @@ def authorize_from_push(self, authorization_code_id: int) -> None:  # type: igno
 
 # A row outlives its code (10 minutes) only to answer a late duplicate of the push or the callback.
 AUTHORIZATION_CODE_RETENTION = timedelta(days=1)
+
+
+@shared_task(name="tenants.answer_query_auth_code", bind=True, max_retries=5, acks_late=True)
+def answer_query_auth_code(self, message_id: int) -> None:  # type: ignore[no-untyped-def]
+    """The release test's QUERY_AUTH_CODE case, after the empty answer (tenants.messages)."""
+    try:
+        authorizer_message_answer(message_id=message_id)
+    except (RetryableError, ComponentNotReady) as exc:
+        raise self.retry(exc=exc, countdown=backoff_delay(self.request.retries + 1, base=1, cap=10)) from exc
+    except (TenantNotActive, TenantHasNoToken, WeChatError) as exc:
+        logger.warning("QUERY_AUTH_CODE message not answered: %s", type(exc).__name__)
 
 
 @shared_task(name="tenants.authorize_pending_codes", acks_late=True)
@@ -115,3 +128,9 @@ RECONCILE_TIME_LIMIT = 3 * 3600
 def reconcile_authorizers() -> dict[str, object]:
     """Beat (daily by default): the tenants against WeChat's authorizer list (tenants.reconcile)."""
     return authorizers_reconcile().as_dict()
+
+
+@shared_task(name="tenants.prune_push_log", acks_late=True)
+def prune_push_log() -> int:
+    """Beat, daily: the push log keeps PUSH_LOG_RETENTION_DAYS days."""
+    return push_log_prune()

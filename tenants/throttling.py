@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 UNAVAILABLE = (RedisError, OSError, ValueError)
 
 
-def _count(key: str, *, ttl: int) -> int:
+def window_count(key: str, *, ttl: int) -> int:
     """Counts one request on `key` (created with `ttl` seconds to live) and returns the count so far."""
     if settings.REDIS_URL:
         pipeline = redis_client().pipeline(transaction=False)
@@ -88,7 +88,7 @@ def window_exceeded(*, scope: str, ident: str, rate: str) -> float | None:
     window_index = int(now // window)
     key = f"{settings.REDIS_KEY_PREFIX}:throttle:{scope}:{ident}:{window}:{window_index}"
     try:
-        count = _count(key, ttl=window + 1)  # the counter outlives its window by a second
+        count = window_count(key, ttl=window + 1)  # the counter outlives its window by a second
     except UNAVAILABLE as exc:
         _outage_warning(exc)
         return None

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from tenants import views
 
@@ -6,6 +6,9 @@ app_name = "tenants"
 
 urlpatterns = [
     path("component/events", views.component_events, name="component-events"),
+    # Anything between the two, slashes included, so that a path that is not an AppID gets the error shape
+    # (invalid_appid), not Django's 404 page.
+    re_path(r"^authorizers/(?P<appid>[\s\S]*)/events$", views.authorizer_events, name="authorizer-events"),
     path("authorize", views.authorize, name="authorize"),
     path("authorize/callback", views.authorize_callback, name="authorize-callback"),
 ]

@@ -1,9 +1,11 @@
 """The tenants app's HTTP face: the authorization link page, the callback WeChat redirects the merchant back
-to, and the authorization event URL (授权事件接收URL) WeChat pushes to.
+to, and the two URLs WeChat pushes to: the authorization event URL (授权事件接收URL) and the message-and-event
+URL (消息与事件接收URL).
 
-The event URL expects the bare string `success` quickly (docs/wechat/flow.md): the view only verifies the
-msg_signature, decrypts and answers; what the push means is done by tenants.events, which queues the slow
-work. Nothing changes unless msg_signature verifies.
+Both expect an answer within 5 s (docs/wechat/flow.md, docs/wechat/message-url.md): the views only bound the
+body, then tenants.receiving verifies the msg_signature, decrypts and answers; what a push means is done by
+tenants.events and tenants.messages, which queue the slow work. Nothing changes unless msg_signature
+verifies. Every push is written to the push log (tenants.pushes).
 """
 
 from __future__ import annotations
@@ -23,15 +25,16 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
-from tenants.events import UNIX_SECONDS, authorization_event_handle
+from tenants.models import PushEndpoint, PushOutcome
+from tenants.pushes import push_log_record
+from tenants.receiving import receive_push, rejected
 from tenants.services import api_key_issue_first, tenant_authorize
 from tenants.throttling import window_exceeded
-from wxplatform.component.clients import message_crypto, wechat_client
+from wxplatform.component.clients import wechat_client
 from wxplatform.component.services import ComponentNotReady, with_component_token
 from wxplatform.proxies import client_address
-from wxplatform.wechat.crypto import AppIdMismatchError, CryptoError, SignatureError, parse_xml
 from wxplatform.wechat.errors import AuthorizationCodeError, WeChatError
 
 logger = logging.getLogger(__name__)
@@ -133,7 +136,7 @@ def authorize_callback(request: HttpRequest) -> HttpResponse:
     return render(request, "tenants/authorize_done.html", {"tenant": tenant, "api_key": api_key})
 
 
-# --- Authorization event URL ------------------------------------------------------------------------
+# --- The two WeChat push URLs ----------------------------------------------------------------------
 
 # WeChat pushes are a few hundred bytes; anything near this is not from WeChat.
 MAX_PUSH_BYTES = 64 * 1024
@@ -143,42 +146,44 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "message": message}}, status=status)
 
 
-@csrf_exempt
-@require_POST
-def component_events(request: HttpRequest) -> HttpResponse:
+def _receive(request: HttpRequest, endpoint: PushEndpoint, authorizer_appid: str = "") -> HttpResponse:
+    """Bounded read, verify, decrypt, handle, answer; and log the push, whatever it was."""
+    if request.method != "POST":
+        # WeChat only POSTs here; anything else is answered in the error shape too, and is not logged.
+        refused = _error(405, "method_not_allowed", _("Only POST is accepted here."))
+        refused["Allow"] = "POST"
+        return refused
+    started = time.perf_counter()
+    body: bytes | None = None
     if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_PUSH_BYTES:
-        return _error(413, "payload_too_large", _("The request body is too large."))
-    try:
-        body = request.body
-    except RequestDataTooBig:
-        return _error(413, "payload_too_large", _("The request body is too large."))
-    if len(body) > MAX_PUSH_BYTES:
-        return _error(413, "payload_too_large", _("The request body is too large."))
-    params = request.GET
-    timestamp, nonce, msg_signature = (
-        params.get("timestamp", ""),
-        params.get("nonce", ""),
-        params.get("msg_signature", ""),
+        answer = rejected(413, "payload_too_large", _("The request body is too large."))
+    else:
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            body = None
+        if body is None or len(body) > MAX_PUSH_BYTES:
+            answer = rejected(413, "payload_too_large", _("The request body is too large."))
+        else:
+            answer = receive_push(endpoint=endpoint, body=body, query=request.GET, authorizer_appid=authorizer_appid)
+    if answer.outcome == PushOutcome.REJECTED:
+        response: HttpResponse = _error(answer.status, answer.error_code, answer.error_message)
+    else:
+        response = HttpResponse(answer.content, content_type=answer.content_type, status=answer.status)
+    push_log_record(
+        endpoint=endpoint, answer=answer, query=request.GET, body=body, duration=time.perf_counter() - started
     )
-    if not (UNIX_SECONDS.fullmatch(timestamp) and nonce and msg_signature):
-        return _error(400, "missing_parameters", _("timestamp, nonce and msg_signature are required."))
-    try:
-        inner = message_crypto().decrypt_message(body, msg_signature=msg_signature, timestamp=timestamp, nonce=nonce)
-        fields = parse_xml(inner)
-    except SignatureError:
-        logger.warning("push rejected: bad msg_signature")
-        return _error(401, "bad_signature", _("The message signature does not verify."))
-    except AppIdMismatchError:
-        logger.warning("push rejected: encrypted for another appid")
-        return _error(400, "wrong_appid", _("The message is not addressed to this platform."))
-    except CryptoError as exc:
-        logger.warning("push rejected: %s", type(exc).__name__)
-        return _error(400, "bad_message", _("The message cannot be decrypted or parsed."))
-    # The signature covers the timestamp: a push that verifies but is older than this is a replay.
-    if abs(time.time() - int(timestamp)) > settings.WECHAT_PUSH_MAX_AGE:
-        logger.warning("push rejected: timestamp outside the accepted window")
-        return _error(400, "stale_message", _("The message timestamp is outside the accepted window."))
-    if fields.get("AppId", settings.WECHAT_COMPONENT_APPID) != settings.WECHAT_COMPONENT_APPID:
-        return _error(400, "wrong_appid", _("The message is not addressed to this platform."))
-    authorization_event_handle(fields=fields)
-    return HttpResponse("success", content_type="text/plain")
+    return response
+
+
+@csrf_exempt
+def component_events(request: HttpRequest) -> HttpResponse:
+    """The authorization event URL (docs/wechat/flow.md#authorization-event-url): the bare string `success`."""
+    return _receive(request, PushEndpoint.COMPONENT)
+
+
+@csrf_exempt
+def authorizer_events(request: HttpRequest, appid: str) -> HttpResponse:
+    """The message-and-event URL, configured as …/authorizers/$APPID$/events (docs/wechat/message-url.md):
+    `success`, an empty answer, or an encrypted passive reply."""
+    return _receive(request, PushEndpoint.MESSAGE, authorizer_appid=appid)

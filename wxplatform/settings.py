@@ -384,6 +384,30 @@ WECHAT_PUSH_MAX_AGE = env.int("WECHAT_PUSH_MAX_AGE", default=1800)
 # over the client's keep-alive connections, which hold at most 64).
 RECONCILE_CONCURRENCY = env.int("RECONCILE_CONCURRENCY", default=16)
 
+# WeChat's published full-release test accounts (docs/wechat/message-url.md#test-accounts): the five Official
+# Accounts and the five Mini Programs. Their messages get the release test's answers; they are never merchants.
+WECHAT_RELEASE_TEST_APPIDS = env.list(
+    "WECHAT_RELEASE_TEST_APPIDS",
+    default=[
+        "wx570bc396a51b8ff8",
+        "wx9252c5e0bb1836fc",
+        "wx8e1097c5bc82cde9",
+        "wx14550af28c71a144",
+        "wxa35b9c23cfe664eb",
+        "wxd101a85aa106f53e",
+        "wxc39235c15087f6f3",
+        "wx7720d01d4b2a4500",
+        "wx05d483572dcd5d8b",
+        "wx5910277cae6fd970",
+    ],
+)
+# Pushes to both WeChat URLs are logged as received and deleted after this many days (beat prunes them).
+PUSH_LOG_RETENTION_DAYS = env.int("PUSH_LOG_RETENTION_DAYS", default=14)
+# Rejected pushes (bad signature, garbage) anyone can send: at most this many are logged per minute, with
+# their body cut to PUSH_LOG_REJECTED_BODY_BYTES; the rest are only counted.
+PUSH_LOG_REJECTED_PER_MINUTE = env.int("PUSH_LOG_REJECTED_PER_MINUTE", default=60)
+PUSH_LOG_REJECTED_BODY_BYTES = env.int("PUSH_LOG_REJECTED_BODY_BYTES", default=2048)
+
 # --- Draft-count sync (drafts app) -------------------------------------------------------------------
 # Tenants per chunk task of a scheduled run, and WeChat calls in flight per chunk (aiohttp fan-out).
 DRAFT_SYNC_CHUNK_SIZE = env.int("DRAFT_SYNC_CHUNK_SIZE", default=500)

@@ -120,12 +120,14 @@ def test_status_sums_todays_quota_and_ignores_other_days(admin_client: Client) -
     make_tenant(nickname="Busy", quota_day=today, quota_used=120)
     make_tenant(nickname="Quiet", quota_day=today, quota_used=30)
     make_tenant(nickname="Yesterday", quota_day=today - timedelta(days=1), quota_used=900)
+    make_tenant(nickname="WeChat test", quota_day=today, quota_used=400, is_test_account=True)
 
     html = _html(admin_client)
 
     assert f"150 calls on {today:%Y-%m-%d} by 2 accounts (limit 1000 per account)." in html
     assert ">Busy</text>" in html
     assert ">Yesterday</text>" not in html
+    assert ">WeChat test</text>" not in html
 
 
 @pytest.mark.django_db

@@ -61,6 +61,18 @@ def test_eligibility_badge_names_the_missing_permission_sets(admin_client: Clien
 
 
 @pytest.mark.django_db
+def test_wechat_test_accounts_are_badged_and_can_be_filtered(admin_client: Client) -> None:
+    make_tenant(authorizer_appid="wx570bc396a51b8ff8", nickname="WeChat test", is_test_account=True)
+    make_tenant(authorizer_appid="wxmerchant000001", nickname="Merchant")
+
+    html = admin_client.get(CHANGELIST).content.decode()
+    tests_only = admin_client.get(CHANGELIST, {"is_test_account__exact": "1"})
+
+    assert html.count("WeChat test account</span>") == 1
+    assert _listed(tests_only) == ["wx570bc396a51b8ff8"]
+
+
+@pytest.mark.django_db
 def test_failing_filter_lists_accounts_whose_last_error_is_newer_than_their_last_success(
     admin_client: Client,
 ) -> None:

@@ -68,6 +68,7 @@ def test_the_migration_schedules_every_periodic_task() -> None:
         ("Prune draft sync history", "drafts.prune", 1, "days", True),
         ("First sync of new authorizations", "drafts.sync_first", 1, "minutes", True),
         ("Sweep lost on-demand sync jobs", "drafts.sweep_jobs", 1, "minutes", True),
+        ("Prune push log", "tenants.prune_push_log", 1, "days", True),
     }
     assert PeriodicTask.objects.get(task="drafts.sync_all").expire_seconds == 900
 

@@ -19,6 +19,7 @@ from tenants.services import (
     tenant_token_refresh,
 )
 from tenants.tasks import refresh_token
+from tests.factories import make_tenant
 from tests.fixtures.platform import Platform, onboard
 from wxplatform.component.clients import wechat_client
 from wxplatform.component.models import ComponentCredential
@@ -197,3 +198,14 @@ def test_a_late_unauthorized_push_does_not_revoke_a_newer_authorization(ready_pl
     tenant.refresh_from_db()
     assert tenant.status == TenantStatus.ACTIVE
     assert tenant.access_token
+
+
+@pytest.mark.django_db
+def test_the_beat_refresher_leaves_wechat_test_accounts_alone() -> None:
+    from tenants.services import tenants_with_expiring_tokens
+
+    soon = timezone.now() + timedelta(minutes=5)
+    merchant = make_tenant(access_token_expires_at=soon)
+    make_tenant(authorizer_appid="wx570bc396a51b8ff8", access_token_expires_at=soon, is_test_account=True)
+
+    assert tenants_with_expiring_tokens(within=timedelta(minutes=30)) == [merchant.pk]

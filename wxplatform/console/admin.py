@@ -66,6 +66,7 @@ from webhooks.selectors import endpoint_list
 from wxplatform.admin import AuditedAdminMixin, audit_record
 from wxplatform.charts import step_chart_svg
 from wxplatform.component.services import ComponentNotReady
+from wxplatform.console import push_admin  # noqa: F401 - registers the push log's admin
 from wxplatform.queueing import enqueue
 from wxplatform.wechat.errors import WeChatError
 
@@ -218,6 +219,7 @@ ACCOUNT_FIELDS = (
     "account_status_label",
     "profile_read_at",
     "listed_at",
+    "is_test_account",
 )
 AUTHORIZATION_FIELDS = (
     "status",
@@ -265,7 +267,7 @@ class TenantAdmin(AuditedAdminMixin):
         "token_expiry",
     )
     list_display_links = ("nickname", "authorizer_appid")
-    list_filter = ("status", "eligibility", "account_kind", FailingFilter)
+    list_filter = ("status", "eligibility", "account_kind", "is_test_account", FailingFilter)
     search_fields = ("authorizer_appid", "nickname")
     actions = ("sync_selected", "refresh_tokens_selected")
     list_per_page = 50
@@ -295,7 +297,12 @@ class TenantAdmin(AuditedAdminMixin):
 
     @admin.display(description=gettext_lazy("status"), ordering="status")
     def status_badge(self, obj: Tenant) -> SafeString:
-        return _badge(_STATUS_BADGE.get(obj.status, "wxp-muted"), obj.get_status_display())
+        status = _badge(_STATUS_BADGE.get(obj.status, "wxp-muted"), obj.get_status_display())
+        if not obj.is_test_account:
+            return status
+        # WeChat's own full-release test account: never a merchant, never synced.
+        test = _badge("wxp-warn", _("WeChat test account"), _("Used by WeChat's full-release test; not a merchant."))
+        return format_html("{} {}", status, test)
 
     @admin.display(description=gettext_lazy("eligibility"), ordering="eligibility")
     def eligibility_badge(self, obj: Tenant) -> SafeString:

@@ -32,8 +32,7 @@ from prometheus_client.registry import Collector
 
 from drafts.models import JobState, SyncJob, SyncRun, SyncTrigger
 from drafts.rules import quota_budget, quota_day
-from tenants.models import Tenant
-from tenants.selectors import failing_tenants, syncable_tenants
+from tenants.selectors import failing_tenants, merchant_tenants, syncable_tenants
 from wxplatform.component.models import ComponentCredential
 from wxplatform.egress import refusals
 
@@ -111,8 +110,9 @@ def _whitelist_family() -> Metric:
 
 def _tenant_families() -> Iterator[Metric]:
     now = timezone.now()
+    # WeChat's release-test accounts are not merchants: no tenant series counts them.
     tenants = GaugeMetricFamily("wxp_tenants", "Tenants by status and eligibility.", labels=["status", "eligibility"])
-    for row in Tenant.objects.values("status", "eligibility").annotate(n=Count("id")).order_by():
+    for row in merchant_tenants().values("status", "eligibility").annotate(n=Count("id")).order_by():
         tenants.add_metric([row["status"], row["eligibility"]], row["n"])
     yield tenants
 
@@ -120,18 +120,22 @@ def _tenant_families() -> Iterator[Metric]:
     failing = GaugeMetricFamily(
         "wxp_tenants_failing", "Tenants whose last sync or token refresh failed, by errcode.", labels=["errcode"]
     )
-    rows = failing_tenants().values("last_error_code").annotate(n=Count("id")).order_by()
+    rows = failing_tenants().filter(is_test_account=False).values("last_error_code").annotate(n=Count("id")).order_by()
     for row in rows:
         code = row["last_error_code"]
         failing.add_metric([str(code) if code is not None else "transport"], row["n"])
     yield failing
 
     today = quota_day(now)
-    quota = Tenant.objects.filter(quota_day=today).aggregate(
-        used=Sum("quota_used"),
-        peak=Max("quota_used"),
-        scheduled_spent=Count("id", filter=Q(quota_used__gte=quota_budget(SyncTrigger.SCHEDULE))),
-        on_demand_spent=Count("id", filter=Q(quota_used__gte=quota_budget(SyncTrigger.API))),
+    quota = (
+        merchant_tenants()
+        .filter(quota_day=today)
+        .aggregate(
+            used=Sum("quota_used"),
+            peak=Max("quota_used"),
+            scheduled_spent=Count("id", filter=Q(quota_used__gte=quota_budget(SyncTrigger.SCHEDULE))),
+            on_demand_spent=Count("id", filter=Q(quota_used__gte=quota_budget(SyncTrigger.API))),
+        )
     )
     used = GaugeMetricFamily("wxp_draft_quota_calls_today", "draft/count calls made today, all tenants together.")
     used.add_metric([], quota["used"] or 0)
@@ -152,7 +156,7 @@ def _tenant_families() -> Iterator[Metric]:
     paused = GaugeMetricFamily(
         "wxp_tenants_paused", "Tenants paused until their quota resets, after WeChat answered 45009."
     )
-    paused.add_metric([], Tenant.objects.filter(paused_until__gt=now).count())
+    paused.add_metric([], merchant_tenants().filter(paused_until__gt=now).count())
     yield paused
 
     stale_before = now - timedelta(seconds=settings.API_DRAFT_COUNT_STALE_AFTER)

@@ -14,7 +14,8 @@ import redis
 from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Max, Q, Sum
+from django.db.models.functions import TruncHour
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -22,7 +23,8 @@ from django.utils.translation import gettext as _
 
 from drafts.models import AttemptOutcome, SyncAttempt
 from drafts.rules import quota_day
-from tenants.models import Tenant
+from tenants.models import PushLog, PushOutcome
+from tenants.selectors import merchant_tenants
 from wxplatform.charts import bar_chart_svg
 from wxplatform.component.services import component_status
 from wxplatform.egress import refusals
@@ -89,15 +91,45 @@ def errors_by_errcode(*, since: datetime) -> list[tuple[int | None, int]]:
     return [(row["errcode"], row["n"]) for row in rows]
 
 
+PUSH_WINDOW = timedelta(hours=24)
+# Kinds in the "last push of each kind" table: WeChat's InfoTypes and MsgTypes are few, a forger's are not.
+LAST_PUSH_KINDS = 30
+
+
+def pushes_per_hour(*, since: datetime) -> list[tuple[datetime, int, int]]:
+    """(hour, pushes, refused) for each hour since `since` that had pushes, newest first."""
+    rows = (
+        PushLog.objects.filter(received_at__gte=since)
+        .annotate(hour=TruncHour("received_at"))
+        .values("hour")
+        .annotate(n=Count("id"), refused=Count("id", filter=Q(outcome=PushOutcome.REJECTED)))
+        .order_by("-hour")
+    )
+    return [(row["hour"], row["n"], row["refused"]) for row in rows]
+
+
+def last_push_of_each_kind() -> list[PushLog]:
+    """The newest accepted push of each (URL, kind)."""
+    latest = (
+        PushLog.objects.exclude(outcome=PushOutcome.REJECTED)
+        .values("endpoint", "kind")
+        .annotate(last=Max("id"))
+        .order_by("endpoint", "kind")
+        .values_list("last", flat=True)[:LAST_PUSH_KINDS]
+    )
+    return list(PushLog.objects.filter(pk__in=list(latest)).order_by("endpoint", "kind"))
+
+
 def platform_status(request: HttpRequest) -> HttpResponse:
     """GET /admin/status/: for every staff user who may look at tenants (support included)."""
     if not request.user.has_perm("tenants.view_tenant"):
         raise PermissionDenied
     now = timezone.now()
     day = quota_day(now)
-    quota = Tenant.objects.filter(quota_day=day).aggregate(used=Sum("quota_used"), accounts=Count("id"))
+    quota = merchant_tenants().filter(quota_day=day).aggregate(used=Sum("quota_used"), accounts=Count("id"))
     top_quota = list(
-        Tenant.objects.filter(quota_day=day, quota_used__gt=0)
+        merchant_tenants()
+        .filter(quota_day=day, quota_used__gt=0)
         .order_by("-quota_used", "id")
         .values_list("nickname", "authorizer_appid", "quota_used")[:TOP_QUOTA_TENANTS]
     )
@@ -122,6 +154,8 @@ def platform_status(request: HttpRequest) -> HttpResponse:
             [(errcode_label(code), n) for code, n in errors],
             label=_("Sync errors by errcode, last 24 hours"),
         ),
+        "pushes_per_hour": pushes_per_hour(since=now - PUSH_WINDOW),
+        "last_pushes": last_push_of_each_kind(),
         "now": now,
     }
     return TemplateResponse(request, "admin/console/platform_status.html", context)

@@ -227,6 +227,18 @@ class WeChatClient:
         """
         self._post("/cgi-bin/clear_quota", query={"access_token": access_token}, payload={"appid": appid})
 
+    def message_custom_send(self, *, access_token: str, touser: str, text: str) -> None:
+        """A customer-service text message to a fan who wrote recently, with the authorizer token.
+
+        Official: https://developers.weixin.qq.com/doc/service/api/customer/message/api_sendcustommessage
+        See docs/wechat/endpoints.md#message_custom_send
+        """
+        self._post(
+            "/cgi-bin/message/custom/send",
+            query={"access_token": access_token},
+            payload={"touser": touser, "msgtype": "text", "text": {"content": text}},
+        )
+
     def draft_count(self, *, access_token: str) -> int:
         """The number of drafts in the account's draft box (GET, authorizer access token).
 

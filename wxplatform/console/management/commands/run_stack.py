@@ -172,7 +172,8 @@ class Command(BaseCommand):
         bind = f"{options['host']}:{options['port']}"
         commands = {
             "sandbox": [py, manage, "run_wechat_sandbox", "--port", str(options["sandbox_port"]),
-                        "--event-url", f"{web}/wechat/component/events", "--ticket-interval", "600",
+                        "--event-url", f"{web}/wechat/component/events",
+                        "--message-url", f"{web}/wechat/authorizers/$APPID$/events", "--ticket-interval", "600",
                         "--state-file", str(Path(settings.VAR_DIR) / "sandbox-state.json")],
             "web": [py, "-m", "gunicorn", "wxplatform.wsgi:application", "--bind", bind,
                     "--workers", "2", "--threads", "4", "--access-logfile", "-"],
@@ -292,6 +293,7 @@ class Command(BaseCommand):
             "  "
             + _("Sandbox state: %(path)s (delete %(var)s to start afresh)")
             % {"path": Path(settings.VAR_DIR) / "sandbox-state.json", "var": settings.VAR_DIR},
+            "  " + _("Full-release test: %(command)s") % {"command": "python manage.py release_check"},
         ]
         if api_key:
             tenant = DEMO_MERCHANTS[0]
