@@ -194,7 +194,7 @@ def test_console_reads_in_simplified_chinese(live_server: object, browser_page: 
 _LABELS = (
     "#wxp-home h2, #wxp-home h3, #wxp-home .wxp-figure, #wxp-home .wxp-link strong, "
     "#result_list thead th, #result_list .field-nickname a, #result_list .field-authorizer_appid, "
-    "#result_list .wxp-badge, #result_list .field-account_kind, #result_list .field-status_badge"
+    "#result_list .wxp-badge, #result_list .field-kind_label, #result_list .field-status_badge"
 )
 _SQUEEZED = """(selector) => {
   const canvas = document.createElement('canvas').getContext('2d');

@@ -117,8 +117,9 @@ def test_status_page_shows_pushes_per_hour_refusals_and_the_last_push_of_each_ki
     assert f"<td>{hour}</td><td>4</td>" in per_hour
     assert '<span class="wxp-badge wxp-bad">1</span>' in per_hour
     kinds = html[html.index('id="last-push-by-kind"') :]
-    assert "component_verify_ticket" in kinds
-    assert "<td>text</td>" in kinds
+    # Each kind in words, WeChat's code in brackets.
+    assert "<td>verify ticket (component_verify_ticket)</td>" in kinds
+    assert "<td>text message (text)</td>" in kinds
 
 
 def test_prune_deletes_pushes_older_than_the_retention(settings: Any) -> None:

@@ -74,7 +74,7 @@ def test_status_shows_ticket_age_token_expiry_last_push_and_problem(admin_client
     assert "7\xa0minutes ago" in html
     assert "in 1\xa0hour, 34\xa0minutes" in html or "in 1\xa0hour, 35\xa0minutes" in html
     assert "3\xa0minutes ago" in html
-    assert "component_verify_ticket" in html
+    assert "verify ticket (component_verify_ticket))" in html
     assert "platform configuration rejected by WeChat (errcode 61004)" in html
 
 

@@ -256,12 +256,12 @@ class TenantAdmin(AuditedAdminMixin):
     list_display = (
         "nickname",
         "authorizer_appid",
-        "account_kind",
-        # Service and verification types are on the account's page: the list keeps to what fits a laptop.
+        # The kind, with the service and verification types in its tooltip; the quota and the rest are on the
+        # account's page: the list keeps to what fits a 1366 px laptop screen.
+        "kind_label",
         "status_badge",
         "eligibility_badge",
         "latest_count",
-        "quota_column",
         "last_sync",
         "last_error",
         "token_expiry",
@@ -345,6 +345,11 @@ class TenantAdmin(AuditedAdminMixin):
         if expires_at <= now:
             return _badge("wxp-bad", label, f"{full} {_('expired')}")
         return _badge("wxp-warn" if expires_at - now < TOKEN_EXPIRY_WARNING else "wxp-ok", label, full)
+
+    @admin.display(description=gettext_lazy("account kind"), ordering="account_kind")
+    def kind_label(self, obj: Tenant) -> SafeString:
+        detail = f"{self.service_type(obj)} · {self.verification(obj)}"
+        return format_html('<span title="{}">{}</span>', detail, obj.get_account_kind_display())
 
     @admin.display(description=gettext_lazy("service type"), ordering="service_type_id")
     def service_type(self, obj: Tenant) -> str:

@@ -20,6 +20,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from drafts.models import AttemptOutcome, SyncAttempt
 from drafts.rules import quota_day
@@ -120,6 +121,31 @@ def last_push_of_each_kind() -> list[PushLog]:
     return list(PushLog.objects.filter(pk__in=list(latest)).order_by("endpoint", "kind"))
 
 
+# What the kinds of push mean (InfoType for the authorization event URL; MsgType or event:<Event> for the
+# message URL), so that staff read words rather than WeChat's codes; the code stays in brackets.
+PUSH_KINDS = {
+    "component_verify_ticket": gettext_lazy("verify ticket"),
+    "authorized": gettext_lazy("authorization"),
+    "updateauthorized": gettext_lazy("authorization updated"),
+    "unauthorized": gettext_lazy("authorization revoked"),
+    "notify_third_fasteregister": gettext_lazy("fast registration"),
+    "text": gettext_lazy("text message"),
+    "image": gettext_lazy("image message"),
+    "voice": gettext_lazy("voice message"),
+    "event": gettext_lazy("event"),
+}
+
+
+def push_kind_label(kind: str) -> str:
+    """'authorization (authorized)'; an event is named by its Event; an unknown kind is shown as it is."""
+    if not kind:
+        return "—"
+    if kind.startswith("event:"):
+        return f"{PUSH_KINDS['event']} ({kind.split(':', 1)[1]})"
+    label = PUSH_KINDS.get(kind)
+    return f"{label} ({kind})" if label is not None else kind
+
+
 def platform_status(request: HttpRequest) -> HttpResponse:
     """GET /admin/status/: for every staff user who may look at tenants (support included)."""
     if not request.user.has_perm("tenants.view_tenant"):
@@ -134,10 +160,11 @@ def platform_status(request: HttpRequest) -> HttpResponse:
         .values_list("nickname", "authorizer_appid", "quota_used")[:TOP_QUOTA_TENANTS]
     )
     errors = errors_by_errcode(since=now - ERRORS_WINDOW)
+    component = component_status()
     context = {
         **admin.site.each_context(request),
         "title": _("Platform status"),
-        "component": component_status(),
+        "component": component,
         "whitelist_refusals": refusals(),
         "queues": queue_depths(),
         "quota_day": day,
@@ -155,7 +182,8 @@ def platform_status(request: HttpRequest) -> HttpResponse:
             label=_("Sync errors by errcode, last 24 hours"),
         ),
         "pushes_per_hour": pushes_per_hour(since=now - PUSH_WINDOW),
-        "last_pushes": last_push_of_each_kind(),
+        "last_pushes": [(push, push_kind_label(push.kind)) for push in last_push_of_each_kind()],
+        "last_push_kind": push_kind_label(str(component["last_push_info_type"] or "")),
         "now": now,
     }
     return TemplateResponse(request, "admin/console/platform_status.html", context)
