@@ -86,6 +86,7 @@ logger = logging.getLogger(__name__)
 # loads it under its own lock), so a batch decrypts one secret per tenant.
 SYNC_FIELDS = (
     "id",
+    "component_id",
     "authorizer_appid",
     "status",
     "eligibility",
@@ -325,7 +326,7 @@ def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
     succeeded: list[_Work] = []
     failed: list[tuple[Any, ...]] = []
     attempts: list[SyncAttempt] = []
-    revoked: list[str] = []
+    revoked: list[tuple[int, str]] = []
     failed_works: list[_Work] = []
     for work in works:
         result = work.result
@@ -352,7 +353,7 @@ def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
             )
             failed_works.append(work)
             if work.revoke:
-                revoked.append(tenant.authorizer_appid)
+                revoked.append((tenant.component_id, tenant.authorizer_appid))
         # Routine scheduled fetches are told by the tenant row and the snapshots; failures, skips and
         # every on-demand sync are kept as attempts.
         if trigger != SyncTrigger.SCHEDULE or result.outcome in (AttemptOutcome.FAILED, AttemptOutcome.SKIPPED):
@@ -393,9 +394,9 @@ def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
         if attempts:
             SyncAttempt.objects.bulk_create(attempts)
         _write_events(succeeded, failed_works)
-        for appid in revoked:
+        for component_id, appid in revoked:
             # 61003: the account no longer authorizes the platform (rare: one locked update each).
-            tenant_revoke(authorizer_appid=appid)
+            tenant_revoke(component_id=component_id, authorizer_appid=appid)
         if chunk is not None:
             _chunk_done(chunk, works, now)
     return True

@@ -16,6 +16,7 @@ from django.db import transaction
 
 from tenants.services import authorization_code_receive, tenant_revoke
 from tenants.tasks import authorize_from_push
+from wxplatform.component.models import ComponentCredential
 from wxplatform.component.services import component_push_record, component_ticket_store
 from wxplatform.queueing import enqueue_on_commit
 
@@ -34,9 +35,10 @@ def _create_time(fields: dict[str, str]) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
-def authorization_event_handle(*, fields: dict[str, str]) -> None:
+def authorization_event_handle(component: ComponentCredential, *, fields: dict[str, str]) -> None:
     """Acts on one verified, decrypted push to the authorization event URL (docs/wechat/flow.md): stores a
-    ticket, records a code and queues its exchange, or revokes a tenant. Quick: WeChat waits 5 s at most."""
+    ticket, records a code and queues its exchange, or revokes a tenant, all of `component` (the platform whose
+    URL and keys the push came through). Quick: WeChat waits 5 s at most."""
     info_type = fields.get("InfoType", "")
     created_at = _create_time(fields)
     # Verified, yet checked before it reaches a column: a value that cannot be an AppID is treated as absent
@@ -46,20 +48,20 @@ def authorization_event_handle(*, fields: dict[str, str]) -> None:
     if info_type == "component_verify_ticket":
         ticket = fields.get("ComponentVerifyTicket", "")
         if ticket:
-            component_ticket_store(ticket=ticket, created_at=created_at)
+            component_ticket_store(component, ticket=ticket, created_at=created_at)
         return
-    component_push_record(info_type=info_type or "unknown")
+    component_push_record(component, info_type=info_type or "unknown")
     if info_type in ("authorized", "updateauthorized"):
         code = fields.get("AuthorizationCode", "")
         if not code:
             return
         with transaction.atomic():
-            row = authorization_code_receive(code=code, authorizer_appid=appid, pushed=True)
+            row = authorization_code_receive(component=component, code=code, authorizer_appid=appid, pushed=True)
             if row.processed_at is None:
                 enqueue_on_commit(authorize_from_push, row.pk)
     elif info_type == "unauthorized":
         if appid:
-            tenant_revoke(authorizer_appid=appid, revoked_at=created_at)
+            tenant_revoke(component_id=component.pk, authorizer_appid=appid, revoked_at=created_at)
     else:
         # Other InfoTypes (e.g. notify_third_fasteregister) share this URL; acknowledged and ignored.
         logger.info("push ignored: InfoType %s", info_type[:64])

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 
 from tenants.models import AuthorizerMessage, PushOutcome
 from tenants.tasks import answer_query_auth_code
+from wxplatform.component.models import ComponentCredential
 from wxplatform.queueing import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
@@ -55,8 +56,11 @@ def dedup_key(fields: dict[str, str]) -> str:
     return f"event:{fields.get('FromUserName', '')[:128]}:{fields.get('CreateTime', '')[:16]}"
 
 
-def authorizer_message_handle(*, authorizer_appid: str, fields: dict[str, str]) -> MessageAnswer:
-    """The answer to one verified, decrypted message for `authorizer_appid`; queues slow work after commit."""
+def authorizer_message_handle(
+    component: ComponentCredential, *, authorizer_appid: str, fields: dict[str, str]
+) -> MessageAnswer:
+    """The answer to one verified, decrypted message for `authorizer_appid` through `component`'s URL; queues
+    slow work after commit."""
     if authorizer_appid not in settings.WECHAT_RELEASE_TEST_APPIDS:
         return SUCCESS
     msg_type = fields.get("MsgType", "")
@@ -74,17 +78,19 @@ def authorizer_message_handle(*, authorizer_appid: str, fields: dict[str, str]) 
     if content.startswith(QUERY_AUTH_CODE_PREFIX):
         code = content[len(QUERY_AUTH_CODE_PREFIX) :]
         if code and len(code) <= _MAX_CODE and fields.get("FromUserName"):
-            _query_auth_code_receive(authorizer_appid=authorizer_appid, fields=fields, code=code)
+            _query_auth_code_receive(component, authorizer_appid=authorizer_appid, fields=fields, code=code)
         # An empty answer at once; the customer-service message follows from the worker.
         return MessageAnswer(PushOutcome.EMPTY)
     return SUCCESS
 
 
-def _query_auth_code_receive(*, authorizer_appid: str, fields: dict[str, str], code: str) -> None:
+def _query_auth_code_receive(
+    component: ComponentCredential, *, authorizer_appid: str, fields: dict[str, str], code: str
+) -> None:
     try:
         with transaction.atomic():
             message = AuthorizerMessage.objects.create(
-                component_appid=settings.WECHAT_COMPONENT_APPID,
+                component_appid=component.component_appid,
                 authorizer_appid=authorizer_appid,
                 dedup_key=dedup_key(fields),
                 from_user=fields["FromUserName"][:128],

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.models import AbstractAPIKey
 
+from wxplatform.component.models import ComponentCredential
 from wxplatform.encryption import EncryptedTextField
 
 # Permission sets that grant the draft-box APIs (docs/wechat/permissions.md): either one suffices.
@@ -88,7 +89,12 @@ def code_label(labels: dict[int, Any], code: int | None) -> str:
 
 
 class Tenant(models.Model):
-    authorizer_appid = models.CharField(_("AppID"), max_length=64, unique=True)
+    # The platform the account authorized. One Official Account may authorize two of the provider's platforms:
+    # those are two tenants, each with its own refresh token (docs/wechat/platforms.md).
+    component = models.ForeignKey(
+        ComponentCredential, verbose_name=_("third-party platform"), on_delete=models.PROTECT, related_name="tenants"
+    )
+    authorizer_appid = models.CharField(_("AppID"), max_length=64)
     nickname = models.CharField(_("nickname"), max_length=255, blank=True)
     head_img = models.URLField(_("avatar"), max_length=500, blank=True)
     original_id = models.CharField(_("original ID"), max_length=64, blank=True)
@@ -157,6 +163,10 @@ class Tenant(models.Model):
         indexes: ClassVar[list[models.Index]] = [
             models.Index(fields=["status", "eligibility", "id"], name="tenant_syncable_idx"),
             models.Index(fields=["access_token_expires_at"], name="tenant_token_expiry_idx"),
+            models.Index(fields=["authorizer_appid"], name="tenant_appid_idx"),
+        ]
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(fields=["component", "authorizer_appid"], name="tenant_one_per_platform"),
         ]
 
     def __str__(self) -> str:
@@ -191,6 +201,8 @@ class AuthorizationCode(models.Model):
 
     code_hash = models.CharField(max_length=64, unique=True)
     code = EncryptedTextField(blank=True, editable=False)
+    # The platform whose callback or push brought the code: it is exchanged with that platform's token.
+    component = models.ForeignKey(ComponentCredential, on_delete=models.CASCADE, related_name="+")
     authorizer_appid = models.CharField(max_length=64, blank=True)
     # Came in a verified push: only such codes are kept after a failed exchange and retried by the sweep.
     pushed = models.BooleanField(default=False)

@@ -20,6 +20,8 @@ from tenants.models import PushEndpoint, PushLog, PushOutcome
 from tenants.receiving import Answer, receive_push
 from tenants.throttling import UNAVAILABLE, window_count
 from wxplatform import metrics
+from wxplatform.component.models import ComponentCredential
+from wxplatform.component.services import component_get
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ def _rejected_budget_left() -> bool:
 
 
 def push_log_record(
+    component: ComponentCredential,
     *,
     endpoint: PushEndpoint,
     answer: Answer,
@@ -64,6 +67,7 @@ def push_log_record(
     """Stores one push (None when the rejected-push budget is spent or the database refuses)."""
     metrics.record_push(
         _PUSH_URL_LABELS[endpoint],
+        component=component.component_appid,
         kind=answer.kind if answer.signature_ok else None,
         outcome=_push_outcome(answer),
         seconds=duration,
@@ -79,7 +83,7 @@ def push_log_record(
         return PushLog.objects.create(
             received_at=timezone.now(),
             endpoint=endpoint,
-            component_appid=settings.WECHAT_COMPONENT_APPID,
+            component_appid=component.component_appid,
             authorizer_appid=answer.authorizer_appid[:64],
             kind=answer.kind[:80],
             signature_ok=answer.signature_ok,
@@ -103,6 +107,7 @@ def push_replay(*, push: PushLog) -> Answer:
     Idempotent because the handlers are: a ticket older than the stored one is ignored, codes and messages are
     keyed, revocations older than the authorization change nothing."""
     answer = receive_push(
+        component_get(push.component_appid),
         endpoint=PushEndpoint(push.endpoint),
         body=push.body.encode("utf-8"),
         query={str(k): str(v) for k, v in push.query.items()},

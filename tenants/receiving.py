@@ -21,6 +21,7 @@ from tenants.events import APPID, UNIX_SECONDS, authorization_event_handle
 from tenants.messages import authorizer_message_handle, message_kind
 from tenants.models import PushEndpoint, PushOutcome
 from wxplatform.component.clients import message_crypto
+from wxplatform.component.models import ComponentCredential
 from wxplatform.wechat.crypto import AppIdMismatchError, CryptoError, SignatureError, build_xml, parse_xml
 
 logger = logging.getLogger(__name__)
@@ -49,10 +50,17 @@ def rejected(status: int, code: str, message: str, facts: Answer | None = None) 
 
 
 def receive_push(
-    *, endpoint: PushEndpoint, body: bytes, query: Mapping[str, str], authorizer_appid: str = "", check_age: bool = True
+    component: ComponentCredential,
+    *,
+    endpoint: PushEndpoint,
+    body: bytes,
+    query: Mapping[str, str],
+    authorizer_appid: str = "",
+    check_age: bool = True,
 ) -> Answer:
-    """Verifies, decrypts and handles one push. `check_age=False` is for replaying a stored push, whose
-    timestamp is old by design."""
+    """Verifies, decrypts and handles one push to one platform's URL, with that platform's token and key: a
+    push for another platform fails verification and changes nothing. `check_age=False` is for replaying a
+    stored push, whose timestamp is old by design."""
     if endpoint == PushEndpoint.MESSAGE and not APPID.fullmatch(authorizer_appid):
         return rejected(400, "invalid_appid", _("The AppID in the URL is not an AppID."))
     timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
@@ -61,7 +69,9 @@ def receive_push(
         return rejected(400, "missing_parameters", _("timestamp, nonce and msg_signature are required."))
     facts = Answer(status=0, outcome=PushOutcome.REJECTED, authorizer_appid=authorizer_appid)
     try:
-        inner = message_crypto().decrypt_message(body, msg_signature=msg_signature, timestamp=timestamp, nonce=nonce)
+        inner = message_crypto(component).decrypt_message(
+            body, msg_signature=msg_signature, timestamp=timestamp, nonce=nonce
+        )
     except SignatureError:
         logger.warning("push rejected: bad msg_signature")
         facts = replace(facts, signature_ok=False)
@@ -85,33 +95,33 @@ def receive_push(
         logger.warning("push rejected: timestamp outside the accepted window")
         return rejected(400, "stale_message", _("The message timestamp is outside the accepted window."), facts)
     if endpoint == PushEndpoint.COMPONENT:
-        return _component_push(fields, facts)
-    return _message_push(fields, facts)
+        return _component_push(component, fields, facts)
+    return _message_push(component, fields, facts)
 
 
-def _component_push(fields: dict[str, str], facts: Answer) -> Answer:
+def _component_push(component: ComponentCredential, fields: dict[str, str], facts: Answer) -> Answer:
     appid = fields.get("AuthorizerAppid", "")
     facts = replace(
         facts, authorizer_appid=appid if APPID.fullmatch(appid) else "", kind=fields.get("InfoType", "")[:80]
     )
-    if fields.get("AppId", settings.WECHAT_COMPONENT_APPID) != settings.WECHAT_COMPONENT_APPID:
+    if fields.get("AppId", component.component_appid) != component.component_appid:
         return rejected(400, "wrong_appid", _("The message is not addressed to this platform."), facts)
-    authorization_event_handle(fields=fields)
+    authorization_event_handle(component, fields=fields)
     return replace(facts, status=200, outcome=PushOutcome.SUCCESS, content=b"success")
 
 
-def _message_push(fields: dict[str, str], facts: Answer) -> Answer:
+def _message_push(component: ComponentCredential, fields: dict[str, str], facts: Answer) -> Answer:
     facts = replace(facts, kind=message_kind(fields))
-    answer = authorizer_message_handle(authorizer_appid=facts.authorizer_appid, fields=fields)
+    answer = authorizer_message_handle(component, authorizer_appid=facts.authorizer_appid, fields=fields)
     if answer.outcome == PushOutcome.EMPTY:
         return replace(facts, status=200, outcome=PushOutcome.EMPTY, content=b"")
     if answer.outcome != PushOutcome.REPLY:
         return replace(facts, status=200, outcome=PushOutcome.SUCCESS, content=b"success")
-    reply = passive_text_reply(fields, answer.content).encode()
+    reply = passive_text_reply(component, fields, answer.content).encode()
     return replace(facts, status=200, outcome=PushOutcome.REPLY, content=reply, content_type="text/xml")
 
 
-def passive_text_reply(fields: dict[str, str], content: str) -> str:
+def passive_text_reply(component: ComponentCredential, fields: dict[str, str], content: str) -> str:
     """A passive text reply to the sender in WeChat's encrypted reply envelope: to the message's FromUserName,
     from its ToUserName (docs/wechat/message-url.md#passive-replies, docs/wechat/crypto.md#reply-envelope)."""
     now = int(time.time())
@@ -125,5 +135,5 @@ def passive_text_reply(fields: dict[str, str], content: str) -> str:
         }
     )
     timestamp, nonce = str(now), str(int.from_bytes(os.urandom(4), "big"))
-    encrypt, signature = message_crypto().encrypt_message(plain, timestamp=timestamp, nonce=nonce)
+    encrypt, signature = message_crypto(component).encrypt_message(plain, timestamp=timestamp, nonce=nonce)
     return build_xml({"Encrypt": encrypt, "MsgSignature": signature, "TimeStamp": now, "Nonce": nonce})

@@ -39,7 +39,8 @@ from tenants.models import Eligibility, Tenant, TenantProfileChange, TenantStatu
 from tenants.quota import DRAFT_COUNT_CGI_PATH
 from tenants.services import eligibility_for, tenant_onboard_fill, tenant_revoke
 from wxplatform.bulk_update import BulkUpdate
-from wxplatform.component.clients import wechat_client
+from wxplatform.component.clients import component_client
+from wxplatform.component.models import ComponentCredential
 from wxplatform.component.services import component_access_token, component_token_refresh
 from wxplatform.freshness import USABLE_MARGIN, token_is_fresh
 from wxplatform.wechat.client import WeChatClient
@@ -111,8 +112,9 @@ class _ComponentToken:
     """The component token of a run. Threads only read it and report a rejection; the run's own thread
     refreshes it (single-flight in component_token_refresh) and retries: pool threads never touch the database."""
 
-    def __init__(self) -> None:
-        self.value = component_access_token()
+    def __init__(self, component: ComponentCredential) -> None:
+        self.component = component
+        self.value = component_access_token(component)
 
     def call(self, fn: Callable[[str], T]) -> T:
         token = self.value
@@ -124,7 +126,7 @@ class _ComponentToken:
 
     def refresh(self, stale: str) -> None:
         if self.value == stale:
-            self.value = component_token_refresh(stale_token=stale)
+            self.value = component_token_refresh(self.component, stale_token=stale)
 
 
 def _map_with_token(
@@ -151,17 +153,19 @@ def _map_with_token(
 
 
 def authorizers_reconcile(
+    component: ComponentCredential,
     *,
     concurrency: int | None = None,
     read_quota: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ReconcileReport:
-    """One reconciliation pass. `on_progress(done, total)` is told after each page. Raises ComponentNotReady
-    or the WeChatError of an authorizer-list page that failed (pages written before it stay written)."""
+    """One reconciliation pass of one platform's authorizers. `on_progress(done, total)` is told after each
+    page. Raises ComponentNotReady or the WeChatError of an authorizer-list page that failed (pages written
+    before it stay written)."""
     report = ReconcileReport()
     started = timezone.now()
-    client = wechat_client()
-    token = _ComponentToken()
+    client = component_client(component)
+    token = _ComponentToken(component)
     workers = max(1, concurrency or settings.RECONCILE_CONCURRENCY)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
         offset = 0
@@ -169,7 +173,16 @@ def authorizers_reconcile(
             page = token.call(partial(_list_page, client, offset))
             listed_at = timezone.now()
             if page.items:
-                _page(client, token, pool, page.items, listed_at=listed_at, read_quota=read_quota, report=report)
+                _page(
+                    component,
+                    client,
+                    token,
+                    pool,
+                    page.items,
+                    listed_at=listed_at,
+                    read_quota=read_quota,
+                    report=report,
+                )
             offset += len(page.items)
             report.listed = offset
             if on_progress is not None:
@@ -177,8 +190,10 @@ def authorizers_reconcile(
             if not page.items or offset >= page.total_count:
                 break
         report.complete = True
-        _revoke_unlisted(client, token, pool, started=started, report=report)
-    logger.info("authorizers reconciled", extra={"reconcile": report.as_dict()})
+        _revoke_unlisted(component, client, token, pool, started=started, report=report)
+    logger.info(
+        "authorizers reconciled", extra={"component_appid": component.component_appid, "reconcile": report.as_dict()}
+    )
     return report
 
 
@@ -186,6 +201,7 @@ def authorizers_reconcile(
 
 
 def _page(
+    component: ComponentCredential,
     client: WeChatClient,
     token: _ComponentToken,
     pool: ThreadPoolExecutor,
@@ -200,7 +216,7 @@ def _page(
     # Profile and quota reads share the pool, so that both are in flight together.
     calls: list[tuple[_Read, str | None]] = [(read, None) for read in reads.values()]
     if read_quota:
-        calls += [(reads[appid], access_token) for appid, access_token in _fresh_tokens(appids)]
+        calls += [(reads[appid], access_token) for appid, access_token in _fresh_tokens(component, appids)]
 
     def call(component_token: str, target: tuple[_Read, str | None]) -> Any:
         read, access_token = target
@@ -227,7 +243,9 @@ def _page(
         # The token lock: the same row lock a token refresh takes, in id order so that runs cannot deadlock.
         existing = {
             t.authorizer_appid: t
-            for t in Tenant.objects.select_for_update().filter(authorizer_appid__in=appids).order_by("pk")
+            for t in Tenant.objects.select_for_update()
+            .filter(component=component, authorizer_appid__in=appids)
+            .order_by("pk")
         }
         created: list[Tenant] = []
         changes: list[TenantProfileChange] = []
@@ -240,7 +258,7 @@ def _page(
             tenant = existing.get(read.item.appid)
             listed_token = read.item.refresh_token or read.info.refresh_token
             if tenant is None or _should_reonboard(tenant, listed_at):
-                fresh = tenant or Tenant(authorizer_appid=read.item.appid)
+                fresh = tenant or Tenant(component=component, authorizer_appid=read.item.appid)
                 tenant_onboard_fill(
                     fresh,
                     info=read.info,
@@ -280,7 +298,7 @@ def _page(
             TenantProfileChange.objects.bulk_create(changes)
         _QUOTA_UPDATE.execute(quotas, {"now": connection.ops.adapt_datetimefield_value(now)})
         report.quotas_read += len(quotas)
-        Tenant.objects.filter(authorizer_appid__in=appids).filter(
+        Tenant.objects.filter(component=component, authorizer_appid__in=appids).filter(
             Q(listed_at__isnull=True) | Q(listed_at__lt=listed_at)
         ).update(listed_at=listed_at, profile_read_at=now)
 
@@ -306,13 +324,16 @@ def _list_page(client: WeChatClient, offset: int, token: str) -> AuthorizerListP
     return client.api_get_authorizer_list(component_access_token=token, offset=offset, count=PAGE_SIZE)
 
 
-def _fresh_tokens(appids: list[str]) -> list[tuple[str, str]]:
+def _fresh_tokens(component: ComponentCredential, appids: list[str]) -> list[tuple[str, str]]:
     """(appid, access token) of the page's eligible, active tenants whose stored token is fresh: no token is
     refreshed for a quota reading (the beat refresher keeps them fresh)."""
     return [
         (appid, access_token)
         for appid, access_token, expires_at in Tenant.objects.filter(
-            authorizer_appid__in=appids, status=TenantStatus.ACTIVE, eligibility=Eligibility.ELIGIBLE
+            component=component,
+            authorizer_appid__in=appids,
+            status=TenantStatus.ACTIVE,
+            eligibility=Eligibility.ELIGIBLE,
         ).values_list("authorizer_appid", "access_token", "access_token_expires_at")
         if token_is_fresh(access_token, expires_at, margin=USABLE_MARGIN)
     ]
@@ -392,6 +413,7 @@ def _shown(name: str, value: Any) -> str:
 
 
 def _revoke_unlisted(
+    component: ComponentCredential,
     client: WeChatClient,
     token: _ComponentToken,
     pool: ThreadPoolExecutor,
@@ -402,7 +424,7 @@ def _revoke_unlisted(
     """Active tenants that no page of this complete pass listed, checked one by one: 61003 confirms that the
     account no longer authorizes the platform. A tenant authorized after the pass began is left alone."""
     unlisted = (
-        Tenant.objects.filter(status=TenantStatus.ACTIVE, authorized_at__lt=started)
+        Tenant.objects.filter(component=component, status=TenantStatus.ACTIVE, authorized_at__lt=started)
         .filter(Q(listed_at__isnull=True) | Q(listed_at__lt=started))
         .order_by("pk")
         .values_list("pk", "authorizer_appid")
@@ -425,7 +447,7 @@ def _revoke_unlisted(
             if not isinstance(answer, WeChatError):
                 report.unchanged += 1  # listed again meanwhile, or WeChat's list lagged: left alone
             elif answer.errcode in REVOKED_CODES:
-                revoked = tenant_revoke(authorizer_appid=appid, revoked_at=checked_at)
+                revoked = tenant_revoke(component_id=component.pk, authorizer_appid=appid, revoked_at=checked_at)
                 if revoked is not None and revoked.status == TenantStatus.REVOKED:
                     report.revoked += 1
             else:

@@ -13,11 +13,14 @@ from tenants.models import Eligibility, Tenant, TenantAPIKey, TenantStatus
 # key, and is turned away before it reaches the database (which, for one, refuses NUL characters).
 _KEY_SHAPE = re.compile(r"[A-Za-z0-9]{1,8}\.[A-Za-z0-9]{1,128}")
 
-# Every field of a key, and of its tenant every field but the tokens unless fewer are asked for: a merchant is
-# never answered with the tokens, so they are neither loaded nor decrypted.
+# Every field of a key, and of its tenant every field but the tokens and the platform unless fewer are asked
+# for: a merchant is never answered with the tokens, so they are neither loaded nor decrypted, and the API names
+# no platform (a key belongs to one tenant, which belongs to one platform).
 _KEY_FIELDS = tuple(field.name for field in TenantAPIKey._meta.concrete_fields)
 TENANT_API_FIELDS = tuple(
-    field.name for field in Tenant._meta.concrete_fields if field.name not in {"access_token", "refresh_token"}
+    field.name
+    for field in Tenant._meta.concrete_fields
+    if field.name not in {"access_token", "refresh_token", "component"}
 )
 
 
@@ -51,9 +54,11 @@ def api_key_list(*, tenant: Tenant) -> QuerySet[TenantAPIKey]:
 
 def syncable_tenants() -> QuerySet[Tenant]:
     """Tenants WeChat may be asked about: active and eligible (revoked, needs-reauth and ineligible ones
-    never are, nor WeChat's release-test accounts). The sync's chunks, the stale-count gauge and the console
-    all count from this."""
-    return Tenant.objects.filter(status=TenantStatus.ACTIVE, eligibility=Eligibility.ELIGIBLE, is_test_account=False)
+    never are, nor WeChat's release-test accounts, nor the accounts of a platform switched off). The sync's
+    chunks, the stale-count gauge and the console all count from this."""
+    return Tenant.objects.filter(
+        status=TenantStatus.ACTIVE, eligibility=Eligibility.ELIGIBLE, is_test_account=False, component__active=True
+    )
 
 
 def merchant_tenants() -> QuerySet[Tenant]:

@@ -40,8 +40,9 @@ from tenants.models import (
     code_label,
 )
 from wxplatform import metrics
-from wxplatform.component.clients import wechat_client
-from wxplatform.component.services import with_component_token
+from wxplatform.component.clients import component_client, wechat_client
+from wxplatform.component.models import ComponentCredential
+from wxplatform.component.services import component_get, with_component_token
 from wxplatform.freshness import AUTHORIZER_REFRESH_MARGIN, USABLE_MARGIN, token_is_fresh
 from wxplatform.wechat.client import WeChatClient
 from wxplatform.wechat.errors import (
@@ -139,7 +140,7 @@ def _code_hash(code: str) -> str:
 
 
 def authorization_code_receive(
-    *, code: str, authorizer_appid: str = "", pushed: bool = False, claim: str = ""
+    *, component: ComponentCredential, code: str, authorizer_appid: str = "", pushed: bool = False, claim: str = ""
 ) -> AuthorizationCode:
     """Records a code so that it is exchanged once.
 
@@ -150,7 +151,13 @@ def authorization_code_receive(
     """
     row, created = AuthorizationCode.objects.get_or_create(
         code_hash=_code_hash(code),
-        defaults={"code": code, "authorizer_appid": authorizer_appid, "pushed": pushed, "claim_hash": claim},
+        defaults={
+            "component": component,
+            "code": code,
+            "authorizer_appid": authorizer_appid,
+            "pushed": pushed,
+            "claim_hash": claim,
+        },
     )
     if not created and pushed and not row.pushed:
         AuthorizationCode.objects.filter(pk=row.pk).update(pushed=True)
@@ -160,7 +167,7 @@ def authorization_code_receive(
     return row
 
 
-def tenant_authorize(*, authorization_code: str, claim: str = "") -> AuthorizeResult:
+def tenant_authorize(*, component: ComponentCredential, authorization_code: str, claim: str = "") -> AuthorizeResult:
     """Exchanges an authorization code and creates or updates the tenant.
 
     The callback and the `authorized` push carry the same code, in either order, possibly at the same time:
@@ -170,7 +177,7 @@ def tenant_authorize(*, authorization_code: str, claim: str = "") -> AuthorizeRe
     forgotten, so that junk sent to the callback leaves no row behind.
     """
     code_hash = _code_hash(authorization_code)
-    authorization_code_receive(code=authorization_code, claim=claim)
+    authorization_code_receive(component=component, code=authorization_code, claim=claim)
     try:
         return _code_exchange(code_hash=code_hash, authorization_code=authorization_code, claim=claim)
     except AuthorizationCodeError:
@@ -202,16 +209,21 @@ def _code_exchange(*, code_hash: str, authorization_code: str, claim: str) -> Au
             return AuthorizeResult(tenant=Tenant.objects.get(pk=row.tenant_id), created=False, claimed=claimed)
         if row.processed_at is not None:
             raise AuthorizationCodeError(61010, "authorization code already refused")
-        client = wechat_client()
+        # The code is exchanged with the platform that received it first (a code is issued for one platform).
+        component = ComponentCredential.objects.get(pk=row.component_id)
+        client = component_client(component)
         auth = with_component_token(
-            lambda token: client.api_query_auth(component_access_token=token, authorization_code=authorization_code)
+            component,
+            lambda token: client.api_query_auth(component_access_token=token, authorization_code=authorization_code),
         )
         info = with_component_token(
+            component,
             lambda token: client.api_get_authorizer_info(
                 component_access_token=token, authorizer_appid=auth.authorizer_appid
-            )
+            ),
         )
         tenant, created = _tenant_upsert(
+            component=component,
             appid=auth.authorizer_appid,
             info=info,
             func_ids=list(auth.func_ids),
@@ -224,20 +236,24 @@ def _code_exchange(*, code_hash: str, authorization_code: str, claim: str) -> Au
         row.code = ""
         row.processed_at = timezone.now()
         row.save(update_fields=["tenant", "authorizer_appid", "code", "processed_at"])
-    logger.info("tenant authorized", extra={"appid": tenant.authorizer_appid, "new_tenant": created})
+    logger.info(
+        "tenant authorized",
+        extra={"component_appid": component.component_appid, "appid": tenant.authorizer_appid, "new_tenant": created},
+    )
     return AuthorizeResult(tenant=tenant, created=created, claimed=claimed)
 
 
 def tenant_authorize_pending(*, authorization_code_id: int) -> AuthorizeResult | None:
     """Exchanges a code recorded from a push (see authorization_code_receive); None if already done."""
-    row = AuthorizationCode.objects.filter(pk=authorization_code_id).first()
+    row = AuthorizationCode.objects.select_related("component").filter(pk=authorization_code_id).first()
     if row is None or not row.code:
         return None
-    return tenant_authorize(authorization_code=row.code)
+    return tenant_authorize(component=row.component, authorization_code=row.code)
 
 
 def _tenant_upsert(
     *,
+    component: ComponentCredential,
     appid: str,
     info: AuthorizerInfo,
     func_ids: list[int],
@@ -246,10 +262,10 @@ def _tenant_upsert(
     refresh_token: str | None,
 ) -> tuple[Tenant, bool]:
     now = timezone.now()
-    tenant = Tenant.objects.select_for_update().filter(authorizer_appid=appid).first()
+    tenant = Tenant.objects.select_for_update().filter(component=component, authorizer_appid=appid).first()
     created = tenant is None
     if tenant is None:
-        tenant = Tenant(authorizer_appid=appid)
+        tenant = Tenant(component=component, authorizer_appid=appid)
     previous_status, previous_eligibility = tenant.status, tenant.eligibility
     tenant_onboard_fill(
         tenant,
@@ -315,13 +331,16 @@ def tenant_onboard_fill(
 
 
 @transaction.atomic
-def tenant_revoke(*, authorizer_appid: str, revoked_at: datetime | None = None) -> Tenant | None:
-    """The merchant revoked the authorization (or WeChat says so): purge tokens, stop syncs, keep history.
+def tenant_revoke(*, component_id: int, authorizer_appid: str, revoked_at: datetime | None = None) -> Tenant | None:
+    """The merchant revoked the authorization of one platform (or WeChat says so): purge tokens, stop syncs,
+    keep history. The same account's authorization of another platform is another tenant, untouched.
 
     `revoked_at` is when WeChat says it happened; a revocation older than the latest authorization (a
     replayed or late `unauthorized` push) changes nothing.
     """
-    tenant = Tenant.objects.select_for_update().filter(authorizer_appid=authorizer_appid).first()
+    tenant = (
+        Tenant.objects.select_for_update().filter(component_id=component_id, authorizer_appid=authorizer_appid).first()
+    )
     if tenant is None:
         return None
     # WeChat's CreateTime has whole seconds: only a revocation from an earlier second is older.
@@ -401,7 +420,8 @@ def tenant_token_refresh(
 @transaction.atomic
 def _token_refresh_locked(*, tenant_id: int, stale_version: int | None, margin: timedelta) -> _RefreshOutcome:
     with metrics.lock_wait("tenant_token"):
-        tenant = Tenant.objects.select_for_update().get(pk=tenant_id)
+        # Only the tenant's row is locked: refreshes of one platform's accounts must not queue on its row.
+        tenant = Tenant.objects.select_related("component").select_for_update(of=("self",)).get(pk=tenant_id)
     if tenant.status != TenantStatus.ACTIVE:
         return _RefreshOutcome(error=TenantNotActive(tenant))
     # Check again under the lock. A caller holding a stale version saw that token fail or expire: only a
@@ -414,15 +434,15 @@ def _token_refresh_locked(*, tenant_id: int, stale_version: int | None, margin: 
     if not tenant.refresh_token:
         return _RefreshOutcome(error=TenantHasNoToken(tenant.authorizer_appid))
     try:
-        result = _authorizer_token(tenant.authorizer_appid, tenant.refresh_token)
+        result = _authorizer_token(tenant.component, tenant.authorizer_appid, tenant.refresh_token)
     except RefreshTokenError as exc:
-        recovered = _recover_refresh_token(tenant.authorizer_appid, tenant.refresh_token)
+        recovered = _recover_refresh_token(tenant.component, tenant.authorizer_appid, tenant.refresh_token)
         if recovered is None:
             _mark_needs_reauth(tenant, exc)
             return _RefreshOutcome(error=exc)
         tenant.refresh_token = recovered
         try:
-            result = _authorizer_token(tenant.authorizer_appid, recovered)
+            result = _authorizer_token(tenant.component, tenant.authorizer_appid, recovered)
         except RefreshTokenError as again:
             _mark_needs_reauth(tenant, again)
             return _RefreshOutcome(error=again)
@@ -432,7 +452,7 @@ def _token_refresh_locked(*, tenant_id: int, stale_version: int | None, margin: 
     except AccountStateError as exc:
         _record_refresh_failure(tenant, exc)
         if exc.errcode in REVOKED_CODES:
-            tenant_revoke(authorizer_appid=tenant.authorizer_appid)
+            tenant_revoke(component_id=tenant.component_id, authorizer_appid=tenant.authorizer_appid)
         return _RefreshOutcome(error=exc)
     except WeChatError as exc:
         _record_refresh_failure(tenant, exc)
@@ -457,22 +477,23 @@ def _token_refresh_locked(*, tenant_id: int, stale_version: int | None, margin: 
     return _RefreshOutcome(token=tenant.access_token, version=tenant.token_version)
 
 
-def _authorizer_token(appid: str, refresh_token: str) -> AuthorizerToken:
-    client = wechat_client()
+def _authorizer_token(component: ComponentCredential, appid: str, refresh_token: str) -> AuthorizerToken:
+    client = component_client(component)
     return with_component_token(
+        component,
         lambda token: client.api_authorizer_token(
             component_access_token=token, authorizer_appid=appid, authorizer_refresh_token=refresh_token
-        )
+        ),
     )
 
 
-def _recover_refresh_token(appid: str, current: str) -> str | None:
+def _recover_refresh_token(component: ComponentCredential, appid: str, current: str) -> str | None:
     """The account's refresh token as listed by api_get_authorizer_list, if it differs from ours."""
-    client = wechat_client()
+    client = component_client(component)
     try:
         offset = 0
         while True:
-            page = with_component_token(partial(_authorizer_list_page, client, offset))
+            page = with_component_token(component, partial(_authorizer_list_page, client, offset))
             for item in page.items:
                 if item.appid == appid:
                     return item.refresh_token if item.refresh_token and item.refresh_token != current else None
@@ -520,7 +541,12 @@ def tenants_with_expiring_tokens(*, within: timedelta) -> list[int]:
     must not cost a refresh every two hours."""
     horizon = timezone.now() + within
     return list(
-        Tenant.objects.filter(status=TenantStatus.ACTIVE, access_token_expires_at__lt=horizon, is_test_account=False)
+        Tenant.objects.filter(
+            status=TenantStatus.ACTIVE,
+            access_token_expires_at__lt=horizon,
+            is_test_account=False,
+            component__active=True,
+        )
         .exclude(refresh_token="")
         .order_by("access_token_expires_at")
         .values_list("pk", flat=True)
@@ -540,7 +566,7 @@ def authorizer_message_answer(*, message_id: int) -> bool:
     if message is None or not message.query_auth_code:
         return False
     code = message.query_auth_code
-    result = tenant_authorize(authorization_code=code)
+    result = tenant_authorize(component=component_get(message.component_appid), authorization_code=code)
     token, _version = tenant_access_token(tenant=result.tenant)
     wechat_client().message_custom_send(access_token=token, touser=message.from_user, text=f"{code}_from_api")
     AuthorizerMessage.objects.filter(pk=message.pk, answered_at__isnull=True).update(

@@ -24,7 +24,8 @@ from tenants.services import (
     tenants_with_expiring_tokens,
 )
 from wxplatform.backoff import backoff_delay
-from wxplatform.component.services import ComponentNotReady
+from wxplatform.component.models import ComponentCredential
+from wxplatform.component.services import ComponentNotReady, default_component
 from wxplatform.freshness import AUTHORIZER_REFRESH_LOOKAHEAD
 from wxplatform.queueing import enqueue
 from wxplatform.wechat.errors import RetryableError, WeChatError
@@ -126,8 +127,19 @@ RECONCILE_TIME_LIMIT = 3 * 3600
     time_limit=RECONCILE_TIME_LIMIT + 60,
 )
 def reconcile_authorizers() -> dict[str, object]:
-    """Beat (daily by default): the tenants against WeChat's authorizer list (tenants.reconcile)."""
-    return authorizers_reconcile().as_dict()
+    """Beat (daily by default): each active platform's tenants against its authorizer list (tenants.reconcile).
+    A platform that cannot be reconciled now is reported and the next one is done all the same."""
+    default_component()
+    reports: dict[str, object] = {}
+    for component in ComponentCredential.objects.filter(active=True).order_by("pk"):
+        try:
+            reports[component.component_appid] = authorizers_reconcile(component).as_dict()
+        except (ComponentNotReady, WeChatError) as exc:
+            logger.warning(
+                "reconciliation failed: %s", type(exc).__name__, extra={"component_appid": component.component_appid}
+            )
+            reports[component.component_appid] = {"error": type(exc).__name__}
+    return reports
 
 
 @shared_task(name="tenants.prune_push_log", acks_late=True)

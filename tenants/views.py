@@ -27,13 +27,22 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
+from tenants.events import APPID
 from tenants.models import PushEndpoint, PushOutcome
 from tenants.pushes import push_log_record
 from tenants.receiving import receive_push, rejected
 from tenants.services import api_key_issue_first, tenant_authorize
 from tenants.throttling import window_exceeded
-from wxplatform.component.clients import wechat_client
-from wxplatform.component.services import ComponentNotReady, with_component_token
+from wxplatform.component.clients import component_client
+from wxplatform.component.models import ComponentCredential
+from wxplatform.component.services import (
+    ComponentNotReady,
+    ComponentUnknown,
+    component_get,
+    default_component,
+    is_default,
+    with_component_token,
+)
 from wxplatform.proxies import client_address
 from wxplatform.wechat.errors import AuthorizationCodeError, WeChatError
 
@@ -52,15 +61,18 @@ SESSION_NONCE = "wxp_authorize_nonce"
 NONCE_LIFETIME = 3600
 
 
-def _redirect_uri() -> str:
-    return f"{settings.PUBLIC_BASE_URL}{reverse('tenants:authorize-callback')}"
+def _redirect_uri(component: ComponentCredential) -> str:
+    callback = f"{settings.PUBLIC_BASE_URL}{reverse('tenants:authorize-callback')}"
+    # The default platform's callback URL is unchanged; another's names its platform, so that the code
+    # WeChat appends is exchanged by the platform that issued it.
+    return callback if is_default(component) else f"{callback}?{urlencode({'component': component.component_appid})}"
 
 
-def authorization_links(pre_auth_code: str) -> dict[str, str]:
+def authorization_links(component: ComponentCredential, pre_auth_code: str) -> dict[str, str]:
     query = {
-        "component_appid": settings.WECHAT_COMPONENT_APPID,
+        "component_appid": component.component_appid,
         "pre_auth_code": pre_auth_code,
-        "redirect_uri": _redirect_uri(),
+        "redirect_uri": _redirect_uri(component),
         "auth_type": AUTH_TYPE_OFFICIAL_ACCOUNTS,
     }
     mobile = {"action": "bindcomponent", "no_scan": "1", **query}
@@ -94,21 +106,45 @@ def _too_many(request: HttpRequest, scope: str) -> HttpResponse | None:
     return response
 
 
+def _component_of(request: HttpRequest) -> ComponentCredential | None:
+    """The platform named by `?component=<component appid>`, the default one without it; None if unknown."""
+    appid = request.GET.get("component", "")
+    if not appid:
+        return default_component()
+    if not APPID.fullmatch(appid):
+        return None
+    try:
+        return component_get(appid)
+    except ComponentUnknown:
+        return None
+
+
+def _unknown_platform(request: HttpRequest) -> HttpResponse:
+    message = _("This authorization link names a platform that does not exist here. Please ask for a new link.")
+    return render(request, "tenants/authorize_error.html", {"message": message}, status=404)
+
+
 @require_GET
 @never_cache
 def authorize(request: HttpRequest) -> HttpResponse:
-    """A page, not a redirect: WeChat checks that the link is followed from the platform's own domain."""
+    """A page, not a redirect: WeChat checks that the link is followed from the platform's own domain.
+    `?component=<component appid>` picks the platform; without it, the default one."""
     if limited := _too_many(request, "authorize_page"):
         return limited
+    component = _component_of(request)
+    if component is None:
+        return _unknown_platform(request)
     try:
-        client = wechat_client()
-        pre_auth = with_component_token(lambda token: client.api_create_preauthcode(component_access_token=token))
+        client = component_client(component)
+        pre_auth = with_component_token(
+            component, lambda token: client.api_create_preauthcode(component_access_token=token)
+        )
     except (ComponentNotReady, WeChatError) as exc:
         logger.warning("authorization page unavailable: %s", type(exc).__name__)
         message = _("Authorization is temporarily unavailable. Please try again in a few minutes.")
         return render(request, "tenants/authorize_error.html", {"message": message}, status=503)
     _nonce_start(request)
-    context = {"links": authorization_links(pre_auth.code), "expires_in": pre_auth.expires_in}
+    context = {"links": authorization_links(component, pre_auth.code), "expires_in": pre_auth.expires_in}
     return render(request, "tenants/authorize.html", context)
 
 
@@ -121,8 +157,11 @@ def authorize_callback(request: HttpRequest) -> HttpResponse:
         return render(request, "tenants/authorize_error.html", {"message": message}, status=400)
     if limited := _too_many(request, "authorize_callback"):
         return limited
+    component = _component_of(request)
+    if component is None:
+        return _unknown_platform(request)
     try:
-        result = tenant_authorize(authorization_code=code, claim=_session_claim(request))
+        result = tenant_authorize(component=component, authorization_code=code, claim=_session_claim(request))
     except AuthorizationCodeError:
         message = _("This authorization has expired or was already used. Please start the authorization again.")
         return render(request, "tenants/authorize_error.html", {"message": message, "retry": True}, status=400)
@@ -146,13 +185,32 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "message": message}}, status=status)
 
 
-def _receive(request: HttpRequest, endpoint: PushEndpoint, authorizer_appid: str = "") -> HttpResponse:
-    """Bounded read, verify, decrypt, handle, answer; and log the push, whatever it was."""
+def _push_component(component_appid: str) -> ComponentCredential | None:
+    """The platform of a push URL (empty: the default platform's URL); None if there is no such platform."""
+    if not component_appid:
+        return default_component()
+    if not APPID.fullmatch(component_appid):
+        return None
+    try:
+        return component_get(component_appid)
+    except ComponentUnknown:
+        return None
+
+
+def _receive(
+    request: HttpRequest, endpoint: PushEndpoint, *, component_appid: str = "", authorizer_appid: str = ""
+) -> HttpResponse:
+    """Bounded read, verify, decrypt, handle, answer; and log the push, whatever it was. `component_appid`
+    empty: the default platform's URL."""
     if request.method != "POST":
         # WeChat only POSTs here; anything else is answered in the error shape too, and is not logged.
         refused = _error(405, "method_not_allowed", _("Only POST is accepted here."))
         refused["Allow"] = "POST"
         return refused
+    component = _push_component(component_appid)
+    if component is None:
+        # Nothing to verify with and no platform to log it under: refused, not logged.
+        return _error(404, "unknown_component", _("No third-party platform with this AppID is configured here."))
     started = time.perf_counter()
     body: bytes | None = None
     if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_PUSH_BYTES:
@@ -165,25 +223,33 @@ def _receive(request: HttpRequest, endpoint: PushEndpoint, authorizer_appid: str
         if body is None or len(body) > MAX_PUSH_BYTES:
             answer = rejected(413, "payload_too_large", _("The request body is too large."))
         else:
-            answer = receive_push(endpoint=endpoint, body=body, query=request.GET, authorizer_appid=authorizer_appid)
+            answer = receive_push(
+                component, endpoint=endpoint, body=body, query=request.GET, authorizer_appid=authorizer_appid
+            )
     if answer.outcome == PushOutcome.REJECTED:
         response: HttpResponse = _error(answer.status, answer.error_code, answer.error_message)
     else:
         response = HttpResponse(answer.content, content_type=answer.content_type, status=answer.status)
     push_log_record(
-        endpoint=endpoint, answer=answer, query=request.GET, body=body, duration=time.perf_counter() - started
+        component,
+        endpoint=endpoint,
+        answer=answer,
+        query=request.GET,
+        body=body,
+        duration=time.perf_counter() - started,
     )
     return response
 
 
 @csrf_exempt
-def component_events(request: HttpRequest) -> HttpResponse:
-    """The authorization event URL (docs/wechat/flow.md#authorization-event-url): the bare string `success`."""
-    return _receive(request, PushEndpoint.COMPONENT)
+def component_events(request: HttpRequest, component_appid: str = "") -> HttpResponse:
+    """The authorization event URL (docs/wechat/flow.md#authorization-event-url): the bare string `success`.
+    /wechat/component/events is the default platform's; /wechat/components/<component appid>/events any one's."""
+    return _receive(request, PushEndpoint.COMPONENT, component_appid=component_appid)
 
 
 @csrf_exempt
-def authorizer_events(request: HttpRequest, appid: str) -> HttpResponse:
+def authorizer_events(request: HttpRequest, appid: str, component_appid: str = "") -> HttpResponse:
     """The message-and-event URL, configured as …/authorizers/$APPID$/events (docs/wechat/message-url.md):
     `success`, an empty answer, or an encrypted passive reply."""
-    return _receive(request, PushEndpoint.MESSAGE, authorizer_appid=appid)
+    return _receive(request, PushEndpoint.MESSAGE, component_appid=component_appid, authorizer_appid=appid)

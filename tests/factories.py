@@ -4,7 +4,7 @@ tests/fixtures/tenants.py).
     tenant = make_tenant(status=TenantStatus.REVOKED)     # any Tenant field can be overridden
     key, raw = make_api_key(tenant)                       # raw: the "prefix.secret" a client sends
 
-Every tenant is an eligible, active Official Account with tokens, unless told otherwise.
+Every tenant is an eligible, active Official Account with tokens, of the default platform, unless told otherwise.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from drafts.models import DraftSnapshot, SnapshotReason
 from tenants.models import AccountKind, Eligibility, Tenant, TenantAPIKey, TenantStatus
+from wxplatform.component.services import default_component
 
 
 def make_tenant(**overrides: Any) -> Tenant:
@@ -36,6 +37,8 @@ def make_tenant(**overrides: Any) -> Tenant:
         "authorized_at": timezone.now(),
     }
     fields.update(overrides)
+    if "component" not in fields and "component_id" not in fields:
+        fields["component"] = default_component()
     return Tenant.objects.create(**fields)
 
 

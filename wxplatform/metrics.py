@@ -92,10 +92,11 @@ class _Series:
         )
         self.pushes = Counter(
             "wxp_pushes_total",
-            "Pushes received from WeChat by URL (component: the authorization event URL; authorizer: the "
+            "Pushes received from WeChat by platform (component appid), URL (component: the authorization event "
+            "URL; authorizer: the "
             "message-and-event URL), kind (InfoType, MsgType or Event; 'unverified' before the signature "
             "verifies) and outcome (ok, bad_signature, undecryptable, rejected, error).",
-            ["url", "kind", "outcome"],
+            ["component", "url", "kind", "outcome"],
         )
         self.push_seconds = Histogram(
             "wxp_push_duration_seconds",
@@ -187,13 +188,15 @@ _PUSH_KIND = re.compile(r"[A-Za-z0-9_]{1,40}")
 
 
 @_never_raises
-def record_push(url: str, *, kind: str | None, outcome: str, seconds: float) -> None:
-    """One push answered at `url` ("component" or "authorizer"). `kind` is the verified push's InfoType,
+def record_push(url: str, *, component: str, kind: str | None, outcome: str, seconds: float) -> None:
+    """One push answered at `url` ("component" or "authorizer") of the platform `component` (a configured
+    component appid: unknown platforms are refused before this). `kind` is the verified push's InfoType,
     MsgType or Event (None, or anything else unverified: "unverified"); `outcome` one of PUSH_OUTCOMES."""
     series = _get()
     url_label = url if url in PUSH_URLS else "other"
     kind_label = kind if kind is not None and _PUSH_KIND.fullmatch(kind) else PUSH_UNVERIFIED
-    series.pushes.labels(url_label, kind_label, outcome if outcome in PUSH_OUTCOMES else "error").inc()
+    outcome_label = outcome if outcome in PUSH_OUTCOMES else "error"
+    series.pushes.labels(component[:64], url_label, kind_label, outcome_label).inc()
     series.push_seconds.labels(url_label).observe(max(0.0, seconds))
 
 

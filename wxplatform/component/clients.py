@@ -1,11 +1,15 @@
-"""The process-wide WeChat client, built from settings.
+"""The process-wide WeChat client, built from settings, and its per-platform views.
 
-One pooled requests.Session per process is the point (keep-alive to WeChat); it holds no tenant state.
+One pooled requests.Session per process is the point (keep-alive to WeChat); it holds no tenant state. Every
+platform's client shares it: `component_client(component)` is the same transport bound to one platform's appid
+and secret, for the component endpoints; `wechat_client()` is the bare transport, for the calls an authorizer's
+own access token authorizes (draft/count, quota, rid, custom send), which name no platform.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
@@ -14,13 +18,18 @@ from wxplatform.metrics import observe_wechat_call
 from wxplatform.wechat.client import WeChatClient
 from wxplatform.wechat.crypto import MessageCrypto
 
+if TYPE_CHECKING:
+    from wxplatform.component.models import ComponentCredential
+
 
 @lru_cache(maxsize=1)
 def _client(base_url: str, proxy: str) -> WeChatClient:
+    # No platform credentials: a component endpoint called through the bare transport by mistake is refused
+    # by WeChat (41018 missing component_appid) instead of silently speaking for the default platform.
     return WeChatClient(
         base_url=base_url,
-        component_appid=settings.WECHAT_COMPONENT_APPID,
-        component_appsecret=settings.WECHAT_COMPONENT_APPSECRET,
+        component_appid="",
+        component_appsecret="",
         connect_timeout=settings.WECHAT_CONNECT_TIMEOUT,
         read_timeout=settings.WECHAT_READ_TIMEOUT,
         on_call=observe_wechat_call,
@@ -34,7 +43,11 @@ def wechat_client() -> WeChatClient:
     return _client(settings.WECHAT_API_BASE, settings.WECHAT_HTTP_PROXY)
 
 
-def message_crypto() -> MessageCrypto:
-    return MessageCrypto(
-        settings.WECHAT_COMPONENT_TOKEN, settings.WECHAT_COMPONENT_AES_KEY, settings.WECHAT_COMPONENT_APPID
-    )
+def component_client(component: ComponentCredential) -> WeChatClient:
+    """The shared transport speaking for one platform (its appid and secret in the component endpoints)."""
+    return wechat_client().for_component(component.component_appid, component.appsecret)
+
+
+def message_crypto(component: ComponentCredential) -> MessageCrypto:
+    """Verifies, decrypts and encrypts one platform's pushes (its token, EncodingAESKey and appid)."""
+    return MessageCrypto(component.token, component.aes_key, component.component_appid)

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from wxplatform import metrics
-from wxplatform.component.clients import wechat_client
+from wxplatform.component.clients import component_client
 from wxplatform.component.models import ComponentCredential
 from wxplatform.freshness import COMPONENT_REFRESH_MARGIN, token_is_fresh
 from wxplatform.wechat.errors import ConfigurationError, TicketError, TokenError, WeChatError
@@ -43,22 +43,70 @@ class ComponentNotReady(Exception):
         super().__init__(reason)
 
 
-def component_credential() -> ComponentCredential:
-    credential, _ = ComponentCredential.objects.get_or_create(component_appid=settings.WECHAT_COMPONENT_APPID)
+class ComponentUnknown(Exception):
+    """No platform with that component appid is configured here."""
+
+
+def _default_secrets() -> dict[str, str]:
+    return {
+        "appsecret": settings.WECHAT_COMPONENT_APPSECRET,
+        "token": settings.WECHAT_COMPONENT_TOKEN,
+        "aes_key": settings.WECHAT_COMPONENT_AES_KEY,
+    }
+
+
+def default_component() -> ComponentCredential:
+    """The platform configured by the WECHAT_COMPONENT_* settings, created or brought up to date from them
+    (the settings win: an operator changes the default platform's secrets by changing its environment)."""
+    appid = settings.WECHAT_COMPONENT_APPID
+    secrets = _default_secrets()
+    credential = ComponentCredential.objects.filter(component_appid=appid).first()
+    if credential is None:
+        credential, _ = ComponentCredential.objects.get_or_create(component_appid=appid, defaults=secrets)
+    changed = [name for name, value in secrets.items() if getattr(credential, name) != value]
+    if changed:
+        for name in changed:
+            setattr(credential, name, secrets[name])
+        credential.save(update_fields=changed)
     return credential
 
 
-def _locked_credential() -> ComponentCredential:
-    component_credential()
-    with metrics.lock_wait("component_token"):
-        return ComponentCredential.objects.select_for_update().get(component_appid=settings.WECHAT_COMPONENT_APPID)
+def is_default(component: ComponentCredential) -> bool:
+    return component.component_appid == settings.WECHAT_COMPONENT_APPID
+
+
+def component_get(appid: str) -> ComponentCredential:
+    """The platform with this component appid (the default one is kept up to date from the settings).
+    Raises ComponentUnknown."""
+    if appid == settings.WECHAT_COMPONENT_APPID:
+        return default_component()
+    credential = ComponentCredential.objects.filter(component_appid=appid).first()
+    if credential is None:
+        raise ComponentUnknown(appid)
+    return credential
 
 
 @transaction.atomic
-def component_ticket_store(*, ticket: str, created_at: datetime) -> bool:
+def component_add(*, appid: str, secret: str, token: str, aes_key: str, name: str = "") -> ComponentCredential:
+    """Adds a platform, or updates the credentials of an existing one (add_component, the admin)."""
+    credential, _ = ComponentCredential.objects.select_for_update().get_or_create(component_appid=appid)
+    credential.appsecret, credential.token, credential.aes_key = secret, token, aes_key
+    if name:
+        credential.name = name
+    credential.save()
+    return credential
+
+
+def _locked_credential(component: ComponentCredential) -> ComponentCredential:
+    with metrics.lock_wait("component_token"):
+        return ComponentCredential.objects.select_for_update().get(pk=component.pk)
+
+
+@transaction.atomic
+def component_ticket_store(component: ComponentCredential, *, ticket: str, created_at: datetime) -> bool:
     """Keeps the newest ticket. A replayed or late push carrying an older ticket changes nothing.
     Returns whether the ticket was stored."""
-    credential = _locked_credential()
+    credential = _locked_credential(component)
     now = timezone.now()
     credential.last_push_at = now
     credential.last_push_info_type = "component_verify_ticket"
@@ -76,10 +124,9 @@ def component_ticket_store(*, ticket: str, created_at: datetime) -> bool:
     return stored
 
 
-def component_push_record(*, info_type: str) -> None:
+def component_push_record(component: ComponentCredential, *, info_type: str) -> None:
     """Remembers when WeChat last pushed anything (shown on the platform status page)."""
-    component_credential()
-    ComponentCredential.objects.filter(component_appid=settings.WECHAT_COMPONENT_APPID).update(
+    ComponentCredential.objects.filter(pk=component.pk).update(
         last_push_at=timezone.now(), last_push_info_type=info_type[:64]
     )
 
@@ -94,37 +141,58 @@ class _Outcome:
     request_push: bool = False
 
 
-def component_access_token() -> str:
+class ComponentInactive(ComponentNotReady):
+    """The platform is switched off here: it refreshes nothing and syncs nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(_INACTIVE)
+
+
+_INACTIVE = "platform switched off"
+
+
+def component_access_token(component: ComponentCredential) -> str:
     """A component access token valid for at least COMPONENT_REFRESH_MARGIN, refreshing it if needed."""
-    credential = component_credential()
-    if _is_fresh(credential):
-        return str(credential.access_token)
-    return component_token_refresh()
+    return component_token_with_expiry(component)[0]
 
 
-def with_component_token(call: Callable[[str], T]) -> T:
+def component_token_with_expiry(component: ComponentCredential) -> tuple[str, datetime]:
+    """The stored component token and its expiry, refreshed first (single-flight) when within its margin."""
+    credential = ComponentCredential.objects.get(pk=component.pk)
+    if not credential.active:
+        raise ComponentInactive()
+    if not _is_fresh(credential):
+        component_token_refresh(credential)
+        credential = ComponentCredential.objects.get(pk=component.pk)
+    assert credential.access_token_expires_at is not None
+    return str(credential.access_token), credential.access_token_expires_at
+
+
+def with_component_token(component: ComponentCredential, call: Callable[[str], T]) -> T:
     """Runs `call(component_access_token)`; if WeChat says the token is invalid or expired (40001/40014/
     42001: revoked by a refresh elsewhere, or a restored database), refreshes once and retries once."""
-    token = component_access_token()
+    token = component_access_token(component)
     try:
         return call(token)
     except TokenError:
-        return call(component_token_refresh(stale_token=token))
+        return call(component_token_refresh(component, stale_token=token))
 
 
 def _is_fresh(credential: ComponentCredential) -> bool:
     return token_is_fresh(credential.access_token, credential.access_token_expires_at, margin=COMPONENT_REFRESH_MARGIN)
 
 
-def component_token_refresh(*, force: bool = False, stale_token: str | None = None) -> str:
+def component_token_refresh(
+    component: ComponentCredential, *, force: bool = False, stale_token: str | None = None
+) -> str:
     """Obtains a new component access token, single-flight across processes.
 
     `stale_token`: the token a caller saw rejected (40001); if another process has already replaced it,
     the newer token is returned without calling WeChat. `force` refreshes even a fresh token.
     """
-    outcome = _refresh_locked(force=force, stale_token=stale_token)
+    outcome = _refresh_locked(component, force=force, stale_token=stale_token)
     if outcome.request_push:
-        component_request_ticket_push()
+        component_request_ticket_push(component)
     if outcome.problem is not None:
         raise outcome.problem
     assert outcome.token is not None
@@ -132,8 +200,10 @@ def component_token_refresh(*, force: bool = False, stale_token: str | None = No
 
 
 @transaction.atomic
-def _refresh_locked(*, force: bool, stale_token: str | None) -> _Outcome:
-    credential = _locked_credential()
+def _refresh_locked(component: ComponentCredential, *, force: bool, stale_token: str | None) -> _Outcome:
+    credential = _locked_credential(component)
+    if not credential.active:
+        return _Outcome(problem=ComponentInactive())
     # Check again now that we hold the lock: another process may have refreshed meanwhile.
     replaced = stale_token is not None and credential.access_token not in ("", stale_token)
     if not force and _is_fresh(credential) and (stale_token is None or replaced):
@@ -143,7 +213,7 @@ def _refresh_locked(*, force: bool, stale_token: str | None) -> _Outcome:
         _record_problem(credential, ComponentNotReady(_NO_TICKET))
         return _Outcome(problem=ComponentNotReady(_NO_TICKET), request_push=True)
     try:
-        result = wechat_client().api_component_token(component_verify_ticket=credential.verify_ticket)
+        result = component_client(credential).api_component_token(component_verify_ticket=credential.verify_ticket)
     except TicketError as exc:
         problem = ComponentNotReady("component_verify_ticket rejected by WeChat", exc.errcode)
         _record_problem(credential, problem)
@@ -168,7 +238,10 @@ def _refresh_locked(*, force: bool, stale_token: str | None) -> _Outcome:
             "problem_at",
         ]
     )
-    logger.info("component access token refreshed", extra={"expires_in": result.expires_in})
+    logger.info(
+        "component access token refreshed",
+        extra={"component_appid": credential.component_appid, "expires_in": result.expires_in},
+    )
     return _Outcome(token=result.access_token)
 
 
@@ -177,35 +250,43 @@ def _record_problem(credential: ComponentCredential, problem: ComponentNotReady)
         credential.problem_at = timezone.now()
     credential.problem_code, credential.problem = problem.errcode, problem.reason
     credential.save(update_fields=["problem_code", "problem", "problem_at"])
-    logger.warning("component token unavailable: %s (errcode %s)", problem.reason, problem.errcode)
+    logger.warning(
+        "component token unavailable: %s (errcode %s)",
+        problem.reason,
+        problem.errcode,
+        extra={"component_appid": credential.component_appid},
+    )
 
 
-def component_request_ticket_push() -> bool:
+def component_request_ticket_push(component: ComponentCredential) -> bool:
     """Asks WeChat to (re)start ticket pushes, at most once per PUSH_TICKET_INTERVAL across processes.
     Returns whether WeChat was asked."""
     now = timezone.now()
-    component_credential()
     claimed = (
-        ComponentCredential.objects.filter(component_appid=settings.WECHAT_COMPONENT_APPID)
+        ComponentCredential.objects.filter(pk=component.pk, active=True)
         .exclude(push_ticket_requested_at__gt=now - PUSH_TICKET_INTERVAL)
         .update(push_ticket_requested_at=now)
     )
     if not claimed:
         return False
     try:
-        wechat_client().api_start_push_ticket()
+        component_client(component).api_start_push_ticket()
     except WeChatError as exc:
         logger.warning("api_start_push_ticket failed: errcode %s", exc.errcode)
         return False
     return True
 
 
-def component_status() -> dict[str, object]:
-    """What staff and /readyz need to know about the platform's credentials. Never includes secrets."""
-    credential = component_credential()
+def component_status(component: ComponentCredential) -> dict[str, object]:
+    """What staff and /readyz need to know about a platform's credentials. Never includes secrets."""
+    credential = ComponentCredential.objects.get(pk=component.pk)
     now = timezone.now()
     ticket_age = (now - credential.ticket_received_at).total_seconds() if credential.ticket_received_at else None
     return {
+        "component_appid": credential.component_appid,
+        "name": credential.name,
+        "active": credential.active,
+        "default": is_default(credential),
         "has_ticket": bool(credential.verify_ticket),
         "ticket_received_at": credential.ticket_received_at,
         "ticket_age_seconds": ticket_age,
@@ -222,9 +303,24 @@ def component_status() -> dict[str, object]:
     }
 
 
-def component_readiness() -> str | None:
-    """The condition reported by /readyz: None when the platform can call WeChat."""
-    status = component_status()
+def platforms_readiness() -> str | None:
+    """The condition reported by /readyz: None when every active platform can call WeChat, else each one's
+    problem, named by its component appid."""
+    default_component()
+    problems = []
+    for component in ComponentCredential.objects.filter(active=True).order_by("pk"):
+        problem = component_readiness(component)
+        if problem is not None:
+            problems.append(f"{component.component_appid}: {problem}")
+    return "; ".join(problems) or None
+
+
+def component_readiness(component: ComponentCredential) -> str | None:
+    """The condition reported by /readyz for one platform: None when it can call WeChat (or is switched off,
+    which is a decision, not a fault)."""
+    status = component_status(component)
+    if not status["active"]:
+        return None
     if status["problem"]:
         code = status["problem_code"]
         return f"{status['problem']}" + (f" (errcode {code})" if code is not None else "")

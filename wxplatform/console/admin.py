@@ -605,7 +605,7 @@ class TenantAdmin(AuditedAdminMixin):
             return HttpResponseNotAllowed(["GET", "POST"])
         tenant = self._tenant_for_action(request, object_id)
         if request.method == "POST":
-            tenant_revoke(authorizer_appid=tenant.authorizer_appid)
+            tenant_revoke(component_id=tenant.component_id, authorizer_appid=tenant.authorizer_appid)
             audit_record(request=request, action="tenant.revoke", target=_target(tenant))
             self.message_user(request, _("Marked revoked; the tokens were purged."), messages.SUCCESS)
             return self._back(tenant)

@@ -11,14 +11,14 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from wxplatform.component.services import component_readiness
+from wxplatform.component.services import platforms_readiness
 from wxplatform.egress import whitelist_readiness
 from wxplatform.redis_client import redis_client
 
 ReadinessCheck = Callable[[], str | None]
 # Conditions are shown in /readyz (None when fine, else a short reason) but do not make the service unready:
 # the API keeps serving stored data without them.
-CONDITIONS: dict[str, ReadinessCheck] = {"component": component_readiness, "whitelist": whitelist_readiness}
+CONDITIONS: dict[str, ReadinessCheck] = {"component": platforms_readiness, "whitelist": whitelist_readiness}
 
 
 def _check_database() -> str | None:

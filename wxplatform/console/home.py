@@ -22,7 +22,7 @@ from drafts.rules import quota_day
 from tenants.models import Eligibility, Tenant, TenantStatus
 from tenants.selectors import failing_tenants
 from wxplatform.charts import bar_chart_svg
-from wxplatform.component.services import component_status
+from wxplatform.component.services import component_status, default_component
 
 HISTORY_DAYS = 7
 
@@ -59,7 +59,7 @@ def console_home(request: HttpRequest) -> HttpResponse:
         runs = _runs_by_day(now)
         last_run = SyncRun.objects.order_by("-started_at").first()
         quota = Tenant.objects.filter(quota_day=quota_day(now)).aggregate(used=Sum("quota_used"))
-        component = component_status()
+        component = component_status(default_component())
         ticket_age = component["ticket_age_seconds"]
         context["dashboard"] = {
             "component": component,

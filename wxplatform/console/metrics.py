@@ -33,7 +33,7 @@ from prometheus_client.registry import Collector
 from drafts.models import JobState, SyncJob, SyncRun, SyncTrigger
 from drafts.rules import quota_budget, quota_day
 from tenants.selectors import failing_tenants, merchant_tenants, syncable_tenants
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.services import default_component
 from wxplatform.egress import refusals
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class DatabaseCollector(Collector):
 
 def _component_families() -> Iterator[Metric]:
     now = timezone.now()
-    credential = ComponentCredential.objects.filter(component_appid=settings.WECHAT_COMPONENT_APPID).first()
+    credential = default_component()
     present = GaugeMetricFamily("wxp_component_ticket_present", "Whether a component_verify_ticket is stored.")
     present.add_metric([], 1 if credential is not None and credential.ticket_received_at else 0)
     yield present

@@ -27,7 +27,7 @@ from drafts.rules import quota_day
 from tenants.models import PushLog, PushOutcome
 from tenants.selectors import merchant_tenants
 from wxplatform.charts import bar_chart_svg
-from wxplatform.component.services import component_status
+from wxplatform.component.services import component_status, default_component
 from wxplatform.egress import refusals
 from wxplatform.errcodes import errcode_label
 from wxplatform.redis_client import redis_client
@@ -160,7 +160,7 @@ def platform_status(request: HttpRequest) -> HttpResponse:
         .values_list("nickname", "authorizer_appid", "quota_used")[:TOP_QUOTA_TENANTS]
     )
     errors = errors_by_errcode(since=now - ERRORS_WINDOW)
-    component = component_status()
+    component = component_status(default_component())
     context = {
         **admin.site.each_context(request),
         "title": _("Platform status"),

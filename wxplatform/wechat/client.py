@@ -6,6 +6,7 @@ failed call may be repeated depends on the caller (errors.py tells it which kind
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from typing import Any
@@ -73,6 +74,15 @@ class WeChatClient:
             self._session.proxies = {"http": proxy, "https": proxy}
         self._on_call = on_call
         self._on_error = on_error
+
+    def for_component(self, component_appid: str, component_appsecret: str) -> WeChatClient:
+        """This client's transport (session, timeouts, observers) speaking for another platform. The copy
+        never closes the shared session."""
+        bound = copy.copy(self)
+        bound._component_appid = component_appid
+        bound._component_appsecret = component_appsecret
+        bound._owns_session = False
+        return bound
 
     def __repr__(self) -> str:
         return f"WeChatClient(base_url={self._base_url!r}, component_appid={self._component_appid!r})"

@@ -15,7 +15,8 @@ from django.utils.translation import gettext as _
 from tqdm import tqdm
 
 from tenants.reconcile import ReconcileReport, authorizers_reconcile
-from wxplatform.component.services import ComponentNotReady
+from wxplatform.component.models import ComponentCredential
+from wxplatform.component.services import ComponentNotReady, ComponentUnknown, component_get, default_component
 from wxplatform.wechat.errors import WeChatError
 
 
@@ -26,8 +27,27 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="No progress bar on stderr.")
         parser.add_argument("--no-quota", action="store_true", help="Do not read each account's quota.")
         parser.add_argument("--concurrency", type=int, default=None, help="Calls in flight (RECONCILE_CONCURRENCY).")
+        parser.add_argument(
+            "--component", default="", help="Only this platform's component AppID (default: every active platform)."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["component"]:
+            try:
+                components = [component_get(options["component"])]
+            except ComponentUnknown:
+                raise CommandError(
+                    _("No platform with component AppID %(appid)s.") % {"appid": options["component"]}
+                ) from None
+        else:
+            default_component()
+            components = list(ComponentCredential.objects.filter(active=True).order_by("pk"))
+        for component in components:
+            if len(components) > 1:
+                self.stdout.write(str(component))
+            self._reconcile(component, options)
+
+    def _reconcile(self, component: ComponentCredential, options: dict[str, Any]) -> None:
         started = time.monotonic()
         bar = tqdm(unit="account", file=_Stream(self.stderr), disable=options["no_progress"])
 
@@ -37,7 +57,7 @@ class Command(BaseCommand):
 
         try:
             report = authorizers_reconcile(
-                concurrency=options["concurrency"], read_quota=not options["no_quota"], on_progress=progress
+                component, concurrency=options["concurrency"], read_quota=not options["no_quota"], on_progress=progress
             )
         except ComponentNotReady as exc:
             raise CommandError(_("The platform cannot obtain its token: %(reason)s") % {"reason": exc.reason}) from None

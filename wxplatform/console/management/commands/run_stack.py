@@ -35,7 +35,7 @@ from django.utils.translation import gettext as _
 
 from tenants.models import Tenant, TenantAPIKey
 from tenants.services import api_key_issue, api_key_revoke
-from wxplatform.component.services import component_request_ticket_push
+from wxplatform.component.services import component_request_ticket_push, default_component
 from wxplatform.sandbox.control import SandboxControl
 
 DEMO_USER, DEMO_PASSWORD = "admin", "admin"
@@ -270,7 +270,7 @@ class Command(BaseCommand):
 
     def _wait_for_ticket(self, web: str, timeout: float = 60) -> None:
         # Like WeChat, the sandbox pushes a ticket every few minutes; ask for one now rather than wait.
-        component_request_ticket_push()
+        component_request_ticket_push(default_component())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             conditions = requests.get(f"{web}/readyz", timeout=5).json().get("conditions", {})
