@@ -215,12 +215,12 @@ def run(args: argparse.Namespace) -> None:
         django.setup()
         call_command("migrate", verbosity=0)
         from tenants.models import Tenant
-        from wxplatform.component.services import component_access_token, component_ticket_store
+        from wxplatform.component.services import component_access_token, component_ticket_store, default_component
 
         control = SandboxControl(sandbox_url)
         control.wait_until_ready(timeout=30)
-        component_ticket_store(ticket=control.push_ticket()["ticket"], created_at=timezone.now())
-        token = component_access_token()
+        component_ticket_store(default_component(), ticket=control.push_ticket()["ticket"], created_at=timezone.now())
+        token = component_access_token(default_component())
         seeded = 0
         for size in sorted(args.sizes):
             started = time.monotonic()

@@ -29,7 +29,7 @@ from tests.fixtures.sandbox import Sandbox
 from tests.fixtures.sync import component_ready, sandbox_tenant, sandbox_tenants, worker_env
 from tests.fixtures.worker import ROOT, Worker
 from wxplatform.component.clients import wechat_client
-from wxplatform.component.services import component_ticket_store
+from wxplatform.component.services import component_ticket_store, default_component
 from wxplatform.metrics import observe_wechat_call
 from wxplatform.wechat.bulk import fetch_draft_counts
 from wxplatform.wechat.errors import WeChatError
@@ -241,7 +241,7 @@ def test_token_refreshes_and_lock_waits_are_recorded(client: Any, open_metrics: 
 
 def test_database_gauges_report_ticket_tenants_quota_and_jobs(client: Any, open_metrics: None, settings: Any) -> None:
     now = timezone.now()
-    component_ticket_store(ticket="ticket@@@1", created_at=now)
+    component_ticket_store(default_component(), ticket="ticket@@@1", created_at=now)
     from wxplatform.component.models import ComponentCredential
 
     ComponentCredential.objects.update(ticket_received_at=now - timedelta(minutes=40))

@@ -19,6 +19,7 @@ from drafts.models import AttemptOutcome, JobState, SyncAttempt, SyncJob, SyncRu
 from tenants.models import AuthorizationCode, Tenant
 from tests.factories import make_api_key, make_snapshot, make_tenant
 from wxplatform.component.models import ComponentCredential
+from wxplatform.component.services import default_component
 from wxplatform.models import AuditEntry
 
 TENANT_ACCESS = "tenant-access-token-KNOWN-1111"
@@ -56,7 +57,9 @@ def secrets_everywhere(admin_user: object) -> list[str]:
         access_token=COMPONENT_TOKEN,
         access_token_expires_at=now + timedelta(hours=1),
     )
-    code = AuthorizationCode.objects.create(code_hash="f" * 64, code=AUTH_CODE, tenant=tenant)
+    code = AuthorizationCode.objects.create(
+        component=default_component(), code_hash="f" * 64, code=AUTH_CODE, tenant=tenant
+    )
     key, raw_key = make_api_key(tenant, name="ERP")
     make_snapshot(tenant, total_count=4, fetched_at=now - timedelta(days=1))
     SyncAttempt.objects.create(

@@ -14,7 +14,7 @@ from drafts.models import AttemptOutcome, SyncAttempt, SyncTrigger
 from tenants.models import Tenant, TenantAPIKey, TenantStatus
 from tests.factories import make_api_key, make_snapshot, make_tenant
 from tests.fixtures.sandbox import Sandbox
-from wxplatform.component.services import component_ticket_store
+from wxplatform.component.services import component_ticket_store, default_component
 from wxplatform.models import AuditEntry
 
 
@@ -175,7 +175,7 @@ def test_sync_now_of_a_revoked_account_does_not_call_wechat(admin_client: Client
 @pytest.mark.django_db
 def test_refresh_token_gets_a_new_token_from_wechat(admin_client: Client, wechat_settings: Sandbox) -> None:
     pushed = wechat_settings.control.push_ticket()
-    component_ticket_store(ticket=pushed["ticket"], created_at=timezone.now())
+    component_ticket_store(default_component(), ticket=pushed["ticket"], created_at=timezone.now())
     tenant = _sandbox_tenant(wechat_settings, draft_count=0)
     old_token, old_version = tenant.access_token, tenant.token_version
 

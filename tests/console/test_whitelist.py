@@ -23,7 +23,7 @@ from tests.fixtures.sandbox import Sandbox
 from tests.fixtures.sync import component_ready, sandbox_tenant, worker_env
 from tests.fixtures.worker import Worker
 from wxplatform import egress
-from wxplatform.component.services import ComponentNotReady, component_token_refresh
+from wxplatform.component.services import ComponentNotReady, component_token_refresh, default_component
 from wxplatform.wechat.errors import ConfigurationError, RetryableError, WeChatError, refused_ip
 
 COMPONENT_TOKEN = "/cgi-bin/component/api_component_token"
@@ -70,7 +70,7 @@ def test_a_refused_component_token_refresh_says_which_ip_to_whitelist_everywhere
     before = timezone.now()
 
     with pytest.raises(ComponentNotReady):
-        component_token_refresh()
+        component_token_refresh(default_component())
 
     ready = admin_client.get("/readyz").json()
     assert ready["status"] == "ok"  # the API keeps serving stored data

@@ -16,6 +16,7 @@ from tenants.services import tenant_revoke
 from tests.factories import api_headers
 from tests.fixtures.platform import Platform
 from tests.tenants.test_authorize import api_key_on, consent
+from wxplatform.component.services import default_component
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,7 +30,7 @@ def test_revoked_keys_read_history_only_and_reauthorization_issues_a_new_first_k
     old_key = api_key_on(merchant.get(answer["redirect_url"], timeout=30))
     assert old_key is not None
 
-    tenant_revoke(authorizer_appid=account["appid"])
+    tenant_revoke(component_id=default_component().pk, authorizer_appid=account["appid"])
     api = Client()
     history = api.get("/api/v1/draft-count/history", **api_headers(old_key))
     profile = api.get("/api/v1/tenant", **api_headers(old_key))

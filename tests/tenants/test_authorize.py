@@ -13,6 +13,7 @@ import requests
 
 from tenants.models import AuthorizationCode, Eligibility, Tenant, TenantAPIKey, TenantStatus
 from tests.fixtures.platform import Platform
+from wxplatform.component.services import default_component
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -165,7 +166,7 @@ def test_readyz_names_the_missing_ticket(platform: Platform, client: Any) -> Non
 
     platform.control.set_event_url(None)  # WeChat is asked for a ticket, but none arrives
     with pytest.raises(ComponentNotReady):
-        component_access_token()
+        component_access_token(default_component())
 
     body = requests.get(f"{platform.url}/readyz", timeout=10).json()
     assert body["status"] == "ok"

@@ -17,6 +17,7 @@ from tenants.models import AuthorizationCode, Tenant, TenantAPIKey
 from tenants.tasks import authorize_from_push, authorize_pending_codes
 from tests.fixtures.platform import Platform
 from tests.tenants.test_authorize import PREAUTH, QUERY_AUTH, api_key_on, calls, consent
+from wxplatform.component.services import default_component
 from wxplatform.redis_client import redis_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -75,12 +76,13 @@ def test_forwarded_addresses_count_only_behind_a_trusted_proxy(
 
 def test_a_pushed_code_wechat_refuses_is_exchanged_once_and_never_swept_again(ready_platform: Platform) -> None:
     authorization_event_handle(
+        default_component(),
         fields={
             "InfoType": "authorized",
             "AuthorizerAppid": "wxrefused000000001",
             "AuthorizationCode": "queryauthcode@@@refused",
             "CreateTime": str(int(time.time())),
-        }
+        },
     )
     row = AuthorizationCode.objects.get()
 
@@ -98,9 +100,13 @@ def test_a_pushed_code_wechat_refuses_is_exchanged_once_and_never_swept_again(re
 
 
 def test_stored_codes_are_pruned_after_a_day(db: None) -> None:
-    old = AuthorizationCode.objects.create(code_hash="a" * 64, code="", pushed=True, processed_at=timezone.now())
+    old = AuthorizationCode.objects.create(
+        component=default_component(), code_hash="a" * 64, code="", pushed=True, processed_at=timezone.now()
+    )
     AuthorizationCode.objects.filter(pk=old.pk).update(received_at=timezone.now() - timedelta(days=2))
-    recent = AuthorizationCode.objects.create(code_hash="b" * 64, code="", pushed=True, processed_at=timezone.now())
+    recent = AuthorizationCode.objects.create(
+        component=default_component(), code_hash="b" * 64, code="", pushed=True, processed_at=timezone.now()
+    )
 
     authorize_pending_codes()
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from tests.chaos.harness import Row, changed_tables, database_fingerprint, record, scaled
 from tests.factories import make_tenant
 from tests.fixtures.platform import EVENTS_PATH, signed_push, ticket_fields
-from wxplatform.component.services import component_ticket_store
+from wxplatform.component.services import component_ticket_store, default_component
 from wxplatform.wechat.crypto import MessageCrypto, build_xml
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db]
@@ -174,7 +174,7 @@ def hostile_push(draw: st.DrawFn) -> Push:
 @pytest.fixture
 def platform_state(db: None) -> None:
     """Something to lose: a stored ticket and an onboarded tenant."""
-    component_ticket_store(ticket="ticket@@@kept", created_at=timezone.now())
+    component_ticket_store(default_component(), ticket="ticket@@@kept", created_at=timezone.now())
     make_tenant(draft_count=4)
 
 

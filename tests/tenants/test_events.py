@@ -21,7 +21,7 @@ def post(client: Any, body: bytes, query: dict[str, str]) -> Any:
 
 def stored_ticket() -> str | None:
     credential = ComponentCredential.objects.filter().first()
-    return credential.verify_ticket if credential else None
+    return (credential.verify_ticket or None) if credential else None
 
 
 def test_ticket_push_from_the_sandbox_is_stored_encrypted_at_rest(platform: Platform) -> None:

@@ -25,6 +25,7 @@ from tests.factories import make_snapshot
 from tests.fixtures.sandbox import Sandbox
 from tests.fixtures.sync import component_ready, sandbox_tenant, worker_env
 from tests.fixtures.worker import Worker
+from wxplatform.component.services import default_component
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,7 +45,7 @@ def reconciled(wechat: Sandbox, appid: str) -> Tenant:
 def test_an_account_whose_authorized_push_was_missed_becomes_a_tenant(wechat: Sandbox) -> None:
     account = wechat.control.create_authorizer(authorized=True, kind="service", nickname="Missed", func_ids=[1, 11])
 
-    report = authorizers_reconcile()
+    report = authorizers_reconcile(default_component())
 
     tenant = reconciled(wechat, account["appid"])
     assert (report.added, report.revoked, report.listed, report.complete) == (1, 0, 1, True)
@@ -63,7 +64,7 @@ def test_a_tenant_revoked_without_a_push_is_revoked_and_keeps_its_history(wechat
     Tenant.objects.filter(pk=tenant.pk).update(authorized_at=timezone.now() - timedelta(days=1))
     wechat.control.revoke(tenant.authorizer_appid, push=False)
 
-    report = authorizers_reconcile()
+    report = authorizers_reconcile(default_component())
 
     tenant.refresh_from_db()
     assert (report.revoked, report.listed) == (1, 0)
@@ -76,7 +77,7 @@ def test_a_tenant_still_authorized_but_not_listed_is_left_alone(wechat: Sandbox)
     # An account authorized after the pass began may be missing from its pages: only 61003 revokes.
     tenant = sandbox_tenant(wechat)
 
-    report = authorizers_reconcile()
+    report = authorizers_reconcile(default_component())
 
     tenant.refresh_from_db()
     assert tenant.status == TenantStatus.ACTIVE
@@ -88,7 +89,7 @@ def test_a_listed_refresh_token_that_differs_replaces_the_stored_one(wechat: San
     Tenant.objects.filter(pk=tenant.pk).update(refresh_token="stale-refresh-token")
     listed = wechat.control.get_authorizer(tenant.authorizer_appid)["authorizer_refresh_token"]
 
-    report = authorizers_reconcile()
+    report = authorizers_reconcile(default_component())
 
     after = reconciled(wechat, tenant.authorizer_appid)
     assert report.tokens_replaced == 1
@@ -100,7 +101,7 @@ def test_a_tenant_that_needed_reauthorization_is_active_again_with_the_listed_to
     tenant = sandbox_tenant(wechat)
     Tenant.objects.filter(pk=tenant.pk).update(status=TenantStatus.NEEDS_REAUTH, refresh_token="", access_token="")
 
-    authorizers_reconcile()
+    authorizers_reconcile(default_component())
 
     after = reconciled(wechat, tenant.authorizer_appid)
     assert after.status == TenantStatus.ACTIVE
@@ -113,7 +114,7 @@ def test_a_refresh_token_stored_after_the_page_was_listed_is_kept(wechat: Sandbo
     later = timezone.now() + timedelta(hours=1)
     Tenant.objects.filter(pk=tenant.pk).update(token_refreshed_at=later)
 
-    report = authorizers_reconcile()
+    report = authorizers_reconcile(default_component())
 
     assert reconciled(wechat, tenant.authorizer_appid).refresh_token == "newer-than-the-list"
     assert report.tokens_replaced == 0
@@ -121,11 +122,11 @@ def test_a_refresh_token_stored_after_the_page_was_listed_is_kept(wechat: Sandbo
 
 def test_profile_changes_are_recorded_and_a_second_pass_finds_nothing_new(wechat: Sandbox) -> None:
     account = wechat.control.create_authorizer(authorized=True, kind="service", nickname="Before", verify_type=-1)
-    authorizers_reconcile()
+    authorizers_reconcile(default_component())
     wechat.control.update_authorizer(account["appid"], nickname="After", verify_type=0)
 
-    first = authorizers_reconcile()
-    second = authorizers_reconcile()
+    first = authorizers_reconcile(default_component())
+    second = authorizers_reconcile(default_component())
 
     changes = {
         c.field: (c.old, c.new) for c in TenantProfileChange.objects.filter(tenant__authorizer_appid=account["appid"])
@@ -152,10 +153,10 @@ def test_eligibility_follows_status_kind_and_sets(
     wechat: Sandbox, change: dict[str, Any], eligibility: str, detail_has: str
 ) -> None:
     tenant = sandbox_tenant(wechat)
-    authorizers_reconcile()
+    authorizers_reconcile(default_component())
     wechat.control.update_authorizer(tenant.authorizer_appid, **change)
 
-    authorizers_reconcile()
+    authorizers_reconcile(default_component())
 
     after = reconciled(wechat, tenant.authorizer_appid)
     assert after.eligibility == eligibility
@@ -168,10 +169,10 @@ def test_eligibility_follows_status_kind_and_sets(
 
 def test_a_tenant_rejected_by_wechat_is_checked_again(wechat: Sandbox) -> None:
     tenant = sandbox_tenant(wechat)
-    authorizers_reconcile()
+    authorizers_reconcile(default_component())
     Tenant.objects.filter(pk=tenant.pk).update(eligibility=Eligibility.REJECTED, eligibility_detail="48001")
 
-    authorizers_reconcile()
+    authorizers_reconcile(default_component())
 
     assert reconciled(wechat, tenant.authorizer_appid).eligibility == Eligibility.ELIGIBLE
 
@@ -180,7 +181,7 @@ def test_each_accounts_own_quota_is_read_and_sets_the_budget(wechat: Sandbox) ->
     tenant = sandbox_tenant(wechat)
     wechat.control.set_quota(tenant.authorizer_appid, daily_limit=200, used=50)
 
-    report = authorizers_reconcile()
+    report = authorizers_reconcile(default_component())
 
     after = reconciled(wechat, tenant.authorizer_appid)
     assert report.quotas_read == 1
@@ -202,13 +203,13 @@ def test_a_pass_cut_short_by_a_failed_page_revokes_nothing(wechat: Sandbox, monk
             wechat.control.set_faults(rate=1.0, kinds=[-1], endpoints=[LIST_PATH])
 
     with pytest.raises(Exception, match="-1"):
-        authorizers_reconcile(on_progress=fail_the_next_page)
+        authorizers_reconcile(default_component(), on_progress=fail_the_next_page)
 
     # The first page is written; the unlisted tenant is not revoked by an incomplete pass.
     assert Tenant.objects.filter(nickname__startswith="cut").count() == 3
     assert reconciled(wechat, gone.authorizer_appid).status == TenantStatus.ACTIVE
     wechat.control.clear_faults()
-    report = authorizers_reconcile()
+    report = authorizers_reconcile(default_component())
     assert (report.added, report.revoked) == (4, 1)
 
 
@@ -219,7 +220,7 @@ def test_two_passes_at_once_onboard_each_account_once(wechat: Sandbox, monkeypat
 
     def run() -> None:
         try:
-            authorizers_reconcile(concurrency=4)
+            authorizers_reconcile(default_component(), concurrency=4)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:

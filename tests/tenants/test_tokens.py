@@ -23,6 +23,7 @@ from tests.factories import make_tenant
 from tests.fixtures.platform import Platform, onboard
 from wxplatform.component.clients import wechat_client
 from wxplatform.component.models import ComponentCredential
+from wxplatform.component.services import default_component
 from wxplatform.component.tasks import refresh_component_token
 from wxplatform.wechat.errors import RefreshTokenError
 
@@ -193,7 +194,11 @@ def test_revocation_purges_tokens_and_keeps_history(ready_platform: Platform) ->
 def test_a_late_unauthorized_push_does_not_revoke_a_newer_authorization(ready_platform: Platform) -> None:
     tenant = onboard(ready_platform)
 
-    tenant_revoke(authorizer_appid=tenant.authorizer_appid, revoked_at=timezone.now() - timedelta(minutes=5))
+    tenant_revoke(
+        component_id=default_component().pk,
+        authorizer_appid=tenant.authorizer_appid,
+        revoked_at=timezone.now() - timedelta(minutes=5),
+    )
 
     tenant.refresh_from_db()
     assert tenant.status == TenantStatus.ACTIVE

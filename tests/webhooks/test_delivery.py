@@ -18,6 +18,7 @@ from tests.fixtures.receiver import Receiver
 from tests.webhooks.helpers import make_endpoint, make_event, run_until_settled, verified
 from webhooks.models import Delivery, DeliveryAttempt, DeliveryState, Endpoint
 from webhooks.services import endpoint_update, webhooks_run
+from wxplatform.component.services import default_component
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +29,7 @@ def test_an_event_is_delivered_signed_and_verifies_with_standardwebhooks(
     tenant = make_tenant()
     endpoint, secret = make_endpoint(tenant, receiver.url())
 
-    tenant_revoke(authorizer_appid=tenant.authorizer_appid)
+    tenant_revoke(component_id=default_component().pk, authorizer_appid=tenant.authorizer_appid)
     run_until_settled()
 
     [request] = receiver.wait_for(1)

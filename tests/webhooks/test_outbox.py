@@ -23,6 +23,7 @@ from tests.fixtures.sandbox import Sandbox
 from tests.fixtures.sync import sandbox_tenant
 from tests.webhooks.helpers import make_endpoint
 from webhooks.services import endpoint_update
+from wxplatform.component.services import default_component
 from wxplatform.wechat.errors import RefreshTokenError
 
 HOOK = "https://hooks.example.net/wx"
@@ -110,8 +111,8 @@ def test_a_rejection_by_wechat_writes_an_eligibility_event(sync_settings: Sandbo
 def test_revocation_writes_a_status_event_once() -> None:
     tenant = make_tenant()
 
-    tenant_revoke(authorizer_appid=tenant.authorizer_appid)
-    tenant_revoke(authorizer_appid=tenant.authorizer_appid)
+    tenant_revoke(component_id=default_component().pk, authorizer_appid=tenant.authorizer_appid)
+    tenant_revoke(component_id=default_component().pk, authorizer_appid=tenant.authorizer_appid)
 
     [event] = events(tenant)
     assert (event.type, event.payload["status"], event.payload["previous_status"]) == (
@@ -132,7 +133,7 @@ def authorize_again(platform: Platform, appid: str) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_re_authorization_writes_active_again_and_the_eligibility_change(ready_platform: Platform) -> None:
     tenant = onboard(ready_platform)
-    tenant_revoke(authorizer_appid=tenant.authorizer_appid)
+    tenant_revoke(component_id=default_component().pk, authorizer_appid=tenant.authorizer_appid)
     ready_platform.control.update_authorizer(tenant.authorizer_appid, func_ids=[1])
 
     authorize_again(ready_platform, tenant.authorizer_appid)

@@ -305,13 +305,14 @@ def component_status(component: ComponentCredential) -> dict[str, object]:
 
 def platforms_readiness() -> str | None:
     """The condition reported by /readyz: None when every active platform can call WeChat, else each one's
-    problem, named by its component appid."""
+    problem (named by its component appid when there are several)."""
     default_component()
+    active = list(ComponentCredential.objects.filter(active=True).order_by("pk"))
     problems = []
-    for component in ComponentCredential.objects.filter(active=True).order_by("pk"):
+    for component in active:
         problem = component_readiness(component)
         if problem is not None:
-            problems.append(f"{component.component_appid}: {problem}")
+            problems.append(f"{component.component_appid}: {problem}" if len(active) > 1 else problem)
     return "; ".join(problems) or None
 
 
