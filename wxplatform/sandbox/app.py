@@ -212,10 +212,10 @@ async def routing_middleware(request: web.Request, handler: Handler) -> web.Stre
     if control:
         component = components.addressed(request.query.get("component"))
     else:
-        token = _component_token(request)
-        component = components.issuer_of(token)
-        if component is None:
-            component = components.get(await _named_component_appid(request)) or components.default
+        found = components.issuer_of(_component_token(request))
+        if found is None:
+            found = components.get(await _named_component_appid(request))
+        component = found or components.default
     request[ROUTED] = component
     # Anything but a read may change the state (draft/count spends quota): the state file is due a write.
     if request.method != "GET" or not control:
@@ -413,9 +413,7 @@ async def api_get_authorizer_info(request: web.Request) -> web.Response:
     token = _component_token(request)
     data = await _json_body(request)
     return wx_json(
-        _state(request).authorizer_info(
-            token, _optional_str(data, "component_appid"), _str(data, "authorizer_appid")
-        )
+        _state(request).authorizer_info(token, _optional_str(data, "component_appid"), _str(data, "authorizer_appid"))
     )
 
 
@@ -782,12 +780,18 @@ def _merge_counts(total: dict[str, int], counts: dict[str, int]) -> None:
 
 async def control_counters_total(request: web.Request) -> web.Response:
     """Every component's counters and their sum (same shape as GET /sandbox/counters)."""
-    components = list(request.app[COMPONENTS])
+    registry = request.app[COMPONENTS]
+    components = list(registry)
     if request.method == "DELETE":
         for component in components:
             component.state.counters = Counters()
     snapshots = {c.appid: c.state.counters.snapshot() for c in components}
-    total: dict[str, Any] = {"endpoints": {}, "faults_injected": {}, "draft_count_calls": {}, "authorizer_token_calls": {}}
+    total: dict[str, Any] = {
+        "endpoints": {},
+        "faults_injected": {},
+        "draft_count_calls": {},
+        "authorizer_token_calls": {},
+    }
     for snapshot in snapshots.values():
         for path, entry in snapshot["endpoints"].items():
             summed = total["endpoints"].setdefault(path, {"calls": 0, "ok": 0, "errors": {}})

@@ -3,9 +3,10 @@
 What is kept is what WeChat itself remembers, for every component: accounts, tokens, codes, tickets, quotas,
 fans, customer-service messages and the rid log, plus the random generator's state (a seeded sandbox must not
 issue a token it issued before the restart), and the definitions of the components added at run time (so that
-they come back too). The first component in the file must be the configured default one; a saved component
-that is neither configured nor was added at run time is skipped. Test-harness matter is not kept: counters, faults, latency, recorded pushes and messages,
-and run-time config changes (the command line and the control API set those again).
+they come back too). The default component's state is at the top level (a file of another default component
+is not loaded), the others' in "components"; a saved component that is neither configured nor was added at run
+time is skipped. Test-harness matter is not kept: counters, faults, latency, recorded pushes and messages, and
+run-time config changes (the command line and the control API set those again).
 
 The file is rewritten whole, atomically (a temporary file, fsync, rename), at most every
 `state_save_interval` seconds while something changed (less often when a dump is slow: 0.3 s of event loop at
