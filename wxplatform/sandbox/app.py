@@ -4,7 +4,8 @@ WeChat answers nearly everything with HTTP 200 and `{"errcode": N, "errmsg": "â€
 so
 does this app, for garbage too: two middlewares make sure no request ends in a bare 500 or an HTML 404. All
 state changes go through `SandboxState` on the event loop thread; pushes to the platform's event URL run as
-background tasks of the same loop.
+background tasks of the same loop. Several components (third-party platforms) share the one base URL; the routing
+middleware picks each request's (components.py).
 """
 
 from __future__ import annotations

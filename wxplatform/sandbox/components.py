@@ -5,7 +5,12 @@ Each component is a `SandboxState` of its own, with its own pusher (its event UR
 EncodingAESKey and appid for the crypto) and its own release-test lock. A request finds its component by what it
 carries, as WeChat's would: a token in the query (tokens are random, so the state that issued one is the only
 one that knows it), else the body's or the page's component_appid, else the first (default) component, whose
-state then answers as it always did (40001 for an unknown token, 61011 for an unknown component appid).
+state then answers as it always did (40001 for an unknown token, 61011 for an unknown component appid). A token
+of one component sent with another's component_appid reaches the token's state, which answers 61011: WeChat's
+answer is not documented (docs/wechat/platforms.md#a-token-of-another-platform).
+
+Faults, latency and counters belong to each component's state like everything else; reset and the state file
+cover them all. An account authorized to two components is two accounts, with separate draft counts and quotas.
 """
 
 from __future__ import annotations
