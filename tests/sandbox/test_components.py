@@ -328,9 +328,26 @@ def test_counters_per_component_and_in_total(sandbox: Sandbox, second_component:
     assert totals["total"]["authorizer_token_calls"] == {account["appid"]: 1}
 
     sandbox.control.reset_all_counters()
-    zeroed = sandbox.control.counters_total()["total"]
-    assert zeroed["endpoints"].get(TOKEN_PATH, {"calls": 0})["calls"] == 0
-    assert zeroed["endpoints"].get(AUTHORIZER_TOKEN_PATH, {"calls": 0})["calls"] == 0
+    zeroed = sandbox.control.counters_total()
+    assert zeroed["total"] == {
+        "endpoints": {},
+        "faults_injected": {},
+        "draft_count_calls": {},
+        "authorizer_token_calls": {},
+    }
+    assert zeroed["components"][SECOND_APPID] == zeroed["total"]
+
+
+def test_faults_belong_to_one_component(sandbox: Sandbox, second_component: SandboxControl) -> None:
+    base = sandbox.base_url
+    first = sandbox.control.create_authorizer(authorized=True, draft_count=4)
+    second = second_component.create_authorizer(authorized=True, draft_count=5)
+    second_component.set_faults(rate=1.0, kinds=[-1])
+
+    assert errcode(draft_count(base, second["authorizer_access_token"])) == -1
+    assert draft_count(base, first["authorizer_access_token"]) == {"total_count": 4}
+    assert second_component.counters()["faults_injected"] == {"-1": 1}
+    assert sandbox.control.counters()["faults_injected"] == {}
 
 
 def test_reset_resets_every_component_and_drops_the_added_ones(
