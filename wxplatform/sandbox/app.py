@@ -4,7 +4,8 @@ WeChat answers nearly everything with HTTP 200 and `{"errcode": N, "errmsg": "â€
 so
 does this app, for garbage too: two middlewares make sure no request ends in a bare 500 or an HTML 404. All
 state changes go through `SandboxState` on the event loop thread; pushes to the platform's event URL run as
-background tasks of the same loop.
+background tasks of the same loop. Several components (third-party platforms) share the one base URL; the routing
+middleware picks each request's (components.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
+from wxplatform.sandbox.components import Component, Components
 from wxplatform.sandbox.config import SandboxConfig
 from wxplatform.sandbox.persistence import Saver
 from wxplatform.sandbox.pushes import Pusher
@@ -78,10 +80,13 @@ PAGE_PATHS = ("/cgi-bin/componentloginpage", "/safe/bindcomponent", "/wxaopen/sa
 # Counter key for calls to paths WeChat does not have.
 UNKNOWN_PATH = "*"
 
+# Every component; STATE and PUSHER are the default one's (the demo seeds its accounts there).
+COMPONENTS = web.AppKey("components", Components)
 STATE = web.AppKey("state", SandboxState)
 PUSHER = web.AppKey("pusher", Pusher)
 SAVER = web.AppKey("saver", Saver)
-RELEASE_LOCK = web.AppKey("release_lock", asyncio.Lock)
+# The component a request belongs to (components.py says how it is found).
+ROUTED = web.RequestKey("component", Component)
 # Set on WeChat answers: their errcode (for the counters) and, on errors, the rid in their errmsg.
 ERRCODE = web.ResponseKey("errcode", int)
 RID = web.ResponseKey("rid", str)
@@ -150,9 +155,6 @@ def _is_wechat_api(path: str) -> bool:
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Whatever goes wrong, the answer is JSON (WeChat-style for WeChat paths), never a bare 500."""
     control = request.path.startswith("/sandbox/")
-    # Anything but a read may change the state (draft/count spends quota): the state file is due a write.
-    if request.method != "GET" or not control:
-        request.app[STATE].version += 1
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -173,13 +175,62 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return wx_error(-1)
 
 
+def _state(request: web.Request) -> SandboxState:
+    return request[ROUTED].state
+
+
+def _pusher(request: web.Request) -> Pusher:
+    return request[ROUTED].pusher
+
+
+async def _named_component_appid(request: web.Request) -> str | None:
+    """The component_appid a tokenless request names: in the JSON body of an API call, in the query or the
+    form of an authorization page. A body that cannot be read is left to the handler to refuse."""
+    if request.path in PAGE_PATHS:
+        if request.method == "POST":
+            value = (await request.post()).get("component_appid")
+        else:
+            value = request.query.get("component_appid")
+        return value if isinstance(value, str) else None
+    length = request.content_length
+    # A body over the limit, or of unknown length, is not read here: the handler answers 45002 for it.
+    if request.method != "POST" or length is None or length > request.app[STATE].config.max_body_bytes:
+        return None
+    try:
+        data = json.loads(await request.read())
+    except (ValueError, RecursionError):
+        return None
+    value = data.get("component_appid") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
+
+@web.middleware
+async def routing_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Finds the component the request is for (components.py): ?component= on control calls; the token, the
+    body's or the page's component_appid on WeChat's."""
+    components = request.app[COMPONENTS]
+    control = request.path.startswith("/sandbox/")
+    if control:
+        component = components.addressed(request.query.get("component"))
+    else:
+        found = components.issuer_of(_component_token(request))
+        if found is None:
+            found = components.get(await _named_component_appid(request))
+        component = found or components.default
+    request[ROUTED] = component
+    # Anything but a read may change the state (draft/count spends quota): the state file is due a write.
+    if request.method != "GET" or not control:
+        component.state.version += 1
+    return await handler(request)
+
+
 @web.middleware
 async def wechat_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Latency, fault injection and counters for the WeChat API paths."""
     path = request.path
     if not _is_wechat_api(path):
         return await handler(request)
-    state = request.app[STATE]
+    state = _state(request)
     key = path if path in API_PATHS else UNKNOWN_PATH
     started = time.monotonic()
     delay = state.latency_for(key)
@@ -322,7 +373,7 @@ def _component_token(request: web.Request) -> str | None:
 
 async def api_component_token(request: web.Request) -> web.Response:
     data = await _json_body(request)
-    state = request.app[STATE]
+    state = _state(request)
     return wx_json(
         state.component_access_token(
             _optional_str(data, "component_appid"),
@@ -335,14 +386,14 @@ async def api_component_token(request: web.Request) -> web.Response:
 async def api_create_preauthcode(request: web.Request) -> web.Response:
     token = _component_token(request)
     data = await _json_body(request)
-    return wx_json(request.app[STATE].create_pre_auth_code(token, _optional_str(data, "component_appid")))
+    return wx_json(_state(request).create_pre_auth_code(token, _optional_str(data, "component_appid")))
 
 
 async def api_query_auth(request: web.Request) -> web.Response:
     token = _component_token(request)
     data = await _json_body(request)
     return wx_json(
-        request.app[STATE].query_auth(token, _optional_str(data, "component_appid"), _str(data, "authorization_code"))
+        _state(request).query_auth(token, _optional_str(data, "component_appid"), _str(data, "authorization_code"))
     )
 
 
@@ -350,7 +401,7 @@ async def api_authorizer_token(request: web.Request) -> web.Response:
     token = _component_token(request)
     data = await _json_body(request)
     return wx_json(
-        request.app[STATE].authorizer_token(
+        _state(request).authorizer_token(
             token,
             _optional_str(data, "component_appid"),
             _str(data, "authorizer_appid"),
@@ -363,9 +414,7 @@ async def api_get_authorizer_info(request: web.Request) -> web.Response:
     token = _component_token(request)
     data = await _json_body(request)
     return wx_json(
-        request.app[STATE].authorizer_info(
-            token, _optional_str(data, "component_appid"), _str(data, "authorizer_appid")
-        )
+        _state(request).authorizer_info(token, _optional_str(data, "component_appid"), _str(data, "authorizer_appid"))
     )
 
 
@@ -373,7 +422,7 @@ async def api_get_authorizer_list(request: web.Request) -> web.Response:
     token = _component_token(request)
     data = await _json_body(request)
     return wx_json(
-        request.app[STATE].authorizer_list(
+        _state(request).authorizer_list(
             token, _optional_str(data, "component_appid"), _int(data, "offset", 0), _int(data, "count", 500)
         )
     )
@@ -381,10 +430,10 @@ async def api_get_authorizer_list(request: web.Request) -> web.Response:
 
 async def api_start_push_ticket(request: web.Request) -> web.Response:
     data = await _json_body(request)
-    state = request.app[STATE]
+    state = _state(request)
     # Note the field name: component_secret, not component_appsecret (docs/wechat/flow.md#ticket-timing).
     state.start_push_ticket(_optional_str(data, "component_appid"), _optional_str(data, "component_secret"))
-    request.app[PUSHER].push_soon(state.issue_ticket())
+    _pusher(request).push_soon(state.issue_ticket())
     return wx_json({"errcode": 0, "errmsg": "ok"})
 
 
@@ -393,20 +442,20 @@ async def quota_get(request: web.Request) -> web.Response:
     # (docs/wechat/endpoints.md#openapi_quota_get).
     token = _component_token(request)
     data = await _json_body(request)
-    return wx_json(request.app[STATE].quota_get(token, _str(data, "cgi_path")))
+    return wx_json(_state(request).quota_get(token, _str(data, "cgi_path")))
 
 
 async def rid_get(request: web.Request) -> web.Response:
     token = _component_token(request)
     data = await _json_body(request)
     # A missing rid is "rid is error" (76002), not a format error.
-    return wx_json(request.app[STATE].rid_get(token, _optional_str(data, "rid")))
+    return wx_json(_state(request).rid_get(token, _optional_str(data, "rid")))
 
 
 async def clear_quota(request: web.Request) -> web.Response:
     token = _component_token(request)
     data = await _json_body(request)
-    return wx_json(request.app[STATE].clear_quota(token, _optional_str(data, "appid")))
+    return wx_json(_state(request).clear_quota(token, _optional_str(data, "appid")))
 
 
 async def component_clear_quota(request: web.Request) -> web.Response:
@@ -414,7 +463,7 @@ async def component_clear_quota(request: web.Request) -> web.Response:
     # (docs/wechat/quota.md).
     data = await _json_body(request)
     return wx_json(
-        request.app[STATE].clear_quota_v2(
+        _state(request).clear_quota_v2(
             _optional_str(data, "component_appid"), _optional_str(data, "appsecret"), _optional_str(data, "appid")
         )
     )
@@ -423,13 +472,13 @@ async def component_clear_quota(request: web.Request) -> web.Response:
 async def custom_send(request: web.Request) -> web.Response:
     token = request.query.get("access_token")
     data = await _json_body(request)
-    return wx_json(request.app[STATE].custom_send(token, data))
+    return wx_json(_state(request).custom_send(token, data))
 
 
 async def draft_count(request: web.Request) -> web.Response:
     if request.method != "GET":
         raise WeChatFault(43001)
-    return wx_json(request.app[STATE].draft_count(request.query.get("access_token")))
+    return wx_json(_state(request).draft_count(request.query.get("access_token")))
 
 
 async def unknown_api(request: web.Request) -> web.Response:
@@ -485,7 +534,7 @@ def _eligible(kind: str, auth_type: int) -> bool:
 async def authorization_page(request: web.Request) -> web.StreamResponse:
     if request.method == "POST":
         return await _consent_submit(request)
-    state = request.app[STATE]
+    state = _state(request)
     # The platform must link here from its own page; a bare server redirect carries no Referer
     # (docs/wechat/endpoints.md#authorization-page-links).
     if not request.headers.get("Referer"):
@@ -562,7 +611,7 @@ document.getElementById("authorizer_appid").addEventListener("change", function 
 
 
 async def _consent_submit(request: web.Request) -> web.StreamResponse:
-    state = request.app[STATE]
+    state = _state(request)
     form = await request.post()
     params = {k: v for k, v in form.items() if isinstance(v, str)}
     error, auth_type = _check_link(state, params)
@@ -604,7 +653,7 @@ async def _consent_submit(request: web.Request) -> web.StreamResponse:
     except ControlError as exc:
         return _error_page(exc.message, "consent")
     # Like WeChat, the push and the browser redirect race each other; platforms must handle either order.
-    request.app[PUSHER].push_soon(consent.event)
+    _pusher(request).push_soon(consent.event)
     target = URL(params["redirect_uri"]).extend_query(auth_code=consent.auth_code, expires_in=consent.expires_in)
     raise web.HTTPFound(location=str(target))
 
@@ -665,8 +714,7 @@ async def control_health(request: web.Request) -> web.Response:
 
 
 async def control_reset(request: web.Request) -> web.Response:
-    request.app[STATE].reset()
-    request.app[PUSHER].reset()
+    await request.app[COMPONENTS].reset()
     saver = request.app.get(SAVER)
     if saver is not None:
         await saver.reset()
@@ -674,24 +722,24 @@ async def control_reset(request: web.Request) -> web.Response:
 
 
 async def control_config(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+    state = _state(request)
     if request.method == "PATCH":
         before = state.config.ticket_interval
         state.update_config(await _control_body(request))
         if state.config.ticket_interval != before:
-            request.app[PUSHER].restart_ticket_loop()
+            _pusher(request).restart_ticket_loop()
     return control_json(state.config.to_dict())
 
 
 async def control_latency(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+    state = _state(request)
     data = _only(await _control_body(request), {"seconds", "endpoint"})
     state.set_latency(_number(data, "seconds"), _opt_text(data, "endpoint"))
     return control_json({"latency": state.config.latency, "endpoint_latency": state.config.endpoint_latency})
 
 
 async def control_faults(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+    state = _state(request)
     if request.method == "DELETE":
         state.set_faults(None)
     elif request.method == "PUT":
@@ -720,40 +768,80 @@ async def control_faults(request: web.Request) -> web.Response:
 
 
 async def control_counters(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+    state = _state(request)
     if request.method == "DELETE":
         state.counters = Counters()
     return control_json(state.counters.snapshot())
 
 
+def _merge_counts(total: dict[str, int], counts: dict[str, int]) -> None:
+    for key, value in counts.items():
+        total[key] = total.get(key, 0) + value
+
+
+async def control_counters_total(request: web.Request) -> web.Response:
+    """Every component's counters and their sum (same shape as GET /sandbox/counters)."""
+    registry = request.app[COMPONENTS]
+    components = list(registry)
+    if request.method == "DELETE":
+        for component in components:
+            component.state.counters = Counters()
+    snapshots = {c.appid: c.state.counters.snapshot() for c in components}
+    total: dict[str, Any] = {
+        "endpoints": {},
+        "faults_injected": {},
+        "draft_count_calls": {},
+        "authorizer_token_calls": {},
+    }
+    for snapshot in snapshots.values():
+        for path, entry in snapshot["endpoints"].items():
+            summed = total["endpoints"].setdefault(path, {"calls": 0, "ok": 0, "errors": {}})
+            summed["calls"] += entry["calls"]
+            summed["ok"] += entry["ok"]
+            _merge_counts(summed["errors"], entry["errors"])
+        for name in ("faults_injected", "draft_count_calls", "authorizer_token_calls"):
+            _merge_counts(total[name], snapshot[name])
+    return control_json({"total": total, "components": snapshots})
+
+
+async def control_components(request: web.Request) -> web.Response:
+    components = request.app[COMPONENTS]
+    if request.method == "POST":
+        component = components.add(await _control_body(request))
+        # The server is running: the new component's pushes (and its scheduled tickets) start now.
+        await component.pusher.start()
+        return control_json(component.view(default=False), status=201)
+    return control_json({"components": components.views()})
+
+
 async def control_pushes(request: web.Request) -> web.Response:
-    return control_json({"pushes": request.app[STATE].pushes})
+    return control_json({"pushes": _state(request).pushes})
 
 
 async def control_ticket(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+    state = _state(request)
     ticket = state.current_ticket
     return control_json({"ticket": ticket, "issued_at": state.tickets.get(ticket) if ticket else None})
 
 
 async def control_push_ticket(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+    state = _state(request)
     fields = state.issue_ticket()
-    attempt = await request.app[PUSHER].push(fields)
+    attempt = await _pusher(request).push(fields)
     return control_json({"ticket": fields["ComponentVerifyTicket"], "push": attempt})
 
 
 async def control_expire_component_token(request: web.Request) -> web.Response:
-    return control_json({"expired": request.app[STATE].expire_component_tokens()})
+    return control_json({"expired": _state(request).expire_component_tokens()})
 
 
 async def control_reset_quotas(request: web.Request) -> web.Response:
-    request.app[STATE].reset_quotas()
+    _state(request).reset_quotas()
     return control_json({"ok": True})
 
 
 async def control_consent(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+    state = _state(request)
     data = _only(
         await _control_body(request),
         {"pre_auth_code", "authorizer_appid", "func_ids", "redirect_uri", "auth_type", "push"},
@@ -774,7 +862,7 @@ async def control_consent(request: web.Request) -> web.Response:
     redirect_url = None
     if redirect_uri:
         redirect_url = str(URL(redirect_uri).extend_query(auth_code=consent.auth_code, expires_in=consent.expires_in))
-    push = await request.app[PUSHER].push(consent.event) if _bool(data, "push", True) else None
+    push = await _pusher(request).push(consent.event) if _bool(data, "push", True) else None
     return control_json(
         {
             "appid": consent.appid,
@@ -809,7 +897,7 @@ _CREATE_FIELDS = {
 
 
 async def control_authorizers(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+    state = _state(request)
     if request.method == "GET":
         # WeChat's release-test accounts are listed only on request: tests compare this list with theirs.
         with_test_accounts = request.query.get("test_accounts", "") in ("1", "true")
@@ -829,7 +917,7 @@ async def control_authorizers(request: web.Request) -> web.Response:
 
 
 async def control_bulk_authorizers(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+    state = _state(request)
     data = _only(
         await _control_body(request),
         {"count", "prefix", "kind", "func_ids", "draft_count", "authorized", "omit_refresh_token_every"},
@@ -862,7 +950,7 @@ async def control_bulk_authorizers(request: web.Request) -> web.Response:
 
 
 async def control_authorizer(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+    state = _state(request)
     appid = request.match_info["appid"]
     if request.method == "PATCH":
         authorizer = state.update_authorizer(appid, await _control_body(request))
@@ -874,23 +962,23 @@ async def control_authorizer(request: web.Request) -> web.Response:
 
 
 async def control_revoke(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+    state = _state(request)
     data = _only(await _control_body(request), {"push"})
     appid = request.match_info["appid"]
     fields = state.revoke(appid)
-    push = await request.app[PUSHER].push(fields) if _bool(data, "push", False) else None
+    push = await _pusher(request).push(fields) if _bool(data, "push", False) else None
     return control_json({"authorizer": state.authorizer_view(state.get_authorizer(appid)), "push": push})
 
 
 async def control_update_authorized(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+    state = _state(request)
     data = _only(await _control_body(request), {"func_ids", "rotate_refresh_token", "push"})
     consent = state.update_authorization(
         request.match_info["appid"],
         func_ids=_opt_list(data, "func_ids"),
         rotate_refresh_token=_bool(data, "rotate_refresh_token", True),
     )
-    push = await request.app[PUSHER].push(consent.event) if _bool(data, "push", True) else None
+    push = await _pusher(request).push(consent.event) if _bool(data, "push", True) else None
     authorizer = state.get_authorizer(consent.appid)
     return control_json(
         {
@@ -903,16 +991,16 @@ async def control_update_authorized(request: web.Request) -> web.Response:
 
 
 async def control_auth_code(request: web.Request) -> web.Response:
-    consent = request.app[STATE].issue_auth_code(request.match_info["appid"])
+    consent = _state(request).issue_auth_code(request.match_info["appid"])
     return control_json({"auth_code": consent.auth_code, "expires_in": consent.expires_in})
 
 
 async def control_expire_tokens(request: web.Request) -> web.Response:
-    return control_json({"expired": request.app[STATE].expire_authorizer_tokens(request.match_info["appid"])})
+    return control_json({"expired": _state(request).expire_authorizer_tokens(request.match_info["appid"])})
 
 
 async def control_invalidate_tokens(request: web.Request) -> web.Response:
-    return control_json({"invalidated": request.app[STATE].invalidate_authorizer_tokens(request.match_info["appid"])})
+    return control_json({"invalidated": _state(request).invalidate_authorizer_tokens(request.match_info["appid"])})
 
 
 _QUOTA_FIELDS = {"used", "cgi_path", "daily_limit", "rate_limit", "component_rate_limit", "clears"}
@@ -938,29 +1026,29 @@ def _set_quota(state: SandboxState, appid: str, data: dict[str, Any], default_pa
 
 
 async def control_quota(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+    state = _state(request)
     appid = request.match_info["appid"]
     _set_quota(state, appid, await _control_body(request), DRAFT_COUNT_PATH)
     return control_json(state.authorizer_view(state.get_authorizer(appid)))
 
 
 async def control_component(request: web.Request) -> web.Response:
-    return control_json(request.app[STATE].component_view())
+    return control_json(_state(request).component_view())
 
 
 async def control_component_quota(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+    state = _state(request)
     _set_quota(state, state.config.component_appid, await _control_body(request), f"{COMPONENT}/api_authorizer_token")
     return control_json(state.component_view())
 
 
 async def control_custom_messages(request: web.Request) -> web.Response:
-    authorizer = request.app[STATE].get_authorizer(request.match_info["appid"])
+    authorizer = _state(request).get_authorizer(request.match_info["appid"])
     return control_json({"messages": authorizer.custom_messages})
 
 
 async def control_send_message(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+    state = _state(request)
     appid = request.match_info["appid"]
     data = _only(
         await _control_body(request),
@@ -985,15 +1073,15 @@ async def control_send_message(request: web.Request) -> web.Response:
         fields=fields,
         msg_id=msg_id,
     )
-    return control_json(await request.app[PUSHER].send_message(appid, inner, tries=tries, timeout=timeout))
+    return control_json(await _pusher(request).send_message(appid, inner, tries=tries, timeout=timeout))
 
 
 async def control_messages(request: web.Request) -> web.Response:
-    return control_json({"messages": list(request.app[STATE].messages)})
+    return control_json({"messages": list(_state(request).messages)})
 
 
 async def control_release_test(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+    state = _state(request)
     if request.method == "GET":
         return control_json({"results": list(state.release_tests)})
     data = _only(await _control_body(request), {"group", "window"})
@@ -1003,16 +1091,16 @@ async def control_release_test(request: web.Request) -> web.Response:
     ):
         raise ControlError(400, f"group must be 0 to {len(RELEASE_TEST_OFFICIAL_ACCOUNTS) - 1}")
     window = _number(data, "window") if data.get("window") is not None else None
-    lock = request.app[RELEASE_LOCK]
+    lock = request[ROUTED].release_lock
     if lock.locked():
         raise ControlError(409, "a release test is already running")
     async with lock:
-        result = await run_release_test(state, request.app[PUSHER], group=group, window=window)
+        result = await run_release_test(state, _pusher(request), group=group, window=window)
     return control_json(result)
 
 
 async def control_rids(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+    state = _state(request)
     rid = request.match_info.get("rid")
     if rid is None:
         return control_json({"rids": [r.to_dict() for r in state.rids.records()[-100:]]})
@@ -1055,15 +1143,22 @@ _A = f"{_S}/authorizers/{{appid}}"
 CONTROL_ROUTES: list[tuple[str, str, Handler, str]] = [
     ("GET", f"{_S}/", control_index, "this list (HTML, or JSON with Accept: application/json)"),
     ("GET", f"{_S}/health", control_health, "liveness: {ok: true}"),
-    ("POST", f"{_S}/reset", control_reset, "forget everything (and clear the state file): a fresh sandbox"),
+    ("POST", f"{_S}/reset", control_reset,
+     "forget everything, every component's (and clear the state file): a fresh sandbox"),
     ("GET", f"{_S}/config", control_config, "the running config"),
     ("PATCH", f"{_S}/config", control_config, "change run-time settings (event_url, message_url, lifetimes, ...)"),
     ("PUT", f"{_S}/latency", control_latency, "{seconds, endpoint?}: latency added to WeChat answers"),
     ("GET", f"{_S}/faults", control_faults, "the fault plan"),
     ("PUT", f"{_S}/faults", control_faults, "{rate, kinds, endpoints?, seed?, max_faults?, timeout_seconds?}"),
     ("DELETE", f"{_S}/faults", control_faults, "no more faults"),
+    ("GET", f"{_S}/components", control_components,
+     "every component (third-party platform): appid, URLs; ?component=APPID addresses one in the other calls"),
+    ("POST", f"{_S}/components", control_components,
+     "{appid, appsecret, token, aes_key, event_url?, message_url?, platform_func_ids?}: one more component"),
     ("GET", f"{_S}/counters", control_counters, "calls per endpoint and errcode, faults, per-account calls"),
     ("DELETE", f"{_S}/counters", control_counters, "zero the counters"),
+    ("GET", f"{_S}/counters/total", control_counters_total, "{total, components: {appid: counters}}"),
+    ("DELETE", f"{_S}/counters/total", control_counters_total, "zero every component's counters"),
     ("GET", f"{_S}/pushes", control_pushes, "every push to the authorization event URL, with the answer"),
     ("GET", f"{_S}/ticket", control_ticket, "the current component_verify_ticket"),
     ("POST", f"{_S}/ticket/push", control_push_ticket, "issue a ticket and push it now"),
@@ -1098,24 +1193,26 @@ CONTROL_ROUTES: list[tuple[str, str, Handler, str]] = [
 
 def create_app(config: SandboxConfig | None = None, *, clock: Clock = time.time) -> web.Application:
     config = config or SandboxConfig()
-    state = SandboxState(config, clock=clock)
-    app = web.Application(middlewares=[errors_middleware, wechat_middleware], client_max_size=config.max_body_bytes)
-    app[STATE] = state
-    app[PUSHER] = Pusher(state)
-    app[RELEASE_LOCK] = asyncio.Lock()
+    components = Components(config, clock=clock)
+    app = web.Application(
+        middlewares=[errors_middleware, routing_middleware, wechat_middleware], client_max_size=config.max_body_bytes
+    )
+    app[COMPONENTS] = components
+    app[STATE] = components.default.state
+    app[PUSHER] = components.default.pusher
     saver: Saver | None = None
     if config.state_file:
-        saver = app[SAVER] = Saver(state, config.state_file, config.state_save_interval)
+        saver = app[SAVER] = Saver(components, config.state_file, config.state_save_interval)
         # Before serving: the first request already sees the restored accounts.
         saver.load()
 
     async def start(app: web.Application) -> None:
-        await app[PUSHER].start()
+        await components.start()
         if saver is not None:
             await saver.start()
 
     async def close(app: web.Application) -> None:
-        await app[PUSHER].close()
+        await components.close()
         if saver is not None:
             await saver.close()
 

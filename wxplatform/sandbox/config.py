@@ -72,6 +72,11 @@ class SandboxConfig:
     state_file: str | None = None
     # Changes are written at most this often (and once more on shutdown).
     state_save_interval: float = 2.0
+    # Further third-party platforms served on the same base URL, as WeChat serves every platform
+    # (docs/wechat/platforms.md#several-platforms). The fields above are the first, default one; each entry
+    # here: {"appid", "appsecret", "token", "aes_key"} and optionally "event_url", "message_url",
+    # "platform_func_ids". Every other setting (lifetimes, quotas, ticket_interval, ...) is the default's.
+    components: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

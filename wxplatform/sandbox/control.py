@@ -23,15 +23,33 @@ class SandboxControlError(Exception):
 
 
 class SandboxControl:
-    def __init__(self, base_url: str, *, timeout: float = 60.0, session: requests.Session | None = None) -> None:
+    """The control API of one component: the default one, or `component` (an appid; `for_component()` gives a
+    control bound to another). Calls about the whole sandbox (reset, components, counters_total) act on every
+    component whichever one the control is bound to."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 60.0,
+        session: requests.Session | None = None,
+        component: str | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = session or requests.Session()
+        # The component this control addresses (None: the default one).
+        self.component_appid = component
+
+    def for_component(self, appid: str | None) -> SandboxControl:
+        """The same sandbox's control API for component `appid` (None: the default component)."""
+        return SandboxControl(self.base_url, timeout=self.timeout, session=self.session, component=appid)
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None, *, timeout: float | None = None) -> Any:
         response = self.session.request(
             method,
             f"{self.base_url}/sandbox{path}",
+            params={"component": self.component_appid} if self.component_appid is not None else None,
             json=body,
             timeout=timeout if timeout is not None else self.timeout,
             allow_redirects=False,
@@ -68,8 +86,38 @@ class SandboxControl:
                 time.sleep(0.05)
 
     def reset(self) -> None:
-        """Back to a fresh sandbox: state, counters, faults, latency, pushes and config changes."""
+        """Back to a fresh sandbox: state, counters, faults, latency, pushes and config changes of every
+        component; the components added at run time are gone."""
         self._call("POST", "/reset")
+
+    # --- components (third-party platforms) ---------------------------------------------------------
+
+    def components(self) -> list[dict[str, Any]]:
+        """Every component: {component_appid, default, added_at_run_time, event_url, message_url,
+        platform_func_ids}, the default one first."""
+        return list(self._call("GET", "/components")["components"])
+
+    def add_component(
+        self,
+        appid: str,
+        *,
+        appsecret: str,
+        token: str,
+        aes_key: str,
+        event_url: str | None = None,
+        message_url: str | None = None,
+        platform_func_ids: Iterable[int] | None = None,
+    ) -> SandboxControl:
+        """One more component on the same base URL (the default's settings, its own credentials, URLs and
+        state); returns a control bound to it. reset() removes it again."""
+        body: dict[str, Any] = {"appid": appid, "appsecret": appsecret, "token": token, "aes_key": aes_key}
+        for name, value in (("event_url", event_url), ("message_url", message_url)):
+            if value is not None:
+                body[name] = value
+        if platform_func_ids is not None:
+            body["platform_func_ids"] = list(platform_func_ids)
+        self._call("POST", "/components", body)
+        return self.for_component(appid)
 
     def get_config(self) -> dict[str, Any]:
         return dict(self._call("GET", "/config"))
@@ -137,6 +185,14 @@ class SandboxControl:
 
     def reset_counters(self) -> None:
         self._call("DELETE", "/counters")
+
+    def counters_total(self) -> dict[str, Any]:
+        """{"total": counters() summed over every component, "components": {appid: counters()}}."""
+        return dict(self._call("GET", "/counters/total"))
+
+    def reset_all_counters(self) -> None:
+        """Zero the counters of every component."""
+        self._call("DELETE", "/counters/total")
 
     # --- pushes and the component -------------------------------------------------------------------
 

@@ -1,9 +1,12 @@
 """The sandbox's WeChat state in a file, so that a restarted sandbox (`make run`) still knows its accounts.
 
-What is kept is what WeChat itself remembers: accounts, tokens, codes, tickets, quotas, fans, customer-service
-messages and the rid log, plus the random generator's state (a seeded sandbox must not issue a token it issued
-before the restart). Test-harness matter is not kept: counters, faults, latency, recorded pushes and messages,
-and run-time config changes (the command line and the control API set those again).
+What is kept is what WeChat itself remembers, for every component: accounts, tokens, codes, tickets, quotas,
+fans, customer-service messages and the rid log, plus the random generator's state (a seeded sandbox must not
+issue a token it issued before the restart), and the definitions of the components added at run time (so that
+they come back too). The default component's state is at the top level (a file of another default component
+is not loaded), the others' in "components"; a saved component that is neither configured nor was added at run
+time is skipped. Test-harness matter is not kept: counters, faults, latency, recorded pushes and messages, and
+run-time config changes (the command line and the control API set those again).
 
 The file is rewritten whole, atomically (a temporary file, fsync, rename), at most every
 `state_save_interval` seconds while something changed (less often when a dump is slow: 0.3 s of event loop at
@@ -23,10 +26,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from wxplatform.sandbox.components import Components
 from wxplatform.sandbox.ridlog import RidRecord
 from wxplatform.sandbox.state import (
     AuthCode,
     Authorizer,
+    ControlError,
     Fan,
     PreAuthCode,
     QuotaBook,
@@ -36,6 +41,8 @@ from wxplatform.sandbox.state import (
 
 logger = logging.getLogger(__name__)
 
+# The default component's state at the top level, the further components' in "components" (a file saved before
+# there were several components has no such list).
 FORMAT = 1
 _AUTHORIZER_PLAIN = [
     f.name for f in fields(Authorizer) if f.name not in ("quota", "fans", "func_ids", "tokens", "custom_messages")
@@ -91,10 +98,24 @@ def _slots(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
-def dump(state: SandboxState) -> str:
-    """The state as JSON text. Runs on the event loop, so that it sees one consistent moment."""
+def dump(components: Components) -> str:
+    """Every component's state as JSON text. Runs on the event loop, so that it sees one consistent moment."""
+    data = _component_data(components.default.state)
+    further = []
+    for component in components:
+        if component is components.default:
+            continue
+        item = _component_data(component.state)
+        if component.added is not None:
+            item["added"] = component.added
+        further.append(item)
+    data["components"] = further
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _component_data(state: SandboxState) -> dict[str, Any]:
     version, internal, gauss = state.rng.getstate()
-    data = {
+    return {
         "format": FORMAT,
         "saved_at": state.clock(),
         "component_appid": state.config.component_appid,
@@ -111,12 +132,29 @@ def dump(state: SandboxState) -> str:
         "component_quota": _quota(state.component_quota),
         "rids": [_slots(r) for r in state.rids.records()],
     }
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def restore_all(components: Components, data: dict[str, Any]) -> None:
+    """Load a saved file into freshly reset components; raises ValueError (or KeyError/TypeError) when the data
+    does not fit, possibly after restoring some components (the caller then resets them all)."""
+    restore(components.default.state, data)
+    further = data.get("components", [])
+    if not isinstance(further, list):
+        raise ValueError("components is not a list")
+    for item in further:
+        appid = item["component_appid"]
+        component = components.get(appid)
+        if component is None and isinstance(item.get("added"), dict):
+            component = components.add(item["added"])
+        if component is None or component is components.default:
+            logger.warning("sandbox state file: component %r is no longer configured; its state is dropped", appid)
+            continue
+        restore(component.state, item)
 
 
 def restore(state: SandboxState, data: dict[str, Any]) -> None:
-    """Load `data` into a freshly reset `state`; raises ValueError (or KeyError/TypeError) and changes nothing
-    when the data does not fit."""
+    """Load one component's `data` into a freshly reset `state`; raises ValueError (or KeyError/TypeError) and
+    changes nothing when the data does not fit."""
     if data.get("format") != FORMAT:
         raise ValueError(f"unknown format {data.get('format')!r}")
     if data.get("component_appid") != state.config.component_appid:
@@ -203,13 +241,13 @@ class StateFile:
 
 
 class Saver:
-    """Keeps the state file in step with the state: loads it at start, writes changes in the background."""
+    """Keeps the state file in step with the components: loads it at start, writes changes in the background."""
 
-    def __init__(self, state: SandboxState, path: str | os.PathLike[str], interval: float) -> None:
-        self.state = state
+    def __init__(self, components: Components, path: str | os.PathLike[str], interval: float) -> None:
+        self.components = components
         self.file = StateFile(path)
         self.interval = interval
-        self._saved_version = state.version
+        self._saved_version = components.version
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         # Seconds the last dump held the event loop (0.3 s at 10,000 accounts).
@@ -221,17 +259,19 @@ class Saver:
         if data is None:
             return False
         try:
-            restore(self.state, data)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            self.state.reset()
+            restore_all(self.components, data)
+        except (KeyError, TypeError, ValueError, AttributeError, ControlError) as exc:
+            self.components.reset_states()
             self.file.set_aside(f"does not hold a sandbox state ({type(exc).__name__}: {exc})")
             return False
-        self._saved_version = self.state.version
+        self._saved_version = self.components.version
+        states = [c.state for c in self.components]
         logger.info(
-            "sandbox state restored from %s: %d accounts, %d authorized",
+            "sandbox state restored from %s: %d components, %d accounts, %d authorized",
             self.file.path,
-            sum(not a.test_account for a in self.state.authorizers.values()),
-            len(self.state.authorized_order),
+            len(states),
+            sum(not a.test_account for state in states for a in state.authorizers.values()),
+            sum(len(state.authorized_order) for state in states),
         )
         return True
 
@@ -250,11 +290,11 @@ class Saver:
 
     async def save(self) -> None:
         async with self._lock:
-            version = self.state.version
+            version = self.components.version
             if version == self._saved_version:
                 return
             started = time.monotonic()
-            text = dump(self.state)
+            text = dump(self.components)
             self._last_dump = time.monotonic() - started
             # Only the write leaves the event loop; the JSON text was made from one consistent moment.
             await asyncio.to_thread(self.file.write, text)
@@ -264,7 +304,7 @@ class Saver:
         """After a state reset: the file goes too, so that a restart also starts fresh."""
         async with self._lock:
             await asyncio.to_thread(self.file.remove)
-            self._saved_version = self.state.version
+            self._saved_version = self.components.version
 
     async def close(self) -> None:
         if self._task is not None:

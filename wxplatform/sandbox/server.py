@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import socket
 import threading
@@ -13,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from wxplatform.sandbox.app import STATE, create_app
+from wxplatform.sandbox.app import COMPONENTS, STATE, create_app
 from wxplatform.sandbox.config import SandboxConfig
 from wxplatform.sandbox.state import CLASSIC_KINDS, SandboxState
 
@@ -128,7 +129,11 @@ class SandboxServer:
 
 def run_forever(config: SandboxConfig, *, host: str, port: int, authorizers: int = 0) -> None:
     """Serve in the foreground until Ctrl-C (the management command and `python -m wxplatform.sandbox`)."""
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except ValueError as exc:
+        # A bad --component: the message names its appid and field, never its secret.
+        raise SystemExit(str(exc)) from None
     state = app[STATE]
     # A sandbox restored from its state file already has its demo accounts.
     restored = any(not a.test_account for a in state.authorizers.values())
@@ -142,7 +147,7 @@ def run_forever(config: SandboxConfig, *, host: str, port: int, authorizers: int
         "WeChat sandbox listening on %s (component %s, event_url %s, message_url %s, tickets %s, "
         "%d accounts, state file %s)",
         _base_url(host, port),
-        config.component_appid,
+        ", ".join(c.appid for c in app[COMPONENTS]),
         config.event_url or "unset",
         config.message_url or "unset",
         tickets,
@@ -167,6 +172,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state-file", default=None, help="keep the sandbox's state in this file across restarts (e.g. var/...)"
     )
+    parser.add_argument(
+        "--component",
+        action="append",
+        default=[],
+        dest="components",
+        metavar="JSON",
+        help='one more third-party platform, repeatable: {"appid", "appsecret", "token", "aes_key", '
+        '"event_url"?, "message_url"?, "platform_func_ids"?}',
+    )
 
 
 def serve_from_options(options: Mapping[str, Any]) -> None:
@@ -175,7 +189,17 @@ def serve_from_options(options: Mapping[str, Any]) -> None:
         # WeChat refuses such a configuration too: the URL must say where the authorizer's appid goes
         # (docs/wechat/message-url.md#the-url-and-appid).
         raise SystemExit("--message-url must contain $APPID$, e.g. http://host/wechat/authorizers/$APPID$/events")
+    components = []
+    for text in options.get("components") or []:
+        try:
+            spec = json.loads(text)
+        except ValueError:
+            raise SystemExit(f"--component must be a JSON object, not {text[:40]!r}") from None
+        if not isinstance(spec, dict):
+            raise SystemExit("--component must be a JSON object")
+        components.append(spec)
     config = SandboxConfig(
+        components=components,
         event_url=options["event_url"],
         ticket_interval=options["ticket_interval"],
         latency=options["latency"],

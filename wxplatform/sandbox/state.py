@@ -423,7 +423,7 @@ def _well_formed_token(value: str) -> bool:
     return len(value) <= 512 and value.isascii() and value.isprintable() and " " not in value
 
 
-def _check_appid(appid: str) -> None:
+def check_appid(appid: str) -> None:
     if not appid or len(appid) > 32 or not all(c.isascii() and (c.isalnum() or c in "_-") for c in appid):
         raise ControlError(400, f"invalid appid {appid!r}: 1-32 ASCII letters, digits, '_' or '-'")
 
@@ -471,6 +471,46 @@ def _check_int(name: str, value: Any, *, allowed: Iterable[int] | None = None, m
     return value
 
 
+def check_config_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """The run-time config changes, validated (a ControlError for the first bad one), values normalised."""
+    unknown = set(changes) - MUTABLE_FIELDS
+    if unknown:
+        raise ControlError(400, f"cannot change {sorted(unknown)}; changeable: {sorted(MUTABLE_FIELDS)}")
+    checked: dict[str, Any] = {}
+    for name, value in changes.items():
+        expected = type(getattr(SandboxConfig(), name))
+        if name == "event_url":
+            if value is not None and not (isinstance(value, str) and value.startswith(("http://", "https://"))):
+                raise ControlError(400, "event_url must be an http(s) URL or null")
+        elif name == "message_url":
+            if value is not None and not (
+                isinstance(value, str) and value.startswith(("http://", "https://")) and "$APPID$" in value
+            ):
+                raise ControlError(400, "message_url must be an http(s) URL containing $APPID$, or null")
+        elif name == "platform_func_ids":
+            if not isinstance(value, list):
+                raise ControlError(400, "platform_func_ids must be a list")
+            value = _check_func_ids(value)
+        elif name == "message_tries":
+            _check_int(name, value, minimum=1)
+        elif expected is float:
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise ControlError(400, f"{name} must be a non-negative number")
+            value = float(value)
+        elif expected is int:
+            _check_int(name, value, minimum=0)
+        elif expected is bool:
+            if not isinstance(value, bool):
+                raise ControlError(400, f"{name} must be true or false")
+        elif name == "quota_timezone":
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+                raise ControlError(400, f"unknown time zone {value!r}") from exc
+        checked[name] = value
+    return checked
+
+
 class SandboxState:
     def __init__(self, config: SandboxConfig | None = None, *, clock: Clock = time.time) -> None:
         self._initial_config = replace(config) if config is not None else SandboxConfig()
@@ -516,41 +556,7 @@ class SandboxState:
         self._create_release_test_accounts()
 
     def update_config(self, changes: dict[str, Any]) -> SandboxConfig:
-        unknown = set(changes) - MUTABLE_FIELDS
-        if unknown:
-            raise ControlError(400, f"cannot change {sorted(unknown)}; changeable: {sorted(MUTABLE_FIELDS)}")
-        checked: dict[str, Any] = {}
-        for name, value in changes.items():
-            expected = type(getattr(SandboxConfig(), name))
-            if name == "event_url":
-                if value is not None and not (isinstance(value, str) and value.startswith(("http://", "https://"))):
-                    raise ControlError(400, "event_url must be an http(s) URL or null")
-            elif name == "message_url":
-                if value is not None and not (
-                    isinstance(value, str) and value.startswith(("http://", "https://")) and "$APPID$" in value
-                ):
-                    raise ControlError(400, "message_url must be an http(s) URL containing $APPID$, or null")
-            elif name == "platform_func_ids":
-                if not isinstance(value, list):
-                    raise ControlError(400, "platform_func_ids must be a list")
-                value = _check_func_ids(value)
-            elif name == "message_tries":
-                _check_int(name, value, minimum=1)
-            elif expected is float:
-                if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-                    raise ControlError(400, f"{name} must be a non-negative number")
-                value = float(value)
-            elif expected is int:
-                _check_int(name, value, minimum=0)
-            elif expected is bool:
-                if not isinstance(value, bool):
-                    raise ControlError(400, f"{name} must be true or false")
-            elif name == "quota_timezone":
-                try:
-                    ZoneInfo(value)
-                except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
-                    raise ControlError(400, f"unknown time zone {value!r}") from exc
-            checked[name] = value
+        checked = check_config_changes(changes)
         # Validate everything before changing anything, so that a bad request changes nothing.
         for name, value in checked.items():
             setattr(self.config, name, value)
@@ -1359,7 +1365,7 @@ class SandboxState:
         `profile` takes the other fields update_authorizer changes (alias, head_img, service_type, ...)."""
         if appid is None:
             appid = self.new_appid()
-        _check_appid(appid)
+        check_appid(appid)
         if appid in self.authorizers:
             raise ControlError(409, f"sandbox account {appid} already exists")
         extra = self._validate_changes(profile, _CREATE_ONLY_PROFILE)
