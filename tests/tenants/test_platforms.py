@@ -133,7 +133,7 @@ def test_a_sync_reads_each_tenant_with_its_own_platforms_token(two: Two) -> None
 
 
 def test_an_expired_token_is_refreshed_through_its_own_platform(two: Two) -> None:
-    first, second = same_account_on_both(two)
+    _first, second = same_account_on_both(two)
     two.second.expire_authorizer_tokens(second.authorizer_appid)
     Tenant.objects.filter(pk=second.pk).update(access_token_expires_at=None)
     two.first.reset_all_counters()
