@@ -19,13 +19,17 @@ from drafts.models import AttemptOutcome, JobState, SyncAttempt, SyncJob, SyncRu
 from tenants.models import AuthorizationCode, Tenant
 from tests.factories import make_api_key, make_snapshot, make_tenant
 from wxplatform.component.models import ComponentCredential
-from wxplatform.component.services import default_component
+from wxplatform.component.services import component_add, default_component
+from wxplatform.encryption import encrypt_str
 from wxplatform.models import AuditEntry
 
 TENANT_ACCESS = "tenant-access-token-KNOWN-1111"
 TENANT_REFRESH = "tenant-refresh-token-KNOWN-2222"
 TICKET = "ticket@@@KNOWN-3333"
 COMPONENT_TOKEN = "component-access-token-KNOWN-4444"
+PLATFORM_SECRET = "platform-appsecret-KNOWN-5555"
+PLATFORM_TOKEN = "platformtokenKNOWN6666"
+PLATFORM_AES_KEY = "KNOWN7777abcdefghijklmnopqrstuvwxyz01234567"
 AUTH_CODE = "queryauthcode@@@KNOWN-5555"
 
 
@@ -50,12 +54,16 @@ def secrets_everywhere(admin_user: object) -> list[str]:
         last_error_message="invalid credential",
         last_error_at=now,
     )
-    credential = ComponentCredential.objects.create(
-        component_appid=settings.WECHAT_COMPONENT_APPID,
-        verify_ticket=TICKET,
+    credential = default_component()
+    ComponentCredential.objects.filter(pk=credential.pk).update(
+        verify_ticket=encrypt_str(TICKET),
         ticket_received_at=now,
-        access_token=COMPONENT_TOKEN,
+        access_token=encrypt_str(COMPONENT_TOKEN),
         access_token_expires_at=now + timedelta(hours=1),
+    )
+    # A second platform, whose own secrets were given in the admin or to add_component.
+    other = component_add(
+        appid="wx0000secretive0comp", secret=PLATFORM_SECRET, token=PLATFORM_TOKEN, aes_key=PLATFORM_AES_KEY
     )
     code = AuthorizationCode.objects.create(
         component=default_component(), code_hash="f" * 64, code=AUTH_CODE, tenant=tenant
@@ -89,6 +97,11 @@ def secrets_everywhere(admin_user: object) -> list[str]:
         TICKET,
         COMPONENT_TOKEN,
         AUTH_CODE,
+        PLATFORM_SECRET,
+        PLATFORM_TOKEN,
+        PLATFORM_AES_KEY,
+        settings.WECHAT_COMPONENT_APPSECRET,
+        settings.WECHAT_COMPONENT_AES_KEY,
         raw_key,
         key.hashed_key,
         _stored("tenants_tenant", "access_token", tenant.pk),
@@ -96,6 +109,8 @@ def secrets_everywhere(admin_user: object) -> list[str]:
         _stored("component_componentcredential", "verify_ticket", credential.pk),
         _stored("component_componentcredential", "access_token", credential.pk),
         _stored("tenants_authorizationcode", "code", code.pk),
+        _stored("component_componentcredential", "appsecret", other.pk),
+        _stored("component_componentcredential", "aes_key", other.pk),
     ]
 
 
