@@ -196,7 +196,9 @@ def _manage(env: dict[str, str], *args: str) -> str:
 _SEED = """
 from django.utils import timezone
 from tenants.models import Tenant
+from wxplatform.component.services import default_component
 Tenant.objects.create(
+    component=default_component(),
     authorizer_appid="wxbench0000000001", nickname="Bench", account_kind="subscription", func_ids=[1, 11],
     status="active", eligibility="eligible", draft_count=42, draft_count_fetched_at=timezone.now(),
 )

@@ -227,12 +227,15 @@ def _seed(control: SandboxControl, count: int) -> dict[str, int]:
     from django.utils import timezone
 
     from tenants.models import AccountKind, Eligibility, Tenant, TenantStatus
+    from wxplatform.component.services import default_component
 
     accounts = control.bulk_create_authorizers(count, prefix="bench", draft_count=(0, 100))
     now = timezone.now()
+    component = default_component()
     Tenant.objects.bulk_create(
         [
             Tenant(
+                component=component,
                 authorizer_appid=a["appid"],
                 account_kind=AccountKind.SERVICE,
                 func_ids=[1, 11],

@@ -81,10 +81,13 @@ def _tenants_with_endpoints(count: int, url: str) -> list[int]:
     from tenants.models import AccountKind, Eligibility, EventType, Tenant, TenantStatus
     from webhooks.models import Endpoint
     from webhooks.services import new_secret
+    from wxplatform.component.services import default_component
 
     prefix = f"wxhook{time.monotonic_ns() % 10**8}"
+    component = default_component()
     tenants = Tenant.objects.bulk_create(
         Tenant(
+            component=component,
             authorizer_appid=f"{prefix}{i}",
             account_kind=AccountKind.SERVICE,
             status=TenantStatus.ACTIVE,
