@@ -7,16 +7,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from html import unescape
+from io import StringIO
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
 
+from drafts.models import SyncAttempt
 from drafts.services import draft_count_chunk_sync, draft_count_run_start
 from tenants.models import PushLog, Tenant, TenantStatus
-from tenants.selectors import syncable_tenants
+from tenants.selectors import api_key_find, syncable_tenants
 from tests.fixtures.platform import Platform, signed_push, ticket_fields
 from tests.fixtures.sandbox import SECOND_COMPONENT
 from wxplatform.component.models import ComponentCredential
@@ -252,3 +255,26 @@ def test_the_default_platforms_record_follows_its_settings(two: Two, settings: A
     assert SECOND_COMPONENT["appsecret"] not in stored[0]
     assert SECOND_COMPONENT["token"] not in stored[1]
     assert SECOND_COMPONENT["aes_key"] not in stored[2]
+
+
+def test_commands_name_the_platform_of_an_account_that_authorized_two(two: Two) -> None:
+    first, second = same_account_on_both(two, first_drafts=3, second_drafts=8)
+
+    with pytest.raises(CommandError, match="--component"):
+        call_command("issue_api_key", first.authorizer_appid, stdout=StringIO(), stderr=StringIO())
+    stdout = StringIO()
+    call_command("issue_api_key", first.authorizer_appid, "--component", SECOND, stdout=stdout, stderr=StringIO())
+    key = api_key_find(raw_key=stdout.getvalue().strip())
+    assert key is not None and key.tenant_id == second.pk
+
+    # A sync of the account syncs both of its authorizations, or the one named.
+    call_command("sync_drafts", "--tenant", first.authorizer_appid, "--no-progress", stdout=StringIO())
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.draft_count, second.draft_count) == (3, 8)
+    attempts = {t.pk: SyncAttempt.objects.filter(tenant=t).count() for t in (first, second)}
+    call_command(
+        "sync_drafts", "--tenant", first.authorizer_appid, "--component", SECOND, "--no-progress", stdout=StringIO()
+    )
+    assert SyncAttempt.objects.filter(tenant=first).count() == attempts[first.pk]
+    assert SyncAttempt.objects.filter(tenant=second).count() == attempts[second.pk] + 1

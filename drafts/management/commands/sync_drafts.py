@@ -28,6 +28,12 @@ class Command(BaseCommand):
         which = parser.add_mutually_exclusive_group(required=True)
         which.add_argument("--all", action="store_true", help="Every eligible, active account.")
         which.add_argument("--tenant", nargs="+", metavar="APPID", help="These accounts (authorizer AppIDs).")
+        parser.add_argument(
+            "--component",
+            default="",
+            metavar="COMPONENT_APPID",
+            help="With --tenant: only the accounts' authorizations of this platform (default: of every platform).",
+        )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar on stderr.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -35,7 +41,9 @@ class Command(BaseCommand):
         if options["all"]:
             report = self._sync_all(progress=not options["no_progress"])
         else:
-            report = self._sync_tenants(options["tenant"], progress=not options["no_progress"])
+            report = self._sync_tenants(
+                options["tenant"], component=options["component"], progress=not options["no_progress"]
+            )
         self.stdout.write(_format_summary(report, seconds=time.monotonic() - started))
 
     def _sync_all(self, *, progress: bool) -> SyncReport:
@@ -50,15 +58,21 @@ class Command(BaseCommand):
                     bar.update(len(chunk_report.results))
         return report
 
-    def _sync_tenants(self, appids: list[str], *, progress: bool) -> SyncReport:
+    def _sync_tenants(self, appids: list[str], *, component: str, progress: bool) -> SyncReport:
+        """Each named account on every platform it authorized (an account may have authorized two), or on
+        `component` only."""
         wanted = list(dict.fromkeys(a.strip() for a in appids))
-        tenants = {t.authorizer_appid: t for t in Tenant.objects.filter(authorizer_appid__in=wanted)}
-        unknown = [appid for appid in wanted if appid not in tenants]
+        matching = Tenant.objects.filter(authorizer_appid__in=wanted).order_by("authorizer_appid", "component_id")
+        if component:
+            matching = matching.filter(component__component_appid=component)
+        tenants = list(matching)
+        found = {t.authorizer_appid for t in tenants}
+        unknown = [appid for appid in wanted if appid not in found]
         if unknown:
             raise CommandError(_("Unknown AppID: %(appids)s. Nothing was synced.") % {"appids": ", ".join(unknown)})
         report = SyncReport()
-        for appid in tqdm(wanted, unit="account", file=_Stream(self.stderr), disable=not progress):
-            report.results.append(draft_count_sync_tenant(tenant=tenants[appid], trigger=SyncTrigger.CLI))
+        for tenant in tqdm(tenants, unit="account", file=_Stream(self.stderr), disable=not progress):
+            report.results.append(draft_count_sync_tenant(tenant=tenant, trigger=SyncTrigger.CLI))
         return report
 
 
