@@ -65,6 +65,7 @@ def secrets_everywhere(admin_user: object) -> list[str]:
     other = component_add(
         appid="wx0000secretive0comp", secret=PLATFORM_SECRET, token=PLATFORM_TOKEN, aes_key=PLATFORM_AES_KEY
     )
+    make_tenant(component=other, nickname="Second's merchant")
     code = AuthorizationCode.objects.create(
         component=default_component(), code_hash="f" * 64, code=AUTH_CODE, tenant=tenant
     )
@@ -111,6 +112,12 @@ def secrets_everywhere(admin_user: object) -> list[str]:
         _stored("tenants_authorizationcode", "code", code.pk),
         _stored("component_componentcredential", "appsecret", other.pk),
         _stored("component_componentcredential", "aes_key", other.pk),
+        _stored("component_componentcredential", "token", other.pk),
+        settings.WECHAT_COMPONENT_TOKEN,
+        *(
+            _stored("component_componentcredential", column, credential.pk)
+            for column in ("appsecret", "token", "aes_key")
+        ),
     ]
 
 
@@ -120,6 +127,7 @@ def _every_admin_url() -> list[str]:
         reverse("admin-platform-status"),
         reverse("admin:tenants_tenant_changelist") + "?failing=yes",
         reverse("admin:tenants_tenant_changelist") + "?q=Secretive",
+        reverse("admin:component_componentcredential_add"),
     ]
     for model in admin.site._registry:
         name = f"admin:{model._meta.app_label}_{model._meta.model_name}"
@@ -136,7 +144,8 @@ def _every_admin_url() -> list[str]:
 @pytest.mark.django_db
 def test_no_admin_page_shows_a_token_ticket_code_or_key(admin_client: Client, secrets_everywhere: list[str]) -> None:
     urls = _every_admin_url()
-    assert reverse("admin:tenants_tenant_change", args=[Tenant.objects.get().pk]) in urls
+    assert reverse("admin:tenants_tenant_change", args=[Tenant.objects.get(nickname="Secretive").pk]) in urls
+    assert reverse("admin:component_componentcredential_change", args=[default_component().pk]) in urls
     assert any("/wxplatform/auditentry/" in url and url.rstrip("/").split("/")[-2].isdigit() for url in urls)
 
     for url in urls:

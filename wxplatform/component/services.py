@@ -86,15 +86,53 @@ def component_get(appid: str) -> ComponentCredential:
     return credential
 
 
+class DefaultComponentLocked(Exception):
+    """The default platform's credentials and its active flag follow the settings; they are not changed here."""
+
+
 @transaction.atomic
 def component_add(*, appid: str, secret: str, token: str, aes_key: str, name: str = "") -> ComponentCredential:
-    """Adds a platform, or updates the credentials of an existing one (add_component, the admin)."""
+    """Adds a platform, or updates the credentials of an existing one (add_component, the admin). Raises
+    DefaultComponentLocked for the default platform's appid."""
+    if appid == settings.WECHAT_COMPONENT_APPID:
+        raise DefaultComponentLocked(appid)
     credential, _ = ComponentCredential.objects.select_for_update().get_or_create(component_appid=appid)
     credential.appsecret, credential.token, credential.aes_key = secret, token, aes_key
     if name:
         credential.name = name
     credential.save()
     return credential
+
+
+@transaction.atomic
+def component_update(
+    component: ComponentCredential,
+    *,
+    name: str | None = None,
+    active: bool | None = None,
+    secret: str = "",
+    token: str = "",
+    aes_key: str = "",
+) -> list[str]:
+    """Changes what staff may change about a platform (the admin): its name, whether it is active, and each
+    secret given (an empty one is kept). The default platform takes a name only (DefaultComponentLocked
+    otherwise): switched off, the deployment's own platform would stop refreshing while /readyz, which
+    ignores switched-off platforms, still said all was well. Returns the names of the fields changed."""
+    credential = ComponentCredential.objects.select_for_update().get(pk=component.pk)
+    wanted: dict[str, object] = {"appsecret": secret, "token": token, "aes_key": aes_key}
+    wanted = {field: value for field, value in wanted.items() if value}
+    if active is not None:
+        wanted["active"] = active
+    if is_default(credential) and any(getattr(credential, f) != v for f, v in wanted.items()):
+        raise DefaultComponentLocked(credential.component_appid)
+    if name is not None:
+        wanted["name"] = name
+    changed = [field for field, value in wanted.items() if getattr(credential, field) != value]
+    for field in changed:
+        setattr(credential, field, wanted[field])
+    if changed:
+        credential.save(update_fields=changed)
+    return changed
 
 
 def _locked_credential(component: ComponentCredential) -> ComponentCredential:
