@@ -29,7 +29,8 @@ from tests.fixtures.sandbox import Sandbox
 from tests.fixtures.sync import component_ready, sandbox_tenant, sandbox_tenants, worker_env
 from tests.fixtures.worker import ROOT, Worker
 from wxplatform.component.clients import wechat_client
-from wxplatform.component.services import component_ticket_store, default_component
+from wxplatform.component.models import ComponentCredential
+from wxplatform.component.services import component_add, component_ticket_store, default_component
 from wxplatform.metrics import observe_wechat_call
 from wxplatform.wechat.bulk import fetch_draft_counts
 from wxplatform.wechat.errors import WeChatError
@@ -39,6 +40,8 @@ pytestmark = pytest.mark.django_db
 DRAFT_COUNT = "/cgi-bin/draft/count"
 AUTHORIZER_TOKEN = "/cgi-bin/component/api_authorizer_token"
 TOKEN = "s3cret-scrape-token"
+SECOND, THIRD = "wx2c2769f8efd9abc2", "wx0000000000000003"
+SECOND_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 
 
 @pytest.fixture
@@ -242,9 +245,8 @@ def test_token_refreshes_and_lock_waits_are_recorded(client: Any, open_metrics: 
 def test_database_gauges_report_ticket_tenants_quota_and_jobs(client: Any, open_metrics: None, settings: Any) -> None:
     now = timezone.now()
     component_ticket_store(default_component(), ticket="ticket@@@1", created_at=now)
-    from wxplatform.component.models import ComponentCredential
-
     ComponentCredential.objects.update(ticket_received_at=now - timedelta(minutes=40))
+    default = settings.WECHAT_COMPONENT_APPID
     today = quota_day(now)
     make_tenant(draft_count=1, draft_count_fetched_at=now, quota_day=today, quota_used=1000)
     make_tenant(
@@ -270,11 +272,12 @@ def test_database_gauges_report_ticket_tenants_quota_and_jobs(client: Any, open_
     text = scrape(client)
 
     assert value(text, "wxp_metrics_database_up") == 1
-    assert value(text, "wxp_component_ticket_present") == 1
-    assert 40 * 60 <= value(text, "wxp_component_ticket_age_seconds") < 41 * 60
-    assert value(text, "wxp_tenants", status="active", eligibility="eligible") == 3
-    assert value(text, "wxp_tenants", status="active", eligibility="wrong_kind") == 1
-    assert value(text, "wxp_tenants", status="needs_reauth", eligibility="eligible") == 1
+    assert value(text, "wxp_component_ticket_present", component=default) == 1
+    assert value(text, "wxp_component_active", component=default) == 1
+    assert 40 * 60 <= value(text, "wxp_component_ticket_age_seconds", component=default) < 41 * 60
+    assert value(text, "wxp_tenants", component=default, status="active", eligibility="eligible") == 3
+    assert value(text, "wxp_tenants", component=default, status="active", eligibility="wrong_kind") == 1
+    assert value(text, "wxp_tenants", component=default, status="needs_reauth", eligibility="eligible") == 1
     assert value(text, "wxp_tenants_failing", errcode="61023") == 1
     assert value(text, "wxp_tenants_failing", errcode="-1") == 1
     assert value(text, "wxp_draft_quota_calls_today") == 1010
@@ -288,11 +291,50 @@ def test_database_gauges_report_ticket_tenants_quota_and_jobs(client: Any, open_
     assert value(text, "wxp_draft_sync_jobs_open", state=JobState.RUNNING) == 0
 
 
-def test_without_a_ticket_the_scrape_says_so(client: Any, open_metrics: None) -> None:
+def test_without_a_ticket_the_scrape_says_so(client: Any, open_metrics: None, settings: Any) -> None:
     text = scrape(client)
 
-    assert value(text, "wxp_component_ticket_present") == 0
+    assert value(text, "wxp_component_ticket_present", component=settings.WECHAT_COMPONENT_APPID) == 0
     assert "wxp_component_ticket_age_seconds" not in names(text)
+
+
+def test_every_platform_has_its_series_and_one_switched_off_says_so(client: Any, open_metrics: None) -> None:
+    now = timezone.now()
+    default = default_component()
+    second = component_add(appid=SECOND, secret="s" * 32, token="second", aes_key=SECOND_AES_KEY, name="Second")
+    third = component_add(appid=THIRD, secret="t" * 32, token="third", aes_key=SECOND_AES_KEY)
+    ComponentCredential.objects.filter(pk=second.pk).update(
+        ticket_received_at=now - timedelta(minutes=5),
+        access_token_expires_at=now + timedelta(minutes=90),
+        problem="component_verify_ticket rejected by WeChat",
+        problem_code=61006,
+    )
+    ComponentCredential.objects.filter(pk=third.pk).update(active=False, ticket_received_at=now - timedelta(days=2))
+    make_tenant(component=second)
+    make_tenant(component=second)
+    make_tenant(component=default)
+
+    text = scrape(client)
+
+    assert value(text, "wxp_component_active", component=default.component_appid) == 1
+    assert value(text, "wxp_component_active", component=SECOND) == 1
+    assert value(text, "wxp_component_active", component=THIRD) == 0
+    assert value(text, "wxp_component_ticket_present", component=default.component_appid) == 0
+    assert value(text, "wxp_component_ticket_present", component=SECOND) == 1
+    assert value(text, "wxp_component_ticket_present", component=THIRD) == 1
+    assert 5 * 60 <= value(text, "wxp_component_ticket_age_seconds", component=SECOND) < 6 * 60
+    assert value(text, "wxp_component_ticket_age_seconds", component=THIRD) >= 2 * 86400
+    assert 89 * 60 < value(text, "wxp_component_token_expires_in_seconds", component=SECOND) <= 90 * 60
+    assert value(text, "wxp_component_problem", component=SECOND, errcode="61006") == 1
+    problems = {
+        tuple(sorted(sample.labels.items()))
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "wxp_component_problem"
+    }
+    assert problems == {(("component", SECOND), ("errcode", "61006"))}
+    assert value(text, "wxp_tenants", component=SECOND, status="active", eligibility="eligible") == 2
+    assert value(text, "wxp_tenants", component=default.component_appid, status="active", eligibility="eligible") == 1
 
 
 # --- Many processes ------------------------------------------------------------------------------------
@@ -361,20 +403,20 @@ def test_pushes_are_counted_by_url_kind_and_outcome_with_bounded_labels(client: 
     from wxplatform.metrics import record_push
 
     before = scrape(client)
-    record_push("authorizer", kind="text", outcome="ok", seconds=0.02)
-    record_push("component", kind=None, outcome="bad_signature", seconds=0.001)
+    record_push("authorizer", component=SECOND, kind="text", outcome="ok", seconds=0.02)
+    record_push("component", component=SECOND, kind=None, outcome="bad_signature", seconds=0.001)
     # Whatever a caller passes, no request can mint series: odd kinds, URLs and outcomes are clamped.
-    record_push("component", kind="<script>" + "x" * 100, outcome="whatever", seconds=-1)
-    record_push("/wechat/evil", kind="text", outcome="ok", seconds=0.01)
+    record_push("component", component=SECOND, kind="<script>" + "x" * 100, outcome="whatever", seconds=-1)
+    record_push("/wechat/evil", component=SECOND, kind="text", outcome="ok", seconds=0.01)
     after = scrape(client)
 
     def delta(**labels: str) -> float:
         return value(after, "wxp_pushes_total", **labels) - value(before, "wxp_pushes_total", **labels)
 
-    assert delta(url="authorizer", kind="text", outcome="ok") == 1
-    assert delta(url="component", kind="unverified", outcome="bad_signature") == 1
-    assert delta(url="component", kind="unverified", outcome="error") == 1
-    assert delta(url="other", kind="text", outcome="ok") == 1
+    assert delta(component=SECOND, url="authorizer", kind="text", outcome="ok") == 1
+    assert delta(component=SECOND, url="component", kind="unverified", outcome="bad_signature") == 1
+    assert delta(component=SECOND, url="component", kind="unverified", outcome="error") == 1
+    assert delta(component=SECOND, url="other", kind="text", outcome="ok") == 1
     assert (
         value(after, "wxp_push_duration_seconds_count", url="component")
         - value(before, "wxp_push_duration_seconds_count", url="component")

@@ -33,6 +33,7 @@ from prometheus_client.registry import Collector
 from drafts.models import JobState, SyncJob, SyncRun, SyncTrigger
 from drafts.rules import quota_budget, quota_day
 from tenants.selectors import failing_tenants, merchant_tenants, syncable_tenants
+from wxplatform.component.models import ComponentCredential
 from wxplatform.component.services import default_component
 from wxplatform.egress import refusals
 
@@ -67,32 +68,42 @@ class DatabaseCollector(Collector):
 
 
 def _component_families() -> Iterator[Metric]:
+    """One series per platform, switched-off ones included (wxp_component_active tells them apart, so that the
+    alerts can leave them out: a platform switched off neither refreshes nor is expected to)."""
     now = timezone.now()
-    credential = default_component()
-    present = GaugeMetricFamily("wxp_component_ticket_present", "Whether a component_verify_ticket is stored.")
-    present.add_metric([], 1 if credential is not None and credential.ticket_received_at else 0)
-    yield present
-    if credential is None:
-        return
-    if credential.ticket_received_at is not None:
-        # WeChat pushes a ticket every 10 minutes: an old one means the pushes stopped reaching us.
-        age = GaugeMetricFamily("wxp_component_ticket_age_seconds", "Seconds since the last ticket was received.")
-        age.add_metric([], (now - credential.ticket_received_at).total_seconds())
-        yield age
-    if credential.access_token_expires_at is not None:
-        expires = GaugeMetricFamily(
-            "wxp_component_token_expires_in_seconds", "Seconds until the component access token expires."
-        )
-        expires.add_metric([], (credential.access_token_expires_at - now).total_seconds())
-        yield expires
+    default_component()
+    platforms = list(ComponentCredential.objects.defer("appsecret", "token", "aes_key").order_by("pk"))
+    labels = ["component"]
+    active = GaugeMetricFamily(
+        "wxp_component_active", "1 for a platform that refreshes and syncs, 0 for one switched off.", labels=labels
+    )
+    present = GaugeMetricFamily(
+        "wxp_component_ticket_present", "Whether a component_verify_ticket is stored.", labels=labels
+    )
+    # WeChat pushes a ticket every 10 minutes: an old one means the pushes stopped reaching us.
+    age = GaugeMetricFamily(
+        "wxp_component_ticket_age_seconds", "Seconds since the last ticket was received.", labels=labels
+    )
+    expires = GaugeMetricFamily(
+        "wxp_component_token_expires_in_seconds", "Seconds until the component access token expires.", labels=labels
+    )
     problem = GaugeMetricFamily(
         "wxp_component_problem",
         "1 while the platform cannot obtain a component token (no ticket, 61005/61006, configuration errors).",
-        labels=["errcode"],
+        labels=["component", "errcode"],
     )
-    if credential.problem:
-        problem.add_metric([str(credential.problem_code) if credential.problem_code is not None else "none"], 1)
-    yield problem
+    for credential in platforms:
+        appid = [credential.component_appid]
+        active.add_metric(appid, 1 if credential.active else 0)
+        present.add_metric(appid, 1 if credential.ticket_received_at else 0)
+        if credential.ticket_received_at is not None:
+            age.add_metric(appid, (now - credential.ticket_received_at).total_seconds())
+        if credential.access_token_expires_at is not None:
+            expires.add_metric(appid, (credential.access_token_expires_at - now).total_seconds())
+        if credential.problem:
+            code = str(credential.problem_code) if credential.problem_code is not None else "none"
+            problem.add_metric([*appid, code], 1)
+    yield from (active, present, age, expires, problem)
 
 
 def _whitelist_family() -> Metric:
@@ -111,9 +122,14 @@ def _whitelist_family() -> Metric:
 def _tenant_families() -> Iterator[Metric]:
     now = timezone.now()
     # WeChat's release-test accounts are not merchants: no tenant series counts them.
-    tenants = GaugeMetricFamily("wxp_tenants", "Tenants by status and eligibility.", labels=["status", "eligibility"])
-    for row in merchant_tenants().values("status", "eligibility").annotate(n=Count("id")).order_by():
-        tenants.add_metric([row["status"], row["eligibility"]], row["n"])
+    tenants = GaugeMetricFamily(
+        "wxp_tenants",
+        "Tenants by platform (component appid), status and eligibility.",
+        labels=["component", "status", "eligibility"],
+    )
+    rows = merchant_tenants().values("component__component_appid", "status", "eligibility").annotate(n=Count("id"))
+    for row in rows.order_by():
+        tenants.add_metric([row["component__component_appid"], row["status"], row["eligibility"]], row["n"])
     yield tenants
 
     # A tenant's error is current when nothing succeeded after it (needs_reauth tenants: 61023).
