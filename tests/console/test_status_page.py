@@ -19,8 +19,11 @@ from drafts.rules import quota_day
 from tenants.models import Tenant
 from tests.factories import make_tenant
 from wxplatform.component.models import ComponentCredential
+from wxplatform.component.services import component_add, default_component
 
 STATUS = reverse("admin-platform-status")
+SECOND, THIRD = "wx2c2769f8efd9abc2", "wx0000000000000003"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 
 
 def _html(client: Client) -> str:
@@ -55,8 +58,7 @@ def redis_queue() -> Iterator[tuple[redis.Redis, str]]:
 @pytest.mark.django_db
 def test_status_shows_ticket_age_token_expiry_last_push_and_problem(admin_client: Client) -> None:
     now = timezone.now()
-    ComponentCredential.objects.create(
-        component_appid=settings.WECHAT_COMPONENT_APPID,
+    ComponentCredential.objects.filter(pk=default_component().pk).update(
         verify_ticket="ticket@@@known",
         ticket_received_at=now - timedelta(minutes=7),
         ticket_created_at=now - timedelta(minutes=7),
@@ -75,7 +77,54 @@ def test_status_shows_ticket_age_token_expiry_last_push_and_problem(admin_client
     assert "in 1\xa0hour, 34\xa0minutes" in html or "in 1\xa0hour, 35\xa0minutes" in html
     assert "3\xa0minutes ago" in html
     assert "verify ticket (component_verify_ticket))" in html
-    assert "platform configuration rejected by WeChat (errcode 61004)" in html
+    assert (
+        "platform configuration rejected by WeChat "
+        "(errcode 61004 this server&#x27;s IP is not on the platform&#x27;s whitelist)"
+    ) in html
+
+
+def _section(html: str, appid: str) -> str:
+    return html.split(f'id="platform-{appid}"')[1].split("</div>")[0]
+
+
+@pytest.mark.django_db
+def test_status_has_a_section_per_platform_and_says_which_one_is_switched_off(admin_client: Client) -> None:
+    now = timezone.now()
+    second = component_add(appid=SECOND, secret="s" * 32, token="second", aes_key=AES_KEY, name="Second entity")
+    third = component_add(appid=THIRD, secret="t" * 32, token="third", aes_key=AES_KEY, name="Old entity")
+    ComponentCredential.objects.filter(pk=second.pk).update(
+        ticket_received_at=now - timedelta(minutes=4),
+        access_token="second-token",
+        access_token_expires_at=now + timedelta(minutes=50),
+        problem="component_verify_ticket rejected by WeChat",
+        problem_code=61006,
+    )
+    ComponentCredential.objects.filter(pk=third.pk).update(active=False, ticket_received_at=now - timedelta(days=3))
+
+    html = _html(admin_client)
+
+    default = _section(html, settings.WECHAT_COMPONENT_APPID)
+    assert "no ticket yet" in default
+    assert ">default</span>" in default
+    assert "switched off" not in default
+    second_html = _section(html, SECOND)
+    assert f"Platform Second entity ({SECOND})" in second_html
+    assert "4\xa0minutes ago" in second_html
+    assert "in 49\xa0minutes" in second_html or "in 50\xa0minutes" in second_html
+    assert "component_verify_ticket rejected by WeChat (errcode 61006 verify ticket invalid)" in second_html
+    assert "switched off" not in second_html
+    third_html = _section(html, THIRD)
+    assert f"Platform Old entity ({THIRD})" in third_html
+    assert '<span class="wxp-badge wxp-bad">switched off</span>' in third_html
+    assert "This platform neither refreshes its component token nor syncs its accounts." in third_html
+    assert "3\xa0days ago" in third_html
+    # The default first, then the others by name.
+    assert (
+        html.index(f'id="platform-{settings.WECHAT_COMPONENT_APPID}"')
+        < html.index(f'id="platform-{THIRD}"')
+        < html.index(f'id="platform-{SECOND}"')
+    )
+    assert "second-token" not in html
 
 
 @pytest.mark.django_db

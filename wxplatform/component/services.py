@@ -75,6 +75,14 @@ def is_default(component: ComponentCredential) -> bool:
     return component.component_appid == settings.WECHAT_COMPONENT_APPID
 
 
+def component_list() -> list[ComponentCredential]:
+    """Every platform, switched-off ones included: the default first, then the others by name (the status page,
+    the console's landing page)."""
+    default = default_component()
+    others = ComponentCredential.objects.exclude(pk=default.pk).order_by("name", "component_appid")
+    return [default, *others]
+
+
 def component_get(appid: str) -> ComponentCredential:
     """The platform with this component appid (the default one is kept up to date from the settings).
     Raises ComponentUnknown."""

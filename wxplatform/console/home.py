@@ -22,7 +22,8 @@ from drafts.rules import quota_day
 from tenants.models import Eligibility, Tenant, TenantStatus
 from tenants.selectors import failing_tenants
 from wxplatform.charts import bar_chart_svg
-from wxplatform.component.services import component_status, default_component
+from wxplatform.component.services import component_list, component_readiness, component_status
+from wxplatform.errcodes import errcode_label
 
 HISTORY_DAYS = 7
 
@@ -37,6 +38,35 @@ def _accounts_chart() -> Any:
             label = f"{label} · {Eligibility(row['eligibility']).label}"
         bars[label] = bars.get(label, 0) + row["n"]
     return bar_chart_svg(list(bars.items()), label=_("Accounts by status and eligibility"))
+
+
+def _platforms() -> dict[str, Any]:
+    """A line per platform and how many of the active ones can call WeChat (as /readyz judges it)."""
+    rows = []
+    for platform in component_list():
+        status = component_status(platform)
+        ready = bool(status["active"]) and component_readiness(platform) is None
+        if not status["active"]:
+            state = _("switched off")
+        elif ready:
+            state = _("ready")
+        elif status["problem_code"] is not None:
+            state = errcode_label(status["problem_code"])  # type: ignore[arg-type]
+        elif not status["has_ticket"]:
+            state = _("no ticket yet")
+        else:
+            state = str(status["problem"])
+        rows.append(
+            {
+                "label": platform.name or platform.component_appid,
+                "title": str(platform),
+                "state": state,
+                "ready": ready,
+                "active": status["active"],
+            }
+        )
+    active = sum(1 for row in rows if row["active"])
+    return {"rows": rows, "active": active, "ready": sum(1 for row in rows if row["ready"]), "off": len(rows) - active}
 
 
 def _runs_by_day(now: datetime) -> list[dict[str, Any]]:
@@ -59,11 +89,8 @@ def console_home(request: HttpRequest) -> HttpResponse:
         runs = _runs_by_day(now)
         last_run = SyncRun.objects.order_by("-started_at").first()
         quota = Tenant.objects.filter(quota_day=quota_day(now)).aggregate(used=Sum("quota_used"))
-        component = component_status(default_component())
-        ticket_age = component["ticket_age_seconds"]
         context["dashboard"] = {
-            "component": component,
-            "ticket_age_minutes": int(ticket_age // 60) if isinstance(ticket_age, float | int) else None,
+            "platforms": _platforms(),
             "accounts": Tenant.objects.count(),
             "failing": failing_tenants().count(),
             "quota_used": quota["used"] or 0,

@@ -27,7 +27,7 @@ from drafts.rules import quota_day
 from tenants.models import PushLog, PushOutcome
 from tenants.selectors import merchant_tenants
 from wxplatform.charts import bar_chart_svg
-from wxplatform.component.services import component_status, default_component
+from wxplatform.component.services import component_list, component_status
 from wxplatform.egress import refusals
 from wxplatform.errcodes import errcode_label
 from wxplatform.redis_client import redis_client
@@ -146,6 +146,20 @@ def push_kind_label(kind: str) -> str:
     return f"{label} ({kind})" if label is not None else kind
 
 
+def platforms_status() -> list[dict[str, object]]:
+    """component_status() of every platform, switched-off ones included, the default first, with what the page
+    shows in words (the problem's errcode with its meaning, the last push's kind)."""
+    rows = []
+    for platform in component_list():
+        status = component_status(platform)
+        code = status["problem_code"]
+        status["problem_code_label"] = errcode_label(code) if isinstance(code, int) else ""
+        status["last_push_kind"] = push_kind_label(str(status["last_push_info_type"] or ""))
+        status["label"] = str(platform)
+        rows.append(status)
+    return rows
+
+
 def platform_status(request: HttpRequest) -> HttpResponse:
     """GET /admin/status/: for every staff user who may look at tenants (support included)."""
     if not request.user.has_perm("tenants.view_tenant"):
@@ -160,11 +174,10 @@ def platform_status(request: HttpRequest) -> HttpResponse:
         .values_list("nickname", "authorizer_appid", "quota_used")[:TOP_QUOTA_TENANTS]
     )
     errors = errors_by_errcode(since=now - ERRORS_WINDOW)
-    component = component_status(default_component())
     context = {
         **admin.site.each_context(request),
         "title": _("Platform status"),
-        "component": component,
+        "platforms": platforms_status(),
         "whitelist_refusals": refusals(),
         "queues": queue_depths(),
         "quota_day": day,
@@ -183,7 +196,6 @@ def platform_status(request: HttpRequest) -> HttpResponse:
         ),
         "pushes_per_hour": pushes_per_hour(since=now - PUSH_WINDOW),
         "last_pushes": [(push, push_kind_label(push.kind)) for push in last_push_of_each_kind()],
-        "last_push_kind": push_kind_label(str(component["last_push_info_type"] or "")),
         "now": now,
     }
     return TemplateResponse(request, "admin/console/platform_status.html", context)
