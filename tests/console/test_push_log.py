@@ -13,11 +13,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from tenants.models import PushLog
+from tenants.models import PushEndpoint, PushLog, PushOutcome
 from tenants.pushes import rejected_budget_key
 from tenants.services import push_log_prune
 from tests.fixtures.platform import EVENTS_PATH, sealed_message, signed_push, text_message, ticket_fields
 from wxplatform.component.models import ComponentCredential
+from wxplatform.component.services import component_add, default_component
 from wxplatform.models import AuditEntry
 from wxplatform.redis_client import redis_client
 
@@ -26,6 +27,8 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = reverse("admin:tenants_pushlog_changelist")
 STATUS = reverse("admin-platform-status")
 TEST_APPID = "wx570bc396a51b8ff8"
+SECOND = "wx2c2769f8efd9abc2"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 
 
 def push(client: Client, path: str, body_query: tuple[bytes, dict[str, str]]) -> Any:
@@ -91,6 +94,61 @@ def test_replaying_a_push_runs_the_handler_again_once_and_is_audited(admin_clien
     audits = AuditEntry.objects.filter(action="pushes.replay")
     assert audits.count() == 2
     assert audits.first().detail == {"outcomes": {str(entry.pk): "success"}}  # type: ignore[union-attr]
+
+
+def _stored_push(component_appid: str) -> PushLog:
+    return PushLog.objects.create(
+        received_at=timezone.now(),
+        endpoint=PushEndpoint.COMPONENT,
+        component_appid=component_appid,
+        kind="component_verify_ticket",
+        signature_ok=True,
+        decrypted=True,
+        outcome=PushOutcome.SUCCESS,
+        status_code=200,
+        duration_ms=1.0,
+        query={},
+        body="<xml/>",
+    )
+
+
+def test_the_list_filters_by_platform(admin_client: Client) -> None:
+    default_component()
+    component_add(appid=SECOND, secret="s" * 32, token="second", aes_key=AES_KEY, name="Second")
+    ticket_push(Client(), "ticket@@@default")
+    second = _stored_push(SECOND)
+
+    page = admin_client.get(CHANGELIST, {"component": SECOND})
+
+    assert [entry.pk for entry in page.context["cl"].result_list] == [second.pk]
+    assert f"?component={SECOND}" in page.content.decode()
+    assert "Second (wx2c2769f8efd9abc2)" in page.content.decode()
+    unknown = admin_client.get(CHANGELIST, {"component": "wx0000000000000404"})
+    assert unknown.status_code == 200
+    assert unknown.context["cl"].result_count == 0
+
+
+def test_replaying_a_push_whose_platform_is_gone_says_so_and_replays_the_others(admin_client: Client) -> None:
+    ticket_push(Client(), "ticket@@@kept")
+    kept = PushLog.objects.get()
+    gone = _stored_push("wx0000000000000404")
+
+    response = admin_client.post(
+        CHANGELIST, {"action": "replay_selected", "_selected_action": [kept.pk, gone.pk]}, follow=True
+    )
+
+    assert response.status_code == 200
+    shown = [str(message) for message in response.context["messages"]]
+    assert "Pushes replayed: 1; refused again (signature or contents): 0." in shown
+    assert (
+        "Not replayed: the pushes to platform wx0000000000000404, which is not configured here any more "
+        "(add it again to replay them)." in shown
+    )
+    assert AuditEntry.objects.get(action="pushes.replay").detail == {
+        "outcomes": {str(kept.pk): "success", str(gone.pk): "unknown_platform"}
+    }
+    assert PushLog.objects.get(pk=gone.pk).replayed_at is None
+    assert PushLog.objects.get(pk=kept.pk).replayed_at is not None
 
 
 def test_a_replayed_forgery_is_refused_again(admin_client: Client) -> None:

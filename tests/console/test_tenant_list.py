@@ -15,6 +15,7 @@ from rest_framework_api_key.models import APIKey
 from drafts.models import JobState, SyncJob, SyncTrigger
 from tenants.models import AccountKind, Eligibility, Tenant, TenantStatus
 from tests.factories import make_tenant
+from wxplatform.component.services import component_add
 from wxplatform.console import admin as tenants_admin
 from wxplatform.models import AuditEntry
 
@@ -104,6 +105,28 @@ def test_filters_by_status_eligibility_and_kind(admin_client: Client) -> None:
     )
 
     assert _listed(response) == [wanted.authorizer_appid]
+
+
+@pytest.mark.django_db
+def test_filters_by_platform_and_the_account_page_names_it(admin_client: Client) -> None:
+    second = component_add(
+        appid="wx2c2769f8efd9abc2",
+        secret="s" * 32,
+        token="second",
+        aes_key="abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+        name="Second entity",
+    )
+    # The same Official Account authorized both platforms: two tenants.
+    on_second = make_tenant(component=second, authorizer_appid="wx570bc396a51b8ff8")
+    make_tenant(authorizer_appid="wx570bc396a51b8ff8")
+
+    response = admin_client.get(CHANGELIST, {"component": second.component_appid})
+
+    assert [t.pk for t in response.context["cl"].result_list] == [on_second.pk]
+    assert "Second entity (wx2c2769f8efd9abc2)" in response.content.decode()
+    page = admin_client.get(reverse("admin:tenants_tenant_change", args=[on_second.pk])).content.decode()
+    assert "Third-party platform:" in page
+    assert "Second entity (wx2c2769f8efd9abc2)</a>" in page
 
 
 @pytest.mark.django_db

@@ -221,3 +221,21 @@ class ComponentCredentialAdmin(AuditedAdminMixin):
             format_html_join("", "<li>{}: <code>{}</code></li>", rows),
             _("Enter the first two in the platform's development settings on open.weixin.qq.com."),
         )
+
+
+class PlatformListFilter(admin.SimpleListFilter):
+    """A list filter by platform (component appid), for the lists of rows that belong to one. Subclasses name
+    the lookup: a foreign key's (`component__component_appid`) or a plain column (`component_appid`)."""
+
+    title = gettext_lazy("third-party platform")
+    parameter_name = "component"
+    lookup = "component_appid"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
+        # Names and appids only: the rows' secrets are not loaded to draw a sidebar.
+        rows = ComponentCredential.objects.order_by("name", "component_appid").values_list("component_appid", "name")
+        return [(appid, f"{name} ({appid})" if name else appid) for appid, name in rows]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(**{self.lookup: value}) if value else queryset

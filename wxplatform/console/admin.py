@@ -65,6 +65,7 @@ from tenants.tasks import refresh_token as refresh_token_task
 from webhooks.selectors import endpoint_list
 from wxplatform.admin import AuditedAdminMixin, audit_record
 from wxplatform.charts import step_chart_svg
+from wxplatform.component.admin import PlatformListFilter
 from wxplatform.component.services import ComponentNotReady
 from wxplatform.console import push_admin  # noqa: F401 - registers the push log's admin
 from wxplatform.queueing import enqueue
@@ -194,6 +195,10 @@ class FailingFilter(admin.SimpleListFilter):
         return queryset
 
 
+class TenantPlatformFilter(PlatformListFilter):
+    lookup = "component__component_appid"
+
+
 def _short_time(value: datetime | None) -> SafeString | str:
     """A time in a list column: month, day and minute, with the whole date in the tooltip."""
     if value is None:
@@ -222,6 +227,7 @@ ACCOUNT_FIELDS = (
     "is_test_account",
 )
 AUTHORIZATION_FIELDS = (
+    "component",
     "status",
     "eligibility",
     "eligibility_detail",
@@ -267,7 +273,7 @@ class TenantAdmin(AuditedAdminMixin):
         "token_expiry",
     )
     list_display_links = ("nickname", "authorizer_appid")
-    list_filter = ("status", "eligibility", "account_kind", "is_test_account", FailingFilter)
+    list_filter = ("status", "eligibility", "account_kind", "is_test_account", FailingFilter, TenantPlatformFilter)
     search_fields = ("authorizer_appid", "nickname")
     actions = ("sync_selected", "refresh_tokens_selected")
     list_per_page = 50

@@ -19,12 +19,16 @@ from django.utils.translation import gettext_lazy
 from tenants.models import PushLog, PushOutcome
 from tenants.pushes import push_replay
 from wxplatform.admin import AuditedAdminMixin, audit_record
+from wxplatform.component.admin import PlatformListFilter
+from wxplatform.component.services import ComponentUnknown
 
 # Replays are handled one by one, in the request: keep a batch small.
 REPLAY_MAX = 50
 # The authorizer filter offers the busiest authorizers of the last day; any other is one click on an appid
 # in the list, or the search box, away (a sidebar of every merchant would not scale).
 AUTHORIZER_CHOICES = 20
+# The outcome recorded in the audit for a push whose platform is no longer configured.
+UNKNOWN_PLATFORM = "unknown_platform"
 
 
 class AuthorizerFilter(admin.SimpleListFilter):
@@ -66,8 +70,8 @@ class PushLogAdmin(AuditedAdminMixin):
         "duration_ms",
         "replayed_at",
     )
-    list_filter = ("endpoint", "outcome", "kind", "signature_ok", AuthorizerFilter)
-    search_fields = ("authorizer_appid", "kind")
+    list_filter = ("endpoint", "outcome", "kind", "signature_ok", PlatformListFilter, AuthorizerFilter)
+    search_fields = ("authorizer_appid", "component_appid", "kind")
     date_hierarchy = "received_at"
     actions = ("replay_selected",)
     list_per_page = 100
@@ -106,15 +110,32 @@ class PushLogAdmin(AuditedAdminMixin):
             return
         outcomes: dict[int, str] = {}
         for push in pushes:
-            answer = push_replay(push=push)
+            try:
+                answer = push_replay(push=push)
+            except ComponentUnknown:
+                # The platform was configured when the push came and is not any more: nothing can verify it.
+                outcomes[push.pk] = UNKNOWN_PLATFORM
+                continue
             outcomes[push.pk] = answer.error_code or str(answer.outcome)
         audit_record(
             request=request, action="pushes.replay", target=f"{len(pushes)} pushes", detail={"outcomes": outcomes}
         )
-        refused = sum(1 for outcome in outcomes.values() if outcome not in PushOutcome.values)
+        unknown = sorted({push.component_appid for push in pushes if outcomes[push.pk] == UNKNOWN_PLATFORM})
+        refused = sum(1 for outcome in outcomes.values() if outcome not in (*PushOutcome.values, UNKNOWN_PLATFORM))
+        done = len(pushes) - refused - sum(1 for outcome in outcomes.values() if outcome == UNKNOWN_PLATFORM)
         self.message_user(
             request,
             _("Pushes replayed: %(done)d; refused again (signature or contents): %(refused)d.")
-            % {"done": len(pushes) - refused, "refused": refused},
-            messages.SUCCESS if not refused else messages.WARNING,
+            % {"done": done, "refused": refused},
+            messages.SUCCESS if not refused and not unknown else messages.WARNING,
         )
+        if unknown:
+            self.message_user(
+                request,
+                _(
+                    "Not replayed: the pushes to platform %(appids)s, which is not configured here any more "
+                    "(add it again to replay them)."
+                )
+                % {"appids": ", ".join(unknown)},
+                messages.ERROR,
+            )
