@@ -10,7 +10,7 @@ are never shown either, only whether they are present and when they expire. The 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.conf import settings
@@ -35,6 +35,9 @@ from wxplatform.component.validation import (
 )
 from wxplatform.errcodes import errcode_label
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 # Form field -> model field; the form fields are not model fields, so the stored value is never an initial value.
 SECRET_FIELDS = {"new_appsecret": "appsecret", "new_token": "token", "new_aes_key": "aes_key"}
 STATE_FIELDS = (
@@ -54,7 +57,7 @@ STATE_FIELDS = (
 )
 
 
-def _secret_field(label: str, validator: Any) -> forms.CharField:
+def _secret_field(label: StrOrPromise, validator: Any) -> forms.CharField:
     return forms.CharField(
         label=label,
         required=False,
@@ -121,7 +124,7 @@ class ComponentCredentialAdmin(AuditedAdminMixin):
             return ["component_appid", "name", "active", "secrets_source", "wechat_urls", *STATE_FIELDS]
         return ["component_appid", "name", "active", *SECRET_FIELDS, "wechat_urls", *STATE_FIELDS]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: ComponentCredential | None = None) -> list[str]:  # type: ignore[override]
+    def get_readonly_fields(self, request: HttpRequest, obj: ComponentCredential | None = None) -> list[str]:
         if obj is None:
             return []
         # The appid names the platform everywhere (tenants, pushes, URLs at WeChat): it is never renamed.
