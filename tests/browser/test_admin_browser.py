@@ -20,6 +20,8 @@ from django.utils import timezone
 from tenants.models import Tenant
 from tests.factories import make_snapshot, make_tenant
 from tests.fixtures.sandbox import Sandbox
+from wxplatform.component.models import ComponentCredential
+from wxplatform.component.services import component_add
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = [
@@ -218,7 +220,7 @@ _SQUEEZED = """(selector) => {
 
 
 @pytest.mark.parametrize("language", ["en", "zh-hans"])
-def test_landing_page_and_merchant_list_fit_a_laptop_screen(
+def test_landing_page_merchant_list_and_platform_pages_fit_a_laptop_screen(
     live_server: object, browser_page: object, language: str
 ) -> None:
     page = browser_page
@@ -227,17 +229,38 @@ def test_landing_page_and_merchant_list_fit_a_laptop_screen(
     for n in range(12):
         make_tenant(nickname=f"未授权素材管理权限的订阅号{n}" if n % 2 else f"Subscription account number {n}")
     make_tenant(nickname="示例小程序", eligibility="wrong_kind", account_kind="mini_program")
+    # A second platform with a long name, switched off: the landing page's card, the status page and the
+    # platform list show every platform.
+    second = component_add(
+        appid="wx2c2769f8efd9abc2",
+        secret="s" * 32,
+        token="second",
+        aes_key="abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+        name="第二家主体的第三方平台 Second legal entity's platform",
+    )
+    ComponentCredential.objects.filter(pk=second.pk).update(
+        active=False, problem="component_verify_ticket rejected by WeChat", problem_code=61006
+    )
     page.set_viewport_size({"width": 1366, "height": 900})  # type: ignore[attr-defined]
 
     _log_in(page, base_url, "operator")
     page.select_option("#wxp-language select", language)  # type: ignore[attr-defined]
     page.wait_for_selector(f"html[lang='{language}']")  # type: ignore[attr-defined]
-    for name, path in (("home", "/admin/"), ("list", "/admin/tenants/tenant/")):
+    pages = (
+        ("home", "/admin/"),
+        ("list", "/admin/tenants/tenant/"),
+        ("status", "/admin/status/"),
+        ("platforms", "/admin/component/componentcredential/"),
+        ("platform", f"/admin/component/componentcredential/{second.pk}/change/"),
+    )
+    for name, path in pages:
         page.goto(f"{base_url}{path}")  # type: ignore[attr-defined]
         page.screenshot(path=str(SHOTS / f"wxp-admin-{name}-{language}-1366.png"), full_page=True)  # type: ignore[attr-defined]
-        # Neither the page nor a box in it (the list's results) scrolls sideways.
+        # Neither the page nor a box in it (the list's results) scrolls sideways; a text field scrolls its own
+        # long value (the platform's name), as every text field does.
         overflowing = page.evaluate(  # type: ignore[attr-defined]
             """() => [document.documentElement, ...document.querySelectorAll('#content *')]
+              .filter((el) => el.tagName !== 'INPUT')
               .filter((el) => el.clientWidth > 1 && el.scrollWidth > el.clientWidth + 1)
               .filter((el) => getComputedStyle(el).overflowX !== 'visible')
               .map((el) => `${el.tagName}#${el.id}.${el.className} ${el.scrollWidth} > ${el.clientWidth}`)"""

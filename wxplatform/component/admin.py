@@ -220,8 +220,10 @@ class ComponentCredentialAdmin(AuditedAdminMixin):
             ),
         ]
         return format_html(
-            '<ul class="wxp-urls">{}</ul><p class="help">{}</p>',
-            format_html_join("", "<li>{}: <code>{}</code></li>", rows),
+            # The admin's form styles indent lists in a field by the label's width: this one sits beside its label.
+            '<ul class="wxp-urls" style="margin: 0; padding: 0; list-style: none">{}</ul>'
+            '<p class="help" style="margin: 4px 0 0; padding: 0">{}</p>',
+            format_html_join("", '<li style="list-style: none">{}: <code>{}</code></li>', rows),
             _("Enter the first two in the platform's development settings on open.weixin.qq.com."),
         )
 
