@@ -156,7 +156,7 @@ def _handout(
     )
     logger.info(
         "token handed out",
-        extra={"kind": str(kind), "component_appid": component_appid, "appid": authorizer_appid, "key": key.prefix},
+        extra={"kind": str(kind), "component_appid": component_appid, "appid": authorizer_appid, "service": key.name},
     )
     return handed
 
