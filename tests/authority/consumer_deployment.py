@@ -27,12 +27,14 @@ def main() -> None:
     from drafts.services import draft_count_sync_tenant
     from tenants.models import AccountKind, Eligibility, Tenant, TenantStatus
     from wxplatform.component.models import ComponentCredential
-    from wxplatform.component.services import component_access_token
+    from wxplatform.component.services import component_access_token, default_component
 
     call_command("migrate", verbosity=0, interactive=False)
     expired = timezone.now() - timedelta(minutes=1)
+    platform = default_component()
     for account in json.load(sys.stdin):
         Tenant.objects.create(
+            component=platform,
             authorizer_appid=account["appid"],
             account_kind=AccountKind.SERVICE,
             func_ids=[1, 11],
@@ -48,12 +50,12 @@ def main() -> None:
     for tenant in Tenant.objects.order_by("id"):
         result = draft_count_sync_tenant(tenant=tenant, trigger=SyncTrigger.CLI)
         results[tenant.authorizer_appid] = str(result.outcome)
-    component_token = component_access_token()
+    component_token = component_access_token(platform)
     tenants = {
         t.authorizer_appid: {"status": t.status, "draft_count": t.draft_count, "access_token": t.access_token}
         for t in Tenant.objects.all()
     }
-    credential = ComponentCredential.objects.get()
+    credential = ComponentCredential.objects.get(pk=platform.pk)
     print(
         json.dumps(
             {

@@ -10,7 +10,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from wxplatform.component.models import ComponentCredential
-from wxplatform.component.services import component_credential
+from wxplatform.component.services import default_component
 
 METRICS_TOKEN = "authority-test-scrape-token"
 
@@ -25,7 +25,7 @@ def authorizer_url(appid: str, component_appid: str | None = None) -> str:
 
 def platform_with_token(token: str = "component-token-stored", *, expires_in: timedelta = timedelta(hours=2)) -> Any:
     """The configured platform holding a component token (no WeChat involved while it is fresh)."""
-    credential = component_credential()
+    credential = default_component()
     ComponentCredential.objects.filter(pk=credential.pk).update(
         access_token=token, access_token_expires_at=timezone.now() + expires_in
     )

@@ -22,7 +22,7 @@ from tests.factories import make_service_key
 from tests.fixtures.sandbox import Sandbox
 from tests.fixtures.sync import component_ready, sandbox_tenant, worker_env
 from tests.fixtures.worker import ROOT
-from wxplatform.component.services import component_access_token
+from wxplatform.component.services import component_access_token, default_component
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -86,7 +86,7 @@ def test_a_consumer_deployment_syncs_with_the_authoritys_tokens_and_refreshes_no
 ) -> None:
     sandbox = sync_settings
     component_ready(sandbox)
-    component_token = component_access_token()
+    component_token = component_access_token(default_component())
     first = sandbox_tenant(sandbox, draft_count=7)
     second = sandbox_tenant(sandbox, draft_count=12)
     gone = sandbox_tenant(sandbox, draft_count=3)

@@ -17,6 +17,7 @@ from tests.factories import make_service_key, make_tenant, service_headers
 from wxplatform.authority.models import TokenHandout
 from wxplatform.authority.services import token_handout_prune
 from wxplatform.component.models import ComponentCredential
+from wxplatform.component.services import default_component
 
 pytestmark = pytest.mark.django_db
 
@@ -121,9 +122,11 @@ def test_an_account_without_a_usable_token_is_a_403_with_a_code_and_no_token(
 
 def test_a_platform_without_a_ticket_is_a_503_that_says_so(client: Client, raw_key: str) -> None:
     # No token and no verify ticket: the platform cannot get one (WeChat is not reachable here either way).
-    ComponentCredential.objects.create(component_appid="wx0000sandbox0comp")
+    ComponentCredential.objects.filter(pk=default_component().pk).update(
+        verify_ticket="", access_token="", access_token_expires_at=None
+    )
 
-    response = client.get(component_url("wx0000sandbox0comp"), **service_headers(raw_key))
+    response = client.get(component_url(), **service_headers(raw_key))
 
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "component_not_ready"
@@ -200,3 +203,28 @@ def test_the_beat_prunes_the_hand_outs_daily() -> None:
         "days",
         True,
     )
+
+
+def test_a_switched_off_platform_hands_out_nothing(client: Client, raw_key: str) -> None:
+    credential = platform_with_token("component-token-off")
+    tenant = make_tenant()
+    ComponentCredential.objects.filter(pk=credential.pk).update(active=False)
+
+    for url in (component_url(), authorizer_url(tenant.authorizer_appid)):
+        response = client.get(url, **service_headers(raw_key))
+        assert response.status_code == 403
+        assert response.json()["error"]["code"] == "platform_inactive"
+        assert "component-token-off" not in response.content.decode()
+        assert tenant.access_token not in response.content.decode()
+
+
+def test_an_account_of_another_platform_is_a_404_on_this_one(client: Client, raw_key: str) -> None:
+    platform_with_token()
+    other = ComponentCredential.objects.create(component_appid="wx0000other0platform")
+    tenant = make_tenant(component=other)
+
+    response = client.get(authorizer_url(tenant.authorizer_appid), **service_headers(raw_key))
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "tenant_not_found"
+    assert tenant.access_token not in response.content.decode()

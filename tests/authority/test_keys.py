@@ -201,3 +201,25 @@ def test_failed_authentications_from_one_address_are_throttled_then_even_a_good_
     assert error(guarded)["code"] == "throttled"
     assert int(guarded["Retry-After"]) >= 1
     assert elsewhere.status_code == 200
+
+
+def test_a_key_scoped_to_a_second_platform_gets_that_platforms_tokens_and_only_those(client: Client) -> None:
+    platform_with_token("default-component-token")
+    second = ComponentCredential.objects.create(
+        component_appid="wx0000second0platform",
+        access_token="second-component-token",
+        access_token_expires_at=timezone.now() + timedelta(hours=2),
+    )
+    # The same Official Account authorized both platforms: two tenants, two tokens.
+    on_default = make_tenant()
+    on_second = make_tenant(component=second, authorizer_appid=on_default.authorizer_appid)
+    _key, raw = make_service_key(component=second)
+
+    component = client.get(component_url(second.component_appid), **service_headers(raw))
+    authorizer = client.get(authorizer_url(on_second.authorizer_appid, second.component_appid), **service_headers(raw))
+    refused = client.get(authorizer_url(on_default.authorizer_appid), **service_headers(raw))
+
+    assert component.json()["access_token"] == "second-component-token"
+    assert authorizer.json()["access_token"] == on_second.access_token
+    assert refused.status_code == 403
+    assert on_default.access_token not in refused.content.decode()

@@ -20,7 +20,7 @@ from tests.factories import make_service_key
 from tests.fixtures.sandbox import Sandbox
 from tests.fixtures.sync import component_ready, sandbox_tenant
 from wxplatform.component.models import ComponentCredential
-from wxplatform.component.services import component_access_token
+from wxplatform.component.services import component_access_token, default_component
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -53,7 +53,7 @@ def test_32_callers_on_an_authorizer_token_within_its_margin_refresh_it_once(
 ) -> None:
     sandbox = sync_settings
     component_ready(sandbox)
-    component_access_token()
+    component_access_token(default_component())
     tenant = sandbox_tenant(sandbox, draft_count=4)
     # Five minutes left: inside the authority's ten-minute margin, still valid at WeChat.
     Tenant.objects.filter(pk=tenant.pk).update(access_token_expires_at=timezone.now() + timedelta(minutes=5))
@@ -83,7 +83,7 @@ def test_32_callers_on_a_component_token_within_its_margin_refresh_it_once(
 ) -> None:
     sandbox = sync_settings
     component_ready(sandbox)
-    old = component_access_token()
+    old = component_access_token(default_component())
     ComponentCredential.objects.update(access_token_expires_at=timezone.now() + timedelta(minutes=5))
     _key, raw = make_service_key()
     sandbox.control.reset_counters()

@@ -32,7 +32,13 @@ from tenants.services import TenantHasNoToken, TenantNotActive, tenant_token_ref
 from wxplatform import metrics
 from wxplatform.authority.models import HandoutKind, HandoutOutcome, ServiceKey, TokenHandout
 from wxplatform.component.models import ComponentCredential
-from wxplatform.component.services import ComponentNotReady, component_credential, component_token_and_expiry
+from wxplatform.component.services import (
+    ComponentInactive,
+    ComponentNotReady,
+    ComponentUnknown,
+    component_get,
+    component_token_with_expiry,
+)
 from wxplatform.freshness import AUTHORIZER_REFRESH_MARGIN, token_is_fresh
 from wxplatform.wechat.errors import REVOKED_CODES, AccountStateError, RefreshTokenError, WeChatError
 
@@ -95,9 +101,19 @@ def _platform(key: ServiceKey, component_appid: str) -> ComponentCredential:
             _("This service key may fetch the tokens of platform %(appid)s only.")
             % {"appid": key.component.component_appid},
         )
-    if component_appid != settings.WECHAT_COMPONENT_APPID:
-        raise HandoutRefused(HandoutOutcome.NOT_FOUND, "platform_not_found", _("No such platform."))
-    return component_credential()
+    try:
+        platform = component_get(component_appid)
+    except ComponentUnknown:
+        raise HandoutRefused(HandoutOutcome.NOT_FOUND, "platform_not_found", _("No such platform.")) from None
+    if not platform.active:
+        raise _inactive()
+    return platform
+
+
+def _inactive() -> HandoutRefused:
+    return HandoutRefused(
+        HandoutOutcome.FORBIDDEN, "platform_inactive", _("This platform is switched off; it hands out no tokens.")
+    )
 
 
 def _record(
@@ -131,9 +147,10 @@ def _handout(
     authorizer_appid: str = "",
     fetch: Callable[[ComponentCredential], HandOut],
 ) -> HandOut:
-    platform: ComponentCredential | None = None
+    known = False
     try:
         platform = _platform(key, component_appid)
+        known = True
         handed = fetch(platform)
     except HandoutRefused as refused:
         _record(
@@ -141,7 +158,7 @@ def _handout(
             kind=kind,
             component_appid=component_appid,
             authorizer_appid=authorizer_appid,
-            known_platform=platform is not None,
+            known_platform=known,
             outcome=refused.outcome,
             error_code=refused.code,
         )
@@ -166,7 +183,9 @@ def authority_component_token(*, key: ServiceKey, component_appid: str) -> HandO
 
     def fetch(platform: ComponentCredential) -> HandOut:
         try:
-            token, expires_at = component_token_and_expiry()
+            token, expires_at = component_token_with_expiry(platform)
+        except ComponentInactive:
+            raise _inactive() from None
         except ComponentNotReady as exc:
             raise HandoutRefused(
                 HandoutOutcome.UNAVAILABLE,
@@ -184,7 +203,7 @@ def authority_authorizer_token(*, key: ServiceKey, component_appid: str, authori
     """An authorized account's access token, valid for at least AUTHORIZER_REFRESH_MARGIN."""
 
     def fetch(platform: ComponentCredential) -> HandOut:
-        tenant = Tenant.objects.filter(authorizer_appid=authorizer_appid).first()
+        tenant = Tenant.objects.filter(component=platform, authorizer_appid=authorizer_appid).first()
         if tenant is None:
             raise HandoutRefused(
                 HandoutOutcome.NOT_FOUND, "tenant_not_found", _("No account with this AppID authorized the platform.")
@@ -210,6 +229,8 @@ def authority_authorizer_token(*, key: ServiceKey, component_appid: str, authori
                 "tenant_refused_by_wechat",
                 _("WeChat refuses a token for this account (errcode %(code)s).") % {"code": exc.errcode},
             ) from None
+        except ComponentInactive:
+            raise _inactive() from None
         except ComponentNotReady as exc:
             raise HandoutRefused(
                 HandoutOutcome.UNAVAILABLE,

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from wxplatform.authority.models import ServiceKey
 from wxplatform.authority.services import service_key_issue
 from wxplatform.component.models import ComponentCredential
-from wxplatform.component.services import component_credential
+from wxplatform.component.services import ComponentUnknown, component_get
 
 _NAME_MAX = ServiceKey._meta.get_field("name").max_length or 50
 
@@ -34,9 +33,10 @@ class Command(BaseCommand):
             raise CommandError(f"NAME must be 1 to {_NAME_MAX} characters.")
         component: ComponentCredential | None = None
         if appid:
-            if appid != settings.WECHAT_COMPONENT_APPID:
-                raise CommandError(f"No platform has component appid {appid!r}.")
-            component = component_credential()
+            try:
+                component = component_get(appid)
+            except ComponentUnknown:
+                raise CommandError(f"No platform has component appid {appid!r}.") from None
         key, raw = service_key_issue(name=name, component=component)
         self.stdout.write(raw)
         scope = f"platform {appid}" if appid else "every platform"
