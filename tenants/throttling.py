@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -105,7 +105,7 @@ def window_already_exceeded(*, scope: str, ident: str, rate: str) -> float | Non
     counter of failures is read before the next attempt and counted only when that attempt fails too)."""
     limit, _window_seconds, key, remaining = _window(scope, ident, rate)
     try:
-        value = redis_client().get(key) if settings.REDIS_URL else cache.get(key)
+        value: Any = redis_client().get(key) if settings.REDIS_URL else cache.get(key)
     except UNAVAILABLE as exc:
         _outage_warning(exc)
         return None

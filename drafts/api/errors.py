@@ -1,9 +1,9 @@
 """The merchant API's one error shape: `{"error": {"code": "...", "message": "...", ...}}`.
 
-Every error under /api/ (and /internal/, the token authority) has it: DRF exceptions go through `api_exception_handler`; Django's own 400, 403,
-404 and 500 pages (a URL that matches no view, an unhandled exception) go through the handler* views, which
-answer JSON for /api/ paths and the usual HTML pages elsewhere. Clients branch on `code`, which is stable;
-`message` is for people and follows Accept-Language.
+Every error under /api/ (and /internal/, the token authority) has it: DRF exceptions go through
+`api_exception_handler`; Django's own 400, 403, 404 and 500 pages (a URL that matches no view, an unhandled
+exception) go through the handler* views, which answer JSON for those paths and the usual HTML pages elsewhere.
+Clients branch on `code`, which is stable; `message` is for people and follows Accept-Language.
 """
 
 from __future__ import annotations

@@ -23,7 +23,11 @@ def authorizer_url(appid: str, component_appid: str | None = None) -> str:
     return f"/internal/v1/components/{component_appid or settings.WECHAT_COMPONENT_APPID}/authorizers/{appid}/token"
 
 
-def platform_with_token(token: str = "component-token-stored", *, expires_in: timedelta = timedelta(hours=2)) -> Any:
+def platform_with_token(
+    token: str = "component-token-stored",  # noqa: S107  # a test value
+    *,
+    expires_in: timedelta = timedelta(hours=2),
+) -> Any:
     """The configured platform holding a component token (no WeChat involved while it is fresh)."""
     credential = default_component()
     ComponentCredential.objects.filter(pk=credential.pk).update(

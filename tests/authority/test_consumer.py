@@ -155,5 +155,3 @@ def test_the_authority_url_must_be_a_base_url() -> None:
 
     assert result.returncode != 0
     assert "WECHAT_TOKEN_AUTHORITY_URL must be an http:// or https:// base URL" in result.stderr
-
-

@@ -161,7 +161,9 @@ def test_every_answer_to_a_key_is_audited_and_counted_and_neither_holds_the_toke
         (key.pk, "authorizer", appid, tenant.authorizer_appid, "issued", ""),
         (key.pk, "authorizer", appid, revoked.authorizer_appid, "forbidden", "tenant_revoked"),
     ]
-    assert all(abs(at - timezone.now()) < timedelta(minutes=1) for at in TokenHandout.objects.values_list("at", flat=True))
+    assert all(
+        abs(at - timezone.now()) < timedelta(minutes=1) for at in TokenHandout.objects.values_list("at", flat=True)
+    )
     after = {pair: handouts_metric(client, kind=pair[0], component=appid, outcome=pair[1]) for pair in counted}
     assert {pair: after[pair] - before[pair] for pair in counted} == {
         ("component", "issued"): 1,
@@ -184,8 +186,12 @@ def test_pruning_keeps_the_retention_window(settings: Any) -> None:
     settings.TOKEN_HANDOUT_RETENTION_DAYS = 30
     key, _raw = make_service_key()
     now = timezone.now()
-    old = TokenHandout.objects.create(key=key, kind="component", component_appid="wx1", outcome="issued", at=now - timedelta(days=31))
-    recent = TokenHandout.objects.create(key=key, kind="component", component_appid="wx1", outcome="issued", at=now - timedelta(days=29))
+    old = TokenHandout.objects.create(
+        key=key, kind="component", component_appid="wx1", outcome="issued", at=now - timedelta(days=31)
+    )
+    recent = TokenHandout.objects.create(
+        key=key, kind="component", component_appid="wx1", outcome="issued", at=now - timedelta(days=29)
+    )
 
     assert token_handout_prune() == 1
 

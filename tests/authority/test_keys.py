@@ -58,7 +58,9 @@ def test_the_command_prints_the_key_alone_and_the_key_works(client: Client) -> N
 def test_the_command_scopes_a_key_to_one_platform(settings: Any) -> None:
     out = StringIO()
 
-    call_command("issue_service_key", "staging", "--component", settings.WECHAT_COMPONENT_APPID, stdout=out, stderr=StringIO())
+    call_command(
+        "issue_service_key", "staging", "--component", settings.WECHAT_COMPONENT_APPID, stdout=out, stderr=StringIO()
+    )
 
     key = ServiceKey.objects.get()
     assert key.component == ComponentCredential.objects.get(component_appid=settings.WECHAT_COMPONENT_APPID)
@@ -178,9 +180,10 @@ def test_a_key_scoped_to_another_platform_is_refused_with_a_code(client: Client)
         assert error(response)["code"] == "service_key_out_of_scope"
         assert "component-token-3" not in response.content.decode()
         assert tenant.access_token not in response.content.decode()
-    assert list(TokenHandout.objects.values_list("key", "outcome", "error_code")) == [
-        (key.pk, "forbidden", "service_key_out_of_scope")
-    ] * 2
+    assert (
+        list(TokenHandout.objects.values_list("key", "outcome", "error_code"))
+        == [(key.pk, "forbidden", "service_key_out_of_scope")] * 2
+    )
 
 
 def test_failed_authentications_from_one_address_are_throttled_then_even_a_good_key_waits(
