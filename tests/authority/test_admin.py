@@ -42,7 +42,7 @@ def test_issuing_a_key_shows_it_once_and_stores_only_its_hash(admin_client: Clie
 def test_revoking_keys_in_the_console_refuses_them_at_once(admin_client: Client) -> None:
     platform_with_token()
     key, raw = make_service_key(name="old service")
-    kept, kept_raw = make_service_key(name="kept")
+    _kept, kept_raw = make_service_key(name="kept")
 
     response = admin_client.post(LIST_URL, {"action": "revoke_selected", "_selected_action": [key.pk]}, follow=True)
 
