@@ -7,15 +7,27 @@ from typing import ClassVar
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
-from rest_framework_api_key.models import AbstractAPIKey
+from rest_framework_api_key.models import AbstractAPIKey, APIKeyManager
 
 from wxplatform.component.models import ComponentCredential
+
+
+class ServiceKeyManager(APIKeyManager):
+    def assign_key(self, obj: AbstractAPIKey) -> str:
+        raw: str = super().assign_key(obj)
+        # The library's primary key is "<prefix>.<hash>"; the console addresses rows (links, action checkboxes)
+        # by primary key, which must not carry the hash: a plain integer is assigned on save instead.
+        obj.id = None
+        return raw
 
 
 class ServiceKey(AbstractAPIKey):
     """A key of one of the provider's own services (`Authorization: Service-Key <key>`), hashed at rest by
     djangorestframework-api-key like the merchants' keys, but a different table: a merchant key is never a
     service key. `component` scopes it to one platform; empty: every platform."""
+
+    id = models.BigAutoField(primary_key=True)  # type: ignore[assignment]  # the library's is a CharField
+    objects = ServiceKeyManager()
 
     component = models.ForeignKey(
         ComponentCredential,
