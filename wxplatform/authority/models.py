@@ -17,7 +17,7 @@ class ServiceKeyManager(APIKeyManager):
         raw: str = super().assign_key(obj)
         # The library's primary key is "<prefix>.<hash>"; the console addresses rows (links, action checkboxes)
         # by primary key, which must not carry the hash: a plain integer is assigned on save instead.
-        obj.id = None
+        obj.id = None  # type: ignore[assignment]
         return raw
 
 
@@ -27,7 +27,7 @@ class ServiceKey(AbstractAPIKey):
     service key. `component` scopes it to one platform; empty: every platform."""
 
     id = models.BigAutoField(primary_key=True)  # type: ignore[assignment]  # the library's is a CharField
-    objects = ServiceKeyManager()
+    objects: ClassVar[ServiceKeyManager] = ServiceKeyManager()
 
     component = models.ForeignKey(
         ComponentCredential,
