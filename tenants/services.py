@@ -41,6 +41,7 @@ from tenants.models import (
 )
 from wxplatform import metrics
 from wxplatform.component.clients import component_client, wechat_client
+from wxplatform.component.consumer import AuthorityRefused, authority_authorizer_token, authority_configured
 from wxplatform.component.models import ComponentCredential
 from wxplatform.component.services import component_get, with_component_token
 from wxplatform.freshness import AUTHORIZER_REFRESH_MARGIN, USABLE_MARGIN, token_is_fresh
@@ -49,7 +50,9 @@ from wxplatform.wechat.errors import (
     REVOKED_CODES,
     AccountStateError,
     AuthorizationCodeError,
+    ConfigurationError,
     RefreshTokenError,
+    TransportError,
     WeChatError,
 )
 from wxplatform.wechat.types import AuthorizerInfo, AuthorizerListPage, AuthorizerToken
@@ -431,7 +434,8 @@ def _token_refresh_locked(*, tenant_id: int, stale_version: int | None, margin: 
             return _RefreshOutcome(token=tenant.access_token, version=tenant.token_version)
     elif _is_fresh(tenant, margin):
         return _RefreshOutcome(token=tenant.access_token, version=tenant.token_version)
-    if not tenant.refresh_token:
+    # A consumer of the token authority needs no refresh token of its own (the authority holds them).
+    if not tenant.refresh_token and not authority_configured():
         return _RefreshOutcome(error=TenantHasNoToken(tenant.authorizer_appid))
     try:
         result = _authorizer_token(tenant.component, tenant.authorizer_appid, tenant.refresh_token)
@@ -478,6 +482,8 @@ def _token_refresh_locked(*, tenant_id: int, stale_version: int | None, margin: 
 
 
 def _authorizer_token(component: ComponentCredential, appid: str, refresh_token: str) -> AuthorizerToken:
+    if authority_configured():
+        return _authorizer_token_from_authority(component, appid)
     client = component_client(component)
     return with_component_token(
         component,
@@ -487,8 +493,33 @@ def _authorizer_token(component: ComponentCredential, appid: str, refresh_token:
     )
 
 
+def _authorizer_token_from_authority(component: ComponentCredential, appid: str) -> AuthorizerToken:
+    """Consumer mode (wxplatform.component.consumer): the token authority's answer as if WeChat had given it, so
+    that the caller stores it, or records the failure, as it would a refresh. The authority's refusals map to
+    the errors WeChat gives for the same state: revoked there is 61003 here (the account is revoked here too),
+    needs re-authorization there is 61023 (needs re-authorization here), anything else is recorded only."""
+    try:
+        handed = authority_authorizer_token(component.component_appid, appid)
+    except AuthorityRefused as exc:
+        message = f"token authority: {exc.code}"
+        if exc.status >= 500:
+            raise TransportError(message, status=exc.status) from None
+        if exc.code == "tenant_revoked":
+            raise AccountStateError(61003, message) from None
+        if exc.code == "tenant_needs_reauthorization":
+            raise RefreshTokenError(61023, message) from None
+        if exc.status == 401 or exc.code in ("service_key_out_of_scope", "platform_not_found"):
+            raise ConfigurationError(None, message) from None
+        raise AccountStateError(None, message) from None
+    expires_in = int((handed.expires_at - timezone.now()).total_seconds())
+    return AuthorizerToken(access_token=handed.access_token, expires_in=max(0, expires_in), refresh_token=None)
+
+
 def _recover_refresh_token(component: ComponentCredential, appid: str, current: str) -> str | None:
-    """The account's refresh token as listed by api_get_authorizer_list, if it differs from ours."""
+    """The account's refresh token as listed by api_get_authorizer_list, if it differs from ours. Never in
+    consumer mode: the token authority holds the refresh tokens."""
+    if authority_configured():
+        return None
     client = component_client(component)
     try:
         offset = 0

@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -80,19 +80,36 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(count), seconds
 
 
-def window_exceeded(*, scope: str, ident: str, rate: str) -> float | None:
-    """Counts one request of `ident` (an API key prefix, a client address) in `scope`'s current window:
-    None while within `rate`, else the seconds until the window ends. Let through when Redis is down."""
+def _window(scope: str, ident: str, rate: str) -> tuple[int, int, str, float]:
     limit, window = parse_rate(rate)
     now = time.time()
     window_index = int(now // window)
     key = f"{settings.REDIS_KEY_PREFIX}:throttle:{scope}:{ident}:{window}:{window_index}"
+    return limit, window, key, (window_index + 1) * window - now
+
+
+def window_exceeded(*, scope: str, ident: str, rate: str) -> float | None:
+    """Counts one request of `ident` (an API key prefix, a client address) in `scope`'s current window:
+    None while within `rate`, else the seconds until the window ends. Let through when Redis is down."""
+    limit, window, key, remaining = _window(scope, ident, rate)
     try:
         count = window_count(key, ttl=window + 1)  # the counter outlives its window by a second
     except UNAVAILABLE as exc:
         _outage_warning(exc)
         return None
-    return None if count <= limit else (window_index + 1) * window - now
+    return None if count <= limit else remaining
+
+
+def window_already_exceeded(*, scope: str, ident: str, rate: str) -> float | None:
+    """Like window_exceeded, without counting: whether `ident` went over `rate` in this window already (a
+    counter of failures is read before the next attempt and counted only when that attempt fails too)."""
+    limit, _window_seconds, key, remaining = _window(scope, ident, rate)
+    try:
+        value: Any = redis_client().get(key) if settings.REDIS_URL else cache.get(key)
+    except UNAVAILABLE as exc:
+        _outage_warning(exc)
+        return None
+    return None if value is None or int(value) <= limit else remaining
 
 
 class APIKeyRateThrottle(BaseThrottle):

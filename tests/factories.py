@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from drafts.models import DraftSnapshot, SnapshotReason
 from tenants.models import AccountKind, Eligibility, Tenant, TenantAPIKey, TenantStatus
+from wxplatform.authority.models import ServiceKey
 from wxplatform.component.services import default_component
 
 
@@ -51,6 +52,17 @@ def make_api_key(tenant: Tenant, *, name: str = "test key", **overrides: Any) ->
 def api_headers(raw_key: str) -> dict[str, str]:
     """Django test-client keyword arguments that authenticate with `raw_key`."""
     return {"HTTP_AUTHORIZATION": f"Api-Key {raw_key}"}
+
+
+def make_service_key(*, name: str = "test service", **overrides: Any) -> tuple[ServiceKey, str]:
+    """A token-authority key issued the way the library issues it: the row and the raw key."""
+    key, raw = ServiceKey.objects.create_key(name=name, **overrides)
+    return key, raw
+
+
+def service_headers(raw_key: str) -> dict[str, str]:
+    """Django test-client keyword arguments that authenticate with a service key."""
+    return {"HTTP_AUTHORIZATION": f"Service-Key {raw_key}"}
 
 
 def make_snapshot(tenant: Tenant, *, total_count: int, fetched_at: datetime, **overrides: Any) -> DraftSnapshot:

@@ -106,6 +106,8 @@ ACTION_LABELS = {
     "api_key.create": _("Issued an API key"),
     "api_key.rotate": _("Rotated an API key"),
     "api_key.revoke": _("Revoked an API key"),
+    "service_key.create": _("Issued a service key"),
+    "service_key.revoke": _("Revoked service keys"),
     "schedule.enable_tasks": _("Enabled periodic tasks"),
     "schedule.disable_tasks": _("Disabled periodic tasks"),
     "schedule.toggle_tasks": _("Toggled periodic tasks"),

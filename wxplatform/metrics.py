@@ -109,6 +109,13 @@ class _Series:
             "Time from an on-demand sync request to a worker starting it (queue latency).",
             buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0),
         )
+        self.token_handouts = Counter(
+            "wxp_token_handouts_total",
+            "Token requests of the provider's other services to the token authority, by token kind (component, "
+            "authorizer), component appid ('unknown' when it names no platform here) and outcome (issued, "
+            "not_found, forbidden, unavailable).",
+            ["kind", "component", "outcome"],
+        )
 
 
 _series: _Series | None = None
@@ -198,6 +205,20 @@ def record_push(url: str, *, component: str, kind: str | None, outcome: str, sec
     outcome_label = outcome if outcome in PUSH_OUTCOMES else "error"
     series.pushes.labels(component[:64], url_label, kind_label, outcome_label).inc()
     series.push_seconds.labels(url_label).observe(max(0.0, seconds))
+
+
+HANDOUT_KINDS = frozenset({"component", "authorizer"})
+HANDOUT_OUTCOMES = frozenset({"issued", "not_found", "forbidden", "unavailable"})
+
+
+@_never_raises
+def record_token_handout(kind: str, component: str, outcome: str) -> None:
+    """One answer of the token authority. The caller passes a known platform's appid or "unknown"."""
+    _get().token_handouts.labels(
+        kind if kind in HANDOUT_KINDS else "other",
+        component[:64],
+        outcome if outcome in HANDOUT_OUTCOMES else "other",
+    ).inc()
 
 
 @_never_raises

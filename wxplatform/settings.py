@@ -90,6 +90,17 @@ if WECHAT_HTTP_PROXY:
         _proxy_port = -1
     if _proxy.scheme not in ("http", "https") or not _proxy.hostname or _proxy_port == -1:
         raise ImproperlyConfigured("WECHAT_HTTP_PROXY must be an http:// or https:// URL with a host")
+# Consumer mode (wxplatform/component/consumer.py): a deployment with both set gets every component and authorizer
+# token from the provider's token authority (another deployment of this service, base URL without a path) and
+# never refreshes them at WeChat itself. For staging and other copies of production. The key is a secret.
+WECHAT_TOKEN_AUTHORITY_URL = env.str("WECHAT_TOKEN_AUTHORITY_URL", default="").strip().rstrip("/")
+WECHAT_TOKEN_AUTHORITY_KEY = env.str("WECHAT_TOKEN_AUTHORITY_KEY", default="").strip()
+if bool(WECHAT_TOKEN_AUTHORITY_URL) != bool(WECHAT_TOKEN_AUTHORITY_KEY):
+    raise ImproperlyConfigured("WECHAT_TOKEN_AUTHORITY_URL and WECHAT_TOKEN_AUTHORITY_KEY must be set together")
+if WECHAT_TOKEN_AUTHORITY_URL:
+    _authority = urlsplit(WECHAT_TOKEN_AUTHORITY_URL)
+    if _authority.scheme not in ("http", "https") or not _authority.hostname or _authority.path:
+        raise ImproperlyConfigured("WECHAT_TOKEN_AUTHORITY_URL must be an http:// or https:// base URL, without a path")
 # Views of the authorization page and of its callback per client address (each costs WeChat calls).
 AUTHORIZE_RATE_LIMIT = env.str("AUTHORIZE_RATE_LIMIT", default="20/min")
 if not re.fullmatch(r"[0-9]+/[smhd][a-z]*", AUTHORIZE_RATE_LIMIT):
@@ -115,6 +126,7 @@ INSTALLED_APPS = [
     "wxplatform.apps.WxPlatformConfig",
     "wxplatform.component.apps.ComponentConfig",
     "tenants.apps.TenantsConfig",
+    "wxplatform.authority.apps.AuthorityConfig",
     "webhooks.apps.WebhooksConfig",
     "drafts.apps.DraftsConfig",
     # The roof, last: its admin module is discovered after every app's (it unregisters one of the API-key
@@ -468,6 +480,12 @@ API_DRAFT_COUNT_STALE_AFTER = env.int("API_DRAFT_COUNT_STALE_AFTER", default=720
 API_KEY_REVOKED_GRACE_DAYS = env.int("API_KEY_REVOKED_GRACE_DAYS", default=30)
 # last_used_at of an API key is written at most this often, so that reads stay read-only.
 API_KEY_TOUCH_INTERVAL = env.int("API_KEY_TOUCH_INTERVAL", default=60)
+# The token authority (wxplatform/authority): hand-outs are audited and the rows deleted after this many days;
+# failed Service-Key authentications per client address are limited to this rate.
+TOKEN_HANDOUT_RETENTION_DAYS = env.int("TOKEN_HANDOUT_RETENTION_DAYS", default=30)
+SERVICE_KEY_FAILURE_RATE = env.str("SERVICE_KEY_FAILURE_RATE", default="20/min")
+if not re.fullmatch(r"[0-9]+/[smhd][a-z]*", SERVICE_KEY_FAILURE_RATE):
+    raise ImproperlyConfigured(f"SERVICE_KEY_FAILURE_RATE: {SERVICE_KEY_FAILURE_RATE!r} is not a rate such as 20/min")
 SPECTACULAR_SETTINGS = {
     "TITLE": "wxplatform merchant API",
     "DESCRIPTION": (

@@ -1,9 +1,9 @@
 """The merchant API's one error shape: `{"error": {"code": "...", "message": "...", ...}}`.
 
-Every error under /api/ has it: DRF exceptions go through `api_exception_handler`; Django's own 400, 403,
-404 and 500 pages (a URL that matches no view, an unhandled exception) go through the handler* views, which
-answer JSON for /api/ paths and the usual HTML pages elsewhere. Clients branch on `code`, which is stable;
-`message` is for people and follows Accept-Language.
+Every error under /api/ (and /internal/, the token authority) has it: DRF exceptions go through
+`api_exception_handler`; Django's own 400, 403, 404 and 500 pages (a URL that matches no view, an unhandled
+exception) go through the handler* views, which answer JSON for those paths and the usual HTML pages elsewhere.
+Clients branch on `code`, which is stable; `message` is for people and follows Accept-Language.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from wxplatform.observability import request_id_var
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
+# The token authority's endpoints (wxplatform/authority) share the error shape.
+API_PREFIXES = (API_PREFIX, "/internal/")
 # Seconds a client is asked to wait when the database is unreachable.
 OUTAGE_RETRY_AFTER = 5
 
@@ -116,7 +118,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 
 
 def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith(API_PREFIX)
+    return request.path.startswith(API_PREFIXES)
 
 
 def _json(status_code: int, code: str, message: str) -> JsonResponse:

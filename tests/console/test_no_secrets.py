@@ -17,7 +17,8 @@ from django.utils import timezone
 
 from drafts.models import AttemptOutcome, JobState, SyncAttempt, SyncJob, SyncRun, SyncTrigger
 from tenants.models import AuthorizationCode, Tenant
-from tests.factories import make_api_key, make_snapshot, make_tenant
+from tests.factories import make_api_key, make_service_key, make_snapshot, make_tenant
+from wxplatform.authority.models import TokenHandout
 from wxplatform.component.models import ComponentCredential
 from wxplatform.component.services import component_add, default_component
 from wxplatform.encryption import encrypt_str
@@ -70,6 +71,11 @@ def secrets_everywhere(admin_user: object) -> list[str]:
         component=default_component(), code_hash="f" * 64, code=AUTH_CODE, tenant=tenant
     )
     key, raw_key = make_api_key(tenant, name="ERP")
+    service_key, raw_service_key = make_service_key(name="publishing", component=default_component())
+    TokenHandout.objects.create(
+        key=service_key, kind="authorizer", component_appid=credential.component_appid,
+        authorizer_appid=tenant.authorizer_appid, outcome="issued", at=now,
+    )  # fmt: skip
     make_snapshot(tenant, total_count=4, fetched_at=now - timedelta(days=1))
     SyncAttempt.objects.create(
         tenant=tenant, at=now, trigger=SyncTrigger.SCHEDULE, outcome=AttemptOutcome.FAILED, errcode=40001
@@ -105,6 +111,8 @@ def secrets_everywhere(admin_user: object) -> list[str]:
         settings.WECHAT_COMPONENT_AES_KEY,
         raw_key,
         key.hashed_key,
+        raw_service_key,
+        service_key.hashed_key,
         _stored("tenants_tenant", "access_token", tenant.pk),
         _stored("tenants_tenant", "refresh_token", tenant.pk),
         _stored("component_componentcredential", "verify_ticket", credential.pk),

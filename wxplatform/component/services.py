@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from wxplatform import metrics
 from wxplatform.component.clients import component_client
+from wxplatform.component.consumer import AuthorityRefused, authority_component_token, authority_configured
 from wxplatform.component.models import ComponentCredential
 from wxplatform.freshness import COMPONENT_REFRESH_MARGIN, token_is_fresh
 from wxplatform.wechat.errors import ConfigurationError, TicketError, TokenError, WeChatError
@@ -255,6 +256,8 @@ def _refresh_locked(component: ComponentCredential, *, force: bool, stale_token:
     if not force and _is_fresh(credential) and (stale_token is None or replaced):
         return _Outcome(token=credential.access_token)
     now = timezone.now()
+    if authority_configured():
+        return _refresh_from_authority(credential, now)
     if not credential.verify_ticket:
         _record_problem(credential, ComponentNotReady(_NO_TICKET))
         return _Outcome(problem=ComponentNotReady(_NO_TICKET), request_push=True)
@@ -268,8 +271,34 @@ def _refresh_locked(component: ComponentCredential, *, force: bool, stale_token:
         problem = ComponentNotReady("platform configuration rejected by WeChat", exc.errcode)
         _record_problem(credential, problem)
         return _Outcome(problem=problem)
-    credential.access_token = result.access_token
-    credential.access_token_expires_at = now + timedelta(seconds=result.expires_in)
+    _store_token(credential, result.access_token, now + timedelta(seconds=result.expires_in), now)
+    logger.info(
+        "component access token refreshed",
+        extra={"component_appid": credential.component_appid, "expires_in": result.expires_in},
+    )
+    return _Outcome(token=result.access_token)
+
+
+def _refresh_from_authority(credential: ComponentCredential, now: datetime) -> _Outcome:
+    """Consumer mode (wxplatform.component.consumer): the token comes from the token authority, under the
+    same row lock; no ticket is needed and WeChat is never asked for a ticket push."""
+    try:
+        handed = authority_component_token(credential.component_appid)
+    except AuthorityRefused as exc:
+        problem = ComponentNotReady(f"token authority refused: {exc.code}")
+        _record_problem(credential, problem)
+        return _Outcome(problem=problem)
+    _store_token(credential, handed.access_token, handed.expires_at, now)
+    logger.info(
+        "component access token obtained from the token authority",
+        extra={"component_appid": credential.component_appid},
+    )
+    return _Outcome(token=handed.access_token)
+
+
+def _store_token(credential: ComponentCredential, token: str, expires_at: datetime, now: datetime) -> None:
+    credential.access_token = token
+    credential.access_token_expires_at = expires_at
     credential.token_refreshed_at = now
     credential.token_version += 1
     credential.problem_code, credential.problem, credential.problem_at = None, "", None
@@ -284,11 +313,6 @@ def _refresh_locked(component: ComponentCredential, *, force: bool, stale_token:
             "problem_at",
         ]
     )
-    logger.info(
-        "component access token refreshed",
-        extra={"component_appid": credential.component_appid, "expires_in": result.expires_in},
-    )
-    return _Outcome(token=result.access_token)
 
 
 def _record_problem(credential: ComponentCredential, problem: ComponentNotReady) -> None:
@@ -306,7 +330,9 @@ def _record_problem(credential: ComponentCredential, problem: ComponentNotReady)
 
 def component_request_ticket_push(component: ComponentCredential) -> bool:
     """Asks WeChat to (re)start ticket pushes, at most once per PUSH_TICKET_INTERVAL across processes.
-    Returns whether WeChat was asked."""
+    Returns whether WeChat was asked. Never in consumer mode: the token authority's deployment holds the ticket."""
+    if authority_configured():
+        return False
     now = timezone.now()
     claimed = (
         ComponentCredential.objects.filter(pk=component.pk, active=True)
@@ -371,6 +397,7 @@ def component_readiness(component: ComponentCredential) -> str | None:
     if status["problem"]:
         code = status["problem_code"]
         return f"{status['problem']}" + (f" (errcode {code})" if code is not None else "")
-    if not status["has_ticket"]:
+    # A consumer of the token authority needs no ticket of its own.
+    if not status["has_ticket"] and not authority_configured():
         return _NO_TICKET
     return None

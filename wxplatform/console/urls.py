@@ -17,9 +17,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/", include("drafts.api.urls")),
+    path("internal/", include("wxplatform.authority.urls")),
 ]
 
-# Under /api/ these answer in the merchant API's JSON error shape; elsewhere Django's usual pages.
+# Under /api/ and /internal/ these answer in the API's JSON error shape; elsewhere Django's usual pages.
 handler400 = "drafts.api.errors.handler400"
 handler403 = "drafts.api.errors.handler403"
 handler404 = "drafts.api.errors.handler404"

@@ -1,0 +1,43 @@
+"""`python manage.py issue_service_key NAME [--component APPID]`: prints a new service key, alone on stdout.
+
+The key is shown this once (only its hash is stored), so stdout carries nothing else and can be piped straight
+into a secret store; anything for people goes to stderr. Without --component the key may fetch the tokens of
+every platform.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from wxplatform.authority.models import ServiceKey
+from wxplatform.authority.services import service_key_issue
+from wxplatform.component.models import ComponentCredential
+from wxplatform.component.services import ComponentUnknown, component_get
+
+_NAME_MAX = ServiceKey._meta.get_field("name").max_length or 50
+
+
+class Command(BaseCommand):
+    help = "Issue a key for one of the provider's services to fetch tokens from the token authority (shown once)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name", help=f"Which service the key is for (at most {_NAME_MAX} characters).")
+        parser.add_argument("--component", default="", help="Scope the key to this platform (component appid).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        name: str = options["name"].strip()
+        appid: str = options["component"].strip()
+        if not name or len(name) > _NAME_MAX:
+            raise CommandError(f"NAME must be 1 to {_NAME_MAX} characters.")
+        component: ComponentCredential | None = None
+        if appid:
+            try:
+                component = component_get(appid)
+            except ComponentUnknown:
+                raise CommandError(f"No platform has component appid {appid!r}.") from None
+        key, raw = service_key_issue(name=name, component=component)
+        self.stdout.write(raw)
+        scope = f"platform {appid}" if appid else "every platform"
+        self.stderr.write(f"Issued service key {key.prefix}… ({name!r}) for {scope}. It will not be shown again.")

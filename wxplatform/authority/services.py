@@ -1,0 +1,321 @@
+"""The token authority: the provider's other services get the component and authorizer access tokens from here
+instead of refreshing them at WeChat themselves.
+
+Each api_component_token or api_authorizer_token call may invalidate the previous token once WeChat's 5-minute
+overlap has passed (docs/wechat/tokens.md), so exactly one deployment may call them: this one. A hand-out
+answers from storage; a token within its refresh margin is refreshed first, single-flight through the same row
+lock as the syncs (component_token_and_expiry, tenant_token_refresh), never once per caller. Every request of
+an authenticated key is counted and leaves a TokenHandout row; neither holds the token.
+
+What is handed out for an account: a token usable for any API the authorization grants. An account that lacks
+permission set 11/100, or is not an Official Account, is ineligible for draft counts only: its token is valid
+for the other APIs and is handed out. Refused (403, with a code), because there is no usable token: a revoked
+authorization, one that must be renewed, one without API credentials, an account WeChat reports deregistered,
+banned or frozen, and WeChat's full-release test accounts (their token belongs to the release test).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import cast
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from tenants.models import Eligibility, Tenant, TenantStatus
+from tenants.services import TenantHasNoToken, TenantNotActive, tenant_token_refresh
+from wxplatform import metrics
+from wxplatform.authority.models import HandoutKind, HandoutOutcome, ServiceKey, TokenHandout
+from wxplatform.component.models import ComponentCredential
+from wxplatform.component.services import (
+    ComponentInactive,
+    ComponentNotReady,
+    ComponentUnknown,
+    component_get,
+    component_token_with_expiry,
+)
+from wxplatform.freshness import AUTHORIZER_REFRESH_MARGIN, token_is_fresh
+from wxplatform.wechat.errors import REVOKED_CODES, AccountStateError, RefreshTokenError, WeChatError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HandOut:
+    access_token: str = field(repr=False)
+    expires_at: datetime
+
+
+class HandoutRefused(Exception):
+    """No token for this request: `outcome` says which kind of refusal (the view's HTTP status), `code` is
+    the stable error code, `message` is for people."""
+
+    def __init__(self, outcome: HandoutOutcome, code: str, message: str) -> None:
+        self.outcome = outcome
+        self.code = code
+        self.message = message
+        super().__init__(f"{outcome}: {code}")
+
+
+# --- Keys --------------------------------------------------------------------------------------------
+
+
+def service_key_issue(
+    *, name: str, component: ComponentCredential | None = None, expiry_date: datetime | None = None
+) -> tuple[ServiceKey, str]:
+    """A new service key, for one platform or (None) every platform. The raw key is returned once, never stored."""
+    key, raw = ServiceKey.objects.create_key(name=name, component=component, expiry_date=expiry_date)
+    return cast(ServiceKey, key), raw
+
+
+def service_key_revoke(*, key: ServiceKey) -> bool:
+    """Revokes the key for good; False if it was already revoked (a conditional update: two concurrent
+    revocations agree on which one did it)."""
+    revoked = ServiceKey.objects.filter(pk=key.pk, revoked=False).update(revoked=True) == 1
+    key.revoked = True
+    return revoked
+
+
+def service_key_mark_used(*, key: ServiceKey, at: datetime, interval: int) -> None:
+    """Records that the key was used, at most once per `interval` seconds (the condition is in the UPDATE)."""
+    ServiceKey.objects.filter(pk=key.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lte=at - timedelta(seconds=interval))
+    ).update(last_used_at=at)
+    key.last_used_at = at
+
+
+# --- Hand-outs ---------------------------------------------------------------------------------------
+
+
+def _platform(key: ServiceKey, component_appid: str) -> ComponentCredential:
+    """The platform named in the URL, if the key may fetch its tokens."""
+    if key.component is not None and key.component.component_appid != component_appid:
+        raise HandoutRefused(
+            HandoutOutcome.FORBIDDEN,
+            "service_key_out_of_scope",
+            _("This service key may fetch the tokens of platform %(appid)s only.")
+            % {"appid": key.component.component_appid},
+        )
+    try:
+        platform = component_get(component_appid)
+    except ComponentUnknown:
+        raise HandoutRefused(HandoutOutcome.NOT_FOUND, "platform_not_found", _("No such platform.")) from None
+    if not platform.active:
+        raise _inactive()
+    return platform
+
+
+def _inactive() -> HandoutRefused:
+    return HandoutRefused(
+        HandoutOutcome.FORBIDDEN, "platform_inactive", _("This platform is switched off; it hands out no tokens.")
+    )
+
+
+def _record(
+    *,
+    key: ServiceKey,
+    kind: HandoutKind,
+    component_appid: str,
+    authorizer_appid: str,
+    known_platform: bool,
+    outcome: HandoutOutcome,
+    error_code: str = "",
+) -> None:
+    TokenHandout.objects.create(
+        key=key,
+        kind=kind,
+        component_appid=component_appid[:64],
+        authorizer_appid=authorizer_appid[:64],
+        outcome=outcome,
+        error_code=error_code,
+        at=timezone.now(),
+    )
+    # Labels stay bounded: an appid that names no platform here is counted as "unknown".
+    metrics.record_token_handout(kind, component_appid if known_platform else "unknown", outcome)
+
+
+def _handout(
+    *,
+    key: ServiceKey,
+    kind: HandoutKind,
+    component_appid: str,
+    authorizer_appid: str = "",
+    fetch: Callable[[ComponentCredential], HandOut],
+) -> HandOut:
+    known = False
+    try:
+        platform = _platform(key, component_appid)
+        known = True
+        handed = fetch(platform)
+    except HandoutRefused as refused:
+        _record(
+            key=key,
+            kind=kind,
+            component_appid=component_appid,
+            authorizer_appid=authorizer_appid,
+            known_platform=known,
+            outcome=refused.outcome,
+            error_code=refused.code,
+        )
+        raise
+    _record(
+        key=key,
+        kind=kind,
+        component_appid=component_appid,
+        authorizer_appid=authorizer_appid,
+        known_platform=True,
+        outcome=HandoutOutcome.ISSUED,
+    )
+    logger.info(
+        "token handed out",
+        extra={"kind": str(kind), "component_appid": component_appid, "appid": authorizer_appid, "service": key.name},
+    )
+    return handed
+
+
+def authority_component_token(*, key: ServiceKey, component_appid: str) -> HandOut:
+    """The platform's component access token, valid for at least COMPONENT_REFRESH_MARGIN."""
+
+    def fetch(platform: ComponentCredential) -> HandOut:
+        try:
+            token, expires_at = component_token_with_expiry(platform)
+        except ComponentInactive:
+            raise _inactive() from None
+        except ComponentNotReady as exc:
+            raise HandoutRefused(
+                HandoutOutcome.UNAVAILABLE,
+                "component_not_ready",
+                _("The platform cannot obtain a component access token now: %(reason)s") % {"reason": exc.reason},
+            ) from None
+        except WeChatError as exc:
+            raise _unavailable(exc) from None
+        return HandOut(access_token=token, expires_at=expires_at)
+
+    return _handout(key=key, kind=HandoutKind.COMPONENT, component_appid=component_appid, fetch=fetch)
+
+
+def authority_authorizer_token(*, key: ServiceKey, component_appid: str, authorizer_appid: str) -> HandOut:
+    """An authorized account's access token, valid for at least AUTHORIZER_REFRESH_MARGIN."""
+
+    def fetch(platform: ComponentCredential) -> HandOut:
+        tenant = Tenant.objects.filter(component=platform, authorizer_appid=authorizer_appid).first()
+        if tenant is None:
+            raise HandoutRefused(
+                HandoutOutcome.NOT_FOUND, "tenant_not_found", _("No account with this AppID authorized the platform.")
+            )
+        _check_usable(tenant)
+        if token_is_fresh(tenant.access_token, tenant.access_token_expires_at, margin=AUTHORIZER_REFRESH_MARGIN):
+            assert tenant.access_token_expires_at is not None
+            return HandOut(access_token=tenant.access_token, expires_at=tenant.access_token_expires_at)
+        try:
+            # Single-flight: under the tenant's row lock, the first caller refreshes; the others find it fresh.
+            tenant_token_refresh(tenant_id=tenant.pk, margin=AUTHORIZER_REFRESH_MARGIN)
+        except (TenantNotActive, RefreshTokenError):
+            tenant.refresh_from_db(fields=["status"])
+            _check_usable(tenant)
+            raise _state_refusal(TenantStatus.NEEDS_REAUTH) from None
+        except TenantHasNoToken:
+            raise _no_token() from None
+        except AccountStateError as exc:
+            if exc.errcode in REVOKED_CODES:
+                raise _state_refusal(TenantStatus.REVOKED) from None
+            raise HandoutRefused(
+                HandoutOutcome.FORBIDDEN,
+                "tenant_refused_by_wechat",
+                _("WeChat refuses a token for this account (errcode %(code)s).") % {"code": exc.errcode},
+            ) from None
+        except ComponentInactive:
+            raise _inactive() from None
+        except ComponentNotReady as exc:
+            raise HandoutRefused(
+                HandoutOutcome.UNAVAILABLE,
+                "component_not_ready",
+                _("The platform cannot obtain a component access token now: %(reason)s") % {"reason": exc.reason},
+            ) from None
+        except WeChatError as exc:
+            raise _unavailable(exc) from None
+        # Token and expiry read together, as stored by whichever caller refreshed.
+        tenant.refresh_from_db(fields=["access_token", "access_token_expires_at"])
+        assert tenant.access_token_expires_at is not None
+        return HandOut(access_token=tenant.access_token, expires_at=tenant.access_token_expires_at)
+
+    return _handout(
+        key=key,
+        kind=HandoutKind.AUTHORIZER,
+        component_appid=component_appid,
+        authorizer_appid=authorizer_appid,
+        fetch=fetch,
+    )
+
+
+def _check_usable(tenant: Tenant) -> None:
+    """Refuses an account that has no usable token (see the module's docstring for what is handed out)."""
+    if tenant.status != TenantStatus.ACTIVE:
+        raise _state_refusal(tenant.status)
+    if tenant.is_test_account:
+        raise HandoutRefused(
+            HandoutOutcome.FORBIDDEN,
+            "tenant_test_account",
+            _("This is one of WeChat's full-release test accounts; its token is not handed out."),
+        )
+    if tenant.eligibility == Eligibility.ACCOUNT_STATUS:
+        raise HandoutRefused(
+            HandoutOutcome.FORBIDDEN,
+            "tenant_ineligible",
+            _("WeChat reports the account as deregistered, banned or frozen: %(reason)s")
+            % {"reason": tenant.eligibility_detail or Eligibility(tenant.eligibility).label},
+        )
+    if not tenant.refresh_token and not tenant.access_token:
+        raise _no_token()
+
+
+def _state_refusal(status: str) -> HandoutRefused:
+    if status == TenantStatus.REVOKED:
+        return HandoutRefused(
+            HandoutOutcome.FORBIDDEN,
+            "tenant_revoked",
+            _("The account revoked its authorization of this platform; there is no token."),
+        )
+    return HandoutRefused(
+        HandoutOutcome.FORBIDDEN,
+        "tenant_needs_reauthorization",
+        _("The account's authorization is no longer valid; the account must authorize this platform again."),
+    )
+
+
+def _no_token() -> HandoutRefused:
+    return HandoutRefused(
+        HandoutOutcome.FORBIDDEN,
+        "tenant_has_no_token",
+        _("The authorization gave no API credentials for this account."),
+    )
+
+
+def _unavailable(exc: WeChatError) -> HandoutRefused:
+    detail = f"errcode {exc.errcode}" if exc.errcode is not None else type(exc).__name__
+    return HandoutRefused(
+        HandoutOutcome.UNAVAILABLE,
+        "token_unavailable",
+        _("WeChat did not give a token just now (%(detail)s); try again shortly.") % {"detail": detail},
+    )
+
+
+# --- Housekeeping ------------------------------------------------------------------------------------
+
+_PRUNE_BATCH = 5000
+
+
+def token_handout_prune() -> int:
+    """Deletes hand-out rows older than TOKEN_HANDOUT_RETENTION_DAYS, in batches."""
+    cutoff = timezone.now() - timedelta(days=settings.TOKEN_HANDOUT_RETENTION_DAYS)
+    deleted = 0
+    while True:
+        ids = list(TokenHandout.objects.filter(at__lt=cutoff).values_list("pk", flat=True)[:_PRUNE_BATCH])
+        if not ids:
+            return deleted
+        deleted += TokenHandout.objects.filter(pk__in=ids).delete()[0]
