@@ -64,7 +64,7 @@ def secrets_everywhere(admin_user: object) -> list[str]:
     )
     # A second platform, whose own secrets were given in the admin or to add_component.
     other = component_add(
-        appid="wx0000secretive0comp", secret=PLATFORM_SECRET, token=PLATFORM_TOKEN, aes_key=PLATFORM_AES_KEY
+        appid="wx00secretive00000", secret=PLATFORM_SECRET, token=PLATFORM_TOKEN, aes_key=PLATFORM_AES_KEY
     )
     make_tenant(component=other, nickname="Second's merchant")
     code = AuthorizationCode.objects.create(
