@@ -32,7 +32,7 @@ from wxplatform.component.services import (
 from wxplatform.component.tasks import refresh_component_token
 from wxplatform.sandbox.control import SandboxControl
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.smoke]
 
 SECOND = SECOND_COMPONENT["appid"]
 COMPONENT_TOKEN = "/cgi-bin/component/api_component_token"
