@@ -39,6 +39,7 @@ from wxplatform.component.services import (
     component_get,
     component_token_with_expiry,
 )
+from wxplatform.errcodes import errcode_label
 from wxplatform.freshness import AUTHORIZER_REFRESH_MARGIN, token_is_fresh
 from wxplatform.wechat.errors import REVOKED_CODES, AccountStateError, RefreshTokenError, WeChatError
 
@@ -187,11 +188,7 @@ def authority_component_token(*, key: ServiceKey, component_appid: str) -> HandO
         except ComponentInactive:
             raise _inactive() from None
         except ComponentNotReady as exc:
-            raise HandoutRefused(
-                HandoutOutcome.UNAVAILABLE,
-                "component_not_ready",
-                _("The platform cannot obtain a component access token now: %(reason)s") % {"reason": exc.reason},
-            ) from None
+            raise _not_ready(exc) from None
         except WeChatError as exc:
             raise _unavailable(exc) from None
         return HandOut(access_token=token, expires_at=expires_at)
@@ -227,16 +224,12 @@ def authority_authorizer_token(*, key: ServiceKey, component_appid: str, authori
             raise HandoutRefused(
                 HandoutOutcome.FORBIDDEN,
                 "tenant_refused_by_wechat",
-                _("WeChat refuses a token for this account (errcode %(code)s).") % {"code": exc.errcode},
+                _("WeChat refuses a token for this account (errcode %(code)s).") % {"code": errcode_label(exc.errcode)},
             ) from None
         except ComponentInactive:
             raise _inactive() from None
         except ComponentNotReady as exc:
-            raise HandoutRefused(
-                HandoutOutcome.UNAVAILABLE,
-                "component_not_ready",
-                _("The platform cannot obtain a component access token now: %(reason)s") % {"reason": exc.reason},
-            ) from None
+            raise _not_ready(exc) from None
         except WeChatError as exc:
             raise _unavailable(exc) from None
         # Token and expiry read together, as stored by whichever caller refreshed.
@@ -296,8 +289,16 @@ def _no_token() -> HandoutRefused:
     )
 
 
+def _not_ready(exc: ComponentNotReady) -> HandoutRefused:
+    return HandoutRefused(
+        HandoutOutcome.UNAVAILABLE,
+        "component_not_ready",
+        _("The platform cannot obtain a component access token now: %(reason)s") % {"reason": exc.reason},
+    )
+
+
 def _unavailable(exc: WeChatError) -> HandoutRefused:
-    detail = f"errcode {exc.errcode}" if exc.errcode is not None else type(exc).__name__
+    detail = f"errcode {errcode_label(exc.errcode)}" if exc.errcode is not None else type(exc).__name__
     return HandoutRefused(
         HandoutOutcome.UNAVAILABLE,
         "token_unavailable",
