@@ -113,7 +113,7 @@ class _Series:
             "wxp_token_handouts_total",
             "Token requests of the provider's other services to the token authority, by token kind (component, "
             "authorizer), component appid ('unknown' when it names no platform here) and outcome (issued, "
-            "not_found, forbidden, unavailable).",
+            "not_found, forbidden, unavailable, throttled).",
             ["kind", "component", "outcome"],
         )
 
@@ -208,7 +208,7 @@ def record_push(url: str, *, component: str, kind: str | None, outcome: str, sec
 
 
 HANDOUT_KINDS = frozenset({"component", "authorizer"})
-HANDOUT_OUTCOMES = frozenset({"issued", "not_found", "forbidden", "unavailable"})
+HANDOUT_OUTCOMES = frozenset({"issued", "not_found", "forbidden", "unavailable", "throttled"})
 
 
 @_never_raises

@@ -484,8 +484,15 @@ API_KEY_TOUCH_INTERVAL = env.int("API_KEY_TOUCH_INTERVAL", default=60)
 # failed Service-Key authentications per client address are limited to this rate.
 TOKEN_HANDOUT_RETENTION_DAYS = env.int("TOKEN_HANDOUT_RETENTION_DAYS", default=30)
 SERVICE_KEY_FAILURE_RATE = env.str("SERVICE_KEY_FAILURE_RATE", default="20/min")
-if not re.fullmatch(r"[0-9]+/[smhd][a-z]*", SERVICE_KEY_FAILURE_RATE):
-    raise ImproperlyConfigured(f"SERVICE_KEY_FAILURE_RATE: {SERVICE_KEY_FAILURE_RATE!r} is not a rate such as 20/min")
+# Requests per valid service key: a service asks once per token expiry; a runaway loop in one of them is held to
+# this (each hand-out writes an audit row) instead of taking the whole authority.
+SERVICE_KEY_RATE = env.str("SERVICE_KEY_RATE", default="3000/min")
+for _rate_name, _rate in (
+    ("SERVICE_KEY_FAILURE_RATE", SERVICE_KEY_FAILURE_RATE),
+    ("SERVICE_KEY_RATE", SERVICE_KEY_RATE),
+):
+    if not re.fullmatch(r"[0-9]+/[smhd][a-z]*", _rate):
+        raise ImproperlyConfigured(f"{_rate_name}: {_rate!r} is not a rate such as 20/min")
 SPECTACULAR_SETTINGS = {
     "TITLE": "wxplatform merchant API",
     "DESCRIPTION": (

@@ -206,6 +206,26 @@ def test_failed_authentications_from_one_address_are_throttled_then_even_a_good_
     assert elsewhere.status_code == 200
 
 
+def test_each_keys_requests_are_limited_without_an_audit_row_past_the_limit(client: Client, settings: Any) -> None:
+    settings.SERVICE_KEY_RATE = "3/min"
+    settings.REDIS_KEY_PREFIX = f"{settings.REDIS_KEY_PREFIX}-keyrate-{timezone.now().timestamp()}"
+    platform_with_token()
+    _key, raw = make_service_key(name="runaway")
+    _other, other_raw = make_service_key(name="calm")
+
+    statuses = [client.get(component_url(), **service_headers(raw)).status_code for _ in range(5)]
+    limited = client.get(component_url(), **service_headers(raw))
+    calm = client.get(component_url(), **service_headers(other_raw))
+
+    assert statuses == [200, 200, 200, 429, 429]
+    assert error(limited)["code"] == "throttled"
+    assert int(limited["Retry-After"]) >= 1
+    assert "access_token" not in limited.json()
+    assert calm.status_code == 200
+    # Only the answered requests are audited: a runaway loop writes no row per refusal.
+    assert TokenHandout.objects.filter(key__name="runaway").count() == 3
+
+
 def test_a_key_scoped_to_a_second_platform_gets_that_platforms_tokens_and_only_those(client: Client) -> None:
     platform_with_token("default-component-token")
     second = ComponentCredential.objects.create(

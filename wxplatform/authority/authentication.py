@@ -20,6 +20,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
 
 from tenants.throttling import window_already_exceeded, window_exceeded
 from wxplatform.authority.models import ServiceKey
@@ -104,6 +105,28 @@ def request_service_key(request: Request) -> ServiceKey:
     if not isinstance(principal, ServiceKeyPrincipal):
         raise exceptions.NotAuthenticated()
     return principal.key
+
+
+class ServiceKeyRateThrottle(BaseThrottle):
+    """A fixed-window request counter per valid service key (SERVICE_KEY_RATE), in Redis like the merchant API's
+    per-key throttle; let through when Redis is down."""
+
+    scope = "service_key"
+
+    def __init__(self) -> None:
+        self.wait_seconds: float | None = None
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        principal = request.user
+        if not isinstance(principal, ServiceKeyPrincipal):
+            return True
+        self.wait_seconds = window_exceeded(
+            scope=self.scope, ident=principal.key.prefix, rate=settings.SERVICE_KEY_RATE
+        )
+        return self.wait_seconds is None
+
+    def wait(self) -> float | None:
+        return self.wait_seconds
 
 
 class HasServiceKey(BasePermission):

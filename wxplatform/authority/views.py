@@ -4,20 +4,28 @@
 from __future__ import annotations
 
 from datetime import UTC
+from typing import Never
 
 from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from wxplatform.authority.authentication import HasServiceKey, ServiceKeyAuthentication, request_service_key
-from wxplatform.authority.models import HandoutOutcome
+from wxplatform import metrics
+from wxplatform.authority.authentication import (
+    HasServiceKey,
+    ServiceKeyAuthentication,
+    ServiceKeyRateThrottle,
+    request_service_key,
+)
+from wxplatform.authority.models import HandoutKind, HandoutOutcome
 from wxplatform.authority.services import (
     HandOut,
     HandoutRefused,
     authority_authorizer_token,
     authority_component_token,
 )
+from wxplatform.component.models import ComponentCredential
 
 _STATUS = {
     HandoutOutcome.NOT_FOUND: status.HTTP_404_NOT_FOUND,
@@ -37,7 +45,8 @@ class HandoutError(exceptions.APIException):
 class _TokenView(APIView):
     authentication_classes = [ServiceKeyAuthentication]
     permission_classes = [HasServiceKey]
-    throttle_classes: list[type] = []
+    throttle_classes = [ServiceKeyRateThrottle]
+    kind: HandoutKind
     schema = None  # internal: not part of the merchant API's OpenAPI document
 
     def finalize_response(self, request: Request, response: Response, *args: object, **kwargs: object) -> Response:
@@ -48,13 +57,26 @@ class _TokenView(APIView):
             response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
         return response
 
+    def throttled(self, request: Request, wait: float) -> Never:
+        # Counted, not audited: a runaway caller must not write a row per refused request.
+        metrics.record_token_handout(self.kind, _known(str(self.kwargs.get("component_appid", ""))), "throttled")
+        super().throttled(request, wait)
+
     @staticmethod
     def answer(handed: HandOut) -> Response:
         expires_at = handed.expires_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
         return Response({"access_token": handed.access_token, "expires_at": expires_at})
 
 
+def _known(component_appid: str) -> str:
+    return (
+        component_appid if ComponentCredential.objects.filter(component_appid=component_appid).exists() else "unknown"
+    )
+
+
 class ComponentTokenView(_TokenView):
+    kind = HandoutKind.COMPONENT
+
     def get(self, request: Request, component_appid: str) -> Response:
         try:
             handed = authority_component_token(key=request_service_key(request), component_appid=component_appid)
@@ -64,6 +86,8 @@ class ComponentTokenView(_TokenView):
 
 
 class AuthorizerTokenView(_TokenView):
+    kind = HandoutKind.AUTHORIZER
+
     def get(self, request: Request, component_appid: str, appid: str) -> Response:
         try:
             handed = authority_authorizer_token(
