@@ -15,7 +15,7 @@ from rest_framework_api_key.models import APIKey
 from drafts.models import JobState, SyncJob, SyncTrigger
 from tenants.models import AccountKind, Eligibility, Tenant, TenantStatus
 from tests.factories import make_tenant
-from wxplatform.component.services import component_add
+from wxplatform.component.services import component_add, default_component
 from wxplatform.console import admin as tenants_admin
 from wxplatform.models import AuditEntry
 
@@ -225,3 +225,25 @@ def test_tenants_cannot_be_added_or_deleted_in_the_admin(admin_client: Client, t
 def test_the_api_key_librarys_own_admin_is_not_offered() -> None:
     # Merchant keys are TenantAPIKey, managed on the merchant page; the library's APIKey model is unused.
     assert not admin.site.is_registered(APIKey)
+
+
+@pytest.mark.django_db
+def test_with_several_platforms_each_row_names_its_platform_under_the_appid(admin_client: Client) -> None:
+    only = make_tenant(authorizer_appid="wx0a1b2c3d4e5f6a7b")
+    single = admin_client.get(CHANGELIST).content.decode()
+    # One platform: nothing more to say than the AppID.
+    assert f'{only.authorizer_appid}<br><span class="quiet">' not in single
+
+    second = component_add(
+        appid="wx3d3769f8efd9abc3",
+        secret="s" * 32,
+        token="second",
+        aes_key="abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+        name="Second entity",
+    )
+    make_tenant(component=second, authorizer_appid=only.authorizer_appid)
+    several = admin_client.get(CHANGELIST).content.decode()
+
+    assert f'{only.authorizer_appid}<br><span class="quiet">Second entity</span>' in several
+    default_label = default_component().name or default_component().component_appid
+    assert f'{only.authorizer_appid}<br><span class="quiet">{default_label}</span>' in several

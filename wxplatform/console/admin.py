@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import BooleanField, ExpressionWrapper, QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, F, QuerySet, Value
+from django.db.models.functions import Coalesce, NullIf
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -66,6 +67,7 @@ from webhooks.selectors import endpoint_list
 from wxplatform.admin import AuditedAdminMixin, audit_record
 from wxplatform.charts import step_chart_svg
 from wxplatform.component.admin import PlatformListFilter
+from wxplatform.component.models import ComponentCredential
 from wxplatform.component.services import ComponentNotReady
 from wxplatform.console import push_admin  # noqa: F401 - registers the push log's admin
 from wxplatform.queueing import enqueue
@@ -261,7 +263,7 @@ QUOTA_FIELDS = (
 class TenantAdmin(AuditedAdminMixin):
     list_display = (
         "nickname",
-        "authorizer_appid",
+        "appid_cell",
         # The kind, with the service and verification types in its tooltip; the quota and the rest are on the
         # account's page: the list keeps to what fits a 1366 px laptop screen.
         "kind_label",
@@ -272,7 +274,7 @@ class TenantAdmin(AuditedAdminMixin):
         "last_error",
         "token_expiry",
     )
-    list_display_links = ("nickname", "authorizer_appid")
+    list_display_links = ("nickname", "appid_cell")
     list_filter = ("status", "eligibility", "account_kind", "is_test_account", FailingFilter, TenantPlatformFilter)
     search_fields = ("authorizer_appid", "nickname")
     actions = ("sync_selected", "refresh_tokens_selected")
@@ -290,7 +292,21 @@ class TenantAdmin(AuditedAdminMixin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         # Listing and showing never needs the secrets: they are neither loaded nor decrypted.
         queryset: QuerySet[Tenant] = super().get_queryset(request).defer("access_token", "refresh_token")
-        return queryset.annotate(failing=ExpressionWrapper(failing_condition(), output_field=BooleanField()))
+        queryset = queryset.annotate(failing=ExpressionWrapper(failing_condition(), output_field=BooleanField()))
+        if ComponentCredential.objects.count() > 1:
+            # Several platforms: one account may be two rows, told apart by the platform under the AppID (an
+            # annotation, so that no platform row and none of its encrypted secrets is loaded).
+            queryset = queryset.annotate(
+                platform_label=Coalesce(NullIf(F("component__name"), Value("")), F("component__component_appid"))
+            )
+        return queryset
+
+    @admin.display(description=gettext_lazy("AppID"), ordering="authorizer_appid")
+    def appid_cell(self, obj: Tenant) -> SafeString | str:
+        platform = getattr(obj, "platform_label", None)
+        if platform is None:
+            return obj.authorizer_appid
+        return format_html('{}<br><span class="quiet">{}</span>', obj.authorizer_appid, platform)
 
     # Tenants come from the authorization flow and leave by revocation: no add, no delete.
     def has_add_permission(self, request: HttpRequest) -> bool:
