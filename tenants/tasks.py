@@ -24,8 +24,7 @@ from tenants.services import (
     tenants_with_expiring_tokens,
 )
 from wxplatform.backoff import backoff_delay
-from wxplatform.component.models import ComponentCredential
-from wxplatform.component.services import ComponentNotReady, default_component
+from wxplatform.component.services import ComponentNotReady, active_components
 from wxplatform.freshness import AUTHORIZER_REFRESH_LOOKAHEAD
 from wxplatform.queueing import enqueue
 from wxplatform.wechat.errors import RetryableError, WeChatError
@@ -129,9 +128,8 @@ RECONCILE_TIME_LIMIT = 3 * 3600
 def reconcile_authorizers() -> dict[str, object]:
     """Beat (daily by default): each active platform's tenants against its authorizer list (tenants.reconcile).
     A platform that cannot be reconciled now is reported and the next one is done all the same."""
-    default_component()
     reports: dict[str, object] = {}
-    for component in ComponentCredential.objects.filter(active=True).order_by("pk"):
+    for component in active_components():
         try:
             reports[component.component_appid] = authorizers_reconcile(component).as_dict()
         except (ComponentNotReady, WeChatError) as exc:

@@ -106,15 +106,15 @@ def _too_many(request: HttpRequest, scope: str) -> HttpResponse | None:
     return response
 
 
-def _component_of(request: HttpRequest) -> ComponentCredential | None:
-    """The platform named by `?component=<component appid>`, the default one without it; None if unknown."""
-    appid = request.GET.get("component", "")
-    if not appid:
+def _platform(component_appid: str) -> ComponentCredential | None:
+    """The platform a URL names (an authorization page's `?component=`, a push URL's path); the default one
+    when it names none; None if there is no such platform."""
+    if not component_appid:
         return default_component()
-    if not APPID.fullmatch(appid):
+    if not APPID.fullmatch(component_appid):
         return None
     try:
-        return component_get(appid)
+        return component_get(component_appid)
     except ComponentUnknown:
         return None
 
@@ -131,7 +131,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
     `?component=<component appid>` picks the platform; without it, the default one."""
     if limited := _too_many(request, "authorize_page"):
         return limited
-    component = _component_of(request)
+    component = _platform(request.GET.get("component", ""))
     if component is None:
         return _unknown_platform(request)
     try:
@@ -157,7 +157,7 @@ def authorize_callback(request: HttpRequest) -> HttpResponse:
         return render(request, "tenants/authorize_error.html", {"message": message}, status=400)
     if limited := _too_many(request, "authorize_callback"):
         return limited
-    component = _component_of(request)
+    component = _platform(request.GET.get("component", ""))
     if component is None:
         return _unknown_platform(request)
     try:
@@ -185,18 +185,6 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "message": message}}, status=status)
 
 
-def _push_component(component_appid: str) -> ComponentCredential | None:
-    """The platform of a push URL (empty: the default platform's URL); None if there is no such platform."""
-    if not component_appid:
-        return default_component()
-    if not APPID.fullmatch(component_appid):
-        return None
-    try:
-        return component_get(component_appid)
-    except ComponentUnknown:
-        return None
-
-
 def _receive(
     request: HttpRequest, endpoint: PushEndpoint, *, component_appid: str = "", authorizer_appid: str = ""
 ) -> HttpResponse:
@@ -207,7 +195,7 @@ def _receive(
         refused = _error(405, "method_not_allowed", _("Only POST is accepted here."))
         refused["Allow"] = "POST"
         return refused
-    component = _push_component(component_appid)
+    component = _platform(component_appid)
     if component is None:
         # Nothing to verify with and no platform to log it under: refused, not logged.
         return _error(404, "unknown_component", _("No third-party platform with this AppID is configured here."))

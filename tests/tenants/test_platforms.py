@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from django.core.management import CommandError, call_command
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from drafts.models import SyncAttempt
 from drafts.services import draft_count_chunk_sync, draft_count_run_start
@@ -244,8 +244,6 @@ def test_the_default_platforms_record_follows_its_settings(two: Two, settings: A
     assert default_component().appsecret == "rotated-secret"
     assert ComponentCredential.objects.get(pk=two.first_component.pk).appsecret == "rotated-secret"
     # Stored encrypted, like the authorizer tokens.
-    from django.db import connection
-
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT appsecret, token, aes_key FROM component_componentcredential WHERE id = %s",

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from wxplatform import metrics
@@ -61,15 +62,19 @@ def default_component() -> ComponentCredential:
     (the settings win: an operator changes the default platform's secrets by changing its environment)."""
     appid = settings.WECHAT_COMPONENT_APPID
     secrets = _default_secrets()
-    credential = ComponentCredential.objects.filter(component_appid=appid).first()
-    if credential is None:
-        credential, _ = ComponentCredential.objects.get_or_create(component_appid=appid, defaults=secrets)
+    credential, _ = ComponentCredential.objects.get_or_create(component_appid=appid, defaults=secrets)
     changed = [name for name, value in secrets.items() if getattr(credential, name) != value]
     if changed:
         for name in changed:
             setattr(credential, name, secrets[name])
         credential.save(update_fields=changed)
     return credential
+
+
+def active_components() -> QuerySet[ComponentCredential]:
+    """The platforms that refresh, sync and reconcile (the default one created from the settings first)."""
+    default_component()
+    return ComponentCredential.objects.filter(active=True).order_by("pk")
 
 
 def is_default(component: ComponentCredential) -> bool:
@@ -350,8 +355,9 @@ def component_request_ticket_push(component: ComponentCredential) -> bool:
 
 
 def component_status(component: ComponentCredential) -> dict[str, object]:
-    """What staff and /readyz need to know about a platform's credentials. Never includes secrets."""
-    credential = ComponentCredential.objects.get(pk=component.pk)
+    """What staff and /readyz need to know about a platform's credentials, from the row as given (callers pass
+    one they have just read). Never includes secrets."""
+    credential = component
     now = timezone.now()
     ticket_age = (now - credential.ticket_received_at).total_seconds() if credential.ticket_received_at else None
     return {
@@ -378,8 +384,7 @@ def component_status(component: ComponentCredential) -> dict[str, object]:
 def platforms_readiness() -> str | None:
     """The condition reported by /readyz: None when every active platform can call WeChat, else each one's
     problem (named by its component appid when there are several)."""
-    default_component()
-    active = list(ComponentCredential.objects.filter(active=True).order_by("pk"))
+    active = list(active_components())
     problems = []
     for component in active:
         problem = component_readiness(component)

@@ -6,8 +6,7 @@ import logging
 
 from celery import shared_task
 
-from wxplatform.component.models import ComponentCredential
-from wxplatform.component.services import ComponentNotReady, component_access_token, default_component
+from wxplatform.component.services import ComponentNotReady, active_components, component_access_token
 from wxplatform.wechat.errors import WeChatError
 
 logger = logging.getLogger(__name__)
@@ -17,9 +16,8 @@ logger = logging.getLogger(__name__)
 def refresh_component_token() -> bool:
     """Beat: keep every active platform's component access token fresh ahead of expiry (each refreshes only
     when within its margin). True when every one is fresh."""
-    default_component()  # the default platform exists, and has the settings' secrets, before it is refreshed
     ok = True
-    for component in ComponentCredential.objects.filter(active=True).order_by("pk"):
+    for component in active_components():
         try:
             component_access_token(component)
         except (ComponentNotReady, WeChatError) as exc:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from tenants.reconcile import ReconcileReport, authorizers_reconcile
 from wxplatform.component.models import ComponentCredential
-from wxplatform.component.services import ComponentNotReady, ComponentUnknown, component_get, default_component
+from wxplatform.component.services import ComponentNotReady, ComponentUnknown, active_components, component_get
 from wxplatform.wechat.errors import WeChatError
 
 
@@ -40,8 +40,7 @@ class Command(BaseCommand):
                     _("No platform with component AppID %(appid)s.") % {"appid": options["component"]}
                 ) from None
         else:
-            default_component()
-            components = list(ComponentCredential.objects.filter(active=True).order_by("pk"))
+            components = list(active_components())
         for component in components:
             if len(components) > 1:
                 self.stdout.write(str(component))
