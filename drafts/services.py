@@ -29,8 +29,8 @@ from drafts.rules import SyncReport, TenantResult, job_state_for, skip_reason, s
 from drafts.sync import SYNC_FIELDS, attempt_for, sync_tenants
 from tenants.models import Tenant
 from tenants.selectors import syncable_tenants
-from wxplatform import metrics
-from wxplatform.queueing import enqueue, enqueue_on_commit
+from wxplatform.core import metrics
+from wxplatform.core.queueing import enqueue, enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 

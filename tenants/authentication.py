@@ -10,7 +10,7 @@ key is refused on the very next request. The tenant is set as `request.tenant`. 
 A revocation limits the keys the tenant had to its history (`history_only`, 403 `api_key_history_only`
 elsewhere) for API_KEY_REVOKED_GRACE_DAYS, after which they expire; a re-authorization never revives them.
 A key issued later to a tenant that is revoked or must re-authorize keeps access to its profile and
-history, and the draft-count endpoints answer with a precise error code instead (drafts/api).
+history, and the draft-count endpoints answer with a precise error code instead (wxplatform/api).
 """
 
 from __future__ import annotations
@@ -26,11 +26,14 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
+from rest_framework.settings import api_settings
+from rest_framework.throttling import BaseThrottle
 from rest_framework_api_key.permissions import KeyParser
 
 from tenants.models import Tenant, TenantAPIKey
 from tenants.selectors import TENANT_API_FIELDS, api_key_find
 from tenants.services import api_key_mark_used
+from wxplatform.core.throttling import window_exceeded
 
 if TYPE_CHECKING:
     # Not at run time: DRF imports this module while rest_framework.views is still being imported.
@@ -138,3 +141,24 @@ class TenantAPIKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-unt
             "name": "Authorization",
             "description": "Send `Authorization: Api-Key <key>`. Keys are issued per merchant account and shown once.",
         }
+
+
+class APIKeyRateThrottle(BaseThrottle):
+    """A fixed-window request counter per API key, in Redis (the Django cache without it)."""
+
+    scope = "api_key"
+
+    def __init__(self) -> None:
+        self.wait_seconds: float | None = None
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        principal = request.user
+        if not isinstance(principal, APIKeyPrincipal):
+            return True
+        # Read on every request rather than at import, so that settings overrides (tests, bench) apply.
+        rate = str(api_settings.DEFAULT_THROTTLE_RATES[self.scope])
+        self.wait_seconds = window_exceeded(scope=self.scope, ident=principal.key.prefix, rate=rate)
+        return self.wait_seconds is None
+
+    def wait(self) -> float | None:
+        return self.wait_seconds

@@ -18,7 +18,7 @@ from tenants.services import authorization_code_receive, tenant_revoke
 from tenants.tasks import authorize_from_push
 from wxplatform.component.models import ComponentCredential
 from wxplatform.component.services import component_push_record, component_ticket_store
-from wxplatform.queueing import enqueue_on_commit
+from wxplatform.core.queueing import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 

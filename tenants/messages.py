@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from tenants.models import AuthorizerMessage, PushOutcome
 from tenants.tasks import answer_query_auth_code
 from wxplatform.component.models import ComponentCredential
-from wxplatform.queueing import enqueue_on_commit
+from wxplatform.core.queueing import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.models import AbstractAPIKey
 
 from wxplatform.component.models import ComponentCredential
-from wxplatform.encryption import EncryptedTextField
+from wxplatform.core.encryption import EncryptedTextField
 
 # Permission sets that grant the draft-box APIs (docs/wechat/permissions.md): either one suffices.
 DRAFT_PERMISSION_SETS = frozenset({11, 100})

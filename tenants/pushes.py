@@ -18,10 +18,10 @@ from django.utils import timezone
 
 from tenants.models import PushEndpoint, PushLog, PushOutcome
 from tenants.receiving import Answer, receive_push
-from tenants.throttling import UNAVAILABLE, window_count
-from wxplatform import metrics
 from wxplatform.component.models import ComponentCredential
 from wxplatform.component.services import component_get
+from wxplatform.core import metrics
+from wxplatform.core.throttling import UNAVAILABLE, window_count
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ _QUERY_KEPT = ("signature", "timestamp", "nonce", "openid", "encrypt_type", "msg
 _QUERY_VALUE_MAX = 128
 
 
-# The labels of wxp_pushes_total (wxplatform.metrics.record_push, deploy/prometheus/alerts.yml).
+# The labels of wxp_pushes_total (wxplatform.core.metrics.record_push, deploy/prometheus/alerts.yml).
 _PUSH_URL_LABELS = {PushEndpoint.COMPONENT: "component", PushEndpoint.MESSAGE: "authorizer"}
 
 

@@ -38,11 +38,11 @@ from django.utils import timezone
 from tenants.models import Eligibility, Tenant, TenantProfileChange, TenantStatus
 from tenants.quota import DRAFT_COUNT_CGI_PATH
 from tenants.services import eligibility_for, tenant_onboard_fill, tenant_revoke
-from wxplatform.bulk_update import BulkUpdate
 from wxplatform.component.clients import component_client
 from wxplatform.component.models import ComponentCredential
 from wxplatform.component.services import component_access_token, component_token_refresh
-from wxplatform.freshness import USABLE_MARGIN, token_is_fresh
+from wxplatform.core.bulk_update import BulkUpdate
+from wxplatform.core.freshness import USABLE_MARGIN, token_is_fresh
 from wxplatform.wechat.client import WeChatClient
 from wxplatform.wechat.errors import REVOKED_CODES, TokenError, WeChatError
 from wxplatform.wechat.types import AuthorizerInfo, AuthorizerListItem, AuthorizerListPage, Quota

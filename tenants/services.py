@@ -39,12 +39,12 @@ from tenants.models import (
     TenantStatus,
     code_label,
 )
-from wxplatform import metrics
 from wxplatform.component.clients import component_client, wechat_client
 from wxplatform.component.consumer import AuthorityRefused, authority_authorizer_token, authority_configured
 from wxplatform.component.models import ComponentCredential
 from wxplatform.component.services import component_get, with_component_token
-from wxplatform.freshness import AUTHORIZER_REFRESH_MARGIN, USABLE_MARGIN, token_is_fresh
+from wxplatform.core import metrics
+from wxplatform.core.freshness import AUTHORIZER_REFRESH_MARGIN, USABLE_MARGIN, token_is_fresh
 from wxplatform.wechat.client import WeChatClient
 from wxplatform.wechat.errors import (
     REVOKED_CODES,

@@ -23,10 +23,10 @@ from tenants.services import (
     tenant_token_refresh,
     tenants_with_expiring_tokens,
 )
-from wxplatform.backoff import backoff_delay
 from wxplatform.component.services import ComponentNotReady, active_components
-from wxplatform.freshness import AUTHORIZER_REFRESH_LOOKAHEAD
-from wxplatform.queueing import enqueue
+from wxplatform.core.backoff import backoff_delay
+from wxplatform.core.freshness import AUTHORIZER_REFRESH_LOOKAHEAD
+from wxplatform.core.queueing import enqueue
 from wxplatform.wechat.errors import RetryableError, WeChatError
 
 logger = logging.getLogger(__name__)

@@ -32,7 +32,6 @@ from tenants.models import PushEndpoint, PushOutcome
 from tenants.pushes import push_log_record
 from tenants.receiving import receive_push, rejected
 from tenants.services import api_key_issue_first, tenant_authorize
-from tenants.throttling import window_exceeded
 from wxplatform.component.clients import component_client
 from wxplatform.component.models import ComponentCredential
 from wxplatform.component.services import (
@@ -43,7 +42,8 @@ from wxplatform.component.services import (
     is_default,
     with_component_token,
 )
-from wxplatform.proxies import client_address
+from wxplatform.core.proxies import client_address
+from wxplatform.core.throttling import window_exceeded
 from wxplatform.wechat.errors import AuthorizationCodeError, WeChatError
 
 logger = logging.getLogger(__name__)

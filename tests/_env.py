@@ -1,6 +1,6 @@
 """Loaded with `-p tests._env` before pytest-django reads settings: test secrets, production-like DEBUG off.
 
-The WeChat values match the sandbox defaults (wxplatform/sandbox/config.py) so that pushes verify.
+The WeChat values match the sandbox defaults (wxsandbox/config.py) so that pushes verify.
 DATABASE_URL and REDIS_URL come from the caller (the Makefile points them at PostgreSQL and Redis).
 """
 

@@ -33,7 +33,7 @@ from tenants.models import TEST_EVENT_TYPE, EventType, OutboxEvent, Tenant
 from webhooks.models import Delivery, DeliveryAttempt, DeliveryState, Endpoint
 from webhooks.sending import Outcome, Request, send_all
 from webhooks.targets import resolved_problem
-from wxplatform.backoff import backoff_delay
+from wxplatform.core.backoff import backoff_delay
 
 logger = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from wxplatform.core.observability import redact
 from wxplatform.models import AuditEntry
-from wxplatform.observability import redact
 
 admin.site.site_header = _("WeChat third-party platform console")
 admin.site.site_title = _("Platform console")

@@ -1,7 +1,7 @@
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
-from wxplatform import metrics, observability
+from wxplatform.core import metrics, observability
 
 
 class WxPlatformConfig(AppConfig):

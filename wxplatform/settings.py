@@ -7,6 +7,7 @@ Redis, and must provide every secret: with DEBUG off a missing one stops start-u
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import re
 from datetime import timedelta
@@ -133,10 +134,14 @@ INSTALLED_APPS = [
     # library's). Its admin templates override django.contrib.admin's through TEMPLATES' DIRS below.
     "wxplatform.console.apps.ConsoleConfig",
 ]
+# The development commands (make run, release_check, the sandbox) come with the sandbox package, which a checkout
+# has and the production image does not: installed where it can be imported, so the image needs no setting.
+if importlib.util.find_spec("wxsandbox") is not None:
+    INSTALLED_APPS += ["wxsandbox.devtools.apps.DevtoolsConfig"]
 
 MIDDLEWARE = [
-    "wxplatform.proxies.TrustedProxyMiddleware",
-    "wxplatform.observability.RequestIdMiddleware",
+    "wxplatform.core.proxies.TrustedProxyMiddleware",
+    "wxplatform.core.observability.RequestIdMiddleware",
     # Before anything reads the Host header (SecurityMiddleware's redirect, CommonMiddleware): probes by IP.
     "wxplatform.console.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -199,7 +204,7 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # parallel test runs) can share one Redis.
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="wxp")
 # Every connection to Redis (broker, cache, rate limits, probes) gives up after these many seconds, so that a
-# Redis outage costs a request seconds, never minutes (wxplatform/redis_client.py).
+# Redis outage costs a request seconds, never minutes (wxplatform/core/redis_client.py).
 REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=2.0)
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
 if REDIS_URL:
@@ -223,7 +228,7 @@ else:
 # --- Celery ------------------------------------------------------------------------------------------
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT = "wxplatform.broker:Transport"
+    CELERY_BROKER_TRANSPORT = "wxplatform.core.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         # An unacknowledged task (its worker died) is handed out again after this many seconds. It must
         # exceed the hard time limit, or a slow task would run twice at once.
@@ -266,7 +271,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # On a lost broker connection the running acks_late tasks are cancelled and handed out again. With
 # celery/kombu 5.7.0 a connection lost with a task in flight killed the worker; the Redis transport is
-# patched for it (wxplatform/broker.py, CELERY_BROKER_TRANSPORT above).
+# patched for it (wxplatform/core/broker.py, CELERY_BROKER_TRANSPORT above).
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # Workers and beat log through LOGGING below (the JSON formatter, request ids, redaction), not Celery's own
 # plain-text handlers.
@@ -285,7 +290,7 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_CLIENT_IP_CALLABLE = "wxplatform.proxies.client_address"
+AXES_CLIENT_IP_CALLABLE = "wxplatform.core.proxies.client_address"
 AXES_RESET_ON_SUCCESS = True
 # No banner in the log of every process and command at start-up (make run, manage.py, workers).
 AXES_VERBOSE = False
@@ -317,7 +322,7 @@ WHITENOISE_USE_FINDERS = True
 
 # Reverse proxies (CIDRs) in front of the service. Only from these are X-Forwarded-For (the client address of
 # the per-address rate limits) and X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER) believed; from anyone else
-# wxplatform.proxies.TrustedProxyMiddleware drops them. Give gunicorn the same list (FORWARDED_ALLOW_IPS).
+# wxplatform.core.proxies.TrustedProxyMiddleware drops them. Give gunicorn the same list (FORWARDED_ALLOW_IPS).
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 for _network in TRUSTED_PROXIES:
     try:
@@ -327,7 +332,7 @@ for _network in TRUSTED_PROXIES:
 
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-# Believed only from TRUSTED_PROXIES: wxplatform.proxies.TrustedProxyMiddleware drops it from anyone else.
+# Believed only from TRUSTED_PROXIES: wxplatform.core.proxies.TrustedProxyMiddleware drops it from anyone else.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # HTTPS only, behind settings that .env.example turns on for production (off for local use over HTTP).
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
@@ -362,12 +367,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "request_id": {"()": "wxplatform.observability.RequestIdFilter"},
-        "redact": {"()": "wxplatform.observability.RedactSecretsFilter"},
+        "request_id": {"()": "wxplatform.core.observability.RequestIdFilter"},
+        "redact": {"()": "wxplatform.core.observability.RedactSecretsFilter"},
     },
     "formatters": {
         "json": {
-            "()": "wxplatform.observability.RedactingJsonFormatter",
+            "()": "wxplatform.core.observability.RedactingJsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
@@ -457,18 +462,18 @@ DRAFT_SYNC_JOB_LEASE = env.float("DRAFT_SYNC_JOB_LEASE", default=120.0)
 # Sync attempts, finished jobs and runs are deleted after this many days; snapshots are kept.
 SYNC_ATTEMPT_RETENTION_DAYS = env.int("SYNC_ATTEMPT_RETENTION_DAYS", default=30)
 
-# --- Merchant REST API (drafts/api) ------------------------------------------------------------------
+# --- Merchant REST API (wxplatform/api) ------------------------------------------------------------------
 # Swagger UI and Redoc assets are served from this app, never from a CDN.
 INSTALLED_APPS += ["drf_spectacular_sidecar"]
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.authentication.TenantAPIKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["tenants.authentication.HasTenant"],
-    "DEFAULT_THROTTLE_CLASSES": ["tenants.throttling.APIKeyRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["tenants.authentication.APIKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_THROTTLE_RATE", default="600/min")},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "drafts.api.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "wxplatform.api.errors.api_exception_handler",
     # Keys, not users: an unauthenticated request has no user at all (and needs no auth tables).
     "UNAUTHENTICATED_USER": None,
     # No OPTIONS metadata: every operation is described by the OpenAPI schema instead.
@@ -542,7 +547,7 @@ WEBHOOK_MAX_ENDPOINTS = env.int("WEBHOOK_MAX_ENDPOINTS", default=10)
 # Finished deliveries (with their attempts) and dispatched events are deleted after this many days.
 WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=30)
 
-# --- Metrics (/metrics, wxplatform/metrics.py) -------------------------------------------------------
+# --- Metrics (/metrics, wxplatform/core/metrics.py) -------------------------------------------------------
 # Who may scrape: a bearer token, and/or client networks (CIDRs, matched against REMOTE_ADDR). With neither
 # set, /metrics answers 404 unless DEBUG is on. When both are set, a scrape must pass both.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

@@ -31,7 +31,7 @@ from tests.fixtures.worker import ROOT, Worker
 from wxplatform.component.clients import wechat_client
 from wxplatform.component.models import ComponentCredential
 from wxplatform.component.services import component_add, component_ticket_store, default_component
-from wxplatform.metrics import observe_wechat_call
+from wxplatform.core.metrics import observe_wechat_call
 from wxplatform.wechat.bulk import fetch_draft_counts
 from wxplatform.wechat.errors import WeChatError
 
@@ -400,7 +400,7 @@ def test_an_in_process_sync_is_counted_by_its_trigger(client: Any, open_metrics:
 
 
 def test_pushes_are_counted_by_url_kind_and_outcome_with_bounded_labels(client: Any, open_metrics: None) -> None:
-    from wxplatform.metrics import record_push
+    from wxplatform.core.metrics import record_push
 
     before = scrape(client)
     record_push("authorizer", component=SECOND, kind="text", outcome="ok", seconds=0.02)

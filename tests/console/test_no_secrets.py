@@ -21,7 +21,7 @@ from tests.factories import make_api_key, make_service_key, make_snapshot, make_
 from wxplatform.authority.models import TokenHandout
 from wxplatform.component.models import ComponentCredential
 from wxplatform.component.services import component_add, default_component
-from wxplatform.encryption import encrypt_str
+from wxplatform.core.encryption import encrypt_str
 from wxplatform.models import AuditEntry
 
 TENANT_ACCESS = "tenant-access-token-KNOWN-1111"

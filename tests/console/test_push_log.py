@@ -19,8 +19,8 @@ from tenants.services import push_log_prune
 from tests.fixtures.platform import EVENTS_PATH, sealed_message, signed_push, text_message, ticket_fields
 from wxplatform.component.models import ComponentCredential
 from wxplatform.component.services import component_add, default_component
+from wxplatform.core.redis_client import redis_client
 from wxplatform.models import AuditEntry
-from wxplatform.redis_client import redis_client
 
 pytestmark = pytest.mark.django_db
 

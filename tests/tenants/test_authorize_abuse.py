@@ -18,7 +18,7 @@ from tenants.tasks import authorize_from_push, authorize_pending_codes
 from tests.fixtures.platform import Platform
 from tests.tenants.test_authorize import PREAUTH, QUERY_AUTH, api_key_on, calls, consent
 from wxplatform.component.services import default_component
-from wxplatform.redis_client import redis_client
+from wxplatform.core.redis_client import redis_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,7 +14,7 @@ from tenants.models import AuthorizerMessage, PushLog, Tenant
 from tenants.pushes import rejected_budget_key
 from tenants.selectors import syncable_tenants
 from tests.fixtures.platform import Platform, sealed_message, text_message
-from wxplatform.redis_client import redis_client
+from wxplatform.core.redis_client import redis_client
 from wxplatform.wechat.crypto import MessageCrypto, parse_xml
 
 TEST_APPID = "wx570bc396a51b8ff8"

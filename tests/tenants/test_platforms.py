@@ -30,7 +30,7 @@ from wxplatform.component.services import (
     default_component,
 )
 from wxplatform.component.tasks import refresh_component_token
-from wxplatform.sandbox.control import SandboxControl
+from wxsandbox.control import SandboxControl
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.smoke]
 

@@ -22,11 +22,11 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from tenants.throttling import window_already_exceeded, window_exceeded
 from wxplatform.authority.models import ServiceKey
 from wxplatform.authority.selectors import service_key_find
 from wxplatform.authority.services import service_key_mark_used
-from wxplatform.proxies import client_address
+from wxplatform.core.proxies import client_address
+from wxplatform.core.throttling import window_already_exceeded, window_exceeded
 
 if TYPE_CHECKING:
     # Not at run time: DRF imports authentication modules while rest_framework.views is still being imported.

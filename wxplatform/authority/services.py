@@ -29,7 +29,6 @@ from django.utils.translation import gettext as _
 
 from tenants.models import Eligibility, Tenant, TenantStatus
 from tenants.services import TenantHasNoToken, TenantNotActive, tenant_token_refresh
-from wxplatform import metrics
 from wxplatform.authority.models import HandoutKind, HandoutOutcome, ServiceKey, TokenHandout
 from wxplatform.component.models import ComponentCredential
 from wxplatform.component.services import (
@@ -39,8 +38,9 @@ from wxplatform.component.services import (
     component_get,
     component_token_with_expiry,
 )
-from wxplatform.errcodes import errcode_label
-from wxplatform.freshness import AUTHORIZER_REFRESH_MARGIN, token_is_fresh
+from wxplatform.core import metrics
+from wxplatform.core.errcodes import errcode_label
+from wxplatform.core.freshness import AUTHORIZER_REFRESH_MARGIN, token_is_fresh
 from wxplatform.wechat.errors import REVOKED_CODES, AccountStateError, RefreshTokenError, WeChatError
 
 logger = logging.getLogger(__name__)

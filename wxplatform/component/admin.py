@@ -33,7 +33,7 @@ from wxplatform.component.validation import (
     validate_not_default,
     validate_token,
 )
-from wxplatform.errcodes import errcode_label
+from wxplatform.core.errcodes import errcode_label
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise

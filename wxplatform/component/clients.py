@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from wxplatform.egress import observe_error
-from wxplatform.metrics import observe_wechat_call
+from wxplatform.core.egress import observe_error
+from wxplatform.core.metrics import observe_wechat_call
 from wxplatform.wechat.client import WeChatClient
 from wxplatform.wechat.crypto import MessageCrypto
 

@@ -8,7 +8,7 @@ from typing import ClassVar
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from wxplatform.encryption import EncryptedTextField
+from wxplatform.core.encryption import EncryptedTextField
 
 
 class ComponentCredential(models.Model):

@@ -18,11 +18,11 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from wxplatform import metrics
 from wxplatform.component.clients import component_client
 from wxplatform.component.consumer import AuthorityRefused, authority_component_token, authority_configured
 from wxplatform.component.models import ComponentCredential
-from wxplatform.freshness import COMPONENT_REFRESH_MARGIN, token_is_fresh
+from wxplatform.core import metrics
+from wxplatform.core.freshness import COMPONENT_REFRESH_MARGIN, token_is_fresh
 from wxplatform.wechat.errors import ConfigurationError, TicketError, TokenError, WeChatError
 
 logger = logging.getLogger(__name__)

@@ -65,12 +65,12 @@ from tenants.services import tenant_token_refresh as tenant_token_refresh_servic
 from tenants.tasks import refresh_token as refresh_token_task
 from webhooks.selectors import endpoint_list
 from wxplatform.admin import AuditedAdminMixin, audit_record
-from wxplatform.charts import step_chart_svg
 from wxplatform.component.admin import PlatformListFilter
 from wxplatform.component.models import ComponentCredential
 from wxplatform.component.services import ComponentNotReady
 from wxplatform.console import push_admin  # noqa: F401 - registers the push log's admin
-from wxplatform.queueing import enqueue
+from wxplatform.core.charts import step_chart_svg
+from wxplatform.core.queueing import enqueue
 from wxplatform.wechat.errors import WeChatError
 
 if TYPE_CHECKING:

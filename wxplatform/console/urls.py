@@ -16,12 +16,12 @@ urlpatterns = [
     path("admin/", admin.site.admin_view(home.console_home), name="console-home"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
-    path("api/", include("drafts.api.urls")),
-    path("internal/", include("wxplatform.authority.urls")),
+    path("api/", include("wxplatform.api.urls")),
+    path("internal/", include("wxplatform.api.internal_urls")),
 ]
 
 # Under /api/ and /internal/ these answer in the API's JSON error shape; elsewhere Django's usual pages.
-handler400 = "drafts.api.errors.handler400"
-handler403 = "drafts.api.errors.handler403"
-handler404 = "drafts.api.errors.handler404"
-handler500 = "drafts.api.errors.handler500"
+handler400 = "wxplatform.api.errors.handler400"
+handler403 = "wxplatform.api.errors.handler403"
+handler404 = "wxplatform.api.errors.handler404"
+handler500 = "wxplatform.api.errors.handler500"

@@ -35,7 +35,7 @@ __all__ = ["CallObserver", "ErrorObserver", "WeChatClient", "call_outcome"]
 # calls for its metrics without this package importing anything of Django's.
 CallObserver = Callable[[str, str, float], None]
 # Told of every call that ends in a WeChatError: (endpoint path, the error). The Django side diagnoses 61004
-# with it (wxplatform/egress.py). It must not raise.
+# with it (wxplatform/core/egress.py). It must not raise.
 ErrorObserver = Callable[[str, WeChatError], None]
 
 # Every surveyed SDK passes the component token under its legacy name; the newer doc pages show

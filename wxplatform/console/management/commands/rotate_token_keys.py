@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from tenants.models import AuthorizationCode, Tenant
 from wxplatform.component.models import ComponentCredential
-from wxplatform.encryption import EncryptedTextField
+from wxplatform.core.encryption import EncryptedTextField
 
 BATCH = 500
 

@@ -18,8 +18,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from drafts.api.errors import APIError, ErrorSerializer, InvalidParameter
-from drafts.api.serializers import MAX_PAGE_SIZE
 from tenants.authentication import request_tenant
 from tenants.models import EventType
 from webhooks.models import DeliveryState, Endpoint
@@ -31,6 +29,8 @@ from webhooks.services import (
     endpoint_rotate_secret,
     endpoint_update,
 )
+from wxplatform.api.errors import APIError, ErrorSerializer, InvalidParameter
+from wxplatform.api.serializers import MAX_PAGE_SIZE
 
 _EVENTS_HELP = "Event types to receive: " + ", ".join(f"`{t}`" for t in EventType.values) + "."
 

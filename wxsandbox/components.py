@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from wxplatform.sandbox.config import SandboxConfig
-from wxplatform.sandbox.pushes import Pusher
-from wxplatform.sandbox.state import Clock, ControlError, SandboxState, check_appid, check_config_changes
 from wxplatform.wechat.crypto import CryptoError, MessageCrypto
+from wxsandbox.config import SandboxConfig
+from wxsandbox.pushes import Pusher
+from wxsandbox.state import Clock, ControlError, SandboxState, check_appid, check_config_changes
 
 REQUIRED_FIELDS = ("appid", "appsecret", "token", "aes_key")
 OPTIONAL_FIELDS = ("event_url", "message_url", "platform_func_ids")

@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from drafts.api import errors, views, webhooks
+from wxplatform.api import errors, views, webhooks
 
 app_name = "api"
 

@@ -36,7 +36,7 @@ from django.utils.translation import gettext as _
 from tenants.models import Tenant, TenantAPIKey
 from tenants.services import api_key_issue, api_key_revoke
 from wxplatform.component.services import component_request_ticket_push, default_component
-from wxplatform.sandbox.control import SandboxControl
+from wxsandbox.control import SandboxControl
 
 DEMO_USER, DEMO_PASSWORD = "admin", "admin"
 DEMO_KEY_NAME = "make run demo"

@@ -13,7 +13,7 @@ from rest_framework.reverse import reverse
 from drafts.models import AttemptOutcome, JobState, SnapshotReason, SyncJob, SyncTrigger
 from tenants.models import AccountKind, Eligibility, Tenant, TenantStatus
 from tenants.selectors import eligibility_reason
-from wxplatform.observability import redact
+from wxplatform.core.observability import redact
 
 # Largest page of history a client may ask for (page_size).
 MAX_PAGE_SIZE = 500

@@ -11,7 +11,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from wxplatform import metrics
 from wxplatform.authority.authentication import (
     HasServiceKey,
     ServiceKeyAuthentication,
@@ -26,6 +25,7 @@ from wxplatform.authority.services import (
     authority_component_token,
 )
 from wxplatform.component.models import ComponentCredential
+from wxplatform.core import metrics
 
 _STATUS = {
     HandoutOutcome.NOT_FOUND: status.HTTP_404_NOT_FOUND,

@@ -22,13 +22,13 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from wxplatform.sandbox.components import Component, Components
-from wxplatform.sandbox.config import SandboxConfig
-from wxplatform.sandbox.persistence import Saver
-from wxplatform.sandbox.pushes import Pusher
-from wxplatform.sandbox.release import run_release_test
-from wxplatform.sandbox.ridlog import RidRecord, cut
-from wxplatform.sandbox.state import (
+from wxsandbox.components import Component, Components
+from wxsandbox.config import SandboxConfig
+from wxsandbox.persistence import Saver
+from wxsandbox.pushes import Pusher
+from wxsandbox.release import run_release_test
+from wxsandbox.ridlog import RidRecord, cut
+from wxsandbox.state import (
     CLASSIC_KINDS,
     COMPONENT,
     CUSTOM_SEND_PATH,

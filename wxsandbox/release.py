@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from wxplatform.sandbox.pushes import Pusher
-from wxplatform.sandbox.state import (
+from wxsandbox.pushes import Pusher
+from wxsandbox.state import (
     MESSAGE_FUNC_ID,
     RELEASE_TEST_OFFICIAL_ACCOUNTS,
     Authorizer,

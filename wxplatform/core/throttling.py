@@ -1,4 +1,4 @@
-"""The merchant API's per-key throttle: a fixed-window request counter per API key, in Redis.
+"""Fixed-window request counters in Redis: the per-key throttles and the per-address limits count here.
 
 One Redis round trip per request: SET NX EX creates the window's counter with its expiry, INCR counts the
 request, pipelined. DRF's SimpleRateThrottle would cost two (a get, then a set of every request time of the
@@ -17,21 +17,13 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from redis.exceptions import RedisError
-from rest_framework.request import Request
-from rest_framework.settings import api_settings
-from rest_framework.throttling import BaseThrottle
 
-from tenants.authentication import APIKeyPrincipal
-from wxplatform.redis_client import redis_client
-
-if TYPE_CHECKING:
-    # Not at run time: DRF imports this module while rest_framework.views is still being imported.
-    from rest_framework.views import APIView
+from wxplatform.core.redis_client import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -110,24 +102,3 @@ def window_already_exceeded(*, scope: str, ident: str, rate: str) -> float | Non
         _outage_warning(exc)
         return None
     return None if value is None or int(value) <= limit else remaining
-
-
-class APIKeyRateThrottle(BaseThrottle):
-    """A fixed-window request counter per API key, in Redis (the Django cache without it)."""
-
-    scope = "api_key"
-
-    def __init__(self) -> None:
-        self.wait_seconds: float | None = None
-
-    def allow_request(self, request: Request, view: APIView) -> bool:
-        principal = request.user
-        if not isinstance(principal, APIKeyPrincipal):
-            return True
-        # Read on every request rather than at import, so that settings overrides (tests, bench) apply.
-        rate = str(api_settings.DEFAULT_THROTTLE_RATES[self.scope])
-        self.wait_seconds = window_exceeded(scope=self.scope, ident=principal.key.prefix, rate=rate)
-        return self.wait_seconds is None
-
-    def wait(self) -> float | None:
-        return self.wait_seconds

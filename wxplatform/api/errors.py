@@ -21,12 +21,12 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from wxplatform.observability import request_id_var
+from wxplatform.core.observability import request_id_var
 
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
-# The token authority's endpoints (wxplatform/authority) share the error shape.
+# The token authority's endpoints (authority.py beside this module) share the error shape.
 API_PREFIXES = (API_PREFIX, "/internal/")
 # Seconds a client is asked to wait when the database is unreachable.
 OUTAGE_RETRY_AFTER = 5

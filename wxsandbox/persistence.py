@@ -26,9 +26,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from wxplatform.sandbox.components import Components
-from wxplatform.sandbox.ridlog import RidRecord
-from wxplatform.sandbox.state import (
+from wxsandbox.components import Components
+from wxsandbox.ridlog import RidRecord
+from wxsandbox.state import (
     AuthCode,
     Authorizer,
     ControlError,

@@ -21,18 +21,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from drafts.api.conditional import conditional_response
-from drafts.api.errors import APIError, ErrorSerializer, InvalidParameter
-from drafts.api.serializers import (
-    MAX_PAGE_SIZE,
-    DraftCountSerializer,
-    DraftSnapshotPageSerializer,
-    DraftSnapshotSerializer,
-    HistoryQuerySerializer,
-    SyncJobSerializer,
-    SyncRequestSerializer,
-    TenantSerializer,
-)
 from drafts.models import SyncTrigger
 from drafts.selectors import (
     DRAFT_COUNT_TENANT_FIELDS,
@@ -47,6 +35,18 @@ from drafts.services import draft_count_request_sync
 from tenants.authentication import request_tenant
 from tenants.models import Tenant
 from tenants.selectors import eligibility_reason
+from wxplatform.api.conditional import conditional_response
+from wxplatform.api.errors import APIError, ErrorSerializer, InvalidParameter
+from wxplatform.api.serializers import (
+    MAX_PAGE_SIZE,
+    DraftCountSerializer,
+    DraftSnapshotPageSerializer,
+    DraftSnapshotSerializer,
+    HistoryQuerySerializer,
+    SyncJobSerializer,
+    SyncRequestSerializer,
+    TenantSerializer,
+)
 
 # --- Errors ------------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from wxplatform.sandbox.server import add_arguments, serve_from_options
+from wxsandbox.server import add_arguments, serve_from_options
 
 
 class Command(BaseCommand):

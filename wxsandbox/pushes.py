@@ -18,8 +18,8 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from wxplatform.sandbox.state import SandboxState
 from wxplatform.wechat.crypto import CryptoError, MessageCrypto, build_xml, parse_xml
+from wxsandbox.state import SandboxState
 
 logger = logging.getLogger(__name__)
 

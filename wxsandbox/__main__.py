@@ -1,15 +1,15 @@
-"""`python -m wxplatform.sandbox --port 8100 ...`: the sandbox without Django settings (benchmarks, CI)."""
+"""`python -m wxsandbox --port 8100 ...`: the sandbox without Django settings (benchmarks, CI)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 
-from wxplatform.sandbox.server import add_arguments, serve_from_options
+from wxsandbox.server import add_arguments, serve_from_options
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m wxplatform.sandbox", description="WeChat sandbox")
+    parser = argparse.ArgumentParser(prog="python -m wxsandbox", description="WeChat sandbox")
     add_arguments(parser)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     serve_from_options(vars(parser.parse_args()))

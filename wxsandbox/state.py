@@ -23,8 +23,8 @@ from itertools import islice
 from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from wxplatform.sandbox.config import MUTABLE_FIELDS, SandboxConfig
-from wxplatform.sandbox.ridlog import RID_RE, RidLog, RidRecord
+from wxsandbox.config import MUTABLE_FIELDS, SandboxConfig
+from wxsandbox.ridlog import RID_RE, RidLog, RidRecord
 
 Clock = Callable[[], float]
 Kind = Literal["subscription", "service", "mini_program", "channels", "store", "talent", "supplier"]

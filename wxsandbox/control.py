@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from wxplatform.sandbox.state import DRAFT_COUNT_PATH
+from wxsandbox.state import DRAFT_COUNT_PATH
 
 
 class SandboxControlError(Exception):

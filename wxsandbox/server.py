@@ -14,9 +14,9 @@ from typing import Any
 
 from aiohttp import web
 
-from wxplatform.sandbox.app import COMPONENTS, STATE, create_app
-from wxplatform.sandbox.config import SandboxConfig
-from wxplatform.sandbox.state import CLASSIC_KINDS, SandboxState
+from wxsandbox.app import COMPONENTS, STATE, create_app
+from wxsandbox.config import SandboxConfig
+from wxsandbox.state import CLASSIC_KINDS, SandboxState
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class SandboxServer:
 
 
 def run_forever(config: SandboxConfig, *, host: str, port: int, authorizers: int = 0) -> None:
-    """Serve in the foreground until Ctrl-C (the management command and `python -m wxplatform.sandbox`)."""
+    """Serve in the foreground until Ctrl-C (the management command and `python -m wxsandbox`)."""
     try:
         app = create_app(config)
     except ValueError as exc:
@@ -158,7 +158,7 @@ def run_forever(config: SandboxConfig, *, host: str, port: int, authorizers: int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Command-line options shared by `manage.py run_wechat_sandbox` and `python -m wxplatform.sandbox`."""
+    """Command-line options shared by `manage.py run_wechat_sandbox` and `python -m wxsandbox`."""
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8100)
     parser.add_argument("--event-url", default=None, help="the platform's authorization event URL")

@@ -104,7 +104,7 @@ def test_unhandled_exception_is_500_in_the_error_shape(tenant: Tenant, monkeypat
     def broken(**kwargs: Any) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("drafts.api.views.draft_snapshot_list", broken)
+    monkeypatch.setattr("wxplatform.api.views.draft_snapshot_list", broken)
     client = Client(raise_request_exception=False)
 
     response = client.get("/api/v1/draft-count/history", **key_for(tenant))

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 
-from wxplatform.sandbox.control import SandboxControl, SandboxControlError
+from wxsandbox.control import SandboxControl, SandboxControlError
 
 _RESULT_STYLE = {"pass": "SUCCESS", "fail": "ERROR", "skipped": "WARNING"}
 

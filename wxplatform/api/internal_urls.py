@@ -1,8 +1,8 @@
-"""/internal/v1/: the token authority, for the provider's own services (README "Token authority")."""
+"""/internal/v1/: the token authority's HTTP endpoints, for the provider's own services (README "Token authority")."""
 
 from django.urls import path
 
-from wxplatform.authority import views
+from wxplatform.api import authority as views
 
 app_name = "authority"
 
