@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from tenants.models import PushEndpoint, PushLog, PushOutcome
 from tenants.receiving import Answer, receive_push
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import component_get
 from wxplatform.core import metrics
 from wxplatform.core.throttling import UNAVAILABLE, window_count
@@ -56,7 +56,7 @@ def _rejected_budget_left() -> bool:
 
 
 def push_log_record(
-    component: ComponentCredential,
+    component: Platform,
     *,
     endpoint: PushEndpoint,
     answer: Answer,

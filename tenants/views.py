@@ -33,7 +33,7 @@ from tenants.pushes import push_log_record
 from tenants.receiving import receive_push, rejected
 from tenants.services import api_key_issue_first, tenant_authorize
 from wxplatform.component.clients import component_client
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import (
     ComponentNotReady,
     ComponentUnknown,
@@ -61,14 +61,14 @@ SESSION_NONCE = "wxp_authorize_nonce"
 NONCE_LIFETIME = 3600
 
 
-def _redirect_uri(component: ComponentCredential) -> str:
+def _redirect_uri(component: Platform) -> str:
     callback = f"{settings.PUBLIC_BASE_URL}{reverse('tenants:authorize-callback')}"
     # The default platform's callback URL is unchanged; another's names its platform, so that the code
     # WeChat appends is exchanged by the platform that issued it.
     return callback if is_default(component) else f"{callback}?{urlencode({'component': component.component_appid})}"
 
 
-def authorization_links(component: ComponentCredential, pre_auth_code: str) -> dict[str, str]:
+def authorization_links(component: Platform, pre_auth_code: str) -> dict[str, str]:
     query = {
         "component_appid": component.component_appid,
         "pre_auth_code": pre_auth_code,
@@ -106,7 +106,7 @@ def _too_many(request: HttpRequest, scope: str) -> HttpResponse | None:
     return response
 
 
-def _platform(component_appid: str) -> ComponentCredential | None:
+def _platform(component_appid: str) -> Platform | None:
     """The platform a URL names (an authorization page's `?component=`, a push URL's path); the default one
     when it names none; None if there is no such platform."""
     if not component_appid:

@@ -22,11 +22,11 @@ from django.utils import timezone
 
 from drafts.models import SyncTrigger
 from drafts.services import draft_count_request_sync
-from tests.fixtures.platform import Platform
+from tests.fixtures.platform import LivePlatform
 from tests.fixtures.proxy import free_port
 from tests.fixtures.sync import sandbox_tenant, worker_env
 from tests.fixtures.worker import Worker
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -227,7 +227,7 @@ class Prometheus:
 
 
 @pytest.fixture
-def prometheus(platform: Platform, settings: Any, tmp_path: Path) -> Iterator[Prometheus]:
+def prometheus(platform: LivePlatform, settings: Any, tmp_path: Path) -> Iterator[Prometheus]:
     """Prometheus scraping the live server's /metrics every second with the scrape token."""
     tool("promtool")
     settings.METRICS_TOKEN = TOKEN
@@ -238,7 +238,7 @@ def prometheus(platform: Platform, settings: Any, tmp_path: Path) -> Iterator[Pr
 
 @pytest.mark.django_db(transaction=True)
 def test_a_real_prometheus_scrapes_the_running_stack_and_the_ticket_alert_fires_when_pushes_stop(
-    platform: Platform, prometheus: Prometheus, worker_factory: Callable[..., Worker]
+    platform: LivePlatform, prometheus: Prometheus, worker_factory: Callable[..., Worker]
 ) -> None:
     # The stack: the sandbox pushes a ticket to the live web server, a worker syncs a merchant.
     platform.push_ticket()
@@ -268,7 +268,7 @@ def test_a_real_prometheus_scrapes_the_running_stack_and_the_ticket_alert_fires_
     assert prometheus.alerts("WxpNoVerifyTicket") == []
 
     # Pushes stop: the last ticket arrived 31 minutes ago (the sandbox pushes no more).
-    ComponentCredential.objects.filter(component_appid=settings.WECHAT_COMPONENT_APPID).update(
+    Platform.objects.filter(component_appid=settings.WECHAT_COMPONENT_APPID).update(
         ticket_received_at=timezone.now() - timedelta(minutes=31)
     )
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 from tests.authority.helpers import authorizer_url, component_url, platform_with_token
 from tests.factories import api_headers, make_api_key, make_service_key, make_tenant, service_headers
 from wxplatform.authority.models import ServiceKey, TokenHandout
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +63,7 @@ def test_the_command_scopes_a_key_to_one_platform(settings: Any) -> None:
     )
 
     key = ServiceKey.objects.get()
-    assert key.component == ComponentCredential.objects.get(component_appid=settings.WECHAT_COMPONENT_APPID)
+    assert key.component == Platform.objects.get(component_appid=settings.WECHAT_COMPONENT_APPID)
 
 
 def test_the_command_refuses_an_unknown_platform_and_issues_nothing() -> None:
@@ -171,7 +171,7 @@ def test_a_key_for_all_platforms_and_a_key_for_this_platform_both_fetch_its_toke
 def test_a_key_scoped_to_another_platform_is_refused_with_a_code(client: Client) -> None:
     platform_with_token("component-token-3")
     tenant = make_tenant()
-    other = ComponentCredential.objects.create(component_appid="wx0000other0platform")
+    other = Platform.objects.create(component_appid="wx0000other0platform")
     key, raw = make_service_key(component=other)
 
     for url in (component_url(), authorizer_url(tenant.authorizer_appid)):
@@ -228,7 +228,7 @@ def test_each_keys_requests_are_limited_without_an_audit_row_past_the_limit(clie
 
 def test_a_key_scoped_to_a_second_platform_gets_that_platforms_tokens_and_only_those(client: Client) -> None:
     platform_with_token("default-component-token")
-    second = ComponentCredential.objects.create(
+    second = Platform.objects.create(
         component_appid="wx0000second0platform",
         access_token="second-component-token",
         access_token_expires_at=timezone.now() + timedelta(hours=2),

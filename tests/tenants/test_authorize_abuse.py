@@ -15,7 +15,7 @@ from django.utils import timezone
 from tenants.events import authorization_event_handle
 from tenants.models import AuthorizationCode, Tenant, TenantAPIKey
 from tenants.tasks import authorize_from_push, authorize_pending_codes
-from tests.fixtures.platform import Platform
+from tests.fixtures.platform import LivePlatform
 from tests.tenants.test_authorize import PREAUTH, QUERY_AUTH, api_key_on, calls, consent
 from wxplatform.component.services import default_component
 from wxplatform.core.redis_client import redis_client
@@ -36,7 +36,7 @@ def limit(settings: Any) -> int:
 
 
 def test_junk_codes_on_the_callback_are_limited_per_address_and_leave_no_row(
-    ready_platform: Platform, limit: int
+    ready_platform: LivePlatform, limit: int
 ) -> None:
     answers = [requests.get(ready_platform.url + JUNK.format(n=n), timeout=10) for n in range(limit + 3)]
 
@@ -50,7 +50,7 @@ def test_junk_codes_on_the_callback_are_limited_per_address_and_leave_no_row(
     assert calls(ready_platform, QUERY_AUTH) == limit
 
 
-def test_the_authorization_page_is_limited_per_client_address(ready_platform: Platform, limit: int) -> None:
+def test_the_authorization_page_is_limited_per_client_address(ready_platform: LivePlatform, limit: int) -> None:
     answers = [requests.get(f"{ready_platform.url}/wechat/authorize", timeout=10) for _ in range(limit + 2)]
 
     assert [a.status_code for a in answers] == [200] * limit + [429] * 2
@@ -58,7 +58,7 @@ def test_the_authorization_page_is_limited_per_client_address(ready_platform: Pl
 
 
 def test_forwarded_addresses_count_only_behind_a_trusted_proxy(
-    ready_platform: Platform, limit: int, settings: Any
+    ready_platform: LivePlatform, limit: int, settings: Any
 ) -> None:
     def page(forwarded_for: str) -> int:
         url = f"{ready_platform.url}/wechat/authorize"
@@ -74,7 +74,7 @@ def test_forwarded_addresses_count_only_behind_a_trusted_proxy(
     assert page("198.51.100.2, 198.51.100.1") == 429
 
 
-def test_a_pushed_code_wechat_refuses_is_exchanged_once_and_never_swept_again(ready_platform: Platform) -> None:
+def test_a_pushed_code_wechat_refuses_is_exchanged_once_and_never_swept_again(ready_platform: LivePlatform) -> None:
     authorization_event_handle(
         default_component(),
         fields={
@@ -113,7 +113,7 @@ def test_stored_codes_are_pruned_after_a_day(db: None) -> None:
     assert list(AuthorizationCode.objects.values_list("pk", flat=True)) == [recent.pk]
 
 
-def test_a_replayed_callback_url_shows_no_key_and_the_merchant_still_gets_one(ready_platform: Platform) -> None:
+def test_a_replayed_callback_url_shows_no_key_and_the_merchant_still_gets_one(ready_platform: LivePlatform) -> None:
     account = ready_platform.control.create_authorizer(kind="service", func_ids=[11])
     merchant = requests.Session()
     answer = consent(ready_platform, account["appid"], push=False, browser=merchant)
@@ -137,7 +137,7 @@ def test_a_replayed_callback_url_shows_no_key_and_the_merchant_still_gets_one(re
     assert TenantAPIKey.objects.filter(tenant=tenant).count() == 1
 
 
-def test_a_callback_without_the_authorization_page_session_shows_no_key(ready_platform: Platform) -> None:
+def test_a_callback_without_the_authorization_page_session_shows_no_key(ready_platform: LivePlatform) -> None:
     account = ready_platform.control.create_authorizer(kind="service", func_ids=[11])
     answer = consent(ready_platform, account["appid"], push=False)
 

@@ -15,7 +15,7 @@ from rest_framework_api_key.crypto import KeyGenerator
 from tenants.models import AuthorizationCode, Tenant
 from tenants.selectors import api_key_find
 from tenants.services import tenant_access_token
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import default_component
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,7 +39,7 @@ def test_a_single_platform_database_migrates_with_every_tenant_token_and_key_wor
     old = _migrate(BEFORE)
     try:
         now = timezone.now()
-        OldCredential = old.get_model("component", "ComponentCredential")
+        OldCredential = old.get_model("component", "Platform")
         OldTenant = old.get_model("tenants", "Tenant")
         OldKey = old.get_model("tenants", "TenantAPIKey")
         OldCode = old.get_model("tenants", "AuthorizationCode")
@@ -72,7 +72,7 @@ def test_a_single_platform_database_migrates_with_every_tenant_token_and_key_wor
         _migrate(_latest())
 
     # The migration itself copied the settings' secrets into the row (not default_component() later).
-    default = ComponentCredential.objects.get()
+    default = Platform.objects.get()
     assert default.verify_ticket == "ticket@@@from-before"
     assert default.access_token == "component-token-from-before"
     assert (default.appsecret, default.token, default.aes_key) == (

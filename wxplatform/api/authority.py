@@ -24,7 +24,7 @@ from wxplatform.authority.services import (
     authority_authorizer_token,
     authority_component_token,
 )
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.core import metrics
 
 _STATUS = {
@@ -69,9 +69,7 @@ class _TokenView(APIView):
 
 
 def _known(component_appid: str) -> str:
-    return (
-        component_appid if ComponentCredential.objects.filter(component_appid=component_appid).exists() else "unknown"
-    )
+    return component_appid if Platform.objects.filter(component_appid=component_appid).exists() else "unknown"
 
 
 class ComponentTokenView(_TokenView):

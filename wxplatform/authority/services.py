@@ -30,7 +30,7 @@ from django.utils.translation import gettext as _
 from tenants.models import Eligibility, Tenant, TenantStatus
 from tenants.services import TenantHasNoToken, TenantNotActive, tenant_token_refresh
 from wxplatform.authority.models import HandoutKind, HandoutOutcome, ServiceKey, TokenHandout
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import (
     ComponentInactive,
     ComponentNotReady,
@@ -67,7 +67,7 @@ class HandoutRefused(Exception):
 
 
 def service_key_issue(
-    *, name: str, component: ComponentCredential | None = None, expiry_date: datetime | None = None
+    *, name: str, component: Platform | None = None, expiry_date: datetime | None = None
 ) -> tuple[ServiceKey, str]:
     """A new service key, for one platform or (None) every platform. The raw key is returned once, never stored."""
     key, raw = ServiceKey.objects.create_key(name=name, component=component, expiry_date=expiry_date)
@@ -93,7 +93,7 @@ def service_key_mark_used(*, key: ServiceKey, at: datetime, interval: int) -> No
 # --- Hand-outs ---------------------------------------------------------------------------------------
 
 
-def _platform(key: ServiceKey, component_appid: str) -> ComponentCredential:
+def _platform(key: ServiceKey, component_appid: str) -> Platform:
     """The platform named in the URL, if the key may fetch its tokens."""
     if key.component is not None and key.component.component_appid != component_appid:
         raise HandoutRefused(
@@ -146,7 +146,7 @@ def _handout(
     kind: HandoutKind,
     component_appid: str,
     authorizer_appid: str = "",
-    fetch: Callable[[ComponentCredential], HandOut],
+    fetch: Callable[[Platform], HandOut],
 ) -> HandOut:
     known = False
     try:
@@ -182,7 +182,7 @@ def _handout(
 def authority_component_token(*, key: ServiceKey, component_appid: str) -> HandOut:
     """The platform's component access token, valid for at least COMPONENT_REFRESH_MARGIN."""
 
-    def fetch(platform: ComponentCredential) -> HandOut:
+    def fetch(platform: Platform) -> HandOut:
         try:
             token, expires_at = component_token_with_expiry(platform)
         except ComponentInactive:
@@ -199,7 +199,7 @@ def authority_component_token(*, key: ServiceKey, component_appid: str) -> HandO
 def authority_authorizer_token(*, key: ServiceKey, component_appid: str, authorizer_appid: str) -> HandOut:
     """An authorized account's access token, valid for at least AUTHORIZER_REFRESH_MARGIN."""
 
-    def fetch(platform: ComponentCredential) -> HandOut:
+    def fetch(platform: Platform) -> HandOut:
         tenant = Tenant.objects.filter(component=platform, authorizer_appid=authorizer_appid).first()
         if tenant is None:
             raise HandoutRefused(

@@ -66,7 +66,7 @@ from tenants.tasks import refresh_token as refresh_token_task
 from webhooks.selectors import endpoint_list
 from wxplatform.admin import AuditedAdminMixin, audit_record
 from wxplatform.component.admin import PlatformListFilter
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import ComponentNotReady
 from wxplatform.console import push_admin  # noqa: F401 - registers the push log's admin
 from wxplatform.core.charts import step_chart_svg
@@ -293,7 +293,7 @@ class TenantAdmin(AuditedAdminMixin):
         # Listing and showing never needs the secrets: they are neither loaded nor decrypted.
         queryset: QuerySet[Tenant] = super().get_queryset(request).defer("access_token", "refresh_token")
         queryset = queryset.annotate(failing=ExpressionWrapper(failing_condition(), output_field=BooleanField()))
-        if ComponentCredential.objects.count() > 1:
+        if Platform.objects.count() > 1:
             # Several platforms: one account may be two rows, told apart by the platform under the AppID (an
             # annotation, so that no platform row and none of its encrypted secrets is loaded).
             queryset = queryset.annotate(

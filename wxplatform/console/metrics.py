@@ -33,7 +33,7 @@ from prometheus_client.registry import Collector
 from drafts.models import JobState, SyncJob, SyncRun, SyncTrigger
 from drafts.rules import quota_budget, quota_day
 from tenants.selectors import failing_tenants, merchant_tenants, syncable_tenants
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import default_component
 from wxplatform.core.egress import refusals
 
@@ -72,7 +72,7 @@ def _component_families() -> Iterator[Metric]:
     alerts can leave them out: a platform switched off neither refreshes nor is expected to)."""
     now = timezone.now()
     default_component()
-    platforms = list(ComponentCredential.objects.defer("appsecret", "token", "aes_key").order_by("pk"))
+    platforms = list(Platform.objects.defer("appsecret", "token", "aes_key").order_by("pk"))
     labels = ["component"]
     active = GaugeMetricFamily(
         "wxp_component_active", "1 for a platform that refreshes and syncs, 0 for one switched off.", labels=labels

@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 from wxplatform.console import health, home, metrics, status, views
 
@@ -12,6 +13,12 @@ urlpatterns = [
     path("wechat/", include("tenants.urls")),
     # The console's status page lives under /admin/ and behind admin_view (staff login), before admin's catch-all.
     path("admin/status/", admin.site.admin_view(status.platform_status), name="admin-platform-status"),
+    # The platform record was called ComponentCredential until 2026-12: its old console addresses (bookmarks,
+    # links in tickets) lead to the new ones.
+    re_path(
+        r"^admin/component/componentcredential/(?P<rest>.*)$",
+        RedirectView.as_view(url="/admin/component/platform/%(rest)s", permanent=True, query_string=True),
+    ),
     # The landing page: Django's admin index with the dashboard (same URL, so "admin:index" still points here).
     path("admin/", admin.site.admin_view(home.console_home), name="console-home"),
     path("admin/", admin.site.urls),

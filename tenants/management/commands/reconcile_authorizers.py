@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from tqdm import tqdm
 
 from tenants.reconcile import ReconcileReport, authorizers_reconcile
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import ComponentNotReady, ComponentUnknown, active_components, component_get
 from wxplatform.wechat.errors import WeChatError
 
@@ -46,7 +46,7 @@ class Command(BaseCommand):
                 self.stdout.write(str(component))
             self._reconcile(component, options)
 
-    def _reconcile(self, component: ComponentCredential, options: dict[str, Any]) -> None:
+    def _reconcile(self, component: Platform, options: dict[str, Any]) -> None:
         started = time.monotonic()
         bar = tqdm(unit="account", file=_Stream(self.stderr), disable=options["no_progress"])
 

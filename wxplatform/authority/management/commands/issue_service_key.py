@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from wxplatform.authority.models import ServiceKey
 from wxplatform.authority.services import service_key_issue
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import ComponentUnknown, component_get
 
 _NAME_MAX = ServiceKey._meta.get_field("name").max_length or 50
@@ -31,7 +31,7 @@ class Command(BaseCommand):
         appid: str = options["component"].strip()
         if not name or len(name) > _NAME_MAX:
             raise CommandError(f"NAME must be 1 to {_NAME_MAX} characters.")
-        component: ComponentCredential | None = None
+        component: Platform | None = None
         if appid:
             try:
                 component = component_get(appid)

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import component_add
 from wxplatform.component.validation import (
     validate_aes_key,
@@ -52,11 +52,11 @@ class Command(BaseCommand):
                 except ValidationError as exc:
                     errors.extend(exc.messages)
                     break
-        if len(options["name"]) > ComponentCredential._meta.get_field("name").max_length:  # type: ignore[operator]
+        if len(options["name"]) > Platform._meta.get_field("name").max_length:  # type: ignore[operator]
             errors.append(_("The name must be at most 100 characters."))
         if errors:
             raise CommandError("\n".join(errors))
-        existed = ComponentCredential.objects.filter(component_appid=appid).exists()
+        existed = Platform.objects.filter(component_appid=appid).exists()
         component = component_add(
             appid=appid,
             secret=options["secret"],
