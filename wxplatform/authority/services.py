@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -41,6 +40,7 @@ from wxplatform.component.services import (
 from wxplatform.core import metrics
 from wxplatform.core.errcodes import errcode_label
 from wxplatform.core.freshness import AUTHORIZER_REFRESH_MARGIN, token_is_fresh
+from wxplatform.core.keys import key_revoke
 from wxplatform.wechat.errors import REVOKED_CODES, AccountStateError, RefreshTokenError, WeChatError
 
 logger = logging.getLogger(__name__)
@@ -75,19 +75,8 @@ def service_key_issue(
 
 
 def service_key_revoke(*, key: ServiceKey) -> bool:
-    """Revokes the key for good; False if it was already revoked (a conditional update: two concurrent
-    revocations agree on which one did it)."""
-    revoked = ServiceKey.objects.filter(pk=key.pk, revoked=False).update(revoked=True) == 1
-    key.revoked = True
-    return revoked
-
-
-def service_key_mark_used(*, key: ServiceKey, at: datetime, interval: int) -> None:
-    """Records that the key was used, at most once per `interval` seconds (the condition is in the UPDATE)."""
-    ServiceKey.objects.filter(pk=key.pk).filter(
-        Q(last_used_at__isnull=True) | Q(last_used_at__lte=at - timedelta(seconds=interval))
-    ).update(last_used_at=at)
-    key.last_used_at = at
+    """Revokes the key for good; False if it was already revoked (wxplatform.core.keys.key_revoke)."""
+    return key_revoke(key)
 
 
 # --- Hand-outs ---------------------------------------------------------------------------------------
