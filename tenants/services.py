@@ -46,6 +46,7 @@ from wxplatform.component.services import component_get, with_component_token
 from wxplatform.core import metrics
 from wxplatform.core.freshness import AUTHORIZER_REFRESH_MARGIN, USABLE_MARGIN, token_is_fresh
 from wxplatform.core.keys import key_revoke
+from wxplatform.core.pruning import delete_in_batches
 from wxplatform.wechat.client import WeChatClient
 from wxplatform.wechat.errors import (
     REVOKED_CODES,
@@ -651,18 +652,11 @@ def api_key_rotate(*, key: TenantAPIKey, name: str | None = None) -> tuple[Tenan
 
 # --- Push log --------------------------------------------------------------------------------------
 
-_PRUNE_BATCH = 5000
-
 
 def push_log_prune() -> int:
     """Deletes logged pushes older than PUSH_LOG_RETENTION_DAYS, and the message keys kept to spot WeChat's
     retries (which come within a minute), in batches."""
     cutoff = timezone.now() - timedelta(days=settings.PUSH_LOG_RETENTION_DAYS)
-    deleted = 0
-    for model, field in ((PushLog, "received_at"), (AuthorizerMessage, "received_at")):
-        while True:
-            ids = list(model.objects.filter(**{f"{field}__lt": cutoff}).values_list("pk", flat=True)[:_PRUNE_BATCH])
-            if not ids:
-                break
-            deleted += model.objects.filter(pk__in=ids).delete()[0]
-    return deleted
+    return delete_in_batches(PushLog.objects.filter(received_at__lt=cutoff)) + delete_in_batches(
+        AuthorizerMessage.objects.filter(received_at__lt=cutoff)
+    )

@@ -34,6 +34,7 @@ from webhooks.sending import Outcome, Request, send_all
 from webhooks.targets import resolved_problem
 from wxplatform.core.backoff import backoff_delay
 from wxplatform.core.bulk_update import BulkUpdate
+from wxplatform.core.pruning import delete_in_batches
 
 logger = logging.getLogger(__name__)
 
@@ -393,14 +394,12 @@ def webhooks_run(*, budget_seconds: float) -> tuple[int, bool]:
 
 
 def webhooks_history_prune(*, older_than: timedelta) -> dict[str, int]:
-    """Deletes finished deliveries (with their attempts) and dispatched events older than `older_than`; an
-    event with a delivery still pending is kept whatever its age."""
+    """Deletes finished deliveries (with their attempts) and dispatched events older than `older_than`, in
+    batches; an event with a delivery still pending is kept whatever its age."""
     cutoff = timezone.now() - older_than
-    deliveries, _by_model = Delivery.objects.filter(finished_at__lt=cutoff).delete()
+    deliveries = delete_in_batches(Delivery.objects.filter(finished_at__lt=cutoff))
     still_pending = Delivery.objects.filter(state=DeliveryState.PENDING).values("event_id")
-    events, _by_model = (
-        OutboxEvent.objects.filter(dispatched_at__isnull=False, created_at__lt=cutoff)
-        .exclude(pk__in=still_pending)
-        .delete()
+    events = delete_in_batches(
+        OutboxEvent.objects.filter(dispatched_at__isnull=False, created_at__lt=cutoff).exclude(pk__in=still_pending)
     )
     return {"deliveries": deliveries, "events": events}

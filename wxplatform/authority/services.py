@@ -41,6 +41,7 @@ from wxplatform.core import metrics
 from wxplatform.core.errcodes import errcode_label
 from wxplatform.core.freshness import AUTHORIZER_REFRESH_MARGIN, token_is_fresh
 from wxplatform.core.keys import key_revoke
+from wxplatform.core.pruning import delete_in_batches
 from wxplatform.wechat.errors import REVOKED_CODES, AccountStateError, RefreshTokenError, WeChatError
 
 logger = logging.getLogger(__name__)
@@ -297,15 +298,8 @@ def _unavailable(exc: WeChatError) -> HandoutRefused:
 
 # --- Housekeeping ------------------------------------------------------------------------------------
 
-_PRUNE_BATCH = 5000
-
 
 def token_handout_prune() -> int:
     """Deletes hand-out rows older than TOKEN_HANDOUT_RETENTION_DAYS, in batches."""
     cutoff = timezone.now() - timedelta(days=settings.TOKEN_HANDOUT_RETENTION_DAYS)
-    deleted = 0
-    while True:
-        ids = list(TokenHandout.objects.filter(at__lt=cutoff).values_list("pk", flat=True)[:_PRUNE_BATCH])
-        if not ids:
-            return deleted
-        deleted += TokenHandout.objects.filter(pk__in=ids).delete()[0]
+    return delete_in_batches(TokenHandout.objects.filter(at__lt=cutoff))
