@@ -45,6 +45,8 @@ from wxplatform.component.models import Platform
 from wxplatform.component.services import component_get, with_component_token
 from wxplatform.core import metrics
 from wxplatform.core.freshness import AUTHORIZER_REFRESH_MARGIN, USABLE_MARGIN, token_is_fresh
+from wxplatform.core.keys import key_revoke
+from wxplatform.core.pruning import delete_in_batches
 from wxplatform.wechat.client import WeChatClient
 from wxplatform.wechat.errors import (
     REVOKED_CODES,
@@ -631,11 +633,8 @@ class APIKeyAlreadyRevoked(Exception):
 
 
 def api_key_revoke(*, key: TenantAPIKey) -> bool:
-    """Revokes the key for good; False if it was already revoked. A conditional update, so that two
-    concurrent revocations (or a revocation racing a rotation) agree on which one did it."""
-    revoked = TenantAPIKey.objects.filter(pk=key.pk, revoked=False).update(revoked=True) == 1
-    key.revoked = True
-    return revoked
+    """Revokes the key for good; False if it was already revoked (wxplatform.core.keys.key_revoke)."""
+    return key_revoke(key)
 
 
 @transaction.atomic
@@ -651,29 +650,13 @@ def api_key_rotate(*, key: TenantAPIKey, name: str | None = None) -> tuple[Tenan
     return new_key, raw
 
 
-def api_key_mark_used(*, key: TenantAPIKey, at: datetime, interval: int) -> None:
-    """Records that the key was used, at most once per `interval` seconds whatever the request rate:
-    the condition is in the UPDATE, so concurrent requests write once, and recent keys not at all."""
-    TenantAPIKey.objects.filter(pk=key.pk).filter(
-        Q(last_used_at__isnull=True) | Q(last_used_at__lte=at - timedelta(seconds=interval))
-    ).update(last_used_at=at)
-    key.last_used_at = at
-
-
 # --- Push log --------------------------------------------------------------------------------------
-
-_PRUNE_BATCH = 5000
 
 
 def push_log_prune() -> int:
     """Deletes logged pushes older than PUSH_LOG_RETENTION_DAYS, and the message keys kept to spot WeChat's
     retries (which come within a minute), in batches."""
     cutoff = timezone.now() - timedelta(days=settings.PUSH_LOG_RETENTION_DAYS)
-    deleted = 0
-    for model, field in ((PushLog, "received_at"), (AuthorizerMessage, "received_at")):
-        while True:
-            ids = list(model.objects.filter(**{f"{field}__lt": cutoff}).values_list("pk", flat=True)[:_PRUNE_BATCH])
-            if not ids:
-                break
-            deleted += model.objects.filter(pk__in=ids).delete()[0]
-    return deleted
+    return delete_in_batches(PushLog.objects.filter(received_at__lt=cutoff)) + delete_in_batches(
+        AuthorizerMessage.objects.filter(received_at__lt=cutoff)
+    )

@@ -110,6 +110,17 @@ def test_a_service_key_sent_with_the_merchant_scheme_is_refused(client: Client) 
     assert error(response)["code"] == "authentication_failed"
 
 
+def test_the_scheme_name_is_case_insensitive_as_for_merchant_keys(client: Client) -> None:
+    # RFC 9110 section 11.1: an authentication scheme is a case-insensitive token; the merchant API (the
+    # library's parser) always read it so, and both kinds share one parser now.
+    platform_with_token("component-token-1")
+    _key, raw = make_service_key()
+
+    response = client.get(component_url(), HTTP_AUTHORIZATION=f"service-key {raw}")
+
+    assert (response.status_code, response.json()["access_token"]) == (200, "component-token-1")
+
+
 def test_a_merchant_api_key_is_not_a_service_key(client: Client) -> None:
     platform_with_token()
     tenant = make_tenant()

@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -41,6 +40,8 @@ from wxplatform.component.services import (
 from wxplatform.core import metrics
 from wxplatform.core.errcodes import errcode_label
 from wxplatform.core.freshness import AUTHORIZER_REFRESH_MARGIN, token_is_fresh
+from wxplatform.core.keys import key_revoke
+from wxplatform.core.pruning import delete_in_batches
 from wxplatform.wechat.errors import REVOKED_CODES, AccountStateError, RefreshTokenError, WeChatError
 
 logger = logging.getLogger(__name__)
@@ -75,19 +76,8 @@ def service_key_issue(
 
 
 def service_key_revoke(*, key: ServiceKey) -> bool:
-    """Revokes the key for good; False if it was already revoked (a conditional update: two concurrent
-    revocations agree on which one did it)."""
-    revoked = ServiceKey.objects.filter(pk=key.pk, revoked=False).update(revoked=True) == 1
-    key.revoked = True
-    return revoked
-
-
-def service_key_mark_used(*, key: ServiceKey, at: datetime, interval: int) -> None:
-    """Records that the key was used, at most once per `interval` seconds (the condition is in the UPDATE)."""
-    ServiceKey.objects.filter(pk=key.pk).filter(
-        Q(last_used_at__isnull=True) | Q(last_used_at__lte=at - timedelta(seconds=interval))
-    ).update(last_used_at=at)
-    key.last_used_at = at
+    """Revokes the key for good; False if it was already revoked (wxplatform.core.keys.key_revoke)."""
+    return key_revoke(key)
 
 
 # --- Hand-outs ---------------------------------------------------------------------------------------
@@ -308,15 +298,8 @@ def _unavailable(exc: WeChatError) -> HandoutRefused:
 
 # --- Housekeeping ------------------------------------------------------------------------------------
 
-_PRUNE_BATCH = 5000
-
 
 def token_handout_prune() -> int:
     """Deletes hand-out rows older than TOKEN_HANDOUT_RETENTION_DAYS, in batches."""
     cutoff = timezone.now() - timedelta(days=settings.TOKEN_HANDOUT_RETENTION_DAYS)
-    deleted = 0
-    while True:
-        ids = list(TokenHandout.objects.filter(at__lt=cutoff).values_list("pk", flat=True)[:_PRUNE_BATCH])
-        if not ids:
-            return deleted
-        deleted += TokenHandout.objects.filter(pk__in=ids).delete()[0]
+    return delete_in_batches(TokenHandout.objects.filter(at__lt=cutoff))

@@ -70,6 +70,7 @@ from wxplatform.component.models import Platform
 from wxplatform.component.services import ComponentNotReady
 from wxplatform.console import push_admin  # noqa: F401 - registers the push log's admin
 from wxplatform.core.charts import step_chart_svg
+from wxplatform.core.errcodes import errcode_label
 from wxplatform.core.queueing import enqueue
 from wxplatform.wechat.errors import WeChatError
 
@@ -825,29 +826,6 @@ class TenantAdmin(AuditedAdminMixin):
             messages.SUCCESS if revoked else messages.WARNING,
         )
         return self._back(tenant)
-
-
-# The errcodes the quota and rid pages can meet (docs/wechat/errors.md#error-table), shown with their meaning.
-ERRCODE_MEANINGS: dict[int, StrOrPromise] = {
-    -1: gettext_lazy("WeChat is busy"),
-    40013: gettext_lazy("invalid AppID"),
-    41002: gettext_lazy("AppID missing"),
-    45009: gettext_lazy("daily quota exhausted"),
-    45011: gettext_lazy("too many calls this minute"),
-    48006: gettext_lazy("this month's quota clears are used up"),
-    61003: gettext_lazy("the account no longer authorizes the platform"),
-    61023: gettext_lazy("refresh token invalid"),
-    76001: gettext_lazy("rid not found, or older than 7 days"),
-    76002: gettext_lazy("malformed rid"),
-    76003: gettext_lazy("this account may not see this rid"),
-}
-
-
-def errcode_label(code: int | None) -> str:
-    if code is None:
-        return _("network or platform error")
-    meaning = ERRCODE_MEANINGS.get(code)
-    return f"{code} ({meaning})" if meaning is not None else _("errcode %(code)s") % {"code": code}
 
 
 def _rid_seen_at(tenant: Tenant, rid: str) -> datetime | None:

@@ -16,6 +16,7 @@ MEANINGS = {
     40125: _("platform secret rejected"),
     40164: _("this server's IP is not on the account's whitelist"),
     41001: _("token missing"),
+    41002: _("AppID missing"),
     42001: _("token expired; refreshed once"),
     45009: _("daily quota used up; paused until it resets"),
     45011: _("calling too fast; retried next minute"),
@@ -33,6 +34,9 @@ MEANINGS = {
     61010: _("authorization code expired"),
     61011: _("not a third-party platform AppID"),
     61023: _("refresh token invalid; the merchant must authorize again"),
+    76001: _("rid not found, or older than 7 days"),
+    76002: _("malformed rid"),
+    76003: _("this account may not see this rid"),
 }
 
 

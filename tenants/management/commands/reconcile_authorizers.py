@@ -10,13 +10,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 from tqdm import tqdm
 
 from tenants.reconcile import ReconcileReport, authorizers_reconcile
 from wxplatform.component.models import Platform
 from wxplatform.component.services import ComponentNotReady, ComponentUnknown, active_components, component_get
+from wxplatform.core.progress import CommandStream
 from wxplatform.wechat.errors import WeChatError
 
 
@@ -48,7 +49,7 @@ class Command(BaseCommand):
 
     def _reconcile(self, component: Platform, options: dict[str, Any]) -> None:
         started = time.monotonic()
-        bar = tqdm(unit="account", file=_Stream(self.stderr), disable=options["no_progress"])
+        bar = tqdm(unit="account", file=CommandStream(self.stderr), disable=options["no_progress"])
 
         def progress(done: int, total: int) -> None:
             bar.total = total
@@ -68,19 +69,6 @@ class Command(BaseCommand):
         finally:
             bar.close()
         self.stdout.write(format_summary(report, seconds=time.monotonic() - started))
-
-
-class _Stream:
-    """The command's stderr as tqdm needs it: no newline added to each write, no error colouring."""
-
-    def __init__(self, wrapper: OutputWrapper) -> None:
-        self.wrapper = wrapper
-
-    def write(self, text: str) -> None:
-        self.wrapper.write(text, style_func=lambda s: s, ending="")
-
-    def flush(self) -> None:
-        self.wrapper.flush()
 
 
 def format_summary(report: ReconcileReport, *, seconds: float) -> str:
