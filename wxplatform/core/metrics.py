@@ -98,6 +98,12 @@ class _Series:
             "verifies) and outcome (ok, bad_signature, undecryptable, rejected, error).",
             ["component", "url", "kind", "outcome"],
         )
+        self.push_log_dropped = Counter(
+            "wxp_push_log_dropped_total",
+            "Pushes answered but not written to the push log, by reason (budget: a refused push beyond "
+            "PUSH_LOG_REJECTED_PER_MINUTE; database: the database refused the row or was unreachable).",
+            ["reason"],
+        )
         self.push_seconds = Histogram(
             "wxp_push_duration_seconds",
             "Time to answer a push from WeChat (WeChat waits 5 seconds).",
@@ -205,6 +211,15 @@ def record_push(url: str, *, component: str, kind: str | None, outcome: str, sec
     outcome_label = outcome if outcome in PUSH_OUTCOMES else "error"
     series.pushes.labels(component[:64], url_label, kind_label, outcome_label).inc()
     series.push_seconds.labels(url_label).observe(max(0.0, seconds))
+
+
+PUSH_LOG_DROP_REASONS = frozenset({"budget", "database"})
+
+
+@_never_raises
+def record_push_log_dropped(reason: str) -> None:
+    """One push the push log did not store (`reason` one of PUSH_LOG_DROP_REASONS)."""
+    _get().push_log_dropped.labels(reason if reason in PUSH_LOG_DROP_REASONS else "other").inc()
 
 
 HANDOUT_KINDS = frozenset({"component", "authorizer"})
