@@ -56,6 +56,21 @@ def _rejected_budget_left() -> bool:
     return count <= int(settings.PUSH_LOG_REJECTED_PER_MINUTE)
 
 
+def push_unavailable_record(*, endpoint: PushEndpoint, component_appid: str, duration: float) -> None:
+    """Counts a push answered 503 because the database is unavailable. Its platform cannot be looked up then:
+    the default platform's URLs are counted under its appid, any other platform's under "unknown", so that
+    requests naming made-up platforms cannot mint series. Not stored (the log is in the database)."""
+    known = not component_appid or component_appid == settings.WECHAT_COMPONENT_APPID
+    metrics.record_push(
+        _PUSH_URL_LABELS[endpoint],
+        component=settings.WECHAT_COMPONENT_APPID if known else "unknown",
+        kind=None,
+        outcome="unavailable",
+        seconds=duration,
+    )
+    metrics.record_push_log_dropped("database")
+
+
 def push_log_record(
     component: Platform,
     *,

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -29,7 +30,7 @@ from django.views.decorators.http import require_GET
 
 from tenants.events import APPID
 from tenants.models import PushEndpoint, PushOutcome
-from tenants.pushes import push_log_record
+from tenants.pushes import push_log_record, push_unavailable_record
 from tenants.receiving import receive_push, rejected
 from tenants.services import api_key_issue_first, tenant_authorize
 from wxplatform.component.clients import component_client
@@ -179,6 +180,8 @@ def authorize_callback(request: HttpRequest) -> HttpResponse:
 
 # WeChat pushes are a few hundred bytes; anything near this is not from WeChat.
 MAX_PUSH_BYTES = 64 * 1024
+# Seconds a push answered 503 (the database unreachable) is asked to wait, as the merchant API asks.
+PUSH_RETRY_AFTER = 5
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
@@ -195,11 +198,22 @@ def _receive(
         refused = _error(405, "method_not_allowed", _("Only POST is accepted here."))
         refused["Allow"] = "POST"
         return refused
+    started = time.perf_counter()
+    try:
+        return _receive_push(
+            request, endpoint, component_appid=component_appid, authorizer_appid=authorizer_appid, started=started
+        )
+    except (OperationalError, InterfaceError) as exc:
+        return _database_unavailable(endpoint, component_appid=component_appid, started=started, exc=exc)
+
+
+def _receive_push(
+    request: HttpRequest, endpoint: PushEndpoint, *, component_appid: str, authorizer_appid: str, started: float
+) -> HttpResponse:
     component = _platform(component_appid)
     if component is None:
         # Nothing to verify with and no platform to log it under: refused, not logged.
         return _error(404, "unknown_component", _("No third-party platform with this AppID is configured here."))
-    started = time.perf_counter()
     body: bytes | None = None
     if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_PUSH_BYTES:
         answer = rejected(413, "payload_too_large", _("The request body is too large."))
@@ -226,6 +240,21 @@ def _receive(
         body=body,
         duration=time.perf_counter() - started,
     )
+    return response
+
+
+def _database_unavailable(
+    endpoint: PushEndpoint, *, component_appid: str, started: float, exc: Exception
+) -> HttpResponse:
+    """The database is down or the connection broke (a temporary condition, as the merchant API answers it):
+    503 with Retry-After at once, counted (push_unavailable_record), not logged, since the log is in the
+    database too. Nothing was kept half-done: a handler's writes are atomic. WeChat sends a message again when
+    it gets no answer (docs/wechat/message-url.md#retries-and-deduplication); for component pushes that is not
+    documented, but a ticket comes every 10 minutes and a missed authorization is found by reconciliation."""
+    logger.warning("push not handled, the database is unavailable: %s", type(exc).__name__)
+    push_unavailable_record(endpoint=endpoint, component_appid=component_appid, duration=time.perf_counter() - started)
+    response = _error(503, "service_unavailable", _("The service is temporarily unavailable. Please retry shortly."))
+    response["Retry-After"] = str(PUSH_RETRY_AFTER)
     return response
 
 

@@ -95,7 +95,8 @@ class _Series:
             "Pushes received from WeChat by platform (component appid), URL (component: the authorization event "
             "URL; authorizer: the "
             "message-and-event URL), kind (InfoType, MsgType or Event; 'unverified' before the signature "
-            "verifies) and outcome (ok, bad_signature, undecryptable, rejected, error).",
+            "verifies) and outcome (ok, bad_signature, undecryptable, rejected, unavailable: answered 503 because the "
+            "database is unreachable, error).",
             ["component", "url", "kind", "outcome"],
         )
         self.push_log_dropped = Counter(
@@ -195,7 +196,7 @@ def record_sync_results(trigger: str, outcomes: Iterable[str]) -> None:
 # Push labels are bounded here: a push's kind is known only once its signature verified, and an outcome
 # outside this set is counted as "error", so no request can create series at will.
 PUSH_URLS = frozenset({"component", "authorizer"})
-PUSH_OUTCOMES = frozenset({"ok", "bad_signature", "undecryptable", "rejected", "error"})
+PUSH_OUTCOMES = frozenset({"ok", "bad_signature", "undecryptable", "rejected", "unavailable", "error"})
 PUSH_UNVERIFIED = "unverified"
 _PUSH_KIND = re.compile(r"[A-Za-z0-9_]{1,40}")
 
