@@ -14,7 +14,10 @@ import hashlib
 import logging
 import math
 import secrets
+import threading
 import time
+from collections.abc import Callable
+from functools import lru_cache, wraps
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -107,6 +110,44 @@ def _too_many(request: HttpRequest, scope: str) -> HttpResponse | None:
     return response
 
 
+# Seconds a visitor turned away because the authorization pages are all busy is asked to wait.
+BUSY_RETRY_AFTER = 10
+
+
+@lru_cache(maxsize=4)
+def _wechat_slots(size: int) -> threading.BoundedSemaphore:
+    """This process's slots for anonymous views that wait on WeChat (AUTHORIZE_CONCURRENCY). It holds only
+    the count of views in flight, each released when its view returns; keyed by the size so that a changed
+    setting (tests) gets its own."""
+    return threading.BoundedSemaphore(size)
+
+
+def _waits_on_wechat(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """For the anonymous views that call WeChat while the visitor waits: each holds one of this process's
+    slots (AUTHORIZE_CONCURRENCY), taken without waiting; with every slot taken the visitor is answered 503
+    "busy" at once, so that a slow WeChat never holds every web thread."""
+
+    @wraps(view)
+    def guarded(request: HttpRequest) -> HttpResponse:
+        slots = _wechat_slots(settings.AUTHORIZE_CONCURRENCY)
+        if not slots.acquire(blocking=False):
+            return _busy(request)
+        try:
+            return view(request)
+        finally:
+            slots.release()
+
+    return guarded
+
+
+def _busy(request: HttpRequest) -> HttpResponse:
+    logger.warning("authorization page busy: every slot waits on WeChat")
+    message = _("Authorization is busy right now. Please try again in a few seconds.")
+    response = render(request, "tenants/authorize_error.html", {"message": message}, status=503)
+    response["Retry-After"] = str(BUSY_RETRY_AFTER)
+    return response
+
+
 def _platform(component_appid: str) -> Platform | None:
     """The platform a URL names (an authorization page's `?component=`, a push URL's path); the default one
     when it names none; None if there is no such platform."""
@@ -127,6 +168,7 @@ def _unknown_platform(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @never_cache
+@_waits_on_wechat
 def authorize(request: HttpRequest) -> HttpResponse:
     """A page, not a redirect: WeChat checks that the link is followed from the platform's own domain.
     `?component=<component appid>` picks the platform; without it, the default one."""
@@ -136,7 +178,9 @@ def authorize(request: HttpRequest) -> HttpResponse:
     if component is None:
         return _unknown_platform(request)
     try:
-        client = component_client(component)
+        # A pre_auth_code asked for again is simply a new one: a short wait costs the visitor only a retry. (The
+        # callback keeps the usual timeout: a code WeChat consumed in a call given up on cannot be exchanged again.)
+        client = component_client(component).with_read_timeout(settings.AUTHORIZE_WECHAT_TIMEOUT)
         pre_auth = with_component_token(
             component, lambda token: client.api_create_preauthcode(component_access_token=token)
         )
@@ -151,6 +195,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @never_cache
+@_waits_on_wechat
 def authorize_callback(request: HttpRequest) -> HttpResponse:
     code = request.GET.get("auth_code", "").strip()
     if not code or len(code) > 512:
