@@ -1,6 +1,6 @@
 """The limits that protect WeChat calls and rows from anonymous clients stay bounded while Redis is down
 (issue 28, finding 1): the authorization pages' per-address limit, the service-key failure limit and the
-refused-push log's per-minute budget count in the process (tenants.throttling.LocalWindows) until Redis is
+refused-push log's per-minute budget count in the process (wxplatform.core.throttling.LocalWindows) until Redis is
 back, and the push log counts the rows it does not store (wxp_push_log_dropped_total).
 
 Redis here is a redis-server of the test's own, stopped mid-test; the live server runs in this process, so
@@ -21,7 +21,7 @@ from tenants.models import PushLog
 from tests.authority.helpers import component_url, platform_with_token
 from tests.chaos.harness import RedisServer
 from tests.factories import make_service_key, service_headers
-from tests.fixtures.platform import Platform
+from tests.fixtures.platform import LivePlatform
 from tests.tenants.test_authorize import PREAUTH, QUERY_AUTH, calls
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db(transaction=True)]
@@ -44,7 +44,7 @@ def redis_down(settings: Any, private_redis: RedisServer) -> RedisServer:
 
 
 def test_forty_authorization_pages_cost_at_most_the_limit_of_wechat_calls_while_redis_is_down(
-    ready_platform: Platform, settings: Any, redis_down: RedisServer
+    ready_platform: LivePlatform, settings: Any, redis_down: RedisServer
 ) -> None:
     settings.AUTHORIZE_RATE_LIMIT = "3/min"
     ready_platform.control.reset_counters()
@@ -80,7 +80,7 @@ def redis_down_keys(server: RedisServer, settings: Any) -> list[bytes]:
 
 
 def test_forty_junk_callbacks_cost_at_most_the_limit_of_wechat_calls_while_redis_is_down(
-    ready_platform: Platform, settings: Any, redis_down: RedisServer
+    ready_platform: LivePlatform, settings: Any, redis_down: RedisServer
 ) -> None:
     settings.AUTHORIZE_RATE_LIMIT = "3/min"
     ready_platform.control.reset_counters()
