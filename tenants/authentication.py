@@ -113,5 +113,8 @@ class APIKeyRateThrottle(PerKeyThrottle):
     scope = "api_key"
     principal_type = APIKeyPrincipal
 
+    # A merchant holds a key: a Redis outage must not become an API outage for them (wxplatform.core.throttling).
+    open_when_unavailable = True
+
     def rate(self) -> str:
         return str(api_settings.DEFAULT_THROTTLE_RATES[self.scope])

@@ -106,6 +106,14 @@ if WECHAT_TOKEN_AUTHORITY_URL:
 AUTHORIZE_RATE_LIMIT = env.str("AUTHORIZE_RATE_LIMIT", default="20/min")
 if not re.fullmatch(r"[0-9]+/[smhd][a-z]*", AUTHORIZE_RATE_LIMIT):
     raise ImproperlyConfigured(f"AUTHORIZE_RATE_LIMIT: {AUTHORIZE_RATE_LIMIT!r} is not a rate such as 20/min")
+# The anonymous authorization pages call WeChat while the visitor waits, holding a web thread each: at most
+# AUTHORIZE_CONCURRENCY of them at once per web process (keep it below gunicorn's threads, 4 in the image, so
+# that the API and the push URLs always have threads), the next answered 503 "busy" with Retry-After at once;
+# and the authorization page waits at most AUTHORIZE_WECHAT_TIMEOUT seconds for WeChat's answer.
+AUTHORIZE_CONCURRENCY = env.int("AUTHORIZE_CONCURRENCY", default=2)
+if AUTHORIZE_CONCURRENCY < 1:
+    raise ImproperlyConfigured("AUTHORIZE_CONCURRENCY must be at least 1")
+AUTHORIZE_WECHAT_TIMEOUT = env.float("AUTHORIZE_WECHAT_TIMEOUT", default=5.0)
 # Public base URL of this service, used to build the authorization redirect_uri.
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
@@ -189,7 +197,9 @@ else:
     # A `SELECT 1` before a reused connection's first query in each request (Django's query log does not show
     # it): a connection PostgreSQL or a pooler closed is replaced instead of failing that request with a 503.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DATABASE_CONNECT_TIMEOUT", 5)
+    # Seconds to wait for a new connection (libpq counts it per address and takes 2 at least). Below WeChat's 5 s,
+    # so that a push meeting a database host that stopped answering is still answered (503) in time.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DATABASE_CONNECT_TIMEOUT", 3)
 # Lets parallel test runs on one server use distinct test databases. A SQLite test database is a file, so
 # that a Celery worker started by the tests sees the same data.
 if env.str("TEST_DATABASE_NAME", default=""):

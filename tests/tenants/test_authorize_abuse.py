@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -147,3 +148,34 @@ def test_a_callback_without_the_authorization_page_session_shows_no_key(ready_pl
     assert re.search(r'id="tenant-appid">' + account["appid"], page.text)
     assert api_key_on(page) is None
     assert TenantAPIKey.objects.count() == 0
+
+
+def test_while_wechat_is_slow_one_process_lets_only_a_few_visitors_wait_and_turns_the_next_away_at_once(
+    ready_platform: LivePlatform, settings: Any
+) -> None:
+    settings.AUTHORIZE_CONCURRENCY = 1
+    settings.AUTHORIZE_WECHAT_TIMEOUT = 1.0
+    requests.get(f"{ready_platform.url}/wechat/authorize", timeout=10)  # the component token, fetched at once
+    ready_platform.control.set_faults(rate=1.0, kinds=["timeout"], endpoints=[PREAUTH], timeout_seconds=5)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = pool.submit(requests.get, f"{ready_platform.url}/wechat/authorize", timeout=30)
+        deadline = time.monotonic() + 10
+        while ready_platform.control.counters()["faults_injected"].get("timeout", 0) < 1:
+            assert time.monotonic() < deadline, "the first view never reached WeChat"
+            time.sleep(0.02)
+        turned_away = requests.get(
+            f"{ready_platform.url}/wechat/authorize", headers={"Accept-Language": "zh-Hans"}, timeout=10
+        )
+        gave_up = waiting.result()
+
+    assert turned_away.status_code == 503
+    assert turned_away.headers["Retry-After"] == "10"
+    assert "授权页面正忙" in turned_away.text
+    # The visitor who waited is told WeChat did not answer in time (AUTHORIZE_WECHAT_TIMEOUT, not 5 s).
+    assert gave_up.status_code == 503
+    assert "temporarily unavailable" in gave_up.text
+    assert ready_platform.control.counters()["faults_injected"] == {"timeout": 1}
+    # The slot is free again once the view returned.
+    ready_platform.control.clear_faults()
+    assert requests.get(f"{ready_platform.url}/wechat/authorize", timeout=10).status_code == 200

@@ -26,7 +26,7 @@ from tenants.authentication import APIKeyPrincipal, APIKeyRateThrottle
 from tenants.models import Tenant, TenantAPIKey
 from tests.factories import api_headers, make_api_key
 from wxplatform.core import throttling
-from wxplatform.core.throttling import OutageWarning
+from wxplatform.core.throttling import LocalWindows, OutageWarning
 
 TENANT_URL = "/api/v1/tenant"
 DEAD_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
@@ -244,3 +244,34 @@ def test_without_redis_url_the_counter_is_in_the_django_cache(settings: Settings
         assert allow(prefix)
 
     assert cache.get(f"{settings.REDIS_KEY_PREFIX}:throttle:api_key:{prefix}:86400:{day}") == 3
+
+
+# --- The in-process fallback (while Redis is unreachable) ------------------------------------------------
+
+
+def test_the_in_process_fallback_holds_at_most_its_size_and_new_clients_share_an_overflow_count() -> None:
+    clock = SimpleNamespace(now=1000.0)
+    windows = LocalWindows(max_keys=3, clock=lambda: clock.now)
+
+    firsts = [windows.count(f"client-{n}", overflow_key="overflow", expires_at=1060.0) for n in range(6)]
+    again = windows.count("client-0", overflow_key="overflow", expires_at=1060.0)
+
+    # Three clients have their own counter; the next three share the overflow's, which counts all of them.
+    assert firsts == [1, 1, 1, 1, 2, 3]
+    assert again == 2
+    assert windows.peek("client-5", overflow_key="overflow") == 3
+    assert len(windows._counts) == 4
+
+
+def test_the_in_process_fallback_forgets_a_window_once_it_ended() -> None:
+    clock = SimpleNamespace(now=1000.0)
+    windows = LocalWindows(max_keys=2, clock=lambda: clock.now)
+    for n in range(2):
+        windows.count(f"client-{n}:window-16", overflow_key="overflow", expires_at=1020.0)
+
+    clock.now = 1020.0
+    next_window = windows.count("client-9:window-17", overflow_key="overflow", expires_at=1080.0)
+
+    assert next_window == 1
+    assert windows.peek("client-0:window-16", overflow_key="overflow") == 0
+    assert set(windows._counts) == {"client-9:window-17"}

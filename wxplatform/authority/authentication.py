@@ -88,7 +88,7 @@ def request_service_key(request: Request) -> ServiceKey:
 
 class ServiceKeyRateThrottle(PerKeyThrottle):
     """A fixed-window request counter per valid service key (SERVICE_KEY_RATE), in Redis like the merchant API's
-    per-key throttle; let through when Redis is down."""
+    per-key throttle; counted in the process while Redis is down (wxplatform.core.throttling.LocalWindows)."""
 
     scope = "service_key"
     principal_type = ServiceKeyPrincipal

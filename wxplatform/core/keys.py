@@ -133,10 +133,12 @@ class PrefixKeyAuthentication(BaseAuthentication):
 
 class PerKeyThrottle(BaseThrottle):
     """A fixed-window request counter per key (wxplatform.core.throttling), for requests whose principal is a
-    `principal_type`; let through when Redis is down. A subclass names its scope and rate."""
+    `principal_type`; counted in the process while Redis is down, or let through with `open_when_unavailable`.
+    A subclass names its scope and rate."""
 
     scope: ClassVar[str]
     principal_type: ClassVar[type[KeyPrincipal]]
+    open_when_unavailable: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.wait_seconds: float | None = None
@@ -149,7 +151,12 @@ class PerKeyThrottle(BaseThrottle):
         if not isinstance(principal, self.principal_type):
             return True
         # The rate is read on every request rather than at import, so that settings overrides (tests, bench) apply.
-        self.wait_seconds = window_exceeded(scope=self.scope, ident=principal.key.prefix, rate=self.rate())
+        self.wait_seconds = window_exceeded(
+            scope=self.scope,
+            ident=principal.key.prefix,
+            rate=self.rate(),
+            open_when_unavailable=self.open_when_unavailable,
+        )
         return self.wait_seconds is None
 
     def wait(self) -> float | None:

@@ -95,8 +95,15 @@ class _Series:
             "Pushes received from WeChat by platform (component appid), URL (component: the authorization event "
             "URL; authorizer: the "
             "message-and-event URL), kind (InfoType, MsgType or Event; 'unverified' before the signature "
-            "verifies) and outcome (ok, bad_signature, undecryptable, rejected, error).",
+            "verifies) and outcome (ok, bad_signature, undecryptable, rejected, unavailable: answered 503 because the "
+            "database is unreachable, error).",
             ["component", "url", "kind", "outcome"],
+        )
+        self.push_log_dropped = Counter(
+            "wxp_push_log_dropped_total",
+            "Pushes answered but not written to the push log, by reason (budget: a refused push beyond "
+            "PUSH_LOG_REJECTED_PER_MINUTE; database: the database refused the row or was unreachable).",
+            ["reason"],
         )
         self.push_seconds = Histogram(
             "wxp_push_duration_seconds",
@@ -189,7 +196,7 @@ def record_sync_results(trigger: str, outcomes: Iterable[str]) -> None:
 # Push labels are bounded here: a push's kind is known only once its signature verified, and an outcome
 # outside this set is counted as "error", so no request can create series at will.
 PUSH_URLS = frozenset({"component", "authorizer"})
-PUSH_OUTCOMES = frozenset({"ok", "bad_signature", "undecryptable", "rejected", "error"})
+PUSH_OUTCOMES = frozenset({"ok", "bad_signature", "undecryptable", "rejected", "unavailable", "error"})
 PUSH_UNVERIFIED = "unverified"
 _PUSH_KIND = re.compile(r"[A-Za-z0-9_]{1,40}")
 
@@ -205,6 +212,15 @@ def record_push(url: str, *, component: str, kind: str | None, outcome: str, sec
     outcome_label = outcome if outcome in PUSH_OUTCOMES else "error"
     series.pushes.labels(component[:64], url_label, kind_label, outcome_label).inc()
     series.push_seconds.labels(url_label).observe(max(0.0, seconds))
+
+
+PUSH_LOG_DROP_REASONS = frozenset({"budget", "database"})
+
+
+@_never_raises
+def record_push_log_dropped(reason: str) -> None:
+    """One push the push log did not store (`reason` one of PUSH_LOG_DROP_REASONS)."""
+    _get().push_log_dropped.labels(reason if reason in PUSH_LOG_DROP_REASONS else "other").inc()
 
 
 HANDOUT_KINDS = frozenset({"component", "authorizer"})

@@ -84,6 +84,13 @@ class WeChatClient:
         bound._owns_session = False
         return bound
 
+    def with_read_timeout(self, read_timeout: float) -> WeChatClient:
+        """This client with another read timeout (a page a visitor waits on may not wait as long as a task)."""
+        bound = copy.copy(self)
+        bound._timeout = (self._timeout[0], read_timeout)
+        bound._owns_session = False
+        return bound
+
     def __repr__(self) -> str:
         return f"WeChatClient(base_url={self._base_url!r}, component_appid={self._component_appid!r})"
 
