@@ -185,3 +185,57 @@ def test_restarted_make_run_keeps_its_merchants_replaces_its_demo_key_and_stops_
         ).fetchone()[0]
     assert set(statuses.values()) == {"active"} and len(statuses) == 4
     assert demo_keys == 1
+
+
+SECOND = "wx2c2769f8efd9abc2"
+THIRD = "wx0000000000000003"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+
+
+def manage(stack: Stack, *arguments: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *arguments], cwd=ROOT,
+        env=stack_env(stack.var_dir, stack.sandbox_port), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def add_component(stack: Stack, appid: str, *extra: str, secret: str = "s" * 32) -> str:
+    return manage(
+        stack, "add_component", f"--appid={appid}", f"--secret={secret}", "--token=second", f"--aes-key={AES_KEY}",
+        *extra,
+    )  # fmt: skip
+
+
+def test_make_run_comes_up_with_every_platform_added_and_names_one_the_sandbox_cannot_serve(stack: Stack) -> None:
+    manage(stack, "migrate", "--verbosity=0")
+    add_component(stack, SECOND, "--name=Second entity")
+    assert add_component(stack, THIRD, "--name=Old entity", "--inactive") == (
+        f"Added platform Old entity ({THIRD}).\nIt is switched off: switch it on in the console to refresh and sync.\n"
+    )
+
+    stack.start()
+    stack.wait_running()
+
+    web = f"http://127.0.0.1:{stack.port}"
+    assert f"Platform Second entity ({SECOND}) is served by the sandbox." in stack.output()
+    # The added platform got its own ticket, at its own event URL, so every active platform is ready.
+    assert requests.get(f"{web}/readyz", timeout=10).json()["conditions"]["component"] == "ok"
+    with sqlite3.connect(stack.var_dir / "db.sqlite3") as db:
+        rows = dict(db.execute("SELECT component_appid, ticket_received_at IS NOT NULL FROM component_platform"))
+        active = dict(db.execute("SELECT component_appid, active FROM component_platform"))
+    assert rows[SECOND] == 1 and rows[THIRD] == 0
+    assert active[THIRD] == 0
+    stack.interrupt()
+
+    # The platform's secrets change; the sandbox (which keeps its platforms across restarts) still has the old
+    # ones: the platform is named with the remedy and left out, and the stack comes up all the same.
+    add_component(stack, SECOND, secret="f" * 32)
+    stack.start()
+    stack.wait_running()
+    assert (
+        f"Platform Second entity ({SECOND}) is skipped: the sandbox cannot serve it (its secrets changed since the "
+        f"sandbox registered it). Switch it off in the console ({web}/admin/component/platform/"
+    ) in stack.output()
+    stack.interrupt()

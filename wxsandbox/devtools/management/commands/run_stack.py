@@ -35,8 +35,14 @@ from django.utils.translation import gettext as _
 
 from tenants.models import Tenant, TenantAPIKey
 from tenants.services import api_key_issue, api_key_revoke
-from wxplatform.component.services import component_request_ticket_push, default_component
-from wxsandbox.control import SandboxControl
+from wxplatform.component.models import Platform
+from wxplatform.component.services import (
+    active_components,
+    component_readiness,
+    component_request_ticket_push,
+    is_default,
+)
+from wxsandbox.control import SandboxControl, SandboxControlError
 
 DEMO_USER, DEMO_PASSWORD = "admin", "admin"
 DEMO_KEY_NAME = "make run demo"
@@ -110,7 +116,8 @@ class Command(BaseCommand):
             self._start_children(options, web)
             self._wait_ready(f"{web}/readyz", _("web server"))
             self._wait_ready(f"{sandbox}/sandbox/health", _("WeChat sandbox"))
-            api_key = None if options["no_demo"] else self._onboard_demo(web, sandbox)
+            platforms = self._serve_platforms(web, sandbox)
+            api_key = None if options["no_demo"] else self._onboard_demo(web, sandbox, platforms)
             self._print_summary(web, sandbox, api_key)
             while all(child.poll() is None for child in self.children):
                 time.sleep(0.5)
@@ -223,17 +230,96 @@ class Command(BaseCommand):
             time.sleep(0.5)
         raise CommandError(_("the %(what)s did not become ready at %(url)s") % {"what": what, "url": url})
 
-    # --- demo ------------------------------------------------------------------------------------------
-
     def _ensure_demo_user(self) -> None:
         user_model = get_user_model()
         if not user_model.objects.filter(username=DEMO_USER).exists():
             user_model.objects.create_superuser(DEMO_USER, "admin@example.com", DEMO_PASSWORD)
 
-    def _onboard_demo(self, web: str, sandbox: str) -> str | None:
+    # --- platforms -------------------------------------------------------------------------------------
+
+    def _serve_platforms(self, web: str, sandbox: str) -> list[Platform]:
+        """The active platforms this run waits for: the default one, and each platform added with add_component
+        that the sandbox serves (registered with it here, from the secrets in the database, so that it pushes the
+        platform's tickets to the platform's own event URL). A platform the sandbox cannot serve is named with the
+        remedy and left out: the stack still comes up, and the console that can switch it off is there."""
+        platforms = list(active_components())
+        if settings.WECHAT_API_BASE.rstrip("/") != sandbox:
+            return platforms  # the real WeChat (or another emulator) knows every platform itself
+        control = SandboxControl(sandbox)
+        known = {c["component_appid"] for c in control.components()}
+        served: list[Platform] = []
+        for platform in platforms:
+            if is_default(platform):
+                served.append(platform)
+                continue
+            problem = self._register_platform(control, platform, web, known=platform.component_appid in known)
+            if problem is None:
+                served.append(platform)
+                served_text = _("Platform %(platform)s is served by the sandbox.") % {"platform": platform}
+                self.stdout.write(f"  ✓ {served_text}")
+                continue
+            self.stdout.write(
+                self.style.WARNING(
+                    _(
+                        "Platform %(platform)s is skipped: the sandbox cannot serve it (%(problem)s). Switch it off "
+                        "in the console (%(url)s), or delete %(state)s to let the sandbox start afresh."
+                    )
+                    % {
+                        "platform": platform,
+                        "problem": problem,
+                        "url": f"{web}/admin/component/platform/{platform.pk}/change/",
+                        "state": Path(settings.VAR_DIR) / "sandbox-state.json",
+                    }
+                )
+            )
+        return served
+
+    def _register_platform(self, control: SandboxControl, platform: Platform, web: str, *, known: bool) -> str | None:
+        """Registers the platform with the sandbox, or checks the sandbox's copy (kept in its state file) still has
+        the platform's secrets. Returns why the sandbox cannot serve it, or None."""
+        appid = platform.component_appid
+        urls = {
+            "event_url": f"{web}/wechat/components/{appid}/events",
+            "message_url": f"{web}/wechat/components/{appid}/authorizers/$APPID$/events",
+        }
+        try:
+            if not known:
+                control.add_component(
+                    appid, appsecret=platform.appsecret, token=platform.token, aes_key=platform.aes_key, **urls
+                )
+                return None
+            bound = control.for_component(appid)
+            config = bound.get_config()
+            secrets = (config["component_appsecret"], config["component_token"], config["component_aes_key"])
+            if secrets != (platform.appsecret, platform.token, platform.aes_key):
+                return _("its secrets changed since the sandbox registered it")
+            # The web server's port may differ from the last run's.
+            bound.update_config(**urls)
+        except SandboxControlError as exc:
+            return exc.message
+        return None
+
+    def _wait_for_tickets(self, platforms: list[Platform], timeout: float = 60) -> None:
+        # Like WeChat, the sandbox pushes a ticket every few minutes; ask for one now rather than wait.
+        for platform in platforms:
+            component_request_ticket_push(platform)
+        deadline = time.monotonic() + timeout
+        waiting = platforms
+        while waiting and time.monotonic() < deadline:
+            time.sleep(1)
+            waiting = [p for p in Platform.objects.filter(pk__in=[p.pk for p in waiting]) if component_readiness(p)]
+        if waiting:
+            raise CommandError(
+                _("no component_verify_ticket arrived from the sandbox for %(platforms)s")
+                % {"platforms": ", ".join(str(p) for p in waiting)}
+            )
+
+    # --- demo ------------------------------------------------------------------------------------------
+
+    def _onboard_demo(self, web: str, sandbox: str, platforms: list[Platform]) -> str | None:
         self._step(_("Onboarding demo merchants through the authorization flow"))
         control = SandboxControl(sandbox)
-        self._wait_for_ticket(web)
+        self._wait_for_tickets(platforms)
         browser = requests.Session()
         for merchant in DEMO_MERCHANTS:
             if control.get_authorizer(merchant["appid"]) is None:
@@ -267,17 +353,6 @@ class Command(BaseCommand):
             api_key_revoke(key=old)
         _key, raw = api_key_issue(tenant=tenant, name=DEMO_KEY_NAME)
         return raw
-
-    def _wait_for_ticket(self, web: str, timeout: float = 60) -> None:
-        # Like WeChat, the sandbox pushes a ticket every few minutes; ask for one now rather than wait.
-        component_request_ticket_push(default_component())
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            conditions = requests.get(f"{web}/readyz", timeout=5).json().get("conditions", {})
-            if conditions.get("component") == "ok":
-                return
-            time.sleep(1)
-        raise CommandError(_("no component_verify_ticket arrived from the sandbox"))
 
     def _print_summary(self, web: str, sandbox: str, api_key: str | None) -> None:
         lines = [
