@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from wxsandbox.control import SandboxControl
+
 ROOT = Path(__file__).resolve().parents[2]
 RUNNING = "The service is running"
 
@@ -239,3 +241,51 @@ def test_make_run_comes_up_with_every_platform_added_and_names_one_the_sandbox_c
         f"sandbox registered it). Switch it off in the console ({web}/admin/component/platform/"
     ) in stack.output()
     stack.interrupt()
+
+
+def readme_commands(readme: Path) -> list[str]:
+    """The manage.py commands of the README's code blocks, as a developer copies them (not those run inside a
+    container, which the production sections show)."""
+    blocks = re.findall(r"^```[a-z]*\n(.*?)^```", readme.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL)
+    lines = [line.strip() for block in blocks for line in block.splitlines()]
+    return [line for line in lines if "manage.py" in line and not line.startswith(("#", "docker", "kubectl"))]
+
+
+def second_terminal(stack: Stack, command: str) -> subprocess.CompletedProcess[str]:
+    # Nothing of the suite's environment: a shell in the checkout. VAR_DIR only because the test's stack has its
+    # own (a developer's is var/, the default).
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "VAR_DIR": str(stack.var_dir)}
+    return subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+
+
+LIST_PATH = "/cgi-bin/component/api_get_authorizer_list"
+
+
+def sandbox_calls(sandbox: SandboxControl, path: str | None = None) -> int:
+    endpoints = sandbox.counters_total()["total"]["endpoints"]
+    return sum(entry["calls"] for name, entry in endpoints.items() if path is None or name == path)
+
+
+def test_every_manage_py_command_of_the_readme_works_as_written_in_a_second_terminal(stack: Stack) -> None:
+    commands = readme_commands(ROOT / "README.md")
+    # The venv's python, as make install made it: a bare `python` may have no Django.
+    venv_form = re.compile(r"(^|\$\()\.venv/bin/python manage\.py ")
+    assert len(commands) >= 4 and all(venv_form.search(c) for c in commands), commands
+    stack.start()
+    stack.wait_running()
+    sandbox = SandboxControl(f"http://127.0.0.1:{stack.sandbox_port}")
+    lists_before = sandbox_calls(sandbox, LIST_PATH)
+
+    outputs = {}
+    for command in commands:
+        done = second_terminal(stack, command)
+        assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+        assert "Traceback" not in done.stderr, done.stderr
+        outputs[command.split("manage.py ")[1].split()[0]] = done.stdout
+
+    # They talked to the stack's sandbox (not the real WeChat) and to its database.
+    assert sandbox_calls(sandbox, LIST_PATH) > lists_before
+    # In Chinese, the default language of a terminal with no LANGUAGE_CODE.
+    assert "微信列出 4 个账号" in outputs["reconcile_authorizers"]
+    assert outputs["release_check"].rstrip().endswith("通过")
+    assert "网络" not in outputs["sync_drafts"] and "network" not in outputs["sync_drafts"].lower()

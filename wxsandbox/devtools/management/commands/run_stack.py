@@ -45,6 +45,13 @@ from wxplatform.component.services import (
 from wxsandbox.control import SandboxControl, SandboxControlError
 
 DEMO_USER, DEMO_PASSWORD = "admin", "admin"
+# What a command in a second terminal needs to act on this stack (wxplatform/settings.py reads VAR_DIR/dev.env):
+# the sandbox's URLs, the database and broker, DEBUG, and the secrets when the environment sets them.
+DEV_ENV_NAMES = (
+    "DEBUG", "WECHAT_API_BASE", "WECHAT_MP_BASE", "WECHAT_OPEN_BASE", "DATABASE_URL", "REDIS_URL", "REDIS_KEY_PREFIX",
+    "PUBLIC_BASE_URL", "WEBHOOK_ALLOW_PRIVATE_TARGETS", "SECRET_KEY", "TOKEN_ENCRYPTION_KEYS",
+    "WECHAT_COMPONENT_APPID", "WECHAT_COMPONENT_APPSECRET", "WECHAT_COMPONENT_TOKEN", "WECHAT_COMPONENT_AES_KEY",
+)  # fmt: skip
 DEMO_KEY_NAME = "make run demo"
 # Children get this long to stop after SIGTERM before they are killed.
 STOP_GRACE_SECONDS = 10
@@ -174,7 +181,10 @@ class Command(BaseCommand):
         # Prometheus' multiprocess files describe processes of a previous run: start the counters afresh.
         for stale in Path(settings.PROMETHEUS_MULTIPROC_DIR).glob("*.db"):
             stale.unlink(missing_ok=True)
-        env = dict(os.environ, PUBLIC_BASE_URL=web, PYTHONUNBUFFERED="1")
+        # Loopback and plain-HTTP webhook receivers are what a developer tries first; production stays strict
+        # (the setting's default), as only run_stack sets this.
+        env = dict(os.environ, PUBLIC_BASE_URL=web, PYTHONUNBUFFERED="1", WEBHOOK_ALLOW_PRIVATE_TARGETS="true")
+        self._write_dev_env(env)
         py, manage = sys.executable, str(Path(settings.BASE_DIR) / "manage.py")
         bind = f"{options['host']}:{options['port']}"
         commands = {
@@ -193,6 +203,22 @@ class Command(BaseCommand):
             child = subprocess.Popen(command, env=env, start_new_session=True)
             self.children.append(child)
             self.names[child.pid] = name
+
+    def _write_dev_env(self, env: dict[str, str]) -> None:
+        """VAR_DIR/dev.env: this stack's development environment, for commands typed in a second terminal. It
+        stays when the stack stops, so that they keep addressing the sandbox (and say it is unreachable) rather
+        than the real WeChat with the sandbox's tokens. Private (0600): it may hold the secrets."""
+        path = Path(settings.VAR_DIR) / "dev.env"
+        lines = [
+            "# Written by make run (run_stack): the environment of its processes, read by manage.py in this",
+            "# checkout (wxplatform/settings.py). The real environment wins over it.",
+            *(f"{name}={env[name]}" for name in DEV_ENV_NAMES if env.get(name)),
+        ]
+        temporary = path.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write("\n".join(lines) + "\n")
+        temporary.replace(path)
 
     def _stop_children(self) -> None:
         # SIGTERM to each main process only: gunicorn's master and Celery's worker stop their own children
