@@ -42,8 +42,26 @@ def stack_env(var_dir: Path, sandbox_port: int) -> dict[str, str]:
         WECHAT_MP_BASE=sandbox,
         WECHAT_OPEN_BASE=sandbox,
         PYTHONUNBUFFERED="1",
+        # Every process of this stack inherits it: how a test finds what is left (Stack.leftovers).
+        WXP_TEST_STACK=str(var_dir),
     )
     return env
+
+
+def processes_marked(marker: str) -> list[int]:
+    """The processes (of this user) whose environment carries WXP_TEST_STACK=marker."""
+    needle = f"WXP_TEST_STACK={marker}".encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone, or another user's
+            continue
+        if needle in environ:
+            found.append(int(entry.name))
+    return found
 
 
 class Stack:
@@ -51,10 +69,11 @@ class Stack:
         self.var_dir, self.port, self.sandbox_port = var_dir, port, sandbox_port
         self.log = var_dir.parent / f"run-{time.monotonic_ns()}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.extra: list[str] = []
 
     def command(self) -> list[str]:
         return [sys.executable, str(ROOT / "manage.py"), "run_stack", "--port", str(self.port),
-                "--sandbox-port", str(self.sandbox_port)]  # fmt: skip
+                "--sandbox-port", str(self.sandbox_port), *self.extra]  # fmt: skip
 
     def start(self) -> None:
         self.log = self.var_dir.parent / f"run-{time.monotonic_ns()}.log"
@@ -75,8 +94,8 @@ class Stack:
             time.sleep(0.5)
         time.sleep(0.5)  # the summary's last lines
         match = re.search(r"Demo API key \([^)]*\): (\S+)", self.output())
-        assert match, self.output()[-2000:]
-        return match.group(1)
+        assert match or "--no-demo" in self.command(), self.output()[-2000:]
+        return match.group(1) if match else ""
 
     def interrupt(self) -> None:
         """Ctrl-C, as the terminal sends it."""
@@ -84,10 +103,32 @@ class Stack:
         self.process.send_signal(signal.SIGINT)
         self.process.wait(60)
 
+    def leftovers(self, *, within: float = 0) -> list[int]:
+        """The stack's processes still running after `within` seconds (zombies excepted)."""
+        deadline = time.monotonic() + within
+        while True:
+            alive = [pid for pid in processes_marked(str(self.var_dir)) if not _zombie(pid)]
+            if not alive or time.monotonic() >= deadline:
+                return alive
+            time.sleep(0.5)
+
     def kill(self) -> None:
+        """Whatever happened, nothing of this stack is left running: run_stack and every process it started."""
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        for pid in processes_marked(str(self.var_dir)):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
 
 
 @pytest.fixture
@@ -289,3 +330,26 @@ def test_every_manage_py_command_of_the_readme_works_as_written_in_a_second_term
     assert "微信列出 4 个账号" in outputs["reconcile_authorizers"]
     assert outputs["release_check"].rstrip().endswith("通过")
     assert "网络" not in outputs["sync_drafts"] and "network" not in outputs["sync_drafts"].lower()
+
+
+@pytest.mark.parametrize("how", ["SIGHUP to the terminal's process group", "SIGKILL of run_stack"])
+def test_no_process_of_the_stack_outlives_run_stack_however_it_dies(stack: Stack, how: str) -> None:
+    stack.extra = ["--no-demo"]
+    stack.start()
+    stack.wait_running()
+    assert stack.process is not None
+    # run_stack and its sandbox, gunicorn (master and workers), Celery worker (and its pool) and beat.
+    assert len(stack.leftovers()) >= 7
+
+    if how.startswith("SIGHUP"):
+        os.killpg(stack.process.pid, signal.SIGHUP)  # the terminal closed
+    else:
+        stack.process.kill()
+    stack.process.wait(30)
+
+    assert stack.leftovers(within=30) == []
+    # The ports are free for the next make run.
+    for port in (stack.port, stack.sandbox_port):
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", port))

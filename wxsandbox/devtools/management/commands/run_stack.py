@@ -13,6 +13,7 @@ sandbox consent → encrypted `authorized` push + callback), and prints where to
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
 import re
@@ -21,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -88,6 +90,25 @@ DEMO_MERCHANTS: list[dict[str, Any]] = [
 ]
 
 
+# prctl(2) option: the signal the kernel sends this process when its parent dies (Linux).
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """A preexec_fn for a child: SIGTERM from the kernel when run_stack dies, however it dies (SIGKILL included),
+    so that no sandbox, gunicorn, worker or beat outlives it holding the ports. Linux only; elsewhere None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def set_death_signal() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the call: the kernel will not tell
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return set_death_signal
+
+
 class Command(BaseCommand):
     help = "Run the sandbox, web server, Celery worker and beat in the foreground (development and demo)."
 
@@ -118,7 +139,10 @@ class Command(BaseCommand):
         self._step(_("Migrating the database"))
         call_command("migrate", interactive=False, verbosity=0)
         self._ensure_demo_user()
-        signal.signal(signal.SIGTERM, lambda *_: self._stop_and_exit(0))
+        # A closed terminal (SIGHUP) or a kill (SIGTERM) stops the children in order, as Ctrl-C does; a SIGKILL
+        # cannot be caught, so each child also asks the kernel to stop it when this process dies (_die_with_parent).
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, lambda number, _frame: self._stop_and_exit(128 + number))
         try:
             self._start_children(options, web)
             self._wait_ready(f"{web}/readyz", _("web server"))
@@ -200,7 +224,7 @@ class Command(BaseCommand):
         for name, command in commands.items():
             self._step(_("Starting %(name)s") % {"name": name})
             # Each child gets its own process group, so that Ctrl-C is handled once, here, in order.
-            child = subprocess.Popen(command, env=env, start_new_session=True)
+            child = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
             self.children.append(child)
             self.names[child.pid] = name
 
