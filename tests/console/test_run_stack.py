@@ -4,6 +4,7 @@ SQLite and the embedded broker in a VAR_DIR of its own, on free ports."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import signal
@@ -17,7 +18,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from standardwebhooks import Webhook
 
+from tests.fixtures.receiver import Receiver
 from wxsandbox.control import SandboxControl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +73,7 @@ class Stack:
         self.log = var_dir.parent / f"run-{time.monotonic_ns()}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.extra: list[str] = []
+        self.extra_env: dict[str, str] = {}
 
     def command(self) -> list[str]:
         return [sys.executable, str(ROOT / "manage.py"), "run_stack", "--port", str(self.port),
@@ -79,7 +83,8 @@ class Stack:
         self.log = self.var_dir.parent / f"run-{time.monotonic_ns()}.log"
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                self.command(), cwd=ROOT, env=stack_env(self.var_dir, self.sandbox_port), stdout=out,
+                self.command(), cwd=ROOT, env={**stack_env(self.var_dir, self.sandbox_port), **self.extra_env},
+                stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
 
@@ -309,11 +314,13 @@ def sandbox_calls(sandbox: SandboxControl, path: str | None = None) -> int:
 
 def test_every_manage_py_command_of_the_readme_works_as_written_in_a_second_terminal(stack: Stack) -> None:
     commands = readme_commands(ROOT / "README.md")
+    # A count synced at start-up is not asked again for a minute; the webhook below needs a second sync now.
+    stack.extra_env = {"DRAFT_SYNC_MIN_INTERVAL": "1"}
     # The venv's python, as make install made it: a bare `python` may have no Django.
     venv_form = re.compile(r"(^|\$\()\.venv/bin/python manage\.py ")
     assert len(commands) >= 4 and all(venv_form.search(c) for c in commands), commands
     stack.start()
-    stack.wait_running()
+    key = stack.wait_running()
     sandbox = SandboxControl(f"http://127.0.0.1:{stack.sandbox_port}")
     lists_before = sandbox_calls(sandbox, LIST_PATH)
 
@@ -329,7 +336,27 @@ def test_every_manage_py_command_of_the_readme_works_as_written_in_a_second_term
     # In Chinese, the default language of a terminal with no LANGUAGE_CODE.
     assert "微信列出 4 个账号" in outputs["reconcile_authorizers"]
     assert outputs["release_check"].rstrip().endswith("通过")
-    assert "网络" not in outputs["sync_drafts"] and "network" not in outputs["sync_drafts"].lower()
+    assert "网络" not in outputs["sync_drafts"]
+
+    # Webhooks can be tried at once: a plain-HTTP receiver on loopback is accepted under make run.
+    web = f"http://127.0.0.1:{stack.port}"
+    receiver = Receiver()
+    try:
+        created = requests.post(
+            f"{web}/api/v1/webhooks", headers={"Authorization": f"Api-Key {key}"}, timeout=10,
+            json={"url": receiver.url("/hook"), "events": ["draft_count.changed"]},
+        )  # fmt: skip
+        assert created.status_code == 201, created.text
+        sandbox.update_authorizer("wxdemo0000000001", draft_count=13)
+        time.sleep(1.1)
+        synced = requests.post(f"{web}/api/v1/draft-count/sync", headers={"Authorization": f"Api-Key {key}"}, timeout=9)
+        assert synced.status_code in (200, 202), synced.text
+        delivery = receiver.wait_for(1, timeout=60)[0]
+        event = json.loads(delivery.body)
+        assert (event["type"], event["data"]["total_count"]) == ("draft_count.changed", 13)
+        Webhook(created.json()["secret"]).verify(delivery.body, delivery.headers)
+    finally:
+        receiver.close() and "network" not in outputs["sync_drafts"].lower()
 
 
 @pytest.mark.parametrize("how", ["SIGHUP to the terminal's process group", "SIGKILL of run_stack"])
