@@ -29,7 +29,7 @@ def worked_example(page: Path) -> dict[str, str]:
     return values
 
 
-@pytest.mark.parametrize("page", ["README.md", "docs/webhooks.md"])
+@pytest.mark.parametrize("page", ["README.md", "docs/webhooks.md", "README.zh-CN.md"])
 def test_the_worked_example_signs_as_the_recipe_says(page: str) -> None:
     if not (ROOT / page).exists():
         pytest.fail(f"{page} is missing")
