@@ -335,7 +335,12 @@ class Command(BaseCommand):
         try:
             if not known:
                 control.add_component(
-                    appid, appsecret=platform.appsecret, token=platform.token, aes_key=platform.aes_key, **urls
+                    appid,
+                    appsecret=platform.appsecret,
+                    token=platform.token,
+                    aes_key=platform.aes_key,
+                    event_url=urls["event_url"],
+                    message_url=urls["message_url"],
                 )
                 return None
             bound = control.for_component(appid)
