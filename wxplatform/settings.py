@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
+import os
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -21,12 +22,27 @@ from django.utils.translation import gettext_lazy as _
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
+_REAL_ENVIRONMENT = frozenset(os.environ)
 # A local .env is read for convenience; real environment variables win.
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 # Run-time files of a one-machine setup: the SQLite database, the embedded broker, the file cache, the metrics
 # files, the sandbox's state and `make run`'s lock.
 VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
+
+# The development environment `make run` uses (its sandbox URLs, database, DEBUG), written by run_stack to
+# VAR_DIR/dev.env, so that a command typed in a second terminal of the same checkout talks to the same sandbox
+# and database instead of the real WeChat. Precedence: the real environment, then dev.env, then .env. Read only
+# where the development tools are installed (the wxsandbox package, never in the production image) and unless
+# DEV_ENV_FILE is set empty (make run itself starts so, to write the file afresh rather than read the last one).
+DEV_ENV_FILE = env.str("DEV_ENV_FILE", default=str(VAR_DIR / "dev.env"))
+DEV_ENV_LOADED: list[str] = []
+if DEV_ENV_FILE and Path(DEV_ENV_FILE).is_file() and importlib.util.find_spec("wxsandbox") is not None:
+    for _line in Path(DEV_ENV_FILE).read_text(encoding="utf-8").splitlines():
+        _name, _sep, _value = _line.partition("=")
+        if _sep and not _line.startswith("#") and _name.strip() not in _REAL_ENVIRONMENT:
+            os.environ[_name.strip()] = _value
+            DEV_ENV_LOADED.append(_name.strip())
 
 DEBUG = env.bool("DEBUG", default=False)
 

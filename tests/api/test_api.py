@@ -243,7 +243,7 @@ def test_draft_count_read_never_calls_wechat(client: Client, wechat_settings: Sa
 # field left out of a view's `tenant_fields` would still be read correctly, by a query of its own, and
 # these counts would catch it. Not counted here (nor by Django's query log): on a reused connection Django's
 # CONN_HEALTH_CHECKS sends a `SELECT 1` on the driver's cursor first, once per request; bench/bench_api.py
-# measures it, and README "Merchant API" says why it stays on.
+# measures it, and docs/reference.md "Merchant API" says why it stays on.
 
 
 @pytest.mark.parametrize("url", ["/api/v1/draft-count", "/api/v1/tenant"])

@@ -12,7 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from tests.authority.helpers import authorizer_url, component_url, platform_with_token
 from tests.factories import api_headers, make_api_key, make_service_key, make_tenant, service_headers
@@ -69,7 +69,7 @@ def test_the_command_scopes_a_key_to_one_platform(settings: Any) -> None:
 def test_the_command_refuses_an_unknown_platform_and_issues_nothing() -> None:
     out = StringIO()
 
-    with pytest.raises(CommandError, match="No platform has component appid 'wxnotaplatform'"):
+    with pytest.raises(CommandError, match=r"No platform with component AppID wxnotaplatform\."):
         call_command("issue_service_key", "staging", "--component", "wxnotaplatform", stdout=out, stderr=StringIO())
 
     assert out.getvalue() == ""
@@ -257,3 +257,15 @@ def test_a_key_scoped_to_a_second_platform_gets_that_platforms_tokens_and_only_t
     assert authorizer.json()["access_token"] == on_second.access_token
     assert refused.status_code == 403
     assert on_default.access_token not in refused.content.decode()
+
+
+def test_the_command_speaks_chinese_in_a_chinese_terminal(settings: Any) -> None:
+    err = StringIO()
+
+    with translation.override("zh-hans"):
+        call_command("issue_service_key", "发布", stdout=StringIO(), stderr=err)
+        with pytest.raises(CommandError, match="NAME 必须是 1 到"):
+            call_command("issue_service_key", " ", stdout=StringIO(), stderr=StringIO())
+
+    prefix = ServiceKey.objects.get().prefix
+    assert err.getvalue() == f"已为所有平台签发服务密钥 {prefix}…（发布）。它不会再次显示。\n"  # noqa: RUF001

@@ -105,15 +105,22 @@ class DefaultComponentLocked(Exception):
 
 
 @transaction.atomic
-def component_add(*, appid: str, secret: str, token: str, aes_key: str, name: str = "") -> Platform:
-    """Adds a platform, or updates the credentials of an existing one (add_component, the admin). Raises
+def component_add(
+    *, appid: str, secret: str, token: str, aes_key: str, name: str = "", active: bool | None = None
+) -> Platform:
+    """Adds a platform, or updates the credentials of an existing one (add_component, the admin); `active`
+    switches it on or off (None: a new platform is on, an existing one stays as it is). Raises
     DefaultComponentLocked for the default platform's appid."""
     if appid == settings.WECHAT_COMPONENT_APPID:
         raise DefaultComponentLocked(appid)
-    credential, _ = Platform.objects.select_for_update().get_or_create(component_appid=appid)
+    credential, _ = Platform.objects.select_for_update().get_or_create(
+        component_appid=appid, defaults={"active": active if active is not None else True}
+    )
     credential.appsecret, credential.token, credential.aes_key = secret, token, aes_key
     if name:
         credential.name = name
+    if active is not None:
+        credential.active = active
     credential.save()
     return credential
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 from tqdm import tqdm
@@ -18,7 +19,7 @@ from tenants.reconcile import ReconcileReport, authorizers_reconcile
 from wxplatform.component.models import Platform
 from wxplatform.component.services import ComponentNotReady, ComponentUnknown, active_components, component_get
 from wxplatform.core.progress import CommandStream
-from wxplatform.wechat.errors import WeChatError
+from wxplatform.wechat.errors import TransportError, WeChatError
 
 
 class Command(BaseCommand):
@@ -61,6 +62,16 @@ class Command(BaseCommand):
             )
         except ComponentNotReady as exc:
             raise CommandError(_("The platform cannot obtain its token: %(reason)s") % {"reason": exc.reason}) from None
+        except TransportError as exc:
+            # No answer from WeChat is not WeChat's refusal: the network (a DNS failure, a refused connection, a
+            # timeout) or WECHAT_API_BASE is the thing to check.
+            raise CommandError(
+                _(
+                    "WeChat could not be reached at %(base)s (%(reason)s): a network failure, not a refusal; "
+                    "nothing was revoked."
+                )
+                % {"base": settings.WECHAT_API_BASE, "reason": exc.errmsg}
+            ) from None
         except WeChatError as exc:
             raise CommandError(
                 _("WeChat refused a page of the authorizer list (errcode %(code)s); nothing was revoked.")

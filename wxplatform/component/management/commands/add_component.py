@@ -1,5 +1,5 @@
-"""`python manage.py add_component --appid A --secret S --token T --aes-key K [--name N]`: adds a third-party
-platform, or updates the credentials of one added before.
+"""`python manage.py add_component --appid A --secret S --token T --aes-key K [--name N] [--inactive]`: adds a
+third-party platform (switched off with --inactive), or updates the credentials of one added before.
 
 The default platform (WECHAT_COMPONENT_*) is refused: its credentials come from the settings. The values are
 checked as WeChat will check them (wxplatform.component.validation); the output names the platform, never a
@@ -35,6 +35,14 @@ class Command(BaseCommand):
         parser.add_argument("--token", required=True, help="Its message verification token.")
         parser.add_argument("--aes-key", required=True, help="Its EncodingAESKey (43 characters).")
         parser.add_argument("--name", default="", help="A name for staff (kept when omitted on an update).")
+        parser.add_argument(
+            "--inactive",
+            action="store_true",
+            help=_(
+                "Create the platform switched off (or switch an existing one off): it receives pushes but refreshes "
+                "and syncs nothing until it is switched on in the console."
+            ),
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         appid = options["appid"].strip()
@@ -63,6 +71,7 @@ class Command(BaseCommand):
             token=options["token"],
             aes_key=options["aes_key"],
             name=options["name"].strip(),
+            active=False if options["inactive"] else None,
         )
         if existed:
             message = _("Updated platform %(platform)s: AppSecret, token and EncodingAESKey replaced.")

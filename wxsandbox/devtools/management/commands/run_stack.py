@@ -13,6 +13,7 @@ sandbox consent → encrypted `authorized` push + callback), and prints where to
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
 import re
@@ -21,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -35,10 +37,23 @@ from django.utils.translation import gettext as _
 
 from tenants.models import Tenant, TenantAPIKey
 from tenants.services import api_key_issue, api_key_revoke
-from wxplatform.component.services import component_request_ticket_push, default_component
-from wxsandbox.control import SandboxControl
+from wxplatform.component.models import Platform
+from wxplatform.component.services import (
+    active_components,
+    component_readiness,
+    component_request_ticket_push,
+    is_default,
+)
+from wxsandbox.control import SandboxControl, SandboxControlError
 
 DEMO_USER, DEMO_PASSWORD = "admin", "admin"
+# What a command in a second terminal needs to act on this stack (wxplatform/settings.py reads VAR_DIR/dev.env):
+# the sandbox's URLs, the database and broker, DEBUG, and the secrets when the environment sets them.
+DEV_ENV_NAMES = (
+    "DEBUG", "WECHAT_API_BASE", "WECHAT_MP_BASE", "WECHAT_OPEN_BASE", "DATABASE_URL", "REDIS_URL", "REDIS_KEY_PREFIX",
+    "PUBLIC_BASE_URL", "WEBHOOK_ALLOW_PRIVATE_TARGETS", "SECRET_KEY", "TOKEN_ENCRYPTION_KEYS",
+    "WECHAT_COMPONENT_APPID", "WECHAT_COMPONENT_APPSECRET", "WECHAT_COMPONENT_TOKEN", "WECHAT_COMPONENT_AES_KEY",
+)  # fmt: skip
 DEMO_KEY_NAME = "make run demo"
 # Children get this long to stop after SIGTERM before they are killed.
 STOP_GRACE_SECONDS = 10
@@ -75,6 +90,25 @@ DEMO_MERCHANTS: list[dict[str, Any]] = [
 ]
 
 
+# prctl(2) option: the signal the kernel sends this process when its parent dies (Linux).
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """A preexec_fn for a child: SIGTERM from the kernel when run_stack dies, however it dies (SIGKILL included),
+    so that no sandbox, gunicorn, worker or beat outlives it holding the ports. Linux only; elsewhere None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def set_death_signal() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the call: the kernel will not tell
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return set_death_signal
+
+
 class Command(BaseCommand):
     help = "Run the sandbox, web server, Celery worker and beat in the foreground (development and demo)."
 
@@ -105,12 +139,16 @@ class Command(BaseCommand):
         self._step(_("Migrating the database"))
         call_command("migrate", interactive=False, verbosity=0)
         self._ensure_demo_user()
-        signal.signal(signal.SIGTERM, lambda *_: self._stop_and_exit(0))
+        # A closed terminal (SIGHUP) or a kill (SIGTERM) stops the children in order, as Ctrl-C does; a SIGKILL
+        # cannot be caught, so each child also asks the kernel to stop it when this process dies (_die_with_parent).
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, lambda number, _frame: self._stop_and_exit(128 + number))
         try:
             self._start_children(options, web)
             self._wait_ready(f"{web}/readyz", _("web server"))
             self._wait_ready(f"{sandbox}/sandbox/health", _("WeChat sandbox"))
-            api_key = None if options["no_demo"] else self._onboard_demo(web, sandbox)
+            platforms = self._serve_platforms(web, sandbox)
+            api_key = None if options["no_demo"] else self._onboard_demo(web, sandbox, platforms)
             self._print_summary(web, sandbox, api_key)
             while all(child.poll() is None for child in self.children):
                 time.sleep(0.5)
@@ -167,7 +205,10 @@ class Command(BaseCommand):
         # Prometheus' multiprocess files describe processes of a previous run: start the counters afresh.
         for stale in Path(settings.PROMETHEUS_MULTIPROC_DIR).glob("*.db"):
             stale.unlink(missing_ok=True)
-        env = dict(os.environ, PUBLIC_BASE_URL=web, PYTHONUNBUFFERED="1")
+        # Loopback and plain-HTTP webhook receivers are what a developer tries first; production stays strict
+        # (the setting's default), as only run_stack sets this.
+        env = dict(os.environ, PUBLIC_BASE_URL=web, PYTHONUNBUFFERED="1", WEBHOOK_ALLOW_PRIVATE_TARGETS="true")
+        self._write_dev_env(env)
         py, manage = sys.executable, str(Path(settings.BASE_DIR) / "manage.py")
         bind = f"{options['host']}:{options['port']}"
         commands = {
@@ -183,9 +224,25 @@ class Command(BaseCommand):
         for name, command in commands.items():
             self._step(_("Starting %(name)s") % {"name": name})
             # Each child gets its own process group, so that Ctrl-C is handled once, here, in order.
-            child = subprocess.Popen(command, env=env, start_new_session=True)
+            child = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
             self.children.append(child)
             self.names[child.pid] = name
+
+    def _write_dev_env(self, env: dict[str, str]) -> None:
+        """VAR_DIR/dev.env: this stack's development environment, for commands typed in a second terminal. It
+        stays when the stack stops, so that they keep addressing the sandbox (and say it is unreachable) rather
+        than the real WeChat with the sandbox's tokens. Private (0600): it may hold the secrets."""
+        path = Path(settings.VAR_DIR) / "dev.env"
+        lines = [
+            "# Written by make run (run_stack): the environment of its processes, read by manage.py in this",
+            "# checkout (wxplatform/settings.py). The real environment wins over it.",
+            *(f"{name}={env[name]}" for name in DEV_ENV_NAMES if env.get(name)),
+        ]
+        temporary = path.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write("\n".join(lines) + "\n")
+        temporary.replace(path)
 
     def _stop_children(self) -> None:
         # SIGTERM to each main process only: gunicorn's master and Celery's worker stop their own children
@@ -223,17 +280,101 @@ class Command(BaseCommand):
             time.sleep(0.5)
         raise CommandError(_("the %(what)s did not become ready at %(url)s") % {"what": what, "url": url})
 
-    # --- demo ------------------------------------------------------------------------------------------
-
     def _ensure_demo_user(self) -> None:
         user_model = get_user_model()
         if not user_model.objects.filter(username=DEMO_USER).exists():
             user_model.objects.create_superuser(DEMO_USER, "admin@example.com", DEMO_PASSWORD)
 
-    def _onboard_demo(self, web: str, sandbox: str) -> str | None:
+    # --- platforms -------------------------------------------------------------------------------------
+
+    def _serve_platforms(self, web: str, sandbox: str) -> list[Platform]:
+        """The active platforms this run waits for: the default one, and each platform added with add_component
+        that the sandbox serves (registered with it here, from the secrets in the database, so that it pushes the
+        platform's tickets to the platform's own event URL). A platform the sandbox cannot serve is named with the
+        remedy and left out: the stack still comes up, and the console that can switch it off is there."""
+        platforms = list(active_components())
+        if settings.WECHAT_API_BASE.rstrip("/") != sandbox:
+            return platforms  # the real WeChat (or another emulator) knows every platform itself
+        control = SandboxControl(sandbox)
+        known = {c["component_appid"] for c in control.components()}
+        served: list[Platform] = []
+        for platform in platforms:
+            if is_default(platform):
+                served.append(platform)
+                continue
+            problem = self._register_platform(control, platform, web, known=platform.component_appid in known)
+            if problem is None:
+                served.append(platform)
+                served_text = _("Platform %(platform)s is served by the sandbox.") % {"platform": platform}
+                self.stdout.write(f"  ✓ {served_text}")
+                continue
+            self.stdout.write(
+                self.style.WARNING(
+                    _(
+                        "Platform %(platform)s is skipped: the sandbox cannot serve it (%(problem)s). Switch it off "
+                        "in the console (%(url)s), or delete %(state)s to let the sandbox start afresh."
+                    )
+                    % {
+                        "platform": platform,
+                        "problem": problem,
+                        "url": f"{web}/admin/component/platform/{platform.pk}/change/",
+                        "state": Path(settings.VAR_DIR) / "sandbox-state.json",
+                    }
+                )
+            )
+        return served
+
+    def _register_platform(self, control: SandboxControl, platform: Platform, web: str, *, known: bool) -> str | None:
+        """Registers the platform with the sandbox, or checks the sandbox's copy (kept in its state file) still has
+        the platform's secrets. Returns why the sandbox cannot serve it, or None."""
+        appid = platform.component_appid
+        urls = {
+            "event_url": f"{web}/wechat/components/{appid}/events",
+            "message_url": f"{web}/wechat/components/{appid}/authorizers/$APPID$/events",
+        }
+        try:
+            if not known:
+                control.add_component(
+                    appid,
+                    appsecret=platform.appsecret,
+                    token=platform.token,
+                    aes_key=platform.aes_key,
+                    event_url=urls["event_url"],
+                    message_url=urls["message_url"],
+                )
+                return None
+            bound = control.for_component(appid)
+            config = bound.get_config()
+            secrets = (config["component_appsecret"], config["component_token"], config["component_aes_key"])
+            if secrets != (platform.appsecret, platform.token, platform.aes_key):
+                return _("its secrets changed since the sandbox registered it")
+            # The web server's port may differ from the last run's.
+            bound.update_config(**urls)
+        except SandboxControlError as exc:
+            return exc.message
+        return None
+
+    def _wait_for_tickets(self, platforms: list[Platform], timeout: float = 60) -> None:
+        # Like WeChat, the sandbox pushes a ticket every few minutes; ask for one now rather than wait.
+        for platform in platforms:
+            component_request_ticket_push(platform)
+        deadline = time.monotonic() + timeout
+        waiting = platforms
+        while waiting and time.monotonic() < deadline:
+            time.sleep(1)
+            waiting = [p for p in Platform.objects.filter(pk__in=[p.pk for p in waiting]) if component_readiness(p)]
+        if waiting:
+            raise CommandError(
+                _("no component_verify_ticket arrived from the sandbox for %(platforms)s")
+                % {"platforms": ", ".join(str(p) for p in waiting)}
+            )
+
+    # --- demo ------------------------------------------------------------------------------------------
+
+    def _onboard_demo(self, web: str, sandbox: str, platforms: list[Platform]) -> str | None:
         self._step(_("Onboarding demo merchants through the authorization flow"))
         control = SandboxControl(sandbox)
-        self._wait_for_ticket(web)
+        self._wait_for_tickets(platforms)
         browser = requests.Session()
         for merchant in DEMO_MERCHANTS:
             if control.get_authorizer(merchant["appid"]) is None:
@@ -267,17 +408,6 @@ class Command(BaseCommand):
             api_key_revoke(key=old)
         _key, raw = api_key_issue(tenant=tenant, name=DEMO_KEY_NAME)
         return raw
-
-    def _wait_for_ticket(self, web: str, timeout: float = 60) -> None:
-        # Like WeChat, the sandbox pushes a ticket every few minutes; ask for one now rather than wait.
-        component_request_ticket_push(default_component())
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            conditions = requests.get(f"{web}/readyz", timeout=5).json().get("conditions", {})
-            if conditions.get("component") == "ok":
-                return
-            time.sleep(1)
-        raise CommandError(_("no component_verify_ticket arrived from the sandbox"))
 
     def _print_summary(self, web: str, sandbox: str, api_key: str | None) -> None:
         lines = [
