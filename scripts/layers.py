@@ -34,7 +34,7 @@ def main() -> None:
         for lower_names, lower in zip(groups[depth + 1 :], resolved[depth + 1 :], strict=True):
             count = sum(len(graph.find_modules_directly_imported_by(m) & lower) for m in modules)
             if count:
-                below.append(f"{' | '.join(lower_names)} ×{count}")
+                below.append(f"{' | '.join(lower_names)} x{count}")
         print(f"{depth + 1}. {' | '.join(names)}: {len(product)} modules, {lines} lines")
         print(f"   imports: {', '.join(below) or 'nothing of the project'}")
 
