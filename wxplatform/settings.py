@@ -98,6 +98,9 @@ WECHAT_READ_TIMEOUT = env.float("WECHAT_READ_TIMEOUT", default=10.0)
 # The egress proxy (a fixed-IP gateway whose address is on the platform's IP whitelist) that every call to
 # WeChat goes through, the requests client and the aiohttp fan-out alike; empty: connect directly. It may
 # carry credentials (http://user:pass@host:port), so it is never logged or shown.
+# The WeChat gateway's largest request body: WeChat's largest upload (a 10 MB image or video, docs/wechat/
+# endpoints.md#gateway) and its multipart framing.
+WECHAT_GATEWAY_MAX_BODY = env.int("WECHAT_GATEWAY_MAX_BODY", default=10 * 1024 * 1024 + 64 * 1024)
 WECHAT_HTTP_PROXY = env.str("WECHAT_HTTP_PROXY", default="").strip()
 if WECHAT_HTTP_PROXY:
     _proxy = urlsplit(WECHAT_HTTP_PROXY)

@@ -7,8 +7,10 @@ failed call may be repeated depends on the caller (errors.py tells it which kind
 from __future__ import annotations
 
 import copy
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -28,7 +30,7 @@ from wxplatform.wechat.types import (
     RidInfo,
 )
 
-__all__ = ["CallObserver", "ErrorObserver", "WeChatClient", "call_outcome"]
+__all__ = ["CallObserver", "ErrorObserver", "Forwarded", "WeChatClient", "call_outcome"]
 
 # Told of every call as it ends: (endpoint path, outcome, seconds). The outcome is "0" for a success, the
 # errcode as text, or the kind of transport failure (see call_outcome). This is how the Django side counts
@@ -43,6 +45,26 @@ ErrorObserver = Callable[[str, WeChatError], None]
 # (docs/wechat/endpoints.md#conventions, docs/wechat/open-questions.md#token-parameter-name).
 _COMPONENT_TOKEN_PARAM = "component_access_token"  # noqa: S105 - a parameter name, not a secret
 _AUTHORIZER_LIST_MAX = 500  # docs/wechat/endpoints.md#api_get_authorizer_list
+
+
+# A forwarded answer of at most this size, or any JSON or text one, is read whole (to see its errcode);
+# anything larger streams through (media downloads).
+FORWARD_BUFFER_LIMIT = 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    """WeChat's answer to a forwarded call, as WeChat gave it. `body` is the whole answer when it was read
+    (small, JSON or text); otherwise `chunks` yields it and `close` must be called once it is consumed.
+    `errcode` is WeChat's errcode when the body is a JSON object that carries a non-zero one."""
+
+    status: int
+    content_type: str
+    body: bytes | None
+    chunks: Iterator[bytes] | None = field(default=None, repr=False)
+    close: Callable[[], None] = field(default=lambda: None, repr=False)
+    errcode: int | None = None
 
 
 class WeChatClient:
@@ -265,6 +287,68 @@ class WeChatClient:
         data = self._request("GET", "/cgi-bin/draft/count", query={"access_token": access_token}, payload=None)
         return required_int(data, "total_count")
 
+    # --- any endpoint, unchanged (the gateway for the provider's services) ----------------------------
+
+    def forward(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, str]],
+        token_param: str,
+        token: str,
+        body: bytes | None,
+        content_type: str | None,
+    ) -> Forwarded:
+        """Calls `path` with the caller's query and body as they are, adding the token as `token_param`;
+        returns WeChat's answer unchanged. Transport failures raise TransportError, as every call does; what
+        WeChat answered (any status, any errcode) is returned, never raised."""
+        headers = {"Content-Type": content_type} if content_type else {}
+        started = time.perf_counter()
+        try:
+            response = self._session.request(
+                method,
+                self._base_url + path,
+                params=[*query, (token_param, token)],
+                data=body,
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+                stream=True,
+            )
+        except requests.RequestException as exc:
+            if self._on_call is not None:
+                self._on_call(path, "transport", time.perf_counter() - started)
+            raise _transport_error(exc) from None
+        answer_type = response.headers.get("Content-Type", "")
+        length = response.headers.get("Content-Length")
+        small = length is not None and length.isdigit() and int(length) <= FORWARD_BUFFER_LIMIT
+        if small or "json" in answer_type or answer_type.startswith("text/"):
+            try:
+                content = response.raw.read(FORWARD_BUFFER_LIMIT + 1, decode_content=True)
+            except (requests.RequestException, OSError, ValueError) as exc:
+                response.close()
+                raise TransportError(f"broken response: {type(exc).__name__}") from None
+            if len(content) <= FORWARD_BUFFER_LIMIT:
+                response.close()
+                errcode = _errcode_of(content)
+                if self._on_call is not None:
+                    self._on_call(path, str(errcode or 0), time.perf_counter() - started)
+                return Forwarded(response.status_code, answer_type, content, errcode=errcode)
+            # A text answer larger than the buffer: what was read goes first, the rest streams.
+            head: bytes | None = content
+        else:
+            head = None
+        if self._on_call is not None:
+            self._on_call(path, "0", time.perf_counter() - started)
+        return Forwarded(
+            response.status_code,
+            answer_type,
+            None,
+            chunks=_stream(head, response),
+            close=response.close,
+        )
+
     # --- transport ---------------------------------------------------------------------------------
 
     def _post(self, path: str, *, payload: dict[str, Any], query: dict[str, str] | None = None) -> dict[str, Any]:
@@ -327,6 +411,27 @@ def call_outcome(error: WeChatError | None) -> str:
         if kind in reason:
             return kind.replace(" ", "_")
     return "transport"
+
+
+def _errcode_of(content: bytes) -> int | None:
+    """WeChat's non-zero errcode in a JSON object body, else None (media and successes carry none)."""
+    if not content.lstrip().startswith(b"{"):
+        return None
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return None
+    errcode = data.get("errcode") if isinstance(data, dict) else None
+    return errcode if isinstance(errcode, int) and not isinstance(errcode, bool) and errcode != 0 else None
+
+
+def _stream(head: bytes | None, response: requests.Response) -> Iterator[bytes]:
+    if head:
+        yield head
+    try:
+        yield from response.raw.stream(_CHUNK, decode_content=True)
+    finally:
+        response.close()
 
 
 def _pooled_session(pool_maxsize: int) -> requests.Session:
