@@ -98,6 +98,14 @@ WECHAT_READ_TIMEOUT = env.float("WECHAT_READ_TIMEOUT", default=10.0)
 # The egress proxy (a fixed-IP gateway whose address is on the platform's IP whitelist) that every call to
 # WeChat goes through, the requests client and the aiohttp fan-out alike; empty: connect directly. It may
 # carry credentials (http://user:pass@host:port), so it is never logged or shown.
+# Other doors to WeChat, tried in order when a connection to WECHAT_API_BASE cannot be made (docs/wechat/
+# endpoints.md#api-domains), e.g. "https://api2.weixin.qq.com,https://sh.api.weixin.qq.com"; a base that failed
+# stays out for WECHAT_BASE_COOLDOWN seconds.
+WECHAT_API_FALLBACK_BASES = [b.strip() for b in env.list("WECHAT_API_FALLBACK_BASES", default=[]) if b.strip()]
+for _base in WECHAT_API_FALLBACK_BASES:
+    if urlsplit(_base).scheme not in {"http", "https"} or not urlsplit(_base).hostname:
+        raise ImproperlyConfigured(f"WECHAT_API_FALLBACK_BASES: {_base!r} is not an http(s):// URL with a host")
+WECHAT_BASE_COOLDOWN = env.float("WECHAT_BASE_COOLDOWN", default=60.0)
 # The WeChat gateway's largest request body: WeChat's largest upload (a 10 MB image or video, docs/wechat/
 # endpoints.md#gateway) and its multipart framing.
 WECHAT_GATEWAY_MAX_BODY = env.int("WECHAT_GATEWAY_MAX_BODY", default=10 * 1024 * 1024 + 64 * 1024)

@@ -28,7 +28,7 @@ from tenants.models import PushLog, PushOutcome
 from tenants.selectors import merchant_tenants
 from wxplatform.component.services import component_list, component_status
 from wxplatform.core.charts import bar_chart_svg
-from wxplatform.core.egress import refusals
+from wxplatform.core.egress import base_in_use, refusals
 from wxplatform.core.errcodes import errcode_label
 from wxplatform.core.redis_client import redis_client
 
@@ -179,6 +179,9 @@ def platform_status(request: HttpRequest) -> HttpResponse:
         "title": _("Platform status"),
         "platforms": platforms_status(),
         "whitelist_refusals": refusals(),
+        "wechat_base": base_in_use(settings.WECHAT_API_BASE),
+        "wechat_primary_base": settings.WECHAT_API_BASE.rstrip("/"),
+        "wechat_fallback_bases": settings.WECHAT_API_FALLBACK_BASES,
         "queues": queue_depths(),
         "quota_day": day,
         "quota_used": quota["used"] or 0,

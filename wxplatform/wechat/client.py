@@ -15,8 +15,10 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 from urllib3.util.retry import Retry
 
+from wxplatform.wechat.bases import Bases
 from wxplatform.wechat.errors import TransportError, WeChatError
 from wxplatform.wechat.http import MALFORMED, parse_body, required_int
 from wxplatform.wechat.types import (
@@ -83,8 +85,10 @@ class WeChatClient:
         on_call: CallObserver | None = None,
         on_error: ErrorObserver | None = None,
         proxy: str | None = None,
+        bases: Bases | None = None,
     ) -> None:
-        self._base_url = base_url.rstrip("/")
+        # `bases` (shared with the fan-out) holds the fallback bases and their breakers; without, one base.
+        self._bases = bases if bases is not None else Bases(base_url)
         self._component_appid = component_appid
         self._component_appsecret = component_appsecret
         self._timeout = (connect_timeout, read_timeout)
@@ -114,7 +118,11 @@ class WeChatClient:
         return bound
 
     def __repr__(self) -> str:
-        return f"WeChatClient(base_url={self._base_url!r}, component_appid={self._component_appid!r})"
+        return f"WeChatClient(base_url={self._bases.primary!r}, component_appid={self._component_appid!r})"
+
+    @property
+    def bases(self) -> Bases:
+        return self._bases
 
     def __enter__(self) -> WeChatClient:
         return self
@@ -306,14 +314,12 @@ class WeChatClient:
         headers = {"Content-Type": content_type} if content_type else {}
         started = time.perf_counter()
         try:
-            response = self._session.request(
+            response = self._through_bases(
                 method,
-                self._base_url + path,
+                path,
                 params=[*query, (token_param, token)],
                 data=body,
                 headers=headers,
-                timeout=self._timeout,
-                allow_redirects=False,
                 stream=True,
             )
         except requests.RequestException as exc:
@@ -378,19 +384,41 @@ class WeChatClient:
         self, method: str, path: str, *, query: dict[str, str] | None, payload: dict[str, Any] | None
     ) -> dict[str, Any]:
         try:
-            response = self._session.request(
-                method,
-                self._base_url + path,
-                params=query,
-                json=payload,
-                timeout=self._timeout,
-                allow_redirects=False,
-            )
+            response = self._through_bases(method, path, params=query, json=payload)
             body = response.content
         except requests.RequestException as exc:
             # requests' messages embed the URL, and the URL carries the token: describe, never quote.
             raise _transport_error(exc) from None
         return parse_body(response.status_code, body)
+
+    def _through_bases(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """The request sent to the first base that takes a connection (wxplatform/wechat/bases.py). A GET moves
+        on after any connection failure or timeout; any other method only when the request was never sent (no
+        connection made), since WeChat may have executed a request whose answer was lost."""
+        failure: requests.RequestException | None = None
+        for base in self._bases.order():
+            try:
+                response = self._session.request(
+                    method, base + path, timeout=self._timeout, allow_redirects=False, **kwargs
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if not (method == "GET" or _never_sent(exc)):
+                    raise
+                self._bases.failed(base)
+                failure = exc
+                continue
+            self._bases.succeeded(base)
+            return response
+        assert failure is not None
+        raise failure
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """The connection was never made (refused, unreachable, unresolved, connect timeout): nothing reached WeChat."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    return isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError)
 
 
 def call_outcome(error: WeChatError | None) -> str:
