@@ -106,6 +106,15 @@ for _base in WECHAT_API_FALLBACK_BASES:
     if urlsplit(_base).scheme not in {"http", "https"} or not urlsplit(_base).hostname:
         raise ImproperlyConfigured(f"WECHAT_API_FALLBACK_BASES: {_base!r} is not an http(s):// URL with a host")
 WECHAT_BASE_COOLDOWN = env.float("WECHAT_BASE_COOLDOWN", default=60.0)
+# WeChat degraded for a platform (wxplatform/core/degradation.py): over WINDOW seconds at least MIN_CALLS calls,
+# one retryable failure kind taking SHARE of them across MIN_ACCOUNTS distinct accounts. Then each batch probes
+# PROBES accounts and skips the rest; the state lapses after HOLD seconds without a new trip.
+WECHAT_DEGRADED_SHARE = env.float("WECHAT_DEGRADED_SHARE", default=0.5)
+WECHAT_DEGRADED_MIN_CALLS = env.int("WECHAT_DEGRADED_MIN_CALLS", default=50)
+WECHAT_DEGRADED_MIN_ACCOUNTS = env.int("WECHAT_DEGRADED_MIN_ACCOUNTS", default=20)
+WECHAT_DEGRADED_WINDOW = env.int("WECHAT_DEGRADED_WINDOW", default=120)
+WECHAT_DEGRADED_PROBES = env.int("WECHAT_DEGRADED_PROBES", default=5)
+WECHAT_DEGRADED_HOLD = env.int("WECHAT_DEGRADED_HOLD", default=600)
 # The WeChat gateway's largest request body: WeChat's largest upload (a 10 MB image or video, docs/wechat/
 # endpoints.md#gateway) and its multipart framing.
 WECHAT_GATEWAY_MAX_BODY = env.int("WECHAT_GATEWAY_MAX_BODY", default=10 * 1024 * 1024 + 64 * 1024)

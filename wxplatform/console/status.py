@@ -27,6 +27,7 @@ from drafts.rules import quota_day
 from tenants.models import PushLog, PushOutcome
 from tenants.selectors import merchant_tenants
 from wxplatform.component.services import component_list, component_status
+from wxplatform.core import degradation
 from wxplatform.core.charts import bar_chart_svg
 from wxplatform.core.egress import base_in_use, refusals
 from wxplatform.core.errcodes import errcode_label
@@ -150,8 +151,11 @@ def platforms_status() -> list[dict[str, object]]:
     """component_status() of every platform, switched-off ones included, the default first, with what the page
     shows in words (the problem's errcode with its meaning, the last push's kind)."""
     rows = []
-    for platform in component_list():
+    platforms = component_list()
+    degraded = degradation.states(platform.pk for platform in platforms)
+    for platform in platforms:
         status = component_status(platform)
+        status["degraded"] = degraded.get(platform.pk)
         code = status["problem_code"]
         status["problem_code_label"] = errcode_label(code) if isinstance(code, int) else ""
         status["last_push_kind"] = push_kind_label(str(status["last_push_info_type"] or ""))
