@@ -1,7 +1,7 @@
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
-from wxplatform import metrics, observability
+from wxplatform import liveness, metrics, observability
 
 
 class WxPlatformConfig(AppConfig):
@@ -14,3 +14,4 @@ class WxPlatformConfig(AppConfig):
         # metrics storage and Celery signal wiring here.
         metrics.setup()
         observability.connect_task_signals()
+        liveness.connect_worker_signals()
