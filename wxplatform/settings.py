@@ -252,7 +252,9 @@ else:
 # command) and no retries, so that a broker outage costs a request well under WeChat's 5 s; the work is
 # recorded in the database first and swept into the queue when the broker returns.
 WEB_BROKER_TIMEOUT = env.float("WEB_BROKER_TIMEOUT", default=0.5)
-CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default=f"{REDIS_KEY_PREFIX}-default")
+# Empty counts as unset: .env.example (and the Kubernetes ConfigMap) carry `CELERY_QUEUE=`, which would
+# otherwise name the queue "" (workers, KEDA and the status page then watch a queue nobody uses).
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="") or f"{REDIS_KEY_PREFIX}-default"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
