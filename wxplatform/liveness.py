@@ -89,7 +89,9 @@ def ping_publish(app: Celery, nodename: str, *, ttl: int) -> bool:
         key = f"{settings.CELERY_BROKER_TRANSPORT_OPTIONS.get('global_keyprefix', '')}{queue.name}"
         if client.llen(key):
             return True  # the last probe's ping is still there: one is enough
-    app.send_task(PING_TASK, queue=queue, retry=False, ignore_result=True)
+    # A Queue, not its name: Celery would make up a queue of that name on an exchange of that name, which
+    # nobody binds. (Celery takes either; its stubs say str.)
+    app.send_task(PING_TASK, queue=queue, retry=False, ignore_result=True)  # type: ignore[arg-type]
     if client is not None:
         client.expire(key, ttl)
     return True

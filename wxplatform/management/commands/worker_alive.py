@@ -13,7 +13,6 @@ from celery.utils.nodenames import default_nodename
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from wxplatform.celery import app
 from wxplatform.liveness import ping_publish, progress_age
@@ -21,19 +20,19 @@ from wxplatform.queueing import publish_fail_fast
 
 
 class Command(BaseCommand):
-    help = gettext_lazy("Exit 0 only if this host's Celery worker took or finished a task within the bound.")
+    help = _("Exit 0 only if this host's Celery worker took or finished a task within the bound.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--node",
             default=None,
-            help=gettext_lazy("The worker's node name (default: celery@HOSTNAME, what `celery worker` calls itself)."),
+            help=_("The worker's node name (default: celery@HOSTNAME, what `celery worker` calls itself)."),
         )
         parser.add_argument(
             "--max-age",
             type=int,
             default=None,
-            help=gettext_lazy(
+            help=_(
                 "Seconds without progress after which the worker counts as stalled (default: WORKER_LIVENESS_MAX_AGE)."
             ),
         )
@@ -41,11 +40,11 @@ class Command(BaseCommand):
             "--wait",
             type=float,
             default=2.0,
-            help=gettext_lazy("Seconds to wait for the worker to take this probe's ping."),
+            help=_("Seconds to wait for the worker to take this probe's ping."),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        node: str = options["node"] or default_nodename(None)
+        node: str = options["node"] or default_nodename("")
         max_age: int = options["max_age"] or settings.WORKER_LIVENESS_MAX_AGE
         if max_age <= 0:
             raise CommandError(_("--max-age must be a positive number of seconds."))
