@@ -11,3 +11,9 @@ access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L
 # X-Forwarded-Proto (https) is believed only from these, as in Django (settings.TRUSTED_PROXIES).
 _proxies = [p.strip() for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip()]
 forwarded_allow_ips = ",".join(_proxies) or "127.0.0.1"
+
+# Threads, not only processes: an anonymous authorization page waits on WeChat while its visitor does, and each
+# process lets at most AUTHORIZE_CONCURRENCY (2) of them wait at once, so the other threads keep answering the
+# API and WeChat's pushes however slow WeChat is. Each thread holds its own database connection (CONN_MAX_AGE).
+worker_class = "gthread"
+threads = 4

@@ -1,4 +1,4 @@
-"""Celery for production (README "Celery in production"): every delay a task can be given is shorter than the
+"""Celery for production (docs/reference.md "Celery in production"): every delay a task can be given is shorter than the
 broker's visibility timeout, and a worker run as compose runs it leaves no event or reply keys in Redis."""
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from celery import Celery
 from django.conf import settings
 
 from tests.fixtures.worker import ROOT, Worker
-from wxplatform.backoff import backoff_delay
 from wxplatform.celery import app
-from wxplatform.liveness import PING_TASK
-from wxplatform.redis_client import redis_client
+from wxplatform.core.backoff import BackoffTask, backoff_delay
+from wxplatform.core.liveness import PING_TASK
+from wxplatform.core.redis_client import redis_client
 
 # The production code: the apps and the project package, not the sandbox (never in the image).
 SOURCES = ["wxplatform", "tenants", "drafts", "webhooks"]
@@ -40,13 +40,14 @@ def module_of(path: Path) -> Any:
 
 def parameters_of(function: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
     a = function.args
-    return {arg.arg for arg in [*a.posonlyargs, *a.args, *a.kwonlyargs]}
+    return {arg.arg for arg in [*a.posonlyargs, *a.args, *a.kwonlyargs, *filter(None, [a.vararg, a.kwarg])]}
 
 
 def longest_delay(expr: ast.expr, namespace: dict[str, Any], passthrough: set[str]) -> float | None:
     """The largest value `expr` (a countdown) can take, or None for a form this test does not know.
 
-    Known forms: a number; None; `backoff_delay(..., cap=X)` (at most X, tested below); `random.uniform(a, b)`
+    Known forms: a number; None; `backoff_delay(..., cap=X)` (at most X, tested below), where X may be
+    `self.backoff_cap` (BackoffTask: the largest backoff_cap of the registered tasks); `random.uniform(a, b)`
     (at most b); a parameter of the enclosing function passed on unchanged (its callers are checked where they
     call with a countdown of their own).
     """
@@ -58,6 +59,8 @@ def longest_delay(expr: ast.expr, namespace: dict[str, Any], passthrough: set[st
         name = ast.unparse(expr.func)
         keywords = {k.arg: k.value for k in expr.keywords}
         if name == "backoff_delay" and "cap" in keywords:
+            if ast.unparse(keywords["cap"]) == "self.backoff_cap":
+                return max(float(getattr(task, "backoff_cap", 0)) for task in registered_tasks())
             return float(eval(compile(ast.Expression(keywords["cap"]), "<cap>", "eval"), namespace))  # noqa: S307
         if name == "random.uniform" and len(expr.args) == 2:
             return float(eval(compile(ast.Expression(expr.args[1]), "<uniform>", "eval"), namespace))  # noqa: S307
@@ -65,22 +68,34 @@ def longest_delay(expr: ast.expr, namespace: dict[str, Any], passthrough: set[st
 
 
 def countdowns() -> list[tuple[str, float | None]]:
-    """Every `countdown=`/`eta=` in the production code, with where it is and its largest value."""
+    """Every countdown or eta the production code gives (`countdown=`/`eta=` in a call, `countdown = ...`),
+    with where it is and its largest value (None: unknown)."""
     found: list[tuple[str, float | None]] = []
     for path in source_files():
         tree = ast.parse(path.read_text(), str(path))
         namespace: dict[str, Any] | None = None
         for function in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]:
-            for call in [n for n in ast.walk(function) if isinstance(n, ast.Call)]:
-                for keyword in call.keywords:
-                    where = f"{path.relative_to(ROOT)}:{call.lineno}"
-                    if keyword.arg is None and ast.unparse(call.func).endswith(("apply_async", "retry", "enqueue")):
-                        found.append((f"{where} (**options may hide a countdown)", None))
-                    if keyword.arg == "eta":
+            passthrough = parameters_of(function)
+            for node in ast.walk(function):
+                where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
+                given: list[tuple[str, ast.expr]] = []
+                if isinstance(node, ast.Call):
+                    for keyword in node.keywords:
+                        hidden = keyword.arg is None and not (
+                            isinstance(keyword.value, ast.Name) and keyword.value.id in passthrough
+                        )
+                        if hidden and ast.unparse(node.func).endswith(("apply_async", "retry", "enqueue")):
+                            found.append((f"{where} (**options may hide a countdown)", None))
+                        if keyword.arg in {"countdown", "eta"}:
+                            given.append((keyword.arg, keyword.value))
+                elif isinstance(node, ast.Assign):
+                    given += [(t.id, node.value) for t in node.targets if isinstance(t, ast.Name)]
+                for name, value in given:
+                    if name == "eta" and not (isinstance(value, ast.Name) and value.id in passthrough):
                         found.append((f"{where} (eta)", None))  # teach this test the bound of an eta first
-                    if keyword.arg == "countdown":
+                    if name == "countdown":
                         namespace = namespace or vars(module_of(path))
-                        found.append((where, longest_delay(keyword.value, namespace, parameters_of(function))))
+                        found.append((where, longest_delay(value, namespace, passthrough)))
     return found
 
 
@@ -105,7 +120,9 @@ pytestmark = pytest.mark.skipif(not settings.REDIS_URL, reason="the visibility t
 def test_the_scan_finds_the_countdowns_the_code_is_known_to_have() -> None:
     # A scan that found nothing would pass whatever the code did.
     sites = dict(countdowns())
-    assert {"tenants/tasks.py", "wxplatform/queueing.py"} <= {where.split(":")[0] for where in sites}
+    assert {"tenants/tasks.py", "wxplatform/core/queueing.py", "wxplatform/core/backoff.py"} <= {
+        where.split(":")[0] for where in sites
+    }
     assert max(v for v in sites.values() if v is not None) == 300.0  # the token refreshes' spread and cap
 
 
@@ -126,8 +143,14 @@ def test_automatic_retries_wait_less_than_the_visibility_timeout() -> None:
     retried = [t for t in registered_tasks() if getattr(t, "autoretry_for", ())]
     assert retried, "drafts' tasks retry database outages automatically"
     for task in retried:
-        # Celery's retry_backoff caps the delay at retry_backoff_max; without backoff it waits default_retry_delay.
-        delay = task.retry_backoff_max if task.retry_backoff else task.default_retry_delay
+        # Celery's retry_backoff caps the delay at retry_backoff_max; else a BackoffTask waits at most its
+        # backoff_cap, any other task default_retry_delay.
+        if getattr(task, "retry_backoff", False):
+            delay = task.retry_backoff_max
+        elif isinstance(task, BackoffTask):
+            delay = task.backoff_cap
+        else:
+            delay = task.default_retry_delay
         assert delay + longest_run(task) < visibility_timeout(), task.name
 
 

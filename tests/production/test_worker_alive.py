@@ -1,5 +1,5 @@
 """`manage.py worker_alive` against real workers: an idle healthy worker passes for longer than the bound,
-one whose process is up but whose consumers were cancelled fails within the bound (wxplatform/liveness.py)."""
+one whose process is up but whose consumers were cancelled fails within the bound (wxplatform/core/liveness.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from django.conf import settings
 
 from tests.fixtures.worker import ROOT, Worker
 from wxplatform.celery import app
-from wxplatform.liveness import liveness_queue
-from wxplatform.redis_client import redis_client
+from wxplatform.core.liveness import liveness_queue
+from wxplatform.core.redis_client import redis_client
 
 pytestmark = pytest.mark.skipif(not settings.REDIS_URL, reason="the probe's ping queue is a Redis list")
 
