@@ -110,7 +110,9 @@ def test_every_alert_of_the_reference_table_is_in_alerts_yml() -> None:
 
 
 def test_alerts_and_dashboard_use_only_series_the_service_exports() -> None:
-    exported = (ROOT / "wxplatform" / "core" / "metrics.py").read_text() + (ROOT / "wxplatform/console/metrics.py").read_text()
+    exported = (ROOT / "wxplatform" / "core" / "metrics.py").read_text() + (
+        ROOT / "wxplatform/console/metrics.py"
+    ).read_text()
     used = set(re.findall(r"wxp_[a-z0-9_]+", ALERTS.read_text() + DASHBOARD.read_text()))
     # "wxp_tenants*" and the like in comments name families, not series.
     names = {re.sub(r"_(bucket|count|sum)$", "", name) for name in used if not name.endswith("_")}

@@ -98,6 +98,26 @@ WECHAT_READ_TIMEOUT = env.float("WECHAT_READ_TIMEOUT", default=10.0)
 # The egress proxy (a fixed-IP gateway whose address is on the platform's IP whitelist) that every call to
 # WeChat goes through, the requests client and the aiohttp fan-out alike; empty: connect directly. It may
 # carry credentials (http://user:pass@host:port), so it is never logged or shown.
+# Other doors to WeChat, tried in order when a connection to WECHAT_API_BASE cannot be made (docs/wechat/
+# endpoints.md#api-domains), e.g. "https://api2.weixin.qq.com,https://sh.api.weixin.qq.com"; a base that failed
+# stays out for WECHAT_BASE_COOLDOWN seconds.
+WECHAT_API_FALLBACK_BASES = [b.strip() for b in env.list("WECHAT_API_FALLBACK_BASES", default=[]) if b.strip()]
+for _base in WECHAT_API_FALLBACK_BASES:
+    if urlsplit(_base).scheme not in {"http", "https"} or not urlsplit(_base).hostname:
+        raise ImproperlyConfigured(f"WECHAT_API_FALLBACK_BASES: {_base!r} is not an http(s):// URL with a host")
+WECHAT_BASE_COOLDOWN = env.float("WECHAT_BASE_COOLDOWN", default=60.0)
+# WeChat degraded for a platform (wxplatform/core/degradation.py): over WINDOW seconds at least MIN_CALLS calls,
+# one retryable failure kind taking SHARE of them across MIN_ACCOUNTS distinct accounts. Then each batch probes
+# PROBES accounts and skips the rest; the state lapses after HOLD seconds without a new trip.
+WECHAT_DEGRADED_SHARE = env.float("WECHAT_DEGRADED_SHARE", default=0.5)
+WECHAT_DEGRADED_MIN_CALLS = env.int("WECHAT_DEGRADED_MIN_CALLS", default=50)
+WECHAT_DEGRADED_MIN_ACCOUNTS = env.int("WECHAT_DEGRADED_MIN_ACCOUNTS", default=20)
+WECHAT_DEGRADED_WINDOW = env.int("WECHAT_DEGRADED_WINDOW", default=120)
+WECHAT_DEGRADED_PROBES = env.int("WECHAT_DEGRADED_PROBES", default=5)
+WECHAT_DEGRADED_HOLD = env.int("WECHAT_DEGRADED_HOLD", default=600)
+# The WeChat gateway's largest request body: WeChat's largest upload (a 10 MB image or video, docs/wechat/
+# endpoints.md#gateway) and its multipart framing.
+WECHAT_GATEWAY_MAX_BODY = env.int("WECHAT_GATEWAY_MAX_BODY", default=10 * 1024 * 1024 + 64 * 1024)
 WECHAT_HTTP_PROXY = env.str("WECHAT_HTTP_PROXY", default="").strip()
 if WECHAT_HTTP_PROXY:
     _proxy = urlsplit(WECHAT_HTTP_PROXY)
