@@ -303,15 +303,32 @@ else:
 # command) and no retries, so that a broker outage costs a request well under WeChat's 5 s; the work is
 # recorded in the database first and swept into the queue when the broker returns.
 WEB_BROKER_TIMEOUT = env.float("WEB_BROKER_TIMEOUT", default=0.5)
-CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default=f"{REDIS_KEY_PREFIX}-default")
+# Empty counts as unset: .env.example (and the Kubernetes ConfigMap) carry `CELERY_QUEUE=`, which would
+# otherwise name the queue "" (workers, KEDA and the status page then watch a queue nobody uses).
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="") or f"{REDIS_KEY_PREFIX}-default"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# A task is acknowledged when it ends, so one whose worker dies is handed out again (tasks are safe to run
+# twice). With acks_late the messages a worker runs stay unacknowledged, so a prefetch multiplier of 1 caps
+# what it holds at one per pool slot: nothing waits in one worker behind a long task while another idles,
+# and a killed worker takes at most `concurrency` tasks down with it, each back after the visibility timeout.
+# (Countdown tasks are held apart from this cap; each stays unacknowledged from its fetch, so a countdown
+# plus the time limit must stay below the visibility timeout: tests/production/test_celery_production.py.)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Events are off (Celery's defaults, stated): nothing here reads them (no flower, no `celery events`; metrics
+# come from task signals in each process). Workers run with --without-gossip --without-mingle
+# --without-heartbeat for the same reason (docker-compose.yml, deploy/kubernetes; docs/celery.md).
+CELERY_WORKER_SEND_TASK_EVENTS = False
+CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
+# `manage.py worker_alive` fails when the worker has taken or finished no task (nor its probe's ping) for this
+# many seconds. Default: the hard time limit plus a minute, since a worker whose every slot is busy takes
+# nothing until a task ends, and the hard limit ends one at the latest (wxplatform/core/liveness.py).
+WORKER_LIVENESS_MAX_AGE = env.int("WORKER_LIVENESS_MAX_AGE", default=CELERY_TASK_TIME_LIMIT + 60)
 # Results are not needed: job state that users ask about is stored in our own tables.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
