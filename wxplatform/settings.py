@@ -28,7 +28,8 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 # Run-time files of a one-machine setup: the SQLite database, the embedded broker, the file cache, the metrics
 # files, the sandbox's state and `make run`'s lock.
-VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
+# Empty counts as unset (.env.example lists it as `VAR_DIR=`).
+VAR_DIR = Path(env.str("VAR_DIR", default="") or BASE_DIR / "var")
 
 # The development environment `make run` uses (its sandbox URLs, database, DEBUG), written by run_stack to
 # VAR_DIR/dev.env, so that a command typed in a second terminal of the same checkout talks to the same sandbox
@@ -303,7 +304,7 @@ else:
 # command) and no retries, so that a broker outage costs a request well under WeChat's 5 s; the work is
 # recorded in the database first and swept into the queue when the broker returns.
 WEB_BROKER_TIMEOUT = env.float("WEB_BROKER_TIMEOUT", default=0.5)
-CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default=f"{REDIS_KEY_PREFIX}-default")
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="") or f"{REDIS_KEY_PREFIX}-default"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -368,7 +369,8 @@ WHITENOISE_USE_FINDERS = True
 
 # Reverse proxies (CIDRs) in front of the service. Only from these are X-Forwarded-For (the client address of
 # the per-address rate limits) and X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER) believed; from anyone else
-# wxplatform.core.proxies.TrustedProxyMiddleware drops them. Give gunicorn the same list (FORWARDED_ALLOW_IPS).
+# wxplatform.core.proxies.TrustedProxyMiddleware drops them. gunicorn trusts no one (gunicorn.conf.py), so this is
+# the only list.
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 for _network in TRUSTED_PROXIES:
     try:
