@@ -59,7 +59,9 @@ def image(engine: Engine) -> str:
     # The build stage is tagged too, so that pruning stale images keeps its dependency layer (the warm cache).
     for target in (["--target", "build", "-t", f"{IMAGE}-build"], ["-t", IMAGE]):
         built = engine.docker(*common, *target, str(ROOT), check=False, timeout=1800)
-        assert built.returncode == 0, f"the image does not build:\n{built.stdout[-6000:]}\n{built.stderr[-3000:]}"
+        # Without the terminal colours the daemon puts around a failing step's output.
+        output = re.sub(r"\x1b\[[0-9;]*m", "", f"{built.stdout[-6000:]}\n{built.stderr[-3000:]}")
+        assert built.returncode == 0, f"the image does not build:\n{output}"
     engine.docker("image", "prune", "-f", check=False)
     size = int(engine.docker("image", "inspect", "-f", "{{.Size}}", IMAGE).stdout)
     progress(f"built {IMAGE} in {time.monotonic() - started:.0f} s, {size / 1e6:.0f} MB")
