@@ -32,6 +32,7 @@ from tests.deploy.engine import LABEL, Engine, progress
 from tests.deploy.envfile import ROOT, example_env, free_port
 from tests.deploy.frontproxy import FrontProxy
 from tests.fixtures.sandbox import Sandbox
+from wxsandbox.control import SandboxControl
 
 pytestmark = pytest.mark.image
 
@@ -128,8 +129,6 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(engine: Engine, image: str, sandbox_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    from wxplatform.sandbox.control import SandboxControl
-
     run_id = uuid.uuid4().hex[:8]
     database = f"wxp_image_{run_id}"
     prefix = f"wxp-image-{run_id}"
