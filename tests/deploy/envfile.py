@@ -4,10 +4,12 @@ placeholders given real-looking values. Used by the start-up test (host processe
 
 from __future__ import annotations
 
+import http.client
 import secrets
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 
@@ -58,6 +60,19 @@ def example_env(**overrides: str) -> dict[str, str]:
         values[name] = _FILL[name]()
     values.update(overrides)
     return values
+
+
+def get_from(source: str, url: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
+    """GET from a chosen local source address (e.g. 127.0.0.2, loopback but outside 127.0.0.1/32): a client
+    that is not one of TRUSTED_PROXIES. Status and headers."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10, source_address=(source, 0))
+    try:
+        connection.request("GET", parts.path, headers=headers)
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders())
+    finally:
+        connection.close()
 
 
 def free_port() -> int:

@@ -17,7 +17,7 @@ import pytest
 import requests
 from django.conf import settings
 
-from tests.deploy.envfile import ROOT, example_env, free_port, parse
+from tests.deploy.envfile import ROOT, example_env, free_port, get_from, parse
 from tests.fixtures.worker import _database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -108,6 +108,10 @@ def test_gunicorn_serves_with_env_example_trusted_proxies(env: dict[str, str], s
     )
     assert proxied.status_code == 401, proxied.text
     assert proxied.json()["error"]["code"]
+    # From 127.0.0.2, not a trusted proxy, the same header is not believed by Django nor by gunicorn.
+    status, headers = get_from("127.0.0.2", f"{base}/api/v1/tenant", {**host, "X-Forwarded-Proto": "https"})
+    assert status == 301
+    assert headers["Location"].startswith("https://")
 
 
 def test_worker_and_beat_start_on_env_example(env: dict[str, str], start: list[Process]) -> None:
