@@ -1,4 +1,4 @@
-# One command per habit; CI (.ci/run) calls `make test` and `make lint`.
+# One command per habit; CI (.ci/run) calls `make test`, `make lint` and `make image-test`.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-full test-smoke lint bench chaos messages clean
+.PHONY: install run test test-full test-smoke image-test lint bench chaos messages clean
 
 install: $(STAMP)
 
@@ -42,6 +42,12 @@ test-full:
 # SQLite file + filesystem broker: what `make run` uses on a bare machine.
 test-smoke:
 	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -m smoke $(PYTEST_ARGS)
+
+# Builds the production image with a private Docker engine (root; installs docker.io and debootstrap) and runs
+# migrate, web, worker and beat from it against the machine's PostgreSQL and Redis (tests/deploy/test_image.py).
+image-test: install
+	./scripts/ensure-image-tools.sh
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -m image -s -o timeout=3600 $(PYTEST_ARGS) tests/deploy/test_image.py
 
 lint: install
 	$(VENV)/bin/ruff check .

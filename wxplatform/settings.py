@@ -28,7 +28,8 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 # Run-time files of a one-machine setup: the SQLite database, the embedded broker, the file cache, the metrics
 # files, the sandbox's state and `make run`'s lock.
-VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
+# Empty counts as unset (.env.example lists it as `VAR_DIR=`).
+VAR_DIR = Path(env.str("VAR_DIR", default="") or BASE_DIR / "var")
 
 # The development environment `make run` uses (its sandbox URLs, database, DEBUG), written by run_stack to
 # VAR_DIR/dev.env, so that a command typed in a second terminal of the same checkout talks to the same sandbox
@@ -385,7 +386,8 @@ WHITENOISE_USE_FINDERS = True
 
 # Reverse proxies (CIDRs) in front of the service. Only from these are X-Forwarded-For (the client address of
 # the per-address rate limits) and X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER) believed; from anyone else
-# wxplatform.core.proxies.TrustedProxyMiddleware drops them. Give gunicorn the same list (FORWARDED_ALLOW_IPS).
+# wxplatform.core.proxies.TrustedProxyMiddleware drops them. gunicorn trusts no one (gunicorn.conf.py), so this is
+# the only list.
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 for _network in TRUSTED_PROXIES:
     try:
