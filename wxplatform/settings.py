@@ -190,6 +190,15 @@ else:
     # it): a connection PostgreSQL or a pooler closed is replaced instead of failing that request with a 503.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DATABASE_CONNECT_TIMEOUT", 5)
+# Behind a pooler in transaction mode (pgbouncer `pool_mode = transaction`) each transaction may run on another
+# server connection, so nothing may outlive one: no server-side cursors (a named cursor lives until it is
+# closed; .iterator() then fetches its chunks client-side), no prepared statements (psycopg prepares a query run
+# 5 times on the server connection of the moment, should server-side binding ever be turned on). The code holds
+# no other session state (no advisory locks, SET, LISTEN or temporary tables: docs/deploy/pgbouncer.md).
+DATABASE_TRANSACTION_POOLING = env.bool("DATABASE_TRANSACTION_POOLING", default=False)
+if DATABASE_TRANSACTION_POOLING and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
 # Lets parallel test runs on one server use distinct test databases. A SQLite test database is a file, so
 # that a Celery worker started by the tests sees the same data.
 if env.str("TEST_DATABASE_NAME", default=""):
