@@ -54,6 +54,12 @@ test-pgbouncer: install
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DATABASE_TRANSACTION_POOLING=true \
 	$(PY) -m pytest --pgbouncer $(PGBOUNCER_TESTS) $(PYTEST_ARGS)
 
+# Redis Sentinel failovers (tests/ha/test_sentinel.py, docs/deploy/redis-sentinel.md): one master, one replica and
+# three sentinels of the test's own; SENTINEL FAILOVER and a SIGKILLed master in the middle of a sync.
+test-sentinel: install
+	./scripts/ensure-test-tools.sh
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -m sentinel tests/ha $(PYTEST_ARGS)
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

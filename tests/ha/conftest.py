@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.ha.sentinel import REDIS_SENTINEL, SentinelCluster
+from tests.ha.sentinel import FIGURES, REDIS_SENTINEL, SentinelCluster
 
 
 @pytest.fixture
@@ -21,3 +22,10 @@ def sentinel_cluster() -> Iterator[SentinelCluster]:
         yield cluster
     finally:
         cluster.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("Redis Sentinel failovers")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

@@ -29,6 +29,8 @@ from tests.chaos.harness import free_port, wait_for
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_SENTINEL = shutil.which("redis-sentinel") or "/usr/bin/redis-sentinel"
 MASTER_NAME = "wxp-test"
+# Lines printed at the end of the session (tests/ha/conftest.py): what the failover scenarios measured.
+FIGURES: list[str] = []
 
 
 def _client(port: int) -> redis.Redis:
@@ -157,9 +159,7 @@ class SentinelCluster:
             if not sentinel.alive():
                 continue
             try:
-                _host, port = _client(sentinel.port).execute_command(
-                    "SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME
-                )
+                _host, port = _client(sentinel.port).execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME)
                 return int(port)
             except (redis.RedisError, TypeError):
                 continue
@@ -170,11 +170,17 @@ class SentinelCluster:
 
     def _wait_for_new_master(self, old: int, timeout: float = 30) -> int:
         def promoted() -> bool:
-            port = self.master_port()
-            if port == old:
+            # Done when every live sentinel's table (SENTINEL MASTER, what clients read) names a new master that
+            # says it is one; GET-MASTER-ADDR-BY-NAME switches some 60 ms earlier.
+            ports = set()
+            for sentinel in self.sentinels:
+                if sentinel.alive():
+                    reply = _client(sentinel.port).execute_command("SENTINEL", "MASTER", MASTER_NAME)
+                    ports.add(int(dict(zip(reply[::2], reply[1::2], strict=True))["port"]))
+            if len(ports) != 1 or old in ports:
                 return False
             try:
-                return _client(port).info("replication")["role"] == "master"
+                return _client(ports.pop()).info("replication")["role"] == "master"
             except redis.RedisError:
                 return False
 
@@ -190,6 +196,21 @@ class SentinelCluster:
         new = self._wait_for_new_master(old)
         self.last_promotion_seconds = time.monotonic() - started
         return old, new
+
+    def wait_replicated(self, timeout: float = 30) -> None:
+        """Until a live replica follows the current master, in sync."""
+        master = self.master_port()
+
+        def in_sync() -> bool:
+            offset = int(_client(master).info("replication")["master_repl_offset"])
+            for port, node in self.redis.items():
+                if port != master and node.alive():
+                    info = _client(port).info("replication")
+                    if info.get("master_port") == master and info.get("master_link_status") == "up":
+                        return int(info.get("slave_repl_offset", -1)) >= offset
+            return False
+
+        wait_for(in_sync, timeout=timeout, what="a replica in sync with the master", every=0.2)
 
     def kill_master(self) -> tuple[int, int]:
         """SIGKILL the master, as a crash or an OOM kill would: (old port, new port) once the sentinels promoted."""

@@ -32,9 +32,7 @@ pytestmark = pytest.mark.skipif(not Path(PGBOUNCER).exists(), reason="pgbouncer 
 
 
 @pytest.fixture
-def bouncer(
-    pgbouncer_server: PgBouncer | None, transactional_db: None, settings: Any
-) -> Iterator[PgBouncer]:
+def bouncer(pgbouncer_server: PgBouncer | None, transactional_db: None, settings: Any) -> Iterator[PgBouncer]:
     """The pgbouncer the default connection goes through: the session's (--pgbouncer), else one of this test's."""
     if pgbouncer_server is not None:
         yield pgbouncer_server
@@ -42,9 +40,8 @@ def bouncer(
     if connection.vendor != "postgresql":
         pytest.skip("pgbouncer fronts PostgreSQL; DATABASE_URL is not PostgreSQL")
     direct = (connection.settings_dict["HOST"], connection.settings_dict["PORT"])
-    own = PgBouncer(
-        upstream_host=direct[0] or "127.0.0.1", upstream_port=int(direct[1] or 5432), user=connection.settings_dict["USER"]
-    ).start()
+    upstream = (direct[0] or "127.0.0.1", int(direct[1] or 5432))
+    own = PgBouncer(upstream_host=upstream[0], upstream_port=upstream[1], user=connection.settings_dict["USER"]).start()
     # What DATABASE_TRANSACTION_POOLING sets (the session was not started with it).
     options = connection.settings_dict["OPTIONS"]
     saved = (connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"), options.get("prepare_threshold", 5))
@@ -92,7 +89,8 @@ def test_iterator_reads_every_row_while_other_clients_share_the_server_connectio
     for thread in others:
         thread.start()
     try:
-        seen = [appid for appid in Tenant.objects.order_by("pk").values_list("authorizer_appid", flat=True).iterator(chunk_size=100)]
+        appids = Tenant.objects.order_by("pk").values_list("authorizer_appid", flat=True)
+        seen = list(appids.iterator(chunk_size=100))
     finally:
         stop.set()
         for thread in others:

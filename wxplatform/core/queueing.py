@@ -34,7 +34,7 @@ def publish_fail_fast(app: Celery) -> None:
     if "sentinel_kwargs" in options:
         # With Sentinel, asking a sentinel for the master is part of the connect: bounded the same way.
         options["sentinel_kwargs"] = {
-            **dict(options["sentinel_kwargs"]),  # type: ignore[call-overload]
+            **dict(options["sentinel_kwargs"]),
             "socket_connect_timeout": timeout,
             "socket_timeout": timeout,
         }

@@ -56,30 +56,30 @@ class FollowingConnection(SentinelManagedConnection):
                     self.disconnect()
             if self._sock is None:
                 # Through the sentinels: redis-py's own reconnect here would go back to the last address.
-                self.connect()
-        super().send_packed_command(command, check_health)
+                self.connect()  # type: ignore[no-untyped-call]
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().read_response(*args, **kwargs)
         except ResponseError as exc:
             if self.connection_pool.is_master and str(exc).startswith(_DEMOTED):
-                self.disconnect()
+                self.disconnect()  # type: ignore[no-untyped-call]
                 raise RedisConnectionError(f"the master is being demoted ({str(exc).split(' ', 1)[0]})") from exc
             raise
 
 
 def sentinel_pool(url: str, **connection_kwargs: Any) -> SentinelConnectionPool:
     """A pool of connections to the master the sentinels name; the URL gives only password and database."""
-    params = {k: v for k, v in parse_url(url).items() if k not in ("host", "port")}
+    params = {k: v for k, v in parse_url(url).items() if k not in ("host", "port")}  # type: ignore[no-untyped-call]
     sentinel_kwargs: dict[str, Any] = {
         "socket_connect_timeout": settings.REDIS_CONNECT_TIMEOUT,
         "socket_timeout": settings.REDIS_SOCKET_TIMEOUT,
     }
     if settings.REDIS_SENTINEL_PASSWORD:
         sentinel_kwargs["password"] = settings.REDIS_SENTINEL_PASSWORD
-    manager = Sentinel(settings.REDIS_SENTINELS, sentinel_kwargs=sentinel_kwargs)
-    return SentinelConnectionPool(
+    manager = Sentinel(settings.REDIS_SENTINELS, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+    return SentinelConnectionPool(  # type: ignore[no-untyped-call]
         settings.REDIS_SENTINEL_MASTER, manager, connection_class=FollowingConnection, **params, **connection_kwargs
     )
 
