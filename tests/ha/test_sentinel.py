@@ -49,7 +49,7 @@ from django.core.cache import cache
 from drafts.ratelimit import draft_count_limiter
 from tenants.throttling import window_count
 from wxplatform.celery import app
-from wxplatform.redis_client import redis_client
+from wxplatform.core.redis_client import redis_client
 
 def broker_port():
     with app.producer_pool.acquire(block=True) as producer:
