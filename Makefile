@@ -9,7 +9,8 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-full test-smoke image-test lint bench chaos messages clean
+
+.PHONY: install run test test-full test-smoke test-pgbouncer test-sentinel image-test lint bench chaos messages clean
 
 install: $(STAMP)
 
@@ -48,6 +49,23 @@ test-smoke:
 image-test: install
 	./scripts/ensure-image-tools.sh
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -m image -s -o timeout=3600 $(PYTEST_ARGS) tests/deploy/test_image.py
+# The database tests of the sync, the merchant API, token single-flight, reconciliation and webhooks (real
+# workers included), every connection through a private pgbouncer in transaction mode (tests/fixtures/pgbouncer.py,
+# docs/deploy/pgbouncer.md), with the settings a deployment behind it uses.
+PGBOUNCER_TESTS := tests/ha/test_pgbouncer.py tests/drafts/test_sync.py tests/api/test_api.py \
+	tests/drafts/test_workers.py tests/drafts/test_on_demand.py tests/tenants/test_tokens.py \
+	tests/authority/test_single_flight.py tests/tenants/test_reconcile.py tests/webhooks/test_delivery.py \
+	tests/webhooks/test_outbox.py
+test-pgbouncer: install
+	./scripts/ensure-test-tools.sh
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DATABASE_TRANSACTION_POOLING=true \
+	$(PY) -m pytest --pgbouncer $(PGBOUNCER_TESTS) $(PYTEST_ARGS)
+
+# Redis Sentinel failovers (tests/ha/test_sentinel.py, docs/deploy/redis-sentinel.md): one master, one replica and
+# three sentinels of the test's own; SENTINEL FAILOVER and a SIGKILLed master in the middle of a sync.
+test-sentinel: install
+	./scripts/ensure-test-tools.sh
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -m sentinel tests/ha $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

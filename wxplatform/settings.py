@@ -237,6 +237,15 @@ else:
     # Seconds to wait for a new connection (libpq counts it per address and takes 2 at least). Below WeChat's 5 s,
     # so that a push meeting a database host that stopped answering is still answered (503) in time.
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DATABASE_CONNECT_TIMEOUT", 3)
+# Behind a pooler in transaction mode (pgbouncer `pool_mode = transaction`) each transaction may run on another
+# server connection, so nothing may outlive one: no server-side cursors (a named cursor lives until it is
+# closed; .iterator() then fetches its chunks client-side), no prepared statements (psycopg prepares a query run
+# 5 times on the server connection of the moment, should server-side binding ever be turned on). The code holds
+# no other session state (no advisory locks, SET, LISTEN or temporary tables: docs/deploy/pgbouncer.md).
+DATABASE_TRANSACTION_POOLING = env.bool("DATABASE_TRANSACTION_POOLING", default=False)
+if DATABASE_TRANSACTION_POOLING and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
 # Lets parallel test runs on one server use distinct test databases. A SQLite test database is a file, so
 # that a Celery worker started by the tests sees the same data.
 if env.str("TEST_DATABASE_NAME", default=""):
@@ -254,6 +263,24 @@ REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="wxp")
 # Redis outage costs a request seconds, never minutes (wxplatform/core/redis_client.py).
 REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=2.0)
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
+# Redis Sentinel (docs/deploy/redis-sentinel.md): the sentinels' addresses (host:port, comma-separated) and the
+# name they monitor the master under. Every connection (broker, cache, rate limits, probes) then asks the
+# sentinels for the current master, and follows a failover. REDIS_URL is optional then; when set, only its
+# password and database number are used (its host and port are not). REDIS_SENTINEL_PASSWORD: the sentinels'
+# own password (their requirepass), if they have one.
+REDIS_SENTINELS: list[tuple[str, int]] = []
+for _sentinel in env.list("REDIS_SENTINELS", default=[]):
+    _host, _sep, _port = _sentinel.strip().rpartition(":")
+    if not _host or not _port.isdigit() or not 0 < int(_port) < 65536:
+        raise ImproperlyConfigured(f"REDIS_SENTINELS: {_sentinel!r} is not host:port")
+    REDIS_SENTINELS.append((_host.strip("[]"), int(_port)))
+REDIS_SENTINEL_MASTER = env.str("REDIS_SENTINEL_MASTER", default="").strip()
+REDIS_SENTINEL_PASSWORD = env.str("REDIS_SENTINEL_PASSWORD", default="")
+if REDIS_SENTINELS and not REDIS_SENTINEL_MASTER:
+    raise ImproperlyConfigured("REDIS_SENTINELS needs REDIS_SENTINEL_MASTER, the name the sentinels monitor")
+if REDIS_SENTINELS and not REDIS_URL:
+    # The host of this URL names the master; the address comes from the sentinels.
+    REDIS_URL = f"redis://{REDIS_SENTINEL_MASTER}/0"
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -263,6 +290,9 @@ if REDIS_URL:
             "OPTIONS": {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT, "socket_timeout": REDIS_SOCKET_TIMEOUT},
         }
     }
+    if REDIS_SENTINELS:
+        # Django builds the cache's pool with pool_class.from_url(LOCATION, **OPTIONS).
+        CACHES["default"]["OPTIONS"]["pool_class"] = "wxplatform.core.redis_client.SentinelPool"
 else:
     # Shared by every process on this machine, unlike the per-process local-memory cache.
     CACHES = {
@@ -276,6 +306,16 @@ else:
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT = "wxplatform.core.broker:Transport"
+    if REDIS_SENTINELS:
+        # kombu's Sentinel transport: one sentinel:// URL per sentinel, ';'-separated; the first carries the
+        # master's password and database number (from REDIS_URL). The master's name is a transport option.
+        _redis = urlsplit(REDIS_URL)
+        _auth = f"{_redis.username or ''}:{_redis.password}@" if _redis.password else ""
+        _db = _redis.path.strip("/") or "0"
+        CELERY_BROKER_URL = ";".join(
+            f"sentinel://{_auth}{f'[{host}]' if ':' in host else host}:{port}/{_db}" for host, port in REDIS_SENTINELS
+        )
+        CELERY_BROKER_TRANSPORT = "wxplatform.core.broker:SentinelTransport"
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         # An unacknowledged task (its worker died) is handed out again after this many seconds. It must
         # exceed the hard time limit, or a slow task would run twice at once.
@@ -287,6 +327,14 @@ if REDIS_URL:
         "global_keyprefix": f"{REDIS_KEY_PREFIX}:",
         "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
     }
+    if REDIS_SENTINELS:
+        CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
+        # Asking the sentinels is bounded like every other Redis connection.
+        CELERY_BROKER_TRANSPORT_OPTIONS["sentinel_kwargs"] = {
+            "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+            "socket_timeout": REDIS_SOCKET_TIMEOUT,
+            **({"password": REDIS_SENTINEL_PASSWORD} if REDIS_SENTINEL_PASSWORD else {}),
+        }
 else:
     _broker_dir = VAR_DIR / "broker"
     (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
