@@ -322,7 +322,13 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # Workers and beat log through LOGGING below (the JSON formatter, request ids, redaction), not Celery's own
 # plain-text handlers.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# One active beat per environment: django-celery-beat's DatabaseScheduler behind a lease in Redis, so that a
+# second beat (a rollout, a second host) stands by instead of sending every entry again (wxplatform/core/beat.py).
+# The holder renews the lease every third of BEAT_LEASE_SECONDS; a standby takes over when it lapses.
+CELERY_BEAT_SCHEDULER = "wxplatform.core.beat:SingleBeatScheduler"
+BEAT_LEASE_SECONDS = env.float("BEAT_LEASE_SECONDS", default=30.0)
+# Each sent entry's last run time is written at once, so a beat taking over sends nothing the last one sent.
+CELERY_BEAT_SYNC_EVERY = 1
 CELERY_TIMEZONE = "UTC"
 
 # --- Auth, i18n, static ------------------------------------------------------------------------------
