@@ -120,3 +120,31 @@ def chunks_per_host(workers: list[Process]) -> dict[str, int]:
     for worker in workers:
         total[worker.host] += chunks_run_by(worker)
     return dict(total)
+
+
+# A dead or cut-off host's unacknowledged chunks are handed to another worker this long after it took them
+# (plus up to CELERY_UNACKED_RESTORE_INTERVAL, 10 s, for a worker's sweep to notice). Production keeps 900 s;
+# the scenarios shorten it, with the task time limits below it as production's are (settings.py).
+VISIBILITY_TIMEOUT = 30
+RESTORE_INTERVAL = 10
+FAILOVER_SETTINGS = {
+    "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+    "CELERY_UNACKED_RESTORE_INTERVAL": str(RESTORE_INTERVAL),
+    "CELERY_TASK_SOFT_TIME_LIMIT": "20",
+    "CELERY_TASK_TIME_LIMIT": "25",
+}
+
+_RECEIVED = re.compile(r"Task drafts\.sync_chunk\[([0-9a-f-]+)\] received")
+_SUCCEEDED = re.compile(r"Task drafts\.sync_chunk\[([0-9a-f-]+)\] succeeded")
+
+
+def chunk_in_flight(worker: Process) -> bool:
+    """The worker has taken a chunk it has not finished."""
+    log = worker.output()
+    return bool(set(_RECEIVED.findall(log)) - set(_SUCCEEDED.findall(log)))
+
+
+def broker_unacked(cluster: Cluster, scenario: Scenario) -> int:
+    """Messages delivered and not yet acknowledged, in the broker's index (kombu's Redis transport)."""
+    prefix = scenario.env["REDIS_KEY_PREFIX"]
+    return int(cluster.redis().hlen(f"{prefix}:unacked"))

@@ -313,9 +313,17 @@ class Cluster:
         finally:
             scenario.stop()
 
-    def close(self) -> None:
+    def close(self, *, keep_logs: bool = False) -> Path | None:
+        """Stops everything and removes the network; with `keep_logs`, the processes' logs are copied to a
+        directory under /tmp first, whose path is returned."""
         for scenario in self.scenarios:
             with contextlib.suppress(Exception):
                 scenario.stop()
         self.net.destroy()
+        kept = None
+        if keep_logs:
+            kept = Path(tempfile.mkdtemp(prefix="wxp-cluster-logs-"))
+            for log in self.dir.glob("*.log"):
+                shutil.copy(log, kept)
         shutil.rmtree(self.dir, ignore_errors=True)
+        return kept

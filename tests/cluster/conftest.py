@@ -1,8 +1,8 @@
 """The cluster is built once per session (network, data host, emulator, seeded template) and torn down at the
 end, even when a scenario fails; each scenario then starts its own workers on its own database copy.
 
-    CLUSTER_ACCOUNTS   accounts seeded (default 20,000; `make cluster-test` and CI both use the default)
-    CLUSTER_SCALE      "bounded" (CI, .ci/run) or "full" (make cluster-test): how long the runs go on
+    CLUSTER_ACCOUNTS   accounts seeded (`make cluster-test`: 50,000; CI's bounded run: 20,000)
+    CLUSTER_KEEP_LOGS  1: keep every process's log (they are kept anyway when a scenario failed)
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
+def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     if os.geteuid() != 0 or shutil.which("ip") is None:
         pytest.fail("the cluster tests need root and iproute2 (`ip`); scripts/ensure-test-tools.sh installs it")
     cluster = Cluster(accounts=int(os.environ.get("CLUSTER_ACCOUNTS", "20000")))
@@ -33,4 +33,7 @@ def cluster() -> Iterator[Cluster]:
         cluster.start()
         yield cluster
     finally:
-        cluster.close()
+        failed = request.session.testsfailed > 0
+        kept = cluster.close(keep_logs=failed or os.environ.get("CLUSTER_KEEP_LOGS") == "1")
+        if kept is not None:
+            print(f"\ncluster logs kept in {kept}")

@@ -5,6 +5,7 @@ socket). Each command prints one JSON document.
     seed --accounts N --sandbox URL --out FILE   migrate, N sandbox accounts and their tenant rows, a ticket
     sync-all                                    publish drafts.sync_all, as beat does
     issue-key APPID                             an API key for the merchant
+    beat-only --task NAME --every SECONDS      the schedule holds one enabled entry: NAME every SECONDS
     counters --sandbox URL [--reset]            the emulator's counters (then zeroed)
     get URL [--key KEY]                         one HTTP GET: {"status", "body"}
 """
@@ -100,6 +101,17 @@ def issue_key(args: argparse.Namespace) -> dict[str, Any]:
     return {"key": out.getvalue().strip()}
 
 
+def beat_only(args: argparse.Namespace) -> dict[str, Any]:
+    _django()
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks
+
+    PeriodicTask.objects.update(enabled=False)
+    every, _ = IntervalSchedule.objects.get_or_create(every=args.every, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name=f"cluster: {args.task}", task=args.task, interval=every)
+    PeriodicTasks.update_changed()
+    return {"entry": f"cluster: {args.task}"}
+
+
 def counters(args: argparse.Namespace) -> dict[str, Any]:
     control = SandboxControl(args.sandbox)
     answer = control.counters()
@@ -130,6 +142,10 @@ def main(argv: list[str]) -> None:
     p = commands.add_parser("issue-key")
     p.add_argument("appid")
     p.set_defaults(run=issue_key)
+    p = commands.add_parser("beat-only")
+    p.add_argument("--task", required=True)
+    p.add_argument("--every", type=int, required=True)
+    p.set_defaults(run=beat_only)
     p = commands.add_parser("counters")
     p.add_argument("--sandbox", required=True)
     p.add_argument("--reset", action="store_true")
