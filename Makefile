@@ -1,4 +1,4 @@
-# One command per habit; CI (.ci/run) calls `make test` and `make lint`.
+# One command per habit; CI (.ci/run) calls `make test`, `make cluster-test` (bounded) and `make lint`.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python

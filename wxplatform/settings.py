@@ -285,6 +285,13 @@ if REDIS_URL:
         "unacked_restore_throttle": 1,
         "global_keyprefix": f"{REDIS_KEY_PREFIX}:",
         "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+        # A worker whose host was cut off (link down, nobody told) otherwise blocks on its broker socket until
+        # TCP's retransmission backoff gets a packet through, a minute or more after the link is back, and
+        # meanwhile enforces no time limit. With a timeout the command fails, Celery reconnects (it retries
+        # the broker connection for ever) and consumes again as soon as the network is back
+        # (tests/cluster/test_node_cut_off.py). Above kombu's 1 s BRPOP, so an idle queue is no error.
+        "socket_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=10.0),
+        "socket_keepalive": True,
     }
 else:
     _broker_dir = VAR_DIR / "broker"

@@ -6,6 +6,7 @@ socket). Each command prints one JSON document.
     sync-all                                    publish drafts.sync_all, as beat does
     issue-key APPID                             an API key for the merchant
     beat-only --task NAME --every SECONDS      the schedule holds one enabled entry: NAME every SECONDS
+    ping HOST                                   whether the worker of HOST answers through the broker
     counters --sandbox URL [--reset]            the emulator's counters (then zeroed)
     get URL [--key KEY]                         one HTTP GET: {"status", "body"}
 """
@@ -112,6 +113,17 @@ def beat_only(args: argparse.Namespace) -> dict[str, Any]:
     return {"entry": f"cluster: {args.task}"}
 
 
+def ping(args: argparse.Namespace) -> dict[str, Any]:
+    """Whether the worker answers a broadcast through the broker (its consumer is connected and reading)."""
+    _django()
+    import socket
+
+    from wxplatform.celery import app
+
+    name = f"{args.host}@{socket.gethostname()}"
+    return {"answered": bool(app.control.ping(destination=[name], timeout=2.0))}
+
+
 def counters(args: argparse.Namespace) -> dict[str, Any]:
     control = SandboxControl(args.sandbox)
     answer = control.counters()
@@ -146,6 +158,9 @@ def main(argv: list[str]) -> None:
     p.add_argument("--task", required=True)
     p.add_argument("--every", type=int, required=True)
     p.set_defaults(run=beat_only)
+    p = commands.add_parser("ping")
+    p.add_argument("host")
+    p.set_defaults(run=ping)
     p = commands.add_parser("counters")
     p.add_argument("--sandbox", required=True)
     p.add_argument("--reset", action="store_true")

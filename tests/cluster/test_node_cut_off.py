@@ -50,7 +50,11 @@ def test_a_worker_host_cut_off_for_a_minute_rejoins_and_nothing_is_counted_twice
         assert victim.alive(), victim.output()[-4000:]
         chunks_before = chunks_run_by(victim)
 
-        # Back on the network, the same process takes work again: the next run reaches it.
+        # Back on the network, the same process answers through the broker again...
+        rejoined = wait_for(
+            lambda: scenario.ops("web", "ping", "w3")["answered"], timeout=120, what="w3 to answer through the broker"
+        )
+        # ...and takes work: the next run reaches it.
         second = start_run(scenario, after=run.id)
         second = wait_finished(scenario, second, timeout=300)
         assert (second.changed, second.unchanged, second.skipped, second.failed) == (0, len(cluster.expected), 0, 0)
@@ -65,6 +69,6 @@ def test_a_worker_host_cut_off_for_a_minute_rejoins_and_nothing_is_counted_twice
     record(
         "a worker host cut off",
         f"w3's link down {CUT_SECONDS} s mid-run; the run finished {after_cut:.1f} s after the cut "
-        f"({run.seconds:.1f} s in all); w3 then ran {chunks_run_by(victim) - chunks_before} of the next run's "
+        f"({run.seconds:.1f} s in all); w3 answered again {rejoined:.0f} s after the run and ran {chunks_run_by(victim) - chunks_before} of the next run's "
         f"{second.chunks_total} chunks ({second.seconds:.1f} s) without a restart",
     )
