@@ -38,7 +38,9 @@ def latest_run(scenario: Scenario) -> Run | None:
 
 
 def chunks_done(scenario: Scenario, run: Run) -> int:
-    return int(scenario.sql("SELECT count(*) FROM drafts_syncchunk WHERE run_id = %s AND done_at IS NOT NULL", (run.id,))[0][0])
+    return int(
+        scenario.sql("SELECT count(*) FROM drafts_syncchunk WHERE run_id = %s AND done_at IS NOT NULL", (run.id,))[0][0]
+    )
 
 
 def start_run(scenario: Scenario, *, after: int = 0) -> Run:

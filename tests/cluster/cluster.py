@@ -120,9 +120,7 @@ class Scenario:
             [sys.executable, "-m", "gunicorn", "wxplatform.wsgi:application", "--bind", f"{address}:{WEB_PORT}",
              "--workers", "2", "--threads", "4", "--timeout", "60", "--graceful-timeout", "5"],
         )  # fmt: skip
-        wait_for(
-            lambda: self._started(web, b"Booting worker"), timeout=timeout, what="gunicorn to start", every=0.1
-        )
+        wait_for(lambda: self._started(web, b"Booting worker"), timeout=timeout, what="gunicorn to start", every=0.1)
         return web
 
     @staticmethod
@@ -220,7 +218,9 @@ class Cluster:
 
     def sql(self, query: str, params: tuple[Any, ...] = (), *, database: str) -> list[tuple[Any, ...]]:
         """A query on the data host's PostgreSQL, through its Unix socket (the test is outside the network)."""
-        with psycopg.connect(host=str(self.pg_dir), port=PG_PORT, user="postgres", dbname=database, autocommit=True) as c:
+        with psycopg.connect(
+            host=str(self.pg_dir), port=PG_PORT, user="postgres", dbname=database, autocommit=True
+        ) as c:
             cursor = c.execute(query, params)  # type: ignore[arg-type]
             return cursor.fetchall() if cursor.description else []
 
@@ -290,7 +290,9 @@ class Cluster:
         out = self.dir / "expected.json"
         env = self.environment(TEMPLATE, "cluster-seed")
         wait_for(self._sandbox_ready, timeout=60, what="the emulator")
-        self.ops("web", "seed", "--accounts", str(self.accounts), "--sandbox", self.sandbox_url, "--out", str(out), env=env)
+        self.ops(
+            "web", "seed", "--accounts", str(self.accounts), "--sandbox", self.sandbox_url, "--out", str(out), env=env
+        )
         self.seed_seconds = time.monotonic() - started
         self.expected = json.loads(out.read_text())
 

@@ -89,7 +89,9 @@ class Network:
                 namespace, address = net.namespace(name), f"{SUBNET}.{number}"
                 _ip("netns", "add", namespace)
                 # Both ends are created inside namespaces: the switch port and the host's eth0.
-                _ip("-n", switch, "link", "add", f"p-{name}", "type", "veth", "peer", "name", "eth0", "netns", namespace)
+                _ip(
+                    "-n", switch, "link", "add", f"p-{name}", "type", "veth", "peer", "name", "eth0", "netns", namespace
+                )
                 _ip("-n", switch, "link", "set", f"p-{name}", "master", "br0", "up")
                 _ip("-n", namespace, "link", "set", "lo", "up")
                 _ip("-n", namespace, "addr", "add", f"{address}/24", "dev", "eth0")
@@ -117,7 +119,9 @@ class Network:
         self.spawned.append(process)
         return process
 
-    def run(self, host: str, argv: Sequence[str], *, env: dict[str, str], cwd: Path | None = None, timeout: float = 600) -> str:
+    def run(
+        self, host: str, argv: Sequence[str], *, env: dict[str, str], cwd: Path | None = None, timeout: float = 600
+    ) -> str:
         """Runs a command on the host to completion; its stdout, or an error with its output."""
         done = subprocess.run(
             [IP, "netns", "exec", self.namespace(host), *argv],

@@ -69,6 +69,7 @@ def test_a_worker_host_cut_off_for_a_minute_rejoins_and_nothing_is_counted_twice
     record(
         "a worker host cut off",
         f"w3's link down {CUT_SECONDS} s mid-run; the run finished {after_cut:.1f} s after the cut "
-        f"({run.seconds:.1f} s in all); w3 answered again {rejoined:.0f} s after the run and ran {chunks_run_by(victim) - chunks_before} of the next run's "
-        f"{second.chunks_total} chunks ({second.seconds:.1f} s) without a restart",
+        f"({run.seconds:.1f} s in all); w3 answered again {rejoined:.0f} s after the run and ran "
+        f"{chunks_run_by(victim) - chunks_before} of the next run's {second.chunks_total} chunks "
+        f"({second.seconds:.1f} s) without a restart",
     )

@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.conf import settings
@@ -62,12 +62,14 @@ class SingleBeatScheduler(DatabaseScheduler):  # type: ignore[misc]  # django-ce
 
     def _hold_lease(self) -> bool:
         key, ttl_ms = beat_lease_key(), int(self.lease_seconds * 1000)
+        holder: bytes | None = None
         try:
             client = redis_client()
-            if self.active and client.eval(_RENEW, 1, key, self.lease_owner, ttl_ms):
+            if self.active and client.eval(_RENEW, 1, key, self.lease_owner, str(ttl_ms)):
                 return True
             taken = bool(client.set(key, self.lease_owner, nx=True, px=ttl_ms))
-            holder = None if taken else client.get(key)
+            if not taken:
+                holder = cast("bytes | None", client.get(key))
         except redis.RedisError as exc:
             # Without Redis there is no broker to send to either; stop sending until the lease is ours again.
             if self.active:
