@@ -1,4 +1,4 @@
-"""One active beat per environment (wxplatform/beat.py): the first scheduler to tick holds the lease and sends,
+"""One active beat per environment (wxplatform/core/beat.py): the first scheduler to tick holds the lease and sends,
 a second stands by and sends nothing, and takes over once the first is closed or its lease lapses. The
 several-host version, with real beat processes and a killed host, is tests/cluster/test_two_beats.py."""
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from wxplatform.beat import SingleBeatScheduler, beat_lease_key
 from wxplatform.celery import app
-from wxplatform.redis_client import redis_client
+from wxplatform.core.beat import SingleBeatScheduler, beat_lease_key
+from wxplatform.core.redis_client import redis_client
 
 # DatabaseScheduler closes old connections on each read, which a test wrapped in a transaction cannot survive.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,7 +33,7 @@ def scheduler() -> SingleBeatScheduler:
 
 def test_the_second_beat_stands_by_and_says_so(lease: None, caplog: pytest.LogCaptureFixture) -> None:
     first, second = scheduler(), scheduler()
-    caplog.set_level(logging.INFO, logger="wxplatform.beat")
+    caplog.set_level(logging.INFO, logger="wxplatform.core.beat")
 
     first.tick()
     second.tick()

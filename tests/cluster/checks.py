@@ -129,6 +129,14 @@ def chunks_per_host(workers: list[Process]) -> dict[str, int]:
 # the scenarios shorten it, with the task time limits below it as production's are (settings.py).
 VISIBILITY_TIMEOUT = 30
 RESTORE_INTERVAL = 10
+
+
+def failover_settings(cluster: Cluster) -> dict[str, str]:
+    """FAILOVER_SETTINGS, with chunks sized so that every run has 40 (500 accounts each at 20,000 accounts, the
+    default size): enough for a host to be caught mid-run at any CLUSTER_ACCOUNTS."""
+    return FAILOVER_SETTINGS | {"DRAFT_SYNC_CHUNK_SIZE": str(max(25, len(cluster.expected) // 40))}
+
+
 FAILOVER_SETTINGS = {
     "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
     "CELERY_UNACKED_RESTORE_INTERVAL": str(RESTORE_INTERVAL),

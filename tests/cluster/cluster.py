@@ -52,13 +52,6 @@ def postgres_bin(name: str) -> str:
     return found[-1]
 
 
-def sandbox_module() -> str:
-    """The emulator's package: top-level `wxsandbox` once main has moved it there."""
-    import importlib.util
-
-    return "wxsandbox" if importlib.util.find_spec("wxsandbox") else "wxplatform.sandbox"
-
-
 def wait_for(condition: Callable[[], bool], *, timeout: float, what: str, every: float = 0.2) -> float:
     """Polls `condition`; returns the seconds it took. The timeout only bounds a hung run."""
     started = time.monotonic()
@@ -67,6 +60,14 @@ def wait_for(condition: Callable[[], bool], *, timeout: float, what: str, every:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(every)
     return time.monotonic() - started
+
+
+def _remove_stale_directories() -> None:
+    """Temporary directories (a PostgreSQL cluster, logs) of an earlier run that was killed before its cleanup."""
+    for directory in Path(tempfile.gettempdir()).glob("wxp-cluster-*"):
+        owner = directory / "owner"
+        if owner.exists() and not Path(f"/proc/{owner.read_text().strip()}").exists():
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 @dataclass
@@ -147,7 +148,9 @@ class Scenario:
 class Cluster:
     def __init__(self, accounts: int) -> None:
         self.accounts = accounts
+        _remove_stale_directories()
         self.dir = Path(tempfile.mkdtemp(prefix="wxp-cluster-"))
+        (self.dir / "owner").write_text(str(os.getpid()))
         self.net = Network.create(HOSTS)
         self.pg_dir = self.dir / "pg"
         self.expected: dict[str, int] = {}
@@ -242,7 +245,7 @@ class Cluster:
     def _start_sandbox(self) -> None:
         self._sandbox = self.net.spawn(
             "emu",
-            [sys.executable, "-m", sandbox_module(), "--host", self.net.address("emu"), "--port", str(SANDBOX_PORT),
+            [sys.executable, "-m", "wxsandbox", "--host", self.net.address("emu"), "--port", str(SANDBOX_PORT),
              "--ticket-interval", "0", "--latency", str(LATENCY), "--seed", "1"],
             env=dict(os.environ, PYTHONPATH=str(ROOT)), log=self.dir / "sandbox.log", cwd=ROOT,
         )  # fmt: skip
@@ -251,7 +254,7 @@ class Cluster:
 
     def environment(self, database: str, prefix: str) -> dict[str, str]:
         """What a host's processes are given: the data host's PostgreSQL and Redis, the emulator as WeChat."""
-        from wxplatform.sandbox.config import SandboxConfig
+        from wxsandbox.config import SandboxConfig
 
         component = SandboxConfig()
         inherited = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ")}

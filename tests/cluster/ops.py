@@ -22,10 +22,7 @@ from typing import Any
 
 import requests
 
-try:  # the emulator moves to a top-level package (wxsandbox) on main
-    from wxsandbox.control import SandboxControl  # type: ignore[import-not-found]
-except ImportError:
-    from wxplatform.sandbox.control import SandboxControl
+from wxsandbox.control import SandboxControl
 
 # The emulator's bulk endpoint builds each batch in one answer; batches keep those answers small.
 SEED_BATCH = 5000

@@ -10,13 +10,13 @@ import time
 import pytest
 
 from tests.cluster.checks import (
-    FAILOVER_SETTINGS,
     VISIBILITY_TIMEOUT,
     assert_synced_once,
     broker_unacked,
     chunk_in_flight,
     chunks_done,
     chunks_run_by,
+    failover_settings,
     start_run,
     wait_finished,
 )
@@ -29,7 +29,7 @@ CUT_SECONDS = 60
 
 
 def test_a_worker_host_cut_off_for_a_minute_rejoins_and_nothing_is_counted_twice(cluster: Cluster) -> None:
-    with cluster.scenario("cut", **FAILOVER_SETTINGS) as scenario:
+    with cluster.scenario("cut", **failover_settings(cluster)) as scenario:
         workers = {host: scenario.start_worker(host) for host in WORKERS}
         victim = workers["w3"]
 

@@ -10,13 +10,13 @@ import time
 import pytest
 
 from tests.cluster.checks import (
-    FAILOVER_SETTINGS,
     RESTORE_INTERVAL,
     VISIBILITY_TIMEOUT,
     assert_synced_once,
     broker_unacked,
     chunk_in_flight,
     chunks_done,
+    failover_settings,
     start_run,
     wait_finished,
 )
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.cluster
 
 
 def test_a_worker_host_killed_mid_run_loses_and_double_counts_nothing(cluster: Cluster) -> None:
-    with cluster.scenario("dies", **FAILOVER_SETTINGS) as scenario:
+    with cluster.scenario("dies", **failover_settings(cluster)) as scenario:
         workers = {host: scenario.start_worker(host) for host in WORKERS}
         victim = workers["w2"]
 

@@ -1,6 +1,6 @@
 """Beat started on two hosts (a rollout that starts the new beat before stopping the old, or a second host
 given the same command): one holds the schedule lease and sends, the other says it is standby and sends
-nothing; when the active host dies, the standby takes over once the lease lapses (wxplatform/beat.py)."""
+nothing; when the active host dies, the standby takes over once the lease lapses (wxplatform/core/beat.py)."""
 
 from __future__ import annotations
 
