@@ -326,6 +326,13 @@ if REDIS_URL:
         "unacked_restore_throttle": 1,
         "global_keyprefix": f"{REDIS_KEY_PREFIX}:",
         "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+        # A worker whose host was cut off (link down, nobody told) otherwise blocks on its broker socket until
+        # TCP's retransmission backoff gets a packet through, a minute or more after the link is back, and
+        # meanwhile enforces no time limit. With a timeout the command fails, Celery reconnects (it retries
+        # the broker connection for ever) and consumes again as soon as the network is back
+        # (tests/cluster/test_node_cut_off.py). Above kombu's 1 s BRPOP, so an idle queue is no error.
+        "socket_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=10.0),
+        "socket_keepalive": True,
     }
     if REDIS_SENTINELS:
         CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
@@ -388,7 +395,13 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # Workers and beat log through LOGGING below (the JSON formatter, request ids, redaction), not Celery's own
 # plain-text handlers.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# One active beat per environment: django-celery-beat's DatabaseScheduler behind a lease in Redis, so that a
+# second beat (a rollout, a second host) stands by instead of sending every entry again (wxplatform/core/beat.py).
+# The holder renews the lease every third of BEAT_LEASE_SECONDS; a standby takes over when it lapses.
+CELERY_BEAT_SCHEDULER = "wxplatform.core.beat:SingleBeatScheduler"
+BEAT_LEASE_SECONDS = env.float("BEAT_LEASE_SECONDS", default=30.0)
+# Each sent entry's last run time is written at once, so a beat taking over sends nothing the last one sent.
+CELERY_BEAT_SYNC_EVERY = 1
 CELERY_TIMEZONE = "UTC"
 
 # --- Auth, i18n, static ------------------------------------------------------------------------------
