@@ -129,7 +129,7 @@ def test_configmap_and_secret_hold_every_variable_of_env_example_once() -> None:
     assert {
         "SECRET_KEY", "TOKEN_ENCRYPTION_KEYS", "DATABASE_URL", "REDIS_URL", "WECHAT_COMPONENT_APPSECRET",
         "WECHAT_COMPONENT_TOKEN", "WECHAT_COMPONENT_AES_KEY", "WECHAT_HTTP_PROXY", "WECHAT_TOKEN_AUTHORITY_KEY",
-        "METRICS_TOKEN",
+        "METRICS_TOKEN", "REDIS_SENTINEL_PASSWORD",
     } | KEDA_ONLY_KEYS == set(secrets)  # fmt: skip
     assert {k: v for k, v in secrets.items() if v and k != "KEDA_REDIS_ADDRESS"} == {}
 
