@@ -145,6 +145,19 @@ class Tenant(models.Model):
     quota_wechat_used = models.PositiveIntegerField(_("draft/count used (WeChat)"), null=True, blank=True)
     quota_remain = models.PositiveIntegerField(_("draft/count remaining (WeChat)"), null=True, blank=True)
     quota_read_at = models.DateTimeField(_("quota read at"), null=True, blank=True)
+    # The sync's own draft/count calls of that quota day when the reading was taken (quota_used then): what
+    # `quota_wechat_used` minus this platform's calls leaves to others is told against the same moment.
+    quota_used_at_read = models.PositiveIntegerField(_("our draft/count calls at the reading"), null=True, blank=True)
+    # The call-rate limits openapi/quota/get reported with it (null: not reported; 0/0: no limit). The component
+    # one bounds this platform's calls: at most call_count per refresh_second window (docs/wechat/quota.md).
+    quota_rate_calls = models.PositiveIntegerField(_("draft/count rate limit (calls)"), null=True, blank=True)
+    quota_rate_seconds = models.PositiveIntegerField(_("draft/count rate limit (seconds)"), null=True, blank=True)
+    quota_component_rate_calls = models.PositiveIntegerField(
+        _("draft/count third-party rate limit (calls)"), null=True, blank=True
+    )
+    quota_component_rate_seconds = models.PositiveIntegerField(
+        _("draft/count third-party rate limit (seconds)"), null=True, blank=True
+    )
     # clear_quota calls this service made in the month quota_clears_month (WeChat allows 10 and does not
     # say how many were used).
     quota_clears_month = models.CharField(max_length=7, blank=True, editable=False)
