@@ -25,10 +25,9 @@ from tenants.quota import DRAFT_COUNT_CGI_PATH, MONTHLY_CLEARS, clears_used, quo
 from tenants.selectors import merchant_tenants
 from wxplatform.authority.models import GatewayUsage
 
-# Every tenant field the attribution reads, so that a caller may load only these.
-ATTRIBUTION_FIELDS = (
-    "id",
-    "component__component_appid",
+# Every tenant field the attribution reads (besides its platform's appid), so that a caller may load only these.
+QUOTA_TENANT_FIELDS = (
+    "component",
     "authorizer_appid",
     "quota_day",
     "quota_used",
@@ -40,6 +39,7 @@ ATTRIBUTION_FIELDS = (
     "quota_clears",
     "quota_clears_month",
 )
+ATTRIBUTION_FIELDS = ("id", "component__component_appid", *QUOTA_TENANT_FIELDS[1:])
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from drafts.models import SyncTrigger
+from drafts.quota import QUOTA_TENANT_FIELDS, quota_attribution
 from drafts.selectors import (
     DRAFT_COUNT_TENANT_FIELDS,
     DraftCountUnavailable,
@@ -41,6 +42,7 @@ from wxplatform.api.serializers import (
     DraftSnapshotPageSerializer,
     DraftSnapshotSerializer,
     HistoryQuerySerializer,
+    QuotaSerializer,
     SyncJobSerializer,
     SyncRequestSerializer,
     TenantSerializer,
@@ -180,6 +182,28 @@ class DraftCountView(MerchantAPIView):
         except DraftCountUnavailable as exc:
             raise unavailable_error(exc.reason, tenant) from exc
         return conditional_response(request, DraftCountSerializer(reading).data, last_modified=reading.changed_at)
+
+
+class QuotaView(MerchantAPIView):
+    # Authentication loads only these tenant fields (tenants.authentication); the platform's appid is one more.
+    tenant_fields = QUOTA_TENANT_FIELDS
+
+    @extend_schema(
+        operation_id="quota_retrieve",
+        summary="The account's draft/count quota and who used it",
+        description=(
+            "The account's daily draft/count quota as WeChat last counted it (openapi/quota/get), split between "
+            "this platform and others (other third parties, the merchant's own tools), who share it. Read from "
+            "storage, never from WeChat: `read_at` says how fresh WeChat's figures are."
+        ),
+        tags=["draft count"],
+        parameters=[*_CONDITIONAL_HEADERS, _RETRY_AFTER],
+        responses={200: QuotaSerializer, 304: _NOT_MODIFIED, **_errors()},
+    )
+    def get(self, request: Request) -> Response:
+        attribution = quota_attribution(tenant=request_tenant(request))
+        # No Last-Modified: this platform's own count moves between readings.
+        return conditional_response(request, QuotaSerializer(attribution).data)
 
 
 class DraftCountSyncView(MerchantAPIView):
