@@ -18,6 +18,7 @@ from datetime import date, datetime
 
 from django.conf import settings
 from django.db.models import Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from tenants.models import Tenant
@@ -126,14 +127,24 @@ def others_over_share(attribution: QuotaAttribution) -> bool:
     return share is not None and share > settings.DRAFT_QUOTA_OTHERS_ALERT_SHARE
 
 
-def attributions_read_today(*, now: datetime | None = None) -> dict[int, QuotaAttribution]:
-    """The attribution of every merchant account whose quota was read this quota day (the status page, the
-    metrics): the only ones whose others' use is known. Three queries whatever the number of accounts."""
+def attributions_with_others_today(*, now: datetime | None = None) -> dict[int, QuotaAttribution]:
+    """The attribution of every merchant account whose quota was read this quota day and whose reading counted
+    more calls than the sync had made (the status page, the metrics): the only ones others may have used. Two
+    queries; an account without other users costs nothing."""
     now = now or timezone.now()
     tenants = (
         merchant_tenants()
-        .filter(quota_read_at__gte=quota_day_start(now))
+        .filter(quota_read_at__gte=quota_day_start(now), quota_wechat_used__gt=Coalesce("quota_used_at_read", 0))
         .select_related("component")
         .only(*ATTRIBUTION_FIELDS)
     )
-    return quota_attributions(tenants, now=now)
+    return {pk: a for pk, a in quota_attributions(tenants, now=now).items() if a.used_by_others}
+
+
+def others_over_share_list(*, now: datetime | None = None) -> list[tuple[Tenant, QuotaAttribution]]:
+    """Accounts whose quota others used over DRAFT_QUOTA_OTHERS_ALERT_SHARE of today, largest share first."""
+    attributions = attributions_with_others_today(now=now)
+    over = [pk for pk, a in attributions.items() if others_over_share(a)]
+    tenants = Tenant.objects.filter(pk__in=over).only("nickname", "authorizer_appid")
+    pairs = [(t, attributions[t.pk]) for t in tenants]
+    return sorted(pairs, key=lambda pair: (-(pair[1].others_share or 0), pair[0].pk))

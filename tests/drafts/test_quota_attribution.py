@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from drafts.models import AttemptOutcome, SkipReason, SyncAttempt, SyncTrigger
-from drafts.quota import attributions_read_today, quota_attribution
+from drafts.quota import attributions_with_others_today, quota_attribution
 from drafts.rules import quota_day
 from drafts.services import draft_count_sync_tenant
 from drafts.sync import RATE_WINDOW_SCOPE
@@ -153,7 +153,7 @@ def test_calls_through_the_gateway_count_as_ours(sync_settings: Sandbox, client:
     tenant.refresh_from_db()
     attribution = quota_attribution(tenant=tenant)
     assert (attribution.used, attribution.used_by_us, attribution.used_by_others) == (10, 4, 6)
-    assert attributions_read_today()[tenant.pk] == attribution
+    assert attributions_with_others_today()[tenant.pk] == attribution
 
 
 def test_a_new_quota_day_forgets_yesterdays_reading_and_calls(sync_settings: Sandbox) -> None:
@@ -184,7 +184,7 @@ def test_a_new_quota_day_forgets_yesterdays_reading_and_calls(sync_settings: San
         None,
     )
     assert after.read_at == midnight - timedelta(minutes=10)
-    assert tenant.pk not in attributions_read_today(now=midnight + timedelta(minutes=10))
+    assert tenant.pk not in attributions_with_others_today(now=midnight + timedelta(minutes=10))
     # Today's sync spends from a fresh counter, and a reading of the new day counts only the new day's calls.
     sync_all()
     sync_settings.control.set_quota(tenant.authorizer_appid, used=5)
