@@ -106,3 +106,22 @@ def test_metrics_count_accounts_others_use_over_the_set_share(client: Client, se
 
     assert _gauge(client, "wxp_draft_quota_others_over_share") == 1
     assert _gauge(client, "wxp_draft_quota_used_by_others_ratio_max") == pytest.approx(0.8)
+
+
+def test_the_account_page_links_the_authorization_page_for_61007(admin_client: Client) -> None:
+    tenant = make_tenant(eligibility="rejected", eligibility_detail="WeChat refused (61007).", last_error_code=61007)
+
+    html = _page(admin_client, tenant)
+
+    assert '<a href="http://127.0.0.1:8000/wechat/authorize" id="reauthorize-link">' in html
+    assert "(WeChat errcode 61007)" in html
+
+
+def test_the_account_page_says_what_the_account_lacks_for_48001(admin_client: Client) -> None:
+    tenant = make_tenant(eligibility="rejected", eligibility_detail="WeChat refused (48001).", last_error_code=48001)
+
+    html = _page(admin_client, tenant)
+
+    assert 'id="reauthorize-link"' not in html
+    assert "(WeChat errcode 48001)" in html
+    assert "authorizing this platform again does not change it" in html

@@ -33,7 +33,7 @@ from drafts.selectors import (
 from drafts.services import draft_count_request_sync
 from tenants.authentication import request_tenant
 from tenants.models import Tenant
-from tenants.selectors import eligibility_reason
+from tenants.selectors import DraftRefusal, draft_refusal, eligibility_reason, reauthorize_url
 from wxplatform.api.conditional import conditional_response
 from wxplatform.api.errors import APIError, ErrorSerializer, InvalidParameter
 from wxplatform.api.pagination import DatetimeCursorPagination
@@ -60,7 +60,10 @@ def unavailable_error(reason: Unavailable, tenant: Tenant) -> APIError:
         return APIError(status_code=status.HTTP_403_FORBIDDEN, code=reason.value, message=message)
     if reason == Unavailable.TENANT_INELIGIBLE:
         message = _("This account has no draft count: %(reason)s") % {"reason": eligibility_reason(tenant)}
-        return APIError(status_code=status.HTTP_403_FORBIDDEN, code=reason.value, message=message)
+        # 61007 or set 11 missing: the merchant can fix it by authorizing again; 48001 and wrong kinds they cannot
+        # here, and the message says what the account lacks instead of "try again".
+        extra = {"authorize_url": reauthorize_url(tenant)} if draft_refusal(tenant) == DraftRefusal.NOT_GRANTED else {}
+        return APIError(status_code=status.HTTP_403_FORBIDDEN, code=reason.value, message=message, **extra)
     message = _("No draft count has been fetched yet; request one with POST /api/v1/draft-count/sync.")
     return APIError(status_code=status.HTTP_404_NOT_FOUND, code=reason.value, message=message)
 
@@ -92,7 +95,10 @@ _RETRY_AFTER = OpenApiParameter(
 _LAST_MODIFIED = OpenApiParameter("Last-Modified", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200, 304])
 _TENANT_STATE_ERRORS = (
     "`tenant_revoked`: the account revoked the authorization; `tenant_needs_reauthorization`: the account "
-    "must authorize again; `tenant_ineligible`: not an Official Account, or permission set 11/100 missing."
+    "must authorize again; `tenant_ineligible`: the message says why. When this platform was not granted "
+    "permission set 11 (WeChat 61007) `authorize_url` is the page that grants it again; when the account itself "
+    "may not use the draft APIs (WeChat 48001: not an Official Account or Service Account, or its verification "
+    "lapsed) there is none: authorizing again does not help."
 )
 
 

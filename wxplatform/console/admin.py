@@ -52,7 +52,14 @@ from tenants.quota import (
     tenant_quota_clear,
     tenant_rid_explain,
 )
-from tenants.selectors import api_key_list, failing_condition
+from tenants.selectors import (
+    DraftRefusal,
+    api_key_list,
+    draft_refusal,
+    draft_refusal_message,
+    failing_condition,
+    reauthorize_url,
+)
 from tenants.services import (
     APIKeyAlreadyRevoked,
     TenantHasNoToken,
@@ -565,6 +572,9 @@ class TenantAdmin(AuditedAdminMixin):
             ],
             "draft_sets": [permission_set_label(i) for i in sorted(DRAFT_PERMISSION_SETS)],
             "eligibility": self.eligibility_badge(tenant),
+            # 61007 / set 11 missing: the page that grants it again; 48001: what the account lacks (never "try again").
+            "refusal_message": draft_refusal_message(tenant),
+            "reauthorize_url": reauthorize_url(tenant) if draft_refusal(tenant) == DraftRefusal.NOT_GRANTED else None,
             "chart": step_chart_svg(
                 points,
                 start=start,
