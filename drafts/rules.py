@@ -16,11 +16,18 @@ from django.conf import settings
 
 from drafts.models import AttemptOutcome, JobState, SkipReason, SyncTrigger
 from tenants.models import Eligibility, Tenant, TenantStatus
+from tenants.quota import quota_day_of
 from wxplatform.core.backoff import backoff_delay
 
 # For on-demand syncs these are answered from storage ("cached") rather than skipped.
 SERVED_FROM_STORAGE = frozenset(
-    {SkipReason.PAUSED, SkipReason.QUOTA_BUDGET, SkipReason.RECENTLY_SYNCED, SkipReason.WECHAT_DEGRADED}
+    {
+        SkipReason.PAUSED,
+        SkipReason.QUOTA_BUDGET,
+        SkipReason.RECENTLY_SYNCED,
+        SkipReason.WECHAT_DEGRADED,
+        SkipReason.RATE_WINDOW,
+    }
 )
 # Outcomes after which an on-demand job has succeeded: it has a count to show.
 SUCCESS_OUTCOMES = frozenset({AttemptOutcome.CHANGED, AttemptOutcome.UNCHANGED, AttemptOutcome.CACHED})
@@ -81,7 +88,7 @@ def job_state_for(outcome: str) -> JobState:
 
 def quota_day(now: datetime) -> date:
     """The quota day `now` belongs to: WeChat's daily quotas reset at midnight China time (docs/wechat/quota.md)."""
-    return now.astimezone(ZoneInfo(settings.DRAFT_QUOTA_TIMEZONE)).date()
+    return quota_day_of(now)
 
 
 def quota_reset_at(now: datetime) -> datetime:
@@ -103,6 +110,15 @@ def quota_budget(trigger: str, daily_limit: int | None = None) -> int:
     share = settings.DRAFT_QUOTA_SCHEDULE_SHARE if scheduled else settings.DRAFT_QUOTA_ON_DEMAND_SHARE
     limit = daily_limit if daily_limit is not None else settings.DRAFT_QUOTA_DAILY_LIMIT
     return int(limit * share)
+
+
+def component_rate_limit(tenant: Tenant) -> tuple[int, int] | None:
+    """(calls, seconds) this platform may make for the account per window, as openapi/quota/get last reported
+    component_rate_limit; None when not reported or 0/0 (no limit) (docs/wechat/quota.md#rate-limits)."""
+    calls, seconds = tenant.quota_component_rate_calls, tenant.quota_component_rate_seconds
+    if not calls or not seconds:
+        return None
+    return calls, seconds
 
 
 # --- Whether to call WeChat --------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from drafts.models import (
 from drafts.rules import (
     SyncReport,
     TenantResult,
+    component_rate_limit,
     quota_budget,
     quota_day,
     quota_reset_at,
@@ -71,6 +72,7 @@ from wxplatform.core import degradation, metrics
 from wxplatform.core.bulk_update import BulkUpdate
 from wxplatform.core.freshness import BATCH_TOKEN_MARGIN, token_is_fresh
 from wxplatform.core.queueing import enqueue
+from wxplatform.core.throttling import windows_take
 from wxplatform.wechat.client import call_outcome
 from wxplatform.wechat.errors import (
     INELIGIBLE_CODES,
@@ -82,6 +84,9 @@ from wxplatform.wechat.errors import (
 )
 
 logger = logging.getLogger(__name__)
+
+# The Redis counters of each account's component_rate_limit windows.
+RATE_WINDOW_SCOPE = "wechat-component-rate"
 
 # The tenant columns the engine reads; the encrypted refresh token is not among them (tenant_token_refresh
 # loads it under its own lock), so a batch decrypts one secret per tenant.
@@ -100,6 +105,8 @@ SYNC_FIELDS = (
     "quota_day",
     "quota_used",
     "quota_daily_limit",
+    "quota_component_rate_calls",
+    "quota_component_rate_seconds",
     "paused_until",
 )
 
@@ -124,6 +131,8 @@ class _Work:
     revoke: bool = False
     # The stored count this fetch replaces, as read under the row lock in _write (for draft_count.changed).
     previous_count: int | None = None
+    # The error of the last call, while a retry is planned.
+    last_error: WeChatError | None = None
 
 
 def sync_tenants(tenants: Sequence[Tenant], *, trigger: str, chunk: SyncChunk | None = None) -> SyncReport | None:
@@ -160,6 +169,12 @@ def _plan(works: list[_Work], *, trigger: str, now: datetime) -> list[_Work]:
         if reason is not None:
             work.result = skipped_result(tenant, trigger=trigger, reason=reason)
             continue
+        pending.append(work)
+    # One shared budget per account and component_rate_limit window, across every worker (one Redis round trip).
+    pending = _within_rate_windows(pending, trigger=trigger)
+    planned, pending = pending, []
+    for work in planned:
+        tenant = work.tenant
         if token_is_fresh(tenant.access_token, tenant.access_token_expires_at, margin=BATCH_TOKEN_MARGIN, now=now):
             work.token, work.version = tenant.access_token, tenant.token_version
         # Rare (the beat refresher runs ahead of expiry), so refreshed one by one under each tenant's lock.
@@ -167,6 +182,23 @@ def _plan(works: list[_Work], *, trigger: str, now: datetime) -> list[_Work]:
             continue
         pending.append(work)
     return pending
+
+
+def _within_rate_windows(works: list[_Work], *, trigger: str) -> list[_Work]:
+    """The works whose next call fits the account's component_rate_limit window (docs/wechat/quota.md#rate-limits),
+    counting that call; the others get a skip (RATE_WINDOW) or, when retrying, the failure of their last error.
+    Accounts whose limit is unknown or 0/0 are not counted."""
+    limited = [(w, limit) for w in works if (limit := component_rate_limit(w.tenant)) is not None]
+    budgets = [(f"{w.tenant.component_id}:{w.tenant.authorizer_appid}", calls, secs) for w, (calls, secs) in limited]
+    fits = windows_take(RATE_WINDOW_SCOPE, budgets)
+    refused = {id(w) for (w, _limit), ok in zip(limited, fits, strict=True) if not ok}
+    for work in works:
+        if id(work) in refused:
+            if work.last_error is None:
+                work.result = skipped_result(work.tenant, trigger=trigger, reason=SkipReason.RATE_WINDOW)
+            else:
+                work.result = _failure(work, work.last_error)
+    return [w for w in works if id(w) not in refused]
 
 
 def _refresh(work: _Work, *, stale_version: int | None) -> bool:
@@ -222,7 +254,7 @@ def _fetch_rounds(pending: list[_Work], *, trigger: str) -> None:
                 assert outcome.total_count is not None
                 _success(work, outcome.total_count, fetched_at)
                 continue
-            error = outcome.error
+            error = work.last_error = outcome.error
             used = quota_used_today(work.tenant, today) + work.calls
             budget = quota_budget(trigger, work.tenant.quota_daily_limit)
             if isinstance(error, TokenError) and not work.token_retried and used < budget:
@@ -240,7 +272,8 @@ def _fetch_rounds(pending: list[_Work], *, trigger: str) -> None:
                 backoff = True
             else:
                 work.result = _failure(work, error)
-        pending = retry
+        # A retry is one more call in the account's window.
+        pending = _within_rate_windows(retry, trigger=trigger)
 
 
 def _success(work: _Work, total_count: int, fetched_at: datetime) -> None:

@@ -569,6 +569,9 @@ DRAFT_QUOTA_TIMEZONE = env.str("DRAFT_QUOTA_TIMEZONE", default="Asia/Shanghai")
 # (docs/wechat/flow.md#calling-on-behalf-of-an-authorizer).
 DRAFT_QUOTA_SCHEDULE_SHARE = env.float("DRAFT_QUOTA_SCHEDULE_SHARE", default=0.8)
 DRAFT_QUOTA_ON_DEMAND_SHARE = env.float("DRAFT_QUOTA_ON_DEMAND_SHARE", default=0.95)
+# Others (other third parties, the merchant's own tools) using more than this share of an account's daily draft/count
+# quota is shown on the status page and counted in wxp_draft_quota_others_over_share (alert WxpQuotaUsedByOthers).
+DRAFT_QUOTA_OTHERS_ALERT_SHARE = env.float("DRAFT_QUOTA_OTHERS_ALERT_SHARE", default=0.5)
 # A sync requested within this many seconds of the last successful fetch is answered from storage.
 DRAFT_SYNC_MIN_INTERVAL = env.float("DRAFT_SYNC_MIN_INTERVAL", default=60.0)
 # Platform-wide cap on draft/count calls per second across all workers (Redis token bucket; without

@@ -27,6 +27,7 @@ from django.utils.translation import gettext_lazy
 from rest_framework_api_key.models import APIKey
 
 from drafts.models import AttemptOutcome, DraftSnapshot, SyncAttempt, SyncTrigger
+from drafts.quota import quota_attribution
 from drafts.rules import TenantResult, quota_day, quota_used_today
 from drafts.selectors import draft_snapshot_list
 from drafts.services import draft_count_request_sync, draft_count_sync_tenant
@@ -51,7 +52,14 @@ from tenants.quota import (
     tenant_quota_clear,
     tenant_rid_explain,
 )
-from tenants.selectors import api_key_list, failing_condition
+from tenants.selectors import (
+    DraftRefusal,
+    api_key_list,
+    draft_refusal,
+    draft_refusal_message,
+    failing_condition,
+    reauthorize_url,
+)
 from tenants.services import (
     APIKeyAlreadyRevoked,
     TenantHasNoToken,
@@ -256,6 +264,8 @@ QUOTA_FIELDS = (
     "quota_wechat_used",
     "quota_remain",
     "quota_read_at",
+    "quota_used_by_label",
+    "quota_rate_limits_label",
     "quota_clears_label",
 )
 
@@ -394,7 +404,39 @@ class TenantAdmin(AuditedAdminMixin):
 
     @admin.display(description=gettext_lazy("quota clears this month"))
     def quota_clears_label(self, obj: Tenant) -> str:
-        return _("%(used)d of %(limit)d (made by this service)") % {"used": clears_used(obj), "limit": MONTHLY_CLEARS}
+        # WeChat does not tell how many are left: the merchant's own console may have spent some
+        # (docs/wechat/quota.md#clear_quota-budget). Clearing stays a staff decision, never automatic.
+        used = clears_used(obj)
+        return _(
+            "at most %(left)d of %(limit)d left: %(used)d made by this service; clears made in the merchant's own "
+            "console are not counted here"
+        ) % {"left": max(0, MONTHLY_CLEARS - used), "limit": MONTHLY_CLEARS, "used": used}
+
+    @admin.display(description=gettext_lazy("who used the quota"))
+    def quota_used_by_label(self, obj: Tenant) -> str:
+        quota = quota_attribution(tenant=obj)
+        if quota.used_by_others is None:
+            return _("%(ours)d calls by this platform today; WeChat's count not read yet today") % {
+                "ours": quota.used_by_us
+            }
+        return _(
+            "%(ours)d by this platform (sync and gateway), %(others)d by others (other third parties, the "
+            "merchant's own tools) of %(used)d counted by WeChat at the last reading"
+        ) % {"ours": quota.used_by_us, "others": quota.used_by_others, "used": quota.used}
+
+    @admin.display(description=gettext_lazy("rate limits"))
+    def quota_rate_limits_label(self, obj: Tenant) -> str:
+        def rate(calls: int | None, seconds: int | None) -> str:
+            if calls is None or seconds is None:
+                return _("not reported")
+            if not calls or not seconds:
+                return _("none")
+            return _("%(calls)d calls per %(seconds)d s") % {"calls": calls, "seconds": seconds}
+
+        return _("third parties (this platform's budget): %(component)s; the account's own: %(own)s") % {
+            "component": rate(obj.quota_component_rate_calls, obj.quota_component_rate_seconds),
+            "own": rate(obj.quota_rate_calls, obj.quota_rate_seconds),
+        }
 
     @admin.display(description=gettext_lazy("last error rid"))
     def last_error_rid_link(self, obj: Tenant) -> SafeString | str:
@@ -530,6 +572,9 @@ class TenantAdmin(AuditedAdminMixin):
             ],
             "draft_sets": [permission_set_label(i) for i in sorted(DRAFT_PERMISSION_SETS)],
             "eligibility": self.eligibility_badge(tenant),
+            # 61007 / set 11 missing: the page that grants it again; 48001: what the account lacks (never "try again").
+            "refusal_message": draft_refusal_message(tenant),
+            "reauthorize_url": reauthorize_url(tenant) if draft_refusal(tenant) == DraftRefusal.NOT_GRANTED else None,
             "chart": step_chart_svg(
                 points,
                 start=start,
@@ -553,6 +598,7 @@ class TenantAdmin(AuditedAdminMixin):
                 for c in TenantProfileChange.objects.filter(tenant=tenant).order_by("-at", "-id")[:RECENT_CHANGES]
             ],
             "clears_used": clears_used(tenant),
+            "clears_left": max(0, MONTHLY_CLEARS - clears_used(tenant)),
             "monthly_clears": MONTHLY_CLEARS,
             "api_keys": api_key_list(tenant=tenant),
             "webhooks": endpoint_list(tenant_id=tenant.pk).defer("secret"),
