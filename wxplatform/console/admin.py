@@ -260,6 +260,24 @@ QUOTA_FIELDS = (
 )
 
 
+# What a call made for an account from the console can fail with, and what staff are told (with the errcode).
+CALL_FAILURES = (TenantNotActive, TenantHasNoToken, ComponentNotReady, WeChatError)
+
+
+def _call_failure(
+    exc: Exception, *, not_active: str, refused: str, no_token: str | None = None
+) -> tuple[str, int | None]:
+    """The message for a failed call on an account's behalf: `refused` takes WeChat's error with its meaning."""
+    if isinstance(exc, TenantNotActive):
+        return not_active, None
+    if isinstance(exc, TenantHasNoToken):
+        return no_token or _("The authorization gave no token (the account has no API permission)."), None
+    if isinstance(exc, ComponentNotReady):
+        return _("The platform cannot obtain its own token: %(reason)s") % {"reason": exc.reason}, exc.errcode
+    assert isinstance(exc, WeChatError)
+    return refused % {"error": errcode_label(exc.errcode)}, exc.errcode
+
+
 @admin.register(Tenant)
 class TenantAdmin(AuditedAdminMixin):
     list_display = (
@@ -600,16 +618,12 @@ class TenantAdmin(AuditedAdminMixin):
         errcode: int | None = None
         try:
             tenant_token_refresh_service(tenant_id=tenant.pk, margin=FORCE_REFRESH_MARGIN)
-        except TenantNotActive:
-            error = _("The account is not active: it has no token to refresh.")
-        except TenantHasNoToken:
-            error = _("The authorization gave no token (the account has no API permission).")
-        except ComponentNotReady as exc:
-            errcode = exc.errcode
-            error = _("The platform cannot obtain its own token: %(reason)s") % {"reason": exc.reason}
-        except WeChatError as exc:
-            errcode = exc.errcode
-            error = _("WeChat refused the refresh: errcode %(code)s") % {"code": exc.errcode}
+        except CALL_FAILURES as exc:
+            error, errcode = _call_failure(
+                exc,
+                not_active=_("The account is not active: it has no token to refresh."),
+                refused=_("WeChat refused the refresh: %(error)s"),
+            )
         audit_record(
             request=request,
             action="tenant.refresh_token",
@@ -665,16 +679,12 @@ class TenantAdmin(AuditedAdminMixin):
         outcome: ClearOutcome | None = None
         try:
             outcome = tenant_quota_clear(tenant=tenant)
-        except TenantNotActive:
-            error = _("The account is not active: it has no token to clear its quota with.")
-        except TenantHasNoToken:
-            error = _("The authorization gave no token (the account has no API permission).")
-        except ComponentNotReady as exc:
-            errcode = exc.errcode
-            error = _("The platform cannot obtain its own token: %(reason)s") % {"reason": exc.reason}
-        except WeChatError as exc:
-            errcode = exc.errcode
-            error = _("WeChat refused to clear the quota: %(error)s") % {"error": errcode_label(exc.errcode)}
+        except CALL_FAILURES as exc:
+            error, errcode = _call_failure(
+                exc,
+                not_active=_("The account is not active: it has no token to clear its quota with."),
+                refused=_("WeChat refused to clear the quota: %(error)s"),
+            )
         if outcome is not None and not outcome.cleared:
             errcode = 48006
         audit_record(
@@ -728,12 +738,14 @@ class TenantAdmin(AuditedAdminMixin):
         else:
             try:
                 explanation = tenant_rid_explain(tenant=tenant, rid=rid)
-            except (TenantNotActive, TenantHasNoToken):
-                error = _("The account has no token now, and WeChat explains a rid only to the same account.")
-            except ComponentNotReady as exc:
-                error = _("The platform cannot obtain its own token: %(reason)s") % {"reason": exc.reason}
-            except WeChatError as exc:
-                error = _("WeChat could not explain this rid: %(error)s") % {"error": errcode_label(exc.errcode)}
+            except CALL_FAILURES as exc:
+                no_token = _("The account has no token now, and WeChat explains a rid only to the same account.")
+                error, _errcode = _call_failure(
+                    exc,
+                    not_active=no_token,
+                    no_token=no_token,
+                    refused=_("WeChat could not explain this rid: %(error)s"),
+                )
         audit_record(
             request=request,
             action="tenant.explain_rid",
