@@ -71,6 +71,7 @@ from wxplatform.component.services import ComponentNotReady
 from wxplatform.console import push_admin  # noqa: F401 - registers the push log's admin
 from wxplatform.core.charts import step_chart_svg
 from wxplatform.core.errcodes import errcode_label
+from wxplatform.core.freshness import AUTHORIZER_REFRESH_MARGIN, FORCE_REFRESH_MARGIN
 from wxplatform.core.queueing import enqueue
 from wxplatform.wechat.errors import WeChatError
 
@@ -159,15 +160,11 @@ def permission_set_label(func_id: int) -> str:
     return f"{func_id} {permission_set_name(func_id)}"
 
 
-# The tenant page's "Refresh token" refreshes even a token that is far from expiry (WeChat's live 2 hours).
-FORCE_REFRESH_MARGIN = timedelta(days=1)
 CHART_DAYS = 30
 RECENT_ATTEMPTS = 20
 RECENT_CHANGES = 30
 # WeChat explains a rid for 7 days (docs/wechat/endpoints.md#openapi_rid_get).
 RID_RETENTION = timedelta(days=7)
-# Token expiry column: warn this long ahead.
-TOKEN_EXPIRY_WARNING = timedelta(minutes=10)
 
 _STATUS_BADGE: dict[str, str] = {
     TenantStatus.ACTIVE: "wxp-ok",
@@ -385,7 +382,7 @@ class TenantAdmin(AuditedAdminMixin):
         now = timezone.now()
         if expires_at <= now:
             return _badge("wxp-bad", label, f"{full} {_('expired')}")
-        return _badge("wxp-warn" if expires_at - now < TOKEN_EXPIRY_WARNING else "wxp-ok", label, full)
+        return _badge("wxp-warn" if expires_at - now < AUTHORIZER_REFRESH_MARGIN else "wxp-ok", label, full)
 
     @admin.display(description=gettext_lazy("account kind"), ordering="account_kind")
     def kind_label(self, obj: Tenant) -> SafeString:
