@@ -62,6 +62,7 @@ from tenants.services import (
     eligibility_event,
     outbox_event,
     tenant_revoke,
+    tenant_token_fresh,
     tenant_token_refresh,
 )
 from tenants.tasks import read_quota
@@ -70,7 +71,7 @@ from webhooks.tasks import deliver_soon as webhooks_deliver_soon
 from wxplatform.component.services import ComponentNotReady
 from wxplatform.core import degradation, metrics
 from wxplatform.core.bulk_update import BulkUpdate
-from wxplatform.core.freshness import BATCH_TOKEN_MARGIN, token_is_fresh
+from wxplatform.core.freshness import BATCH_TOKEN_MARGIN
 from wxplatform.core.queueing import enqueue
 from wxplatform.core.throttling import windows_take
 from wxplatform.wechat.client import call_outcome
@@ -175,7 +176,7 @@ def _plan(works: list[_Work], *, trigger: str, now: datetime) -> list[_Work]:
     planned, pending = pending, []
     for work in planned:
         tenant = work.tenant
-        if token_is_fresh(tenant.access_token, tenant.access_token_expires_at, margin=BATCH_TOKEN_MARGIN, now=now):
+        if tenant_token_fresh(tenant, margin=BATCH_TOKEN_MARGIN, now=now):
             work.token, work.version = tenant.access_token, tenant.token_version
         # Rare (the beat refresher runs ahead of expiry), so refreshed one by one under each tenant's lock.
         elif not _refresh(work, stale_version=None):

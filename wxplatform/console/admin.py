@@ -79,6 +79,7 @@ from wxplatform.component.services import ComponentNotReady
 from wxplatform.console import push_admin  # noqa: F401 - registers the push log's admin
 from wxplatform.core.charts import step_chart_svg
 from wxplatform.core.errcodes import errcode_label
+from wxplatform.core.freshness import AUTHORIZER_REFRESH_MARGIN, FORCE_REFRESH_MARGIN
 from wxplatform.core.queueing import enqueue
 from wxplatform.wechat.errors import WeChatError
 
@@ -167,15 +168,11 @@ def permission_set_label(func_id: int) -> str:
     return f"{func_id} {permission_set_name(func_id)}"
 
 
-# The tenant page's "Refresh token" refreshes even a token that is far from expiry (WeChat's live 2 hours).
-FORCE_REFRESH_MARGIN = timedelta(days=1)
 CHART_DAYS = 30
 RECENT_ATTEMPTS = 20
 RECENT_CHANGES = 30
 # WeChat explains a rid for 7 days (docs/wechat/endpoints.md#openapi_rid_get).
 RID_RETENTION = timedelta(days=7)
-# Token expiry column: warn this long ahead.
-TOKEN_EXPIRY_WARNING = timedelta(minutes=10)
 
 _STATUS_BADGE: dict[str, str] = {
     TenantStatus.ACTIVE: "wxp-ok",
@@ -268,6 +265,24 @@ QUOTA_FIELDS = (
     "quota_rate_limits_label",
     "quota_clears_label",
 )
+
+
+# What a call made for an account from the console can fail with, and what staff are told (with the errcode).
+CALL_FAILURES = (TenantNotActive, TenantHasNoToken, ComponentNotReady, WeChatError)
+
+
+def _call_failure(
+    exc: Exception, *, not_active: str, refused: str, no_token: str | None = None
+) -> tuple[str, int | None]:
+    """The message for a failed call on an account's behalf: `refused` takes WeChat's error with its meaning."""
+    if isinstance(exc, TenantNotActive):
+        return not_active, None
+    if isinstance(exc, TenantHasNoToken):
+        return no_token or _("The authorization gave no token (the account has no API permission)."), None
+    if isinstance(exc, ComponentNotReady):
+        return _("The platform cannot obtain its own token: %(reason)s") % {"reason": exc.reason}, exc.errcode
+    assert isinstance(exc, WeChatError)
+    return refused % {"error": errcode_label(exc.errcode)}, exc.errcode
 
 
 @admin.register(Tenant)
@@ -377,7 +392,7 @@ class TenantAdmin(AuditedAdminMixin):
         now = timezone.now()
         if expires_at <= now:
             return _badge("wxp-bad", label, f"{full} {_('expired')}")
-        return _badge("wxp-warn" if expires_at - now < TOKEN_EXPIRY_WARNING else "wxp-ok", label, full)
+        return _badge("wxp-warn" if expires_at - now < AUTHORIZER_REFRESH_MARGIN else "wxp-ok", label, full)
 
     @admin.display(description=gettext_lazy("account kind"), ordering="account_kind")
     def kind_label(self, obj: Tenant) -> SafeString:
@@ -646,16 +661,12 @@ class TenantAdmin(AuditedAdminMixin):
         errcode: int | None = None
         try:
             tenant_token_refresh_service(tenant_id=tenant.pk, margin=FORCE_REFRESH_MARGIN)
-        except TenantNotActive:
-            error = _("The account is not active: it has no token to refresh.")
-        except TenantHasNoToken:
-            error = _("The authorization gave no token (the account has no API permission).")
-        except ComponentNotReady as exc:
-            errcode = exc.errcode
-            error = _("The platform cannot obtain its own token: %(reason)s") % {"reason": exc.reason}
-        except WeChatError as exc:
-            errcode = exc.errcode
-            error = _("WeChat refused the refresh: errcode %(code)s") % {"code": exc.errcode}
+        except CALL_FAILURES as exc:
+            error, errcode = _call_failure(
+                exc,
+                not_active=_("The account is not active: it has no token to refresh."),
+                refused=_("WeChat refused the refresh: %(error)s"),
+            )
         audit_record(
             request=request,
             action="tenant.refresh_token",
@@ -711,16 +722,12 @@ class TenantAdmin(AuditedAdminMixin):
         outcome: ClearOutcome | None = None
         try:
             outcome = tenant_quota_clear(tenant=tenant)
-        except TenantNotActive:
-            error = _("The account is not active: it has no token to clear its quota with.")
-        except TenantHasNoToken:
-            error = _("The authorization gave no token (the account has no API permission).")
-        except ComponentNotReady as exc:
-            errcode = exc.errcode
-            error = _("The platform cannot obtain its own token: %(reason)s") % {"reason": exc.reason}
-        except WeChatError as exc:
-            errcode = exc.errcode
-            error = _("WeChat refused to clear the quota: %(error)s") % {"error": errcode_label(exc.errcode)}
+        except CALL_FAILURES as exc:
+            error, errcode = _call_failure(
+                exc,
+                not_active=_("The account is not active: it has no token to clear its quota with."),
+                refused=_("WeChat refused to clear the quota: %(error)s"),
+            )
         if outcome is not None and not outcome.cleared:
             errcode = 48006
         audit_record(
@@ -774,12 +781,14 @@ class TenantAdmin(AuditedAdminMixin):
         else:
             try:
                 explanation = tenant_rid_explain(tenant=tenant, rid=rid)
-            except (TenantNotActive, TenantHasNoToken):
-                error = _("The account has no token now, and WeChat explains a rid only to the same account.")
-            except ComponentNotReady as exc:
-                error = _("The platform cannot obtain its own token: %(reason)s") % {"reason": exc.reason}
-            except WeChatError as exc:
-                error = _("WeChat could not explain this rid: %(error)s") % {"error": errcode_label(exc.errcode)}
+            except CALL_FAILURES as exc:
+                no_token = _("The account has no token now, and WeChat explains a rid only to the same account.")
+                error, _errcode = _call_failure(
+                    exc,
+                    not_active=no_token,
+                    no_token=no_token,
+                    refused=_("WeChat could not explain this rid: %(error)s"),
+                )
         audit_record(
             request=request,
             action="tenant.explain_rid",
