@@ -333,8 +333,8 @@ def draft_count_chunk_sync(*, chunk_id: int, chain: bool = True) -> SyncReport |
 
 
 def _run_tenants(run: SyncRun) -> QuerySet[Tenant]:
-    """The tenants a run covers. A scheduled run covers those due when it was planned: its chunks find the same
-    ones, less any an on-demand sync polled meanwhile (their next poll moved past the run's start)."""
+    """The tenants a run covers. A scheduled run covers those due when it was planned, so that its chunks find
+    the ones planning counted (an account made due meanwhile waits for the next run)."""
     tenants = syncable_tenants()
     if run.trigger == SyncTrigger.SCHEDULE:
         tenants = tenants.filter(next_poll_at__lte=run.started_at)

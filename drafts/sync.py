@@ -351,8 +351,11 @@ _SUCCEEDED = BulkUpdate(
         # Never replace a newer fetch (an on-demand job that finished first) with this older one.
         f"draft_count = CASE WHEN {_NEWER} THEN v.total_count ELSE t.draft_count END, "
         f"draft_count_fetched_at = CASE WHEN {_NEWER} THEN v.fetched_at ELSE t.draft_count_fetched_at END, "
-        # The cadence (docs/polling.md): a change restarts the quiet time; the next poll follows from it.
-        f"next_poll_at = CASE WHEN {_NEWER} THEN v.next_poll_at ELSE t.next_poll_at END, "
+        # The cadence (docs/polling.md#writing-the-next-poll): a change restarts the quiet time and the next poll
+        # follows from it. A read outside the schedule (on demand, after an event) may bring the next poll
+        # forward but never push it back, so that the account keeps to the beat's ticks.
+        f"next_poll_at = CASE WHEN NOT {_NEWER} THEN t.next_poll_at WHEN %(scheduled)s THEN v.next_poll_at "
+        "WHEN v.next_poll_at < t.next_poll_at THEN v.next_poll_at ELSE t.next_poll_at END, "
         "draft_activity_at = CASE WHEN v.changed THEN v.fetched_at "
         "ELSE COALESCE(t.draft_activity_at, v.fetched_at) END, "
         "last_snapshot_at = CASE WHEN v.snapshot THEN v.fetched_at ELSE t.last_snapshot_at END, "
@@ -467,7 +470,7 @@ def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
                         reason=w.snapshot,
                     )
                 )
-        _SUCCEEDED.execute(rows, {"day": day})
+        _SUCCEEDED.execute(rows, {"day": day, "scheduled": trigger == SyncTrigger.SCHEDULE})
         _FAILED.execute(failed, {"day": day, "now": at_now, "rejected": Eligibility.REJECTED.value})
         if snapshots:
             # (tenant, fetched_at) is unique: writing the same fetch twice is a no-op.
