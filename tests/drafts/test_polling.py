@@ -167,9 +167,7 @@ def test_a_read_outside_the_schedule_never_pushes_the_next_poll_back(sync_settin
     assert tenant.next_poll_at == soon
 
 
-def test_a_change_seen_outside_the_schedule_brings_the_next_poll_forward(
-    sync_settings: Sandbox, cadence: None
-) -> None:
+def test_a_change_seen_outside_the_schedule_brings_the_next_poll_forward(sync_settings: Sandbox, cadence: None) -> None:
     tenant = sandbox_tenant(sync_settings, draft_count=5)
     Tenant.objects.filter(pk=tenant.pk).update(
         draft_count=4,
@@ -228,7 +226,7 @@ def test_poll_soon_keeps_an_earlier_due_time_and_ignores_unknown_accounts(cadenc
 
 
 def test_the_migration_takes_the_last_activity_from_the_snapshots(cadence: None) -> None:
-    migration = __import__("tenants.migrations.0019_polling_cadence", fromlist=["activity_from_snapshots"])
+    migration = __import__("tenants.migrations.0021_polling_cadence", fromlist=["activity_from_snapshots"])
     changed, quiet, never = make_tenant(), make_tenant(), make_tenant()
     now = timezone.now()
     DraftSnapshot.objects.bulk_create(
