@@ -46,6 +46,7 @@ from drafts.rules import (
     SyncReport,
     TenantResult,
     component_rate_limit,
+    next_poll_at,
     quota_budget,
     quota_day,
     quota_reset_at,
@@ -109,6 +110,8 @@ SYNC_FIELDS = (
     "quota_component_rate_calls",
     "quota_component_rate_seconds",
     "paused_until",
+    "next_poll_at",
+    "draft_activity_at",
 )
 
 
@@ -134,6 +137,8 @@ class _Work:
     previous_count: int | None = None
     # The error of the last call, while a retry is planned.
     last_error: WeChatError | None = None
+    # The last draft-box activity, as read under the row lock in _write (for the next poll's time).
+    activity_at: datetime | None = None
 
 
 def sync_tenants(tenants: Sequence[Tenant], *, trigger: str, chunk: SyncChunk | None = None) -> SyncReport | None:
@@ -341,11 +346,18 @@ _NEWER = "(t.draft_count_fetched_at IS NULL OR t.draft_count_fetched_at < v.fetc
 
 _SUCCEEDED = BulkUpdate(
     table=Tenant._meta.db_table,
-    columns=("id", "total_count", "fetched_at", "snapshot", "calls"),
+    columns=("id", "total_count", "fetched_at", "snapshot", "changed", "next_poll_at", "calls"),
     assignments=(
         # Never replace a newer fetch (an on-demand job that finished first) with this older one.
         f"draft_count = CASE WHEN {_NEWER} THEN v.total_count ELSE t.draft_count END, "
         f"draft_count_fetched_at = CASE WHEN {_NEWER} THEN v.fetched_at ELSE t.draft_count_fetched_at END, "
+        # The cadence (docs/polling.md#writing-the-next-poll): a change restarts the quiet time and the next poll
+        # follows from it. A read outside the schedule (on demand, after an event) may bring the next poll
+        # forward but never push it back, so that the account keeps to the beat's ticks.
+        f"next_poll_at = CASE WHEN NOT {_NEWER} THEN t.next_poll_at WHEN %(scheduled)s THEN v.next_poll_at "
+        "WHEN v.next_poll_at < t.next_poll_at THEN v.next_poll_at ELSE t.next_poll_at END, "
+        "draft_activity_at = CASE WHEN v.changed THEN v.fetched_at "
+        "ELSE COALESCE(t.draft_activity_at, v.fetched_at) END, "
         "last_snapshot_at = CASE WHEN v.snapshot THEN v.fetched_at ELSE t.last_snapshot_at END, "
         "last_sync_attempt_at = v.fetched_at, " + _QUOTA
     ),
@@ -426,14 +438,26 @@ def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
         _lock_and_recheck_snapshots(works, succeeded)
         rows: list[tuple[Any, ...]] = []
         snapshots: list[DraftSnapshot] = []
+        # A scheduled chunk's cadence counts from the run's start, so that an account due every 15 minutes is
+        # due again at the beat 15 minutes on rather than just after it.
+        planned_at = chunk.run.started_at if chunk is not None else None
         for w in succeeded:
             assert w.fetched_at is not None and w.result is not None and w.result.total_count is not None
+            changed = w.snapshot == SnapshotReason.CHANGED
+            due = next_poll_at(
+                base=planned_at or w.fetched_at,
+                fetched_at=w.fetched_at,
+                activity_at=w.fetched_at if changed else (w.activity_at or w.fetched_at),
+                daily_limit=w.tenant.quota_daily_limit,
+            )
             rows.append(
                 _SUCCEEDED.row(
                     id=w.tenant.pk,
                     total_count=w.result.total_count,
                     fetched_at=ops.adapt_datetimefield_value(w.fetched_at),
                     snapshot=w.snapshot is not None,
+                    changed=changed,
+                    next_poll_at=ops.adapt_datetimefield_value(due),
                     calls=w.calls,
                 )
             )
@@ -446,7 +470,7 @@ def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
                         reason=w.snapshot,
                     )
                 )
-        _SUCCEEDED.execute(rows, {"day": day})
+        _SUCCEEDED.execute(rows, {"day": day, "scheduled": trigger == SyncTrigger.SCHEDULE})
         _FAILED.execute(failed, {"day": day, "now": at_now, "rejected": Eligibility.REJECTED.value})
         if snapshots:
             # (tenant, fetched_at) is unique: writing the same fetch twice is a no-op.
@@ -472,11 +496,11 @@ def _lock_and_recheck_snapshots(works: Sequence[_Work], succeeded: Sequence[_Wor
     if not ids:
         return
     current = {
-        pk: (count, fetched_at, snapshot_at)
-        for pk, count, fetched_at, snapshot_at in Tenant.objects.select_for_update()
+        pk: (count, fetched_at, snapshot_at, activity_at)
+        for pk, count, fetched_at, snapshot_at, activity_at in Tenant.objects.select_for_update()
         .filter(pk__in=ids)
         .order_by("pk")
-        .values_list("pk", "draft_count", "draft_count_fetched_at", "last_snapshot_at")
+        .values_list("pk", "draft_count", "draft_count_fetched_at", "last_snapshot_at", "draft_activity_at")
     }
     heartbeat = timedelta(hours=settings.DRAFT_SNAPSHOT_HEARTBEAT_HOURS)
     for work in succeeded:
@@ -485,7 +509,7 @@ def _lock_and_recheck_snapshots(works: Sequence[_Work], succeeded: Sequence[_Wor
         work.snapshot = None
         if row is None:
             continue  # deleted meanwhile
-        count, fetched_at, snapshot_at = row
+        count, fetched_at, snapshot_at, work.activity_at = row
         if fetched_at is not None and fetched_at >= work.fetched_at:
             continue
         work.previous_count = count

@@ -167,6 +167,11 @@ class Tenant(models.Model):
     quota_clears_month = models.CharField(max_length=7, blank=True, editable=False)
     quota_clears = models.PositiveSmallIntegerField(_("quota clears this month"), default=0)
     paused_until = models.DateTimeField(_("paused until"), null=True, blank=True)
+    # Polling cadence (docs/polling.md): when a scheduled run next calls draft/count for the account (due at once
+    # when created), and the last sign of activity in its draft box (the count seen to change, or an event
+    # announcing a change), from which the quiet time that sets the interval is counted.
+    next_poll_at = models.DateTimeField(_("next scheduled poll"), default=timezone.now)
+    draft_activity_at = models.DateTimeField(_("last draft-box activity"), null=True, blank=True)
 
     authorized_at = models.DateTimeField(_("authorized at"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
@@ -181,6 +186,8 @@ class Tenant(models.Model):
             models.Index(fields=["status", "eligibility", "id"], name="tenant_syncable_idx"),
             models.Index(fields=["access_token_expires_at"], name="tenant_token_expiry_idx"),
             models.Index(fields=["authorizer_appid"], name="tenant_appid_idx"),
+            # Scheduled runs plan only the accounts due (docs/polling.md#planning).
+            models.Index(fields=["next_poll_at"], name="tenant_next_poll_idx"),
         ]
         constraints: ClassVar[list[models.BaseConstraint]] = [
             models.UniqueConstraint(fields=["component", "authorizer_appid"], name="tenant_one_per_platform"),

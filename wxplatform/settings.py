@@ -588,6 +588,12 @@ DRAFT_SYNC_BACKOFF_MAX = env.float("DRAFT_SYNC_BACKOFF_MAX", default=8.0)
 DRAFT_SYNC_RUN_TIMEOUT = env.float("DRAFT_SYNC_RUN_TIMEOUT", default=1800.0)
 # An on-demand job whose worker went silent this many seconds ago may be taken over by another.
 DRAFT_SYNC_JOB_LEASE = env.float("DRAFT_SYNC_JOB_LEASE", default=120.0)
+# Per-account polling cadence of scheduled runs (docs/polling.md): an account whose draft box has been quiet for
+# T is polled again after T * DRAFT_POLL_QUIET_FRACTION, never sooner than DRAFT_POLL_MIN_INTERVAL nor later than
+# DRAFT_POLL_MAX_INTERVAL (seconds), and never more often than its scheduled quota share allows.
+DRAFT_POLL_MIN_INTERVAL = env.float("DRAFT_POLL_MIN_INTERVAL", default=900.0)
+DRAFT_POLL_MAX_INTERVAL = env.float("DRAFT_POLL_MAX_INTERVAL", default=21600.0)
+DRAFT_POLL_QUIET_FRACTION = env.float("DRAFT_POLL_QUIET_FRACTION", default=0.1)
 # Sync attempts, finished jobs and runs are deleted after this many days; snapshots are kept.
 SYNC_ATTEMPT_RETENTION_DAYS = env.int("SYNC_ATTEMPT_RETENTION_DAYS", default=30)
 

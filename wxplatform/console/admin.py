@@ -254,6 +254,9 @@ DRAFT_COUNT_FIELDS = (
     "last_error_at",
     "last_error_rid_link",
     "paused_until",
+    # The cadence of scheduled polls (docs/polling.md).
+    "draft_activity_at",
+    "next_poll_at",
 )
 QUOTA_FIELDS = (
     "quota_used",
