@@ -1,7 +1,8 @@
 """`make bench`: runs every bench/bench_*.py module's `main()` in turn, each printing its own figures.
 
-Select some with `python -m bench sync api`; options follow one name: `python -m bench scale --accounts 100000`. Benchmarks need PostgreSQL and Redis (the Makefile points
-DATABASE_URL and REDIS_URL at them) and start their own sandbox, workers and servers.
+Select some with `python -m bench sync api`; options follow one name: `python -m bench scale --accounts 100000`.
+Benchmarks need PostgreSQL and Redis (the Makefile points DATABASE_URL and REDIS_URL at them) and start their
+own sandbox, workers and servers.
 """
 
 from __future__ import annotations
