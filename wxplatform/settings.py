@@ -191,15 +191,17 @@ MIDDLEWARE = [
     "wxplatform.console.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # The console-only ones (wxplatform/console/middleware.py) are the libraries' own, passing /api/v1/ and
+    # /internal/ requests straight on: keys, not cookies, authenticate those, and they answer JSON.
+    "wxplatform.console.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "wxplatform.console.middleware.CsrfViewMiddleware",
+    "wxplatform.console.middleware.AuthenticationMiddleware",
     "wxplatform.admin.AdminQueryGuardMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "wxplatform.console.middleware.MessageMiddleware",
+    "wxplatform.console.middleware.XFrameOptionsMiddleware",
+    "wxplatform.console.middleware.CSPMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
     "axes.middleware.AxesMiddleware",
 ]
