@@ -136,7 +136,8 @@ def _is_api(request: HttpRequest) -> bool:
 
 
 def _json(status_code: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse(error_body(code, message), status=status_code)
+    # UTF-8 as DRF's answers are, not \u-escaped: a Chinese message reads as Chinese in a terminal.
+    return JsonResponse(error_body(code, message), status=status_code, json_dumps_params={"ensure_ascii": False})
 
 
 def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:
