@@ -13,7 +13,7 @@ class ConsoleConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
 
-class AxesConsoleConfig(AxesAppConfig):
+class AxesConsoleConfig(AxesAppConfig):  # type: ignore[misc]  # django-axes ships no type hints
     """django-axes under a name staff understand (its own is "Axes", untranslated); its models' names are
     translated in the project's catalogue."""
 
