@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from drafts.models import DraftSnapshot, SyncAttempt, SyncJob, SyncRun
 from wxplatform.admin import ReadOnlyAdmin
@@ -34,14 +35,17 @@ class SyncRunAdmin(ReadOnlyAdmin):
         "started_at",
         "trigger",
         "finished_at",
-        "chunks_done",
-        "chunks_total",
+        "chunks",
         "changed",
         "unchanged",
         "skipped",
         "failed",
     )
     list_filter = ("trigger",)
+
+    @admin.display(description=_("chunks done / total"))
+    def chunks(self, run: SyncRun) -> str:
+        return f"{run.chunks_done} / {run.chunks_total}"
 
 
 @admin.register(DraftSnapshot)

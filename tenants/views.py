@@ -230,7 +230,10 @@ PUSH_RETRY_AFTER = 5
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+    # UTF-8, as the API's errors are: a Chinese message reads as Chinese.
+    return JsonResponse(
+        {"error": {"code": code, "message": message}}, status=status, json_dumps_params={"ensure_ascii": False}
+    )
 
 
 def _receive(

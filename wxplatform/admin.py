@@ -10,6 +10,7 @@ Rules every console admin follows (AuditedAdminMixin):
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from wxplatform.core.observability import redact
 from wxplatform.core.schedule import LABELS as schedule_labels
@@ -113,13 +115,47 @@ ACTION_LABELS = {
     "schedule.disable_tasks": _("Disabled periodic tasks"),
     "schedule.toggle_tasks": _("Toggled periodic tasks"),
     "schedule.run_tasks": _("Ran periodic tasks now"),
+    "tenant.clear_quota": _("Cleared the account's draft/count quota"),
+    "tenant.explain_rid": _("Looked up a WeChat rid"),
+    "pushes.replay": _("Replayed WeChat pushes"),
+    "webhook.test": _("Sent a test webhook event"),
+    "webhook.enable": _("Enabled a webhook"),
+    "webhook.disable": _("Disabled a webhook"),
 }
+# Targets that name a count rather than an object ("2 tenants", written by the bulk actions), in words.
+_COUNTED_TARGET = re.compile(r"(\d+) (tenants|pushes)")
+
+
+def target_label(target: str) -> str:
+    """'2 tenants' → '2 merchant accounts' in the reader's language; any other target as it is."""
+    counted = _COUNTED_TARGET.fullmatch(target)
+    if counted is None:
+        return str(_("periodic tasks")) if target == "periodic tasks" else target
+    n = int(counted.group(1))
+    if counted.group(2) == "tenants":
+        return ngettext("%(n)d merchant account", "%(n)d merchant accounts", n) % {"n": n}
+    return ngettext("%(n)d push", "%(n)d pushes", n) % {"n": n}
+
+
+class ActionFilter(admin.SimpleListFilter):
+    """The recorded actions in words; the code in the list's tooltip."""
+
+    title = _("what")
+    parameter_name = "action"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
+        codes = AuditEntry.objects.order_by().values_list("action", flat=True).distinct()
+        return sorted(((code, str(ACTION_LABELS.get(code, code))) for code in codes), key=lambda c: c[1])
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[AuditEntry]) -> QuerySet[AuditEntry]:
+        value = self.value()
+        return queryset.filter(action=value) if value else queryset
 
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "actor_label", "action_label", "target")
-    list_filter = ("action",)
+    list_display = ("created_at", "actor_label", "action_label", "target_words")
+    list_filter = (ActionFilter,)
     search_fields = ("actor_label", "action", "target")
     date_hierarchy = "created_at"
     fields = ("created_at", "actor", "actor_label", "action", "target", "detail_redacted")
@@ -129,6 +165,10 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     def action_label(self, obj: AuditEntry) -> str:
         label = ACTION_LABELS.get(obj.action)
         return format_html('<span title="{}">{}</span>', obj.action, label) if label else obj.action
+
+    @admin.display(description=_("target"), ordering="target")
+    def target_words(self, obj: AuditEntry) -> str:
+        return target_label(obj.target)
 
     @admin.display(description=_("detail"))
     def detail_redacted(self, obj: AuditEntry) -> str:

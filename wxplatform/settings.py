@@ -167,7 +167,8 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "drf_spectacular",
     "django_celery_beat",
-    "axes",
+    # django-axes, named for staff (wxplatform/console/apps.py).
+    "wxplatform.console.apps.AxesConsoleConfig",
     "csp",
     "wxplatform.apps.WxPlatformConfig",
     "wxplatform.component.apps.ComponentConfig",
@@ -419,6 +420,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_CLIENT_IP_CALLABLE = "wxplatform.core.proxies.client_address"
 AXES_RESET_ON_SUCCESS = True
+# The lockout page in the console's look and the visitor's language (axes's own is an English sentence).
+AXES_LOCKOUT_CALLABLE = "wxplatform.console.views.login_locked_out"
 # No banner in the log of every process and command at start-up (make run, manage.py, workers).
 AXES_VERBOSE = False
 AUTH_PASSWORD_VALIDATORS = [

@@ -181,3 +181,39 @@ def test_chinese_api_errors_use_full_width_punctuation_only(client: Client, tena
     assert "\uff1a" in message  # the full-width colon
     # A half-width colon as punctuation (before a space or Chinese text); "HH:MM" in a format is not one.
     assert re.search(r":(?=\s|[\u4e00-\u9fff])", message) is None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("debug", [True, False])
+@pytest.mark.parametrize(
+    "path",
+    ["/internal/", "/internal/v1/", "/internal/v1/nothing-here", "/internal/v1/components/wx1/tokens/extra"],
+)
+def test_every_unknown_path_under_internal_is_a_json_404_even_in_debug(
+    client: Client, settings: Any, debug: bool, path: str
+) -> None:
+    settings.DEBUG = debug
+
+    response = client.get(path)
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert error_of(response) == {"code": "not_found", "message": "Not found."}
+    assert b"urlpatterns" not in response.content and b"URLconf" not in response.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [
+        ("/api/v1/nothing-here", "未找到"),
+        ("/internal/v1/nothing-here", "未找到"),
+        ("/wechat/components/wx00000000000000ff/events", "第三方平台"),
+    ],
+)
+def test_json_404s_are_utf8_like_every_other_error(client: Client, path: str, words: str) -> None:
+    response = client.post(path, b"<xml/>", content_type="text/xml", HTTP_ACCEPT_LANGUAGE="zh-hans")
+
+    assert response.status_code == 404
+    assert words in response.content.decode("utf-8")
+    assert b"\\u" not in response.content

@@ -267,3 +267,100 @@ def test_landing_page_merchant_list_and_platform_pages_fit_a_laptop_screen(
         )
         assert overflowing == [], f"{path} scrolls sideways at 1366 px"
         assert page.evaluate(_SQUEEZED, _LABELS) == [], path  # type: ignore[attr-defined]
+
+
+# Pushes of every kind the log meets: WeChat's InfoTypes and MsgTypes, an event, and a forger's unknown kind.
+_PUSH_KINDS = (
+    ("component", "component_verify_ticket", "verify ticket", "验证票据"),
+    ("component", "authorized", "authorization", "授权"),
+    ("component", "unauthorized", "authorization revoked", "取消授权"),
+    ("message", "text", "text message", "文本消息"),
+    ("message", "event:subscribe", "event", "事件"),
+)
+
+
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_push_log_fits_a_laptop_screen_and_names_the_kinds(
+    live_server: object, browser_page: object, language: str
+) -> None:
+    from tenants.models import PushLog, PushOutcome
+
+    page = browser_page
+    base_url = live_server.url  # type: ignore[attr-defined]
+    User.objects.create_superuser("operator", password=PASSWORD)
+    now = timezone.now()
+    outcomes = (PushOutcome.SUCCESS, PushOutcome.EMPTY, PushOutcome.REPLY, PushOutcome.REJECTED)
+    PushLog.objects.bulk_create(
+        PushLog(
+            received_at=now - timedelta(minutes=n),
+            endpoint=_PUSH_KINDS[n % len(_PUSH_KINDS)][0],
+            component_appid="wx1234567890abcdef",
+            authorizer_appid="" if n % 3 == 0 else f"wxauthorizer{n:06d}",
+            kind=_PUSH_KINDS[n % len(_PUSH_KINDS)][1],
+            signature_ok=n % 4 != 3,
+            decrypted=n % 4 != 3,
+            outcome=outcomes[n % 4],
+            status_code=401 if n % 4 == 3 else 200,
+            error_code="bad_signature" if n % 4 == 3 else "",
+            duration_ms=1.5 + n,
+            query={},
+            body="<xml/>",
+            replayed_at=now if n % 7 == 0 else None,
+        )
+        for n in range(44)
+    )
+    page.set_viewport_size({"width": 1366, "height": 900})  # type: ignore[attr-defined]
+    _log_in(page, base_url, "operator")
+    page.select_option("#wxp-language select", language)  # type: ignore[attr-defined]
+    page.wait_for_selector(f"html[lang='{language}']")  # type: ignore[attr-defined]
+
+    page.goto(f"{base_url}/admin/tenants/pushlog/")  # type: ignore[attr-defined]
+    page.screenshot(path=str(SHOTS / f"wxp-admin-pushlog-{language}-1366.png"), full_page=True)  # type: ignore[attr-defined]
+
+    # Neither the page nor the list's box scrolls sideways: every column is on the screen.
+    overflowing = page.evaluate(  # type: ignore[attr-defined]
+        """() => [document.documentElement, ...document.querySelectorAll('#content *')]
+          .filter((el) => el.clientWidth > 1 && el.scrollWidth > el.clientWidth + 1)
+          .filter((el) => el === document.documentElement || getComputedStyle(el).overflowX !== 'visible')
+          .map((el) => `${el.tagName}#${el.id}.${el.className} ${el.scrollWidth} > ${el.clientWidth}`)"""
+    )
+    assert overflowing == []
+    off_screen = page.evaluate(  # type: ignore[attr-defined]
+        """() => [...document.querySelectorAll('#result_list thead th')]
+          .filter((th) => th.getBoundingClientRect().right > window.innerWidth)
+          .map((th) => th.innerText.trim())"""
+    )
+    assert off_screen == []
+    # The URL is a short label on a line or two, never a column of single characters (the text's own height:
+    # the cell is as tall as the row's tallest neighbour).
+    tallest = page.evaluate(  # type: ignore[attr-defined]
+        """() => Math.max(...[...document.querySelectorAll('#result_list td.field-endpoint_label')].map((td) => {
+             const range = document.createRange();
+             range.selectNodeContents(td);
+             return range.getBoundingClientRect().height;
+           }))"""
+    )
+    assert 0 < tallest <= 40
+    urls = set(page.locator("#result_list td.field-endpoint_label").all_inner_texts())  # type: ignore[attr-defined]
+    assert urls == (
+        {"授权事件", "消息与事件"} if language == "zh-hans" else {"authorization events", "messages and events"}
+    )
+    assert page.evaluate("() => document.documentElement.scrollHeight") < 3000  # type: ignore[attr-defined]
+    squeezed = page.evaluate(  # type: ignore[attr-defined]
+        _SQUEEZED,
+        "#result_list thead th, #result_list .field-received, #result_list .field-endpoint_label, "
+        "#result_list .field-authorizer_appid, #result_list .wxp-badge",
+    )
+    assert squeezed == []
+
+    # Kinds in words with WeChat's code beside them, in the list and in the filter.
+    kinds = [  # the code is on a line of its own
+        " ".join(text.split())
+        for text in page.locator("#result_list td.field-kind_label").all_inner_texts()  # type: ignore[attr-defined]
+    ]
+    filters = page.inner_text("#changelist-filter")  # type: ignore[attr-defined]
+    for _endpoint, code, english, chinese in _PUSH_KINDS:
+        words = chinese if language == "zh-hans" else english
+        shown = f"{words} ({code.removeprefix('event:')})" if code.startswith("event:") else f"{words} ({code})"
+        assert shown in kinds, (shown, sorted(set(kinds)))
+        assert shown in filters, (shown, filters)

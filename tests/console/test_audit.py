@@ -72,4 +72,4 @@ def test_audit_log_lists_who_did_what_to_which_target(admin_client: Client) -> N
 
     assert '<td class="field-actor_label">alice</td>' in html
     assert '<td class="field-action_label"><span title="tenant.revoke">Marked the account revoked</span></td>' in html
-    assert '<td class="field-target">tenant:7 wxabc</td>' in html
+    assert '<td class="field-target_words">tenant:7 wxabc</td>' in html

@@ -47,10 +47,13 @@ def test_the_list_shows_each_push_and_filters_by_url_and_outcome(admin_client: C
     everything = admin_client.get(CHANGELIST).content.decode()
     refused = admin_client.get(CHANGELIST, {"outcome__exact": "rejected"}).content.decode()
 
-    assert '<td class="field-kind">component_verify_ticket</td>' in everything
-    assert '<td class="field-error_code">bad_signature</td>' in everything
-    assert '<td class="field-error_code">bad_signature</td>' in refused
-    assert '<td class="field-kind">component_verify_ticket</td>' not in refused
+    # Kinds and refusals in words, WeChat's and our codes beside them.
+    ticket = '<td class="field-kind_label">verify ticket<br><span class="wxp-code">(component_<wbr>verify_<wbr>ticket)'
+    refusal = "signature does not verify (bad_<wbr>signature)"
+    assert ticket in everything
+    assert refusal in everything
+    assert refusal in refused
+    assert ticket not in refused
     # Never the decrypted contents.
     assert "ticket@@@listed" not in everything
 

@@ -111,6 +111,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         response.data = error_body(code, str(response.data.get("detail", "")))
         return response
     code, message = _code_and_message(api_exc)
+    if isinstance(api_exc, exceptions.ParseError) and message.startswith("JSON parse error"):
+        # DRF's JSON parser words it in English, with Python's json module's reason: said in the reader's language.
+        message = _("The request body is not valid JSON.")
     extra: dict[str, Any] = {}
     if isinstance(api_exc, InvalidParameter):
         extra["parameter"] = api_exc.parameter
@@ -133,7 +136,8 @@ def _is_api(request: HttpRequest) -> bool:
 
 
 def _json(status_code: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse(error_body(code, message), status=status_code)
+    # UTF-8 as DRF's answers are, not \u-escaped: a Chinese message reads as Chinese in a terminal.
+    return JsonResponse(error_body(code, message), status=status_code, json_dumps_params={"ensure_ascii": False})
 
 
 def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -1,9 +1,9 @@
 """/internal/v1/: the token authority's HTTP endpoints, for the provider's own services (README "Token authority")."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from wxplatform.api import authority as views
-from wxplatform.api import gateway
+from wxplatform.api import errors, gateway
 
 app_name = "authority"
 
@@ -25,4 +25,7 @@ urlpatterns = [
         gateway.ComponentGatewayView.as_view(),
         name="component-gateway",
     ),
+    # Everything else under /internal/ is a 404 in the API's error shape, also with DEBUG on, where Django would
+    # otherwise answer its HTML debug page listing every URL pattern (as /api/ does, wxplatform/api/urls.py).
+    re_path(r"^.*$", errors.not_found, name="not-found"),
 ]

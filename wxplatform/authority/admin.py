@@ -129,15 +129,61 @@ class ServiceKeyAdmin(AuditedAdminMixin):
         )
 
 
+# Why a hand-out or a gateway call was refused (wxplatform/authority/services.py, gateway.py), in words: the list
+# shows the code a service's logs carry with what it means ("tenant_revoked (the account's authorization was revoked)").
+REFUSALS = {
+    "component_not_ready": _("the platform has no component token yet"),
+    "platform_inactive": _("the platform is switched off"),
+    "platform_not_found": _("no such platform"),
+    "service_key_out_of_scope": _("the key is scoped to another platform"),
+    "tenant_has_no_token": _("the account has no token"),
+    "tenant_ineligible": _("the account is not eligible"),
+    "tenant_needs_reauthorization": _("the account must be authorized again"),
+    "tenant_not_found": _("no such account"),
+    "tenant_refused_by_wechat": _("WeChat refuses a token for the account"),
+    "tenant_revoked": _("the account's authorization was revoked"),
+    "tenant_test_account": _("WeChat's test account"),
+    "token_unavailable": _("no token could be obtained"),
+    "wechat_path_invalid": _("not a WeChat API path"),
+    "wechat_path_not_allowed": _("path not allowed for the key"),
+}
+
+
+def refusal_label(code: str) -> str:
+    """The code with its meaning, in the reader's language ("tenant_revoked (the account's authorization was revoked)");
+    an unknown code as it is, and a dash for none."""
+    meaning = REFUSALS.get(code)
+    if not code or meaning is None:
+        return code or "—"
+    return _("%(code)s (%(meaning)s)") % {"code": code, "meaning": meaning}
+
+
+class HandoutErrorFilter(admin.SimpleListFilter):
+    title = _("error code")
+    parameter_name = "error_code"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
+        codes = TokenHandout.objects.exclude(error_code="").order_by().values_list("error_code", flat=True)
+        return [(code, refusal_label(code)) for code in sorted(set(codes.distinct()))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[TokenHandout]) -> QuerySet[TokenHandout]:
+        value = self.value()
+        return queryset.filter(error_code=value) if value else queryset
+
+
 @admin.register(TokenHandout)
 class TokenHandoutAdmin(ReadOnlyAdmin):
-    list_display = ("at", "key", "kind", "component_appid", "authorizer_appid", "outcome", "error_code")
-    list_filter = ("kind", "outcome", "component_appid", "key")
+    list_display = ("at", "key", "kind", "component_appid", "authorizer_appid", "outcome", "error")
+    list_filter = ("kind", "outcome", HandoutErrorFilter, "component_appid", "key")
     search_fields = ("authorizer_appid", "key__name", "key__prefix")
     date_hierarchy = "at"
     list_select_related = ("key",)
-    fields = ("at", "key", "kind", "component_appid", "authorizer_appid", "outcome", "error_code")
+    fields = ("at", "key", "kind", "component_appid", "authorizer_appid", "outcome", "error")
     readonly_fields = fields
+
+    @admin.display(description=_("error code"), ordering="error_code")
+    def error(self, handout: TokenHandout) -> str:
+        return refusal_label(handout.error_code)
 
 
 @admin.register(GatewayUsage)

@@ -28,6 +28,26 @@ class ServiceKey(AbstractAPIKey):
 
     id = models.BigAutoField(primary_key=True)  # type: ignore[assignment]  # the library's is a CharField
     objects: ClassVar[ServiceKeyManager] = ServiceKeyManager()
+    # The library's fields, as they are, with names and help texts the console can translate (its own have no
+    # verbose names and no zh-Hans catalogue).
+    prefix = models.CharField(_("prefix"), max_length=8, unique=True, editable=False)
+    created = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    name = models.CharField(
+        _("name"),
+        max_length=50,
+        blank=False,
+        default=None,
+        help_text=_("A free-form name for the key, such as the service that uses it; need not be unique."),
+    )
+    revoked = models.BooleanField(
+        _("revoked"),
+        blank=True,
+        default=False,
+        help_text=_("A revoked key can no longer be used. This cannot be undone."),
+    )
+    expiry_date = models.DateTimeField(
+        _("expires"), blank=True, null=True, help_text=_("After this time the key can no longer be used.")
+    )
 
     component = models.ForeignKey(
         Platform,

@@ -78,7 +78,7 @@ from wxplatform.component.models import Platform
 from wxplatform.component.services import ComponentNotReady
 from wxplatform.console import push_admin  # noqa: F401 - registers the push log's admin
 from wxplatform.core.charts import step_chart_svg
-from wxplatform.core.errcodes import errcode_label
+from wxplatform.core.errcodes import errcode_label, transport_error_label
 from wxplatform.core.freshness import AUTHORIZER_REFRESH_MARGIN, FORCE_REFRESH_MARGIN
 from wxplatform.core.queueing import enqueue
 from wxplatform.wechat.errors import WeChatError
@@ -250,7 +250,7 @@ DRAFT_COUNT_FIELDS = (
     "draft_count_fetched_at",
     "last_sync_attempt_at",
     "last_error_code",
-    "last_error_message",
+    "last_error_words",
     "last_error_at",
     "last_error_rid_link",
     "paused_until",
@@ -376,6 +376,10 @@ class TenantAdmin(AuditedAdminMixin):
     def last_sync(self, obj: Tenant) -> SafeString | str:
         return _short_time(obj.draft_count_fetched_at)
 
+    @admin.display(description=gettext_lazy("last error"))
+    def last_error_words(self, obj: Tenant) -> str:
+        return transport_error_label(obj.last_error_message) if obj.last_error_message else "—"
+
     @admin.display(description=gettext_lazy("last error"), ordering="last_error_at")
     def last_error(self, obj: Tenant) -> SafeString | str:
         if obj.last_error_at is None:
@@ -383,7 +387,8 @@ class TenantAdmin(AuditedAdminMixin):
         # The code in the list, what WeChat said and when in its tooltip: the whole message is on the account's page.
         code = str(obj.last_error_code) if obj.last_error_code is not None else _("network")
         when = timezone.localtime(obj.last_error_at).strftime("%Y-%m-%d %H:%M")
-        return _badge("wxp-bad" if _is_failing(obj) else "wxp-muted", code, f"{when} {obj.last_error_message}")
+        message = transport_error_label(obj.last_error_message)
+        return _badge("wxp-bad" if _is_failing(obj) else "wxp-muted", code, f"{when} {message}")
 
     @admin.display(description=gettext_lazy("token expiry"), ordering="access_token_expires_at")
     def token_expiry(self, obj: Tenant) -> SafeString | str:

@@ -1,3 +1,4 @@
+from axes.apps import AppConfig as AxesAppConfig
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
@@ -10,3 +11,10 @@ class ConsoleConfig(AppConfig):
     label = "console"
     verbose_name = _("Service-provider console")
     default_auto_field = "django.db.models.BigAutoField"
+
+
+class AxesConsoleConfig(AxesAppConfig):  # type: ignore[misc]  # django-axes ships no type hints
+    """django-axes under a name staff understand (its own is "Axes", untranslated); its models' names are
+    translated in the project's catalogue."""
+
+    verbose_name = _("Login lockouts")

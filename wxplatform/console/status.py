@@ -138,14 +138,21 @@ PUSH_KINDS = {
 }
 
 
+def push_kind_words(kind: str) -> tuple[str, str]:
+    """(words, code): ('authorization', 'authorized'); an event is named by its Event; an unknown kind has no
+    words ('', kind)."""
+    if kind.startswith("event:"):
+        return str(PUSH_KINDS["event"]), kind.split(":", 1)[1]
+    label = PUSH_KINDS.get(kind)
+    return (str(label) if label is not None else ""), kind
+
+
 def push_kind_label(kind: str) -> str:
     """'authorization (authorized)'; an event is named by its Event; an unknown kind is shown as it is."""
     if not kind:
         return "—"
-    if kind.startswith("event:"):
-        return f"{PUSH_KINDS['event']} ({kind.split(':', 1)[1]})"
-    label = PUSH_KINDS.get(kind)
-    return f"{label} ({kind})" if label is not None else kind
+    words, code = push_kind_words(kind)
+    return f"{words} ({code})" if words else code
 
 
 def platforms_status() -> list[dict[str, object]]:

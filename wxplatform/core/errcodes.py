@@ -46,3 +46,36 @@ def errcode_label(code: int | None) -> str:
         return str(_("no errcode (network)"))
     meaning = MEANINGS.get(code)
     return f"{code} {meaning}" if meaning else str(code)
+
+
+# What the WeChat client records when no answer came (wxplatform/wechat/client.py, bulk.py: "<label>: <OS
+# reason>"), in words. getaddrinfo's failures read "Unknown error -2" or "Name or service not known".
+TRANSPORT_LABELS = {
+    "connection error": _("WeChat could not be reached"),
+    "connect timeout": _("WeChat did not accept the connection in time"),
+    "read timeout": _("WeChat did not answer in time"),
+    "timeout": _("WeChat did not answer in time"),
+    "broken response": _("WeChat's answer was cut off"),
+}
+OS_REASONS = {
+    "Unknown error -2": _("the host name does not resolve (DNS)"),
+    "Name or service not known": _("the host name does not resolve (DNS)"),
+    "Temporary failure in name resolution": _("the host name does not resolve (DNS)"),
+    "name resolution failed": _("the host name does not resolve (DNS)"),
+    "Connection refused": _("the connection was refused"),
+    "Network is unreachable": _("the network is unreachable"),
+    "No route to host": _("no route to the host"),
+    "Connection reset by peer": _("the connection was reset"),
+}
+
+
+def transport_error_label(message: str) -> str:
+    """'connection error: Unknown error -2' → 'WeChat could not be reached: the host name does not resolve
+    (DNS)', translated; anything else (WeChat's own errmsg) as it is."""
+    label, _sep, reason = message.partition(": ")
+    words = TRANSPORT_LABELS.get(label)
+    if words is None:
+        return message
+    if not reason:
+        return str(words)
+    return str(_("%(what)s: %(why)s") % {"what": words, "why": OS_REASONS.get(reason, reason)})

@@ -14,10 +14,27 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from wxsandbox.control import SandboxControl, SandboxControlError
 
 _RESULT_STYLE = {"pass": "SUCCESS", "fail": "ERROR", "skipped": "WARNING"}
+_RESULT_WORDS = {"pass": gettext_lazy("pass"), "fail": gettext_lazy("fail"), "skipped": gettext_lazy("skipped")}
+# The sandbox's fixed explanations of a passed step (wxsandbox/release.py), in the terminal's language; a failure's
+# explanation quotes what the service answered and is printed as it is.
+_DETAILS = {
+    "answered success": gettext_lazy("answered success"),
+    "passive reply received": gettext_lazy("passive reply received"),
+    "customer-service message received": gettext_lazy("customer-service message received"),
+    "api_query_auth called with the pushed code": gettext_lazy("api_query_auth called with the pushed code"),
+    "the platform created one through api_create_preauthcode": gettext_lazy(
+        "the platform created one through api_create_preauthcode"
+    ),
+    "the platform has created none lately; the test created its own": gettext_lazy(
+        "the platform has created none lately; the test created its own"
+    ),
+    "message_url is not set": gettext_lazy("message_url is not set"),
+}
 
 
 class Command(BaseCommand):
@@ -60,10 +77,14 @@ class Command(BaseCommand):
             }
         )
         headers = (_("step"), _("result"), _("why"))
-        cells = [(f"{row['step']} · {row['name']}", row["result"], row["detail"]) for row in rows]
+        cells = [
+            (f"{row['step']} · {row['name']}", str(_RESULT_WORDS.get(row["result"], row["result"])), row)
+            for row in rows
+        ]
         widths = [max(len(headers[i]), *(len(cell[i]) for cell in cells)) for i in range(2)]
         self.stdout.write(f"{headers[0]:<{widths[0]}}  {headers[1]:<{widths[1]}}  {headers[2]}")
-        for step, outcome, why in cells:
-            style = getattr(self.style, _RESULT_STYLE.get(outcome, "NOTICE"))
+        for step, outcome, row in cells:
+            style = getattr(self.style, _RESULT_STYLE.get(row["result"], "NOTICE"))
+            why = str(_DETAILS.get(row["detail"], row["detail"]))
             self.stdout.write(f"{step:<{widths[0]}}  {style(f'{outcome:<{widths[1]}}')}  {why}")
         self.stdout.write(self.style.SUCCESS(_("PASSED")) if result["passed"] else self.style.ERROR(_("FAILED")))
