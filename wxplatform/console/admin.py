@@ -288,6 +288,13 @@ def _call_failure(
     return refused % {"error": errcode_label(exc.errcode)}, exc.errcode
 
 
+
+# Account kinds as short as WeChat's own names, for the merchant list (AccountKind holds the full labels).
+_SHORT_KIND = {
+    AccountKind.SUBSCRIPTION: gettext_lazy("Official Account"),
+    AccountKind.SERVICE: gettext_lazy("Service Account"),
+}
+
 @admin.register(Tenant)
 class TenantAdmin(AuditedAdminMixin):
     list_display = (
@@ -404,8 +411,10 @@ class TenantAdmin(AuditedAdminMixin):
 
     @admin.display(description=gettext_lazy("account kind"), ordering="account_kind")
     def kind_label(self, obj: Tenant) -> SafeString:
-        detail = f"{self.service_type(obj)} · {self.verification(obj)}"
-        return format_html('<span title="{}">{}</span>', detail, obj.get_account_kind_display())
+        # The list shows WeChat's short name; the full one ("formerly subscription account") is in the title.
+        full = obj.get_account_kind_display()
+        detail = f"{full} · {self.service_type(obj)} · {self.verification(obj)}"
+        return format_html('<span title="{}">{}</span>', detail, _SHORT_KIND.get(obj.account_kind, full))
 
     @admin.display(description=gettext_lazy("service type"), ordering="service_type_id")
     def service_type(self, obj: Tenant) -> str:
