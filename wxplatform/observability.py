@@ -1,7 +1,9 @@
-"""Request ids and log hygiene.
+"""Request ids, log hygiene and URL hygiene.
 
 Every log line carries the id of the request (or task) that produced it, and no line carries a token:
 WeChat puts credentials in query strings and JSON bodies, so those patterns are masked on the way out.
+A URL holding a NUL byte is refused before any view runs: PostgreSQL refuses NUL in text, so such a value
+would otherwise fail the first query it reaches with a 500.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import re
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from celery import signals
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import BadRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from pythonjsonlogger.json import JsonFormatter
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -97,6 +101,22 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
         response["X-Request-ID"] = rid
         return response
+
+
+class NulByteMiddleware:
+    """A NUL byte in the path is a 404 (no resource is named so), in the query string a 400, both answered by the
+    project's handlers (the one error shape under /api/ and /internal/) before any view or query runs. Every path
+    parameter and query value of every URL is covered at once, whatever its converter."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path:
+            raise Http404("NUL byte in the path")
+        if b"\x00" in unquote_to_bytes(str(request.META.get("QUERY_STRING", ""))):
+            raise BadRequest("NUL byte in the query string")
+        return self.get_response(request)
 
 
 # --- Celery: a task carries the request id of the request (or task) that enqueued it ---------------------

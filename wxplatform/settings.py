@@ -137,6 +137,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "wxplatform.proxies.TrustedProxyMiddleware",
     "wxplatform.observability.RequestIdMiddleware",
+    "wxplatform.observability.NulByteMiddleware",
     # Before anything reads the Host header (SecurityMiddleware's redirect, CommonMiddleware): probes by IP.
     "wxplatform.console.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
