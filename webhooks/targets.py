@@ -74,9 +74,7 @@ def address_problem(address: IPAddress, *, allow_private: bool) -> str | None:
                     "problem": problem,
                 }
         if int(address) > 1 and any(address in network for network in _UNREADABLE):  # not :: nor ::1
-            return _("%(address)s reaches IPv4 through a prefix that is never a webhook target.") % {
-                "address": address
-            }
+            return _("%(address)s reaches IPv4 through a prefix that is never a webhook target.") % {"address": address}
     if address in METADATA_ADDRESSES:
         return _("%(address)s is the cloud metadata address and is never a webhook target.") % {"address": address}
     if allow_private:

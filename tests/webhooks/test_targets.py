@@ -47,29 +47,43 @@ def test_url_problems_are_named(url: str, problem: str | None) -> None:
     ("host", "problem"),
     [
         # NAT64, well-known prefix (RFC 6052): the metadata address and loopback through a translator.
-        ("64:ff9b::a9fe:a9fe", "64:ff9b::a9fe:a9fe reaches the IPv4 address 169.254.169.254: 169.254.169.254 is "
-         "the cloud metadata address and is never a webhook target."),
+        (
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::a9fe:a9fe reaches the IPv4 address 169.254.169.254: 169.254.169.254 is "
+            "the cloud metadata address and is never a webhook target.",
+        ),
         ("64:ff9b::7f00:1", "64:ff9b::7f00:1 reaches the IPv4 address 127.0.0.1: 127.0.0.1 is a loopback address."),
-        ("64:ff9b::a00:1", "64:ff9b::a00:1 reaches the IPv4 address 10.0.0.1: 10.0.0.1 is a private or reserved "
-         "address."),
+        (
+            "64:ff9b::a00:1",
+            "64:ff9b::a00:1 reaches the IPv4 address 10.0.0.1: 10.0.0.1 is a private or reserved address.",
+        ),
         # 6to4 (RFC 3056) and Teredo (RFC 4380; the client's address is stored inverted).
         ("2002:7f00:1::", "2002:7f00:1:: reaches the IPv4 address 127.0.0.1: 127.0.0.1 is a loopback address."),
-        ("2002:a9fe:a9fe::1", "2002:a9fe:a9fe::1 reaches the IPv4 address 169.254.169.254: 169.254.169.254 is the "
-         "cloud metadata address and is never a webhook target."),
-        ("2001:0:808:808::80ff:fffe", "2001:0:808:808::80ff:fffe reaches the IPv4 address 127.0.0.1: 127.0.0.1 is a "
-         "loopback address."),
-        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001:0:4136:e378:8000:63bf:3fff:fdd2 reaches the IPv4 address "
-         "192.0.2.45: 192.0.2.45 is a private or reserved address."),
+        (
+            "2002:a9fe:a9fe::1",
+            "2002:a9fe:a9fe::1 reaches the IPv4 address 169.254.169.254: 169.254.169.254 is the "
+            "cloud metadata address and is never a webhook target.",
+        ),
+        (
+            "2001:0:808:808::80ff:fffe",
+            "2001:0:808:808::80ff:fffe reaches the IPv4 address 127.0.0.1: 127.0.0.1 is a loopback address.",
+        ),
+        (
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2 reaches the IPv4 address "
+            "192.0.2.45: 192.0.2.45 is a private or reserved address.",
+        ),
         # IPv4-mapped, IPv4-translated (SIIT) and the deprecated IPv4-compatible form.
         ("::ffff:127.0.0.1", "127.0.0.1 is a loopback address."),
         ("::ffff:0:7f00:1", "::ffff:0:7f00:1 reaches the IPv4 address 127.0.0.1: 127.0.0.1 is a loopback address."),
         ("::127.0.0.1", "::7f00:1 reaches IPv4 through a prefix that is never a webhook target."),
         ("::8.8.8.8", "::808:808 reaches IPv4 through a prefix that is never a webhook target."),
         # Local-use NAT64 (RFC 8215): where the IPv4 address sits depends on the operator's prefix length.
-        ("64:ff9b:1::a9fe:a9fe", "64:ff9b:1::a9fe:a9fe reaches IPv4 through a prefix that is never a webhook "
-         "target."),
-        ("64:ff9b:1:a9fe:a9:fe00::", "64:ff9b:1:a9fe:a9:fe00:: reaches IPv4 through a prefix that is never a webhook "
-         "target."),
+        ("64:ff9b:1::a9fe:a9fe", "64:ff9b:1::a9fe:a9fe reaches IPv4 through a prefix that is never a webhook target."),
+        (
+            "64:ff9b:1:a9fe:a9:fe00::",
+            "64:ff9b:1:a9fe:a9:fe00:: reaches IPv4 through a prefix that is never a webhook target.",
+        ),
         # A public IPv4 address through NAT64 or 6to4 is a public target: DNS64 answers such addresses for every
         # IPv4-only name on an IPv6-only network.
         ("64:ff9b::808:808", None),
