@@ -291,6 +291,37 @@ def _tenant_upsert(
     return tenant, created
 
 
+# The profile strings of api_get_authorizer_info as stored: (tenant field, AuthorizerInfo attribute).
+PROFILE_TEXT_FIELDS = (
+    ("nickname", "nick_name"),
+    ("head_img", "head_img"),
+    ("original_id", "user_name"),
+    ("alias", "alias"),
+    ("principal_name", "principal_name"),
+)
+
+
+def profile_text(field: str, value: str | None) -> str:
+    """A profile string from WeChat as its column can hold it: cut to the column's length, NUL bytes dropped
+    (PostgreSQL refuses them). WeChat sets no length we could rely on (docs/wechat/lifecycle.md#authorizer-profile),
+    and one value that does not fit must not fail an authorization or a reconciliation: the full value stays in
+    `profile_raw`."""
+    text = (value or "").replace("\x00", "")
+    max_length: int | None = getattr(Tenant._meta.get_field(field), "max_length", None)
+    return text[:max_length] if max_length is not None else text
+
+
+def profile_raw(value: object) -> object:
+    """authorizer_info as WeChat sent it, storable in a jsonb column (which refuses \\u0000 in any string)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {profile_raw(k): profile_raw(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [profile_raw(v) for v in value]
+    return value
+
+
 def tenant_onboard_fill(
     tenant: Tenant,
     *,
@@ -306,14 +337,11 @@ def tenant_onboard_fill(
     kind = AccountKind(str(info.account_kind))
     eligibility, detail = eligibility_for(account_kind=kind, func_ids=func_ids, account_status=info.account_status)
     tenant.account_status = info.account_status
-    tenant.profile_raw = info.raw
+    tenant.profile_raw = profile_raw(info.raw)
     tenant.profile_read_at = now
     tenant.listed_at = now
-    tenant.nickname = info.nick_name or ""
-    tenant.head_img = info.head_img or ""
-    tenant.original_id = info.user_name or ""
-    tenant.alias = info.alias or ""
-    tenant.principal_name = info.principal_name or ""
+    for field, attribute in PROFILE_TEXT_FIELDS:
+        setattr(tenant, field, profile_text(field, getattr(info, attribute)))
     tenant.account_kind = kind
     tenant.service_type_id = info.service_type_id
     tenant.verify_type_id = info.verify_type_id
