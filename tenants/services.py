@@ -153,9 +153,9 @@ def authorization_code_receive(
     for is kept no longer than its exchange.
     """
     row, created = AuthorizationCode.objects.get_or_create(
+        component=component,
         code_hash=_code_hash(code),
         defaults={
-            "component": component,
             "code": code,
             "authorizer_appid": authorizer_appid,
             "pushed": pushed,
@@ -179,21 +179,20 @@ def tenant_authorize(*, component: ComponentCredential, authorization_code: str,
     marked used, so that nothing asks again; after any other failure a code that no push vouched for is
     forgotten, so that junk sent to the callback leaves no row behind.
     """
-    code_hash = _code_hash(authorization_code)
-    authorization_code_receive(component=component, code=authorization_code, claim=claim)
+    row_id = authorization_code_receive(component=component, code=authorization_code, claim=claim).pk
     try:
-        return _code_exchange(code_hash=code_hash, authorization_code=authorization_code, claim=claim)
+        return _code_exchange(row_id=row_id, authorization_code=authorization_code, claim=claim)
     except AuthorizationCodeError:
-        _code_forget(code_hash=code_hash, unusable=True)
+        _code_forget(row_id=row_id, unusable=True)
         raise
     except Exception:
-        _code_forget(code_hash=code_hash, unusable=False)
+        _code_forget(row_id=row_id, unusable=False)
         raise
 
 
 @transaction.atomic
-def _code_forget(*, code_hash: str, unusable: bool) -> None:
-    row = AuthorizationCode.objects.select_for_update().filter(code_hash=code_hash).first()
+def _code_forget(*, row_id: int, unusable: bool) -> None:
+    row = AuthorizationCode.objects.select_for_update().filter(pk=row_id).first()
     if row is None or row.tenant_id is not None:
         return
     if not row.pushed and not row.claim_hash:
@@ -204,15 +203,16 @@ def _code_forget(*, code_hash: str, unusable: bool) -> None:
         row.save(update_fields=["code", "processed_at"])
 
 
-def _code_exchange(*, code_hash: str, authorization_code: str, claim: str) -> AuthorizeResult:
+def _code_exchange(*, row_id: int, authorization_code: str, claim: str) -> AuthorizeResult:
     with transaction.atomic():
-        row = AuthorizationCode.objects.select_for_update().get(code_hash=code_hash)
+        row = AuthorizationCode.objects.select_for_update().get(pk=row_id)
         claimed = bool(claim) and row.claim_hash == claim
         if row.tenant_id is not None:
             return AuthorizeResult(tenant=Tenant.objects.get(pk=row.tenant_id), created=False, claimed=claimed)
         if row.processed_at is not None:
             raise AuthorizationCodeError(61010, "authorization code already refused")
-        # The code is exchanged with the platform that received it first (a code is issued for one platform).
+        # The code is exchanged with the platform that received it (the row is that platform's): WeChat issues
+        # a code for one platform and refuses it to any other, which then changes only the other's row.
         component = ComponentCredential.objects.get(pk=row.component_id)
         client = component_client(component)
         auth = with_component_token(
