@@ -3,8 +3,12 @@
 A merchant's `Api-Key` is a different scheme and a different table (tenants.authentication): it is refused
 here, and a service key is refused on the merchant API. The key is looked up by its visible prefix and verified
 by djangorestframework-api-key's hasher on every request; nothing remembers it, so a revoked key is refused on
-the very next request. Failed attempts are counted per client address (SERVICE_KEY_FAILURE_RATE): beyond the
-rate every attempt from that address is answered 429 before any key is checked, so guessing keys is slow.
+the very next request. The key is checked first; only a wrong one (unknown, revoked, expired, malformed) is
+counted against its client address (SERVICE_KEY_FAILURE_RATE), and beyond the rate every wrong key from that
+address is answered 429. A valid key is never refused for its address: honest services behind one NAT are not
+locked out by a neighbour's mistakes. Guessing stays hopeless (32 random characters per key, of which the
+refusal reveals nothing) and cheap to refuse (an unknown prefix costs one indexed read, a wrong secret one
+SHA-512).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from tenants.throttling import window_already_exceeded, window_exceeded
+from tenants.throttling import window_exceeded
 from wxplatform.authority.models import ServiceKey
 from wxplatform.authority.selectors import service_key_find
 from wxplatform.authority.services import service_key_mark_used
@@ -60,13 +64,10 @@ class ServiceKeyAuthentication(BaseAuthentication):
         header = str(request.META.get("HTTP_AUTHORIZATION", ""))
         if not header:
             return None  # DRF answers 401 not_authenticated
-        address = client_address(request._request)
-        wait = window_already_exceeded(scope=_FAILURE_SCOPE, ident=address, rate=settings.SERVICE_KEY_FAILURE_RATE)
-        if wait is not None:
-            raise exceptions.Throttled(wait)
         try:
             key = self._key(header)
         except exceptions.AuthenticationFailed:
+            address = client_address(request._request)
             wait = window_exceeded(scope=_FAILURE_SCOPE, ident=address, rate=settings.SERVICE_KEY_FAILURE_RATE)
             if wait is not None:
                 raise exceptions.Throttled(wait) from None
