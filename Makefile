@@ -24,8 +24,9 @@ $(STAMP): pyproject.toml constraints.txt
 PORT ?= 8000
 SANDBOX_PORT ?= 8100
 SANDBOX := http://127.0.0.1:$(SANDBOX_PORT)
+# DEV_ENV_FILE= : run_stack writes var/dev.env afresh from this environment instead of reading the last one.
 run: install
-	DEBUG=$${DEBUG:-true} \
+	DEBUG=$${DEBUG:-true} DEV_ENV_FILE= \
 	WECHAT_API_BASE=$${WECHAT_API_BASE:-$(SANDBOX)} WECHAT_MP_BASE=$${WECHAT_MP_BASE:-$(SANDBOX)} \
 	WECHAT_OPEN_BASE=$${WECHAT_OPEN_BASE:-$(SANDBOX)} \
 	$(PY) manage.py run_stack --port $(PORT) --sandbox-port $(SANDBOX_PORT)

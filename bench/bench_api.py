@@ -238,7 +238,7 @@ def _start_server(env: dict[str, str], args: argparse.Namespace, log: Path) -> t
     with log.open("ab") as out:
         server = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "wxplatform.wsgi:application", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(args.workers), "--worker-class", "sync", "--backlog", "2048",
+             "--workers", str(args.workers), "--worker-class", "sync", "--threads", "1", "--backlog", "2048",
              "--access-logfile", "-" if args.access_log else "/dev/null"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip

@@ -40,8 +40,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.bench_sync import _free_port  # noqa: E402 - after the path fix for script use
-from wxplatform.sandbox.config import SandboxConfig  # noqa: E402
-from wxplatform.sandbox.control import SandboxControl  # noqa: E402
+from wxsandbox.config import SandboxConfig  # noqa: E402
+from wxsandbox.control import SandboxControl  # noqa: E402
 
 BENCH_DATABASE = "bench_wxplatform_reconcile"
 COMPONENT = "/cgi-bin/component"
@@ -205,7 +205,7 @@ def run(args: argparse.Namespace) -> None:
         f'CREATE DATABASE "{BENCH_DATABASE}"',
     )
     sandbox = subprocess.Popen(
-        [sys.executable, "-m", "wxplatform.sandbox", "--port", str(port), "--ticket-interval", "0",
+        [sys.executable, "-m", "wxsandbox", "--port", str(port), "--ticket-interval", "0",
          "--latency", str(args.latency), "--seed", "1"],
         cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

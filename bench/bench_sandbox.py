@@ -1,6 +1,6 @@
 """How many draft/count calls per second the sandbox answers with 50 ms of WeChat latency.
 
-The sandbox runs as its own process (`python -m wxplatform.sandbox`), as in the demo, so that it and this
+The sandbox runs as its own process (`python -m wxsandbox`), as in the demo, so that it and this
 aiohttp client each get a core. With 128 requests in flight and 50 ms per answer the ceiling is
 128 / 0.05 = 2,560 requests/s; the figure shows how close the sandbox gets to it.
 
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from wxplatform.sandbox.control import SandboxControl  # noqa: E402 - after the path fix for script use
+from wxsandbox.control import SandboxControl  # noqa: E402 - after the path fix for script use
 
 
 def _free_port() -> int:
@@ -66,7 +66,7 @@ def run(*, seconds: float, in_flight: int, latency: float, tenants: int) -> None
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
-        [sys.executable, "-m", "wxplatform.sandbox", "--port", str(port), "--ticket-interval", "0",
+        [sys.executable, "-m", "wxsandbox", "--port", str(port), "--ticket-interval", "0",
          "--latency", str(latency), "--seed", "1"],
         cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -41,8 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from wxplatform.sandbox.config import SandboxConfig  # noqa: E402 - after the path fix for script use
-from wxplatform.sandbox.control import SandboxControl  # noqa: E402
+from wxsandbox.config import SandboxConfig  # noqa: E402 - after the path fix for script use
+from wxsandbox.control import SandboxControl  # noqa: E402
 
 BENCH_DATABASE = "bench_wxplatform"
 DRAFT_COUNT = "/cgi-bin/draft/count"
@@ -271,7 +271,7 @@ def run(args: argparse.Namespace) -> None:
     worker_env = dict(os.environ)
     _recreate_database(env["DATABASE_URL"])
     sandbox = subprocess.Popen(
-        [sys.executable, "-m", "wxplatform.sandbox", "--port", str(port), "--ticket-interval", "0",
+        [sys.executable, "-m", "wxsandbox", "--port", str(port), "--ticket-interval", "0",
          "--latency", str(args.latency), "--seed", "1"],
         cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -45,7 +45,7 @@ from bench.bench_sync import (  # noqa: E402 - after the path fix for script use
     _Worker,
     _worker_run,
 )
-from wxplatform.sandbox.control import SandboxControl  # noqa: E402
+from wxsandbox.control import SandboxControl  # noqa: E402
 
 # Not bench_sync's database: the two may run at the same time (several developers share one PostgreSQL).
 BENCH_DATABASE = "bench_wxplatform_webhooks"
@@ -245,7 +245,7 @@ def run(args: argparse.Namespace) -> None:
     receiver = multiprocessing.get_context("spawn").Process(target=_receiver, args=(receiver_port,), daemon=True)
     receiver.start()
     sandbox = subprocess.Popen(
-        [sys.executable, "-m", "wxplatform.sandbox", "--port", str(sandbox_port), "--ticket-interval", "0",
+        [sys.executable, "-m", "wxsandbox", "--port", str(sandbox_port), "--ticket-interval", "0",
          "--latency", str(args.latency), "--seed", "1"],
         cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -18,7 +18,7 @@ import aiohttp
 from django.conf import settings
 
 from drafts.ratelimit import draft_count_limiter
-from wxplatform import egress, metrics
+from wxplatform.core import egress, metrics
 from wxplatform.wechat.bulk import DRAFT_COUNT_PATH, DraftCountResult, fetch_draft_counts_async
 
 _SESSION_IDLE_SECONDS = 25.0
@@ -105,6 +105,6 @@ def draft_counts_fetch(items: Sequence[tuple[int, str]]) -> list[DraftCountResul
     """draft/count for each (key, access token), once the platform-wide rate limit lets the batch start."""
     metrics.observe_rate_limit_wait(draft_count_limiter().acquire(len(items)))
     results = _fetcher().fetch(items)
-    # Outside the event loop, where the cache may be written: 61004s are diagnosed (wxplatform/egress.py).
+    # Outside the event loop, where the cache may be written: 61004s are diagnosed (wxplatform/core/egress.py).
     egress.observe_errors(DRAFT_COUNT_PATH, (result.error for result in results))
     return results

@@ -20,7 +20,7 @@ from functools import lru_cache
 import redis
 from django.conf import settings
 
-from wxplatform.redis_client import redis_client
+from wxplatform.core.redis_client import redis_client
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from django.conf import settings
 
 from drafts.models import AttemptOutcome, JobState, SkipReason, SyncTrigger
 from tenants.models import Eligibility, Tenant, TenantStatus
-from wxplatform.backoff import backoff_delay
+from wxplatform.core.backoff import backoff_delay
 
 # For on-demand syncs these are answered from storage ("cached") rather than skipped.
 SERVED_FROM_STORAGE = frozenset({SkipReason.PAUSED, SkipReason.QUOTA_BUDGET, SkipReason.RECENTLY_SYNCED})

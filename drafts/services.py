@@ -29,13 +29,13 @@ from drafts.rules import SyncReport, TenantResult, job_state_for, skip_reason, s
 from drafts.sync import SYNC_FIELDS, attempt_for, sync_tenants
 from tenants.models import Tenant
 from tenants.selectors import syncable_tenants
-from wxplatform import metrics
-from wxplatform.queueing import enqueue, enqueue_on_commit
+from wxplatform.core import metrics
+from wxplatform.core.pruning import delete_in_batches
+from wxplatform.core.queueing import enqueue, enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
 OPEN_STATES = (JobState.PENDING, JobState.RUNNING)
-_PRUNE_BATCH = 5000
 
 
 # --- On-demand syncs of one tenant -------------------------------------------------------------------
@@ -342,17 +342,7 @@ def draft_count_history_prune() -> dict[str, int]:
         "jobs": SyncJob.objects.filter(finished_at__lt=cutoff).exclude(state__in=OPEN_STATES),
         "runs": SyncRun.objects.filter(started_at__lt=cutoff),
     }
-    deleted: dict[str, int] = {}
-    for name, queryset in querysets.items():
-        total = 0
-        while True:
-            batch = list(queryset.values_list("pk", flat=True)[:_PRUNE_BATCH])
-            if not batch:
-                break
-            queryset.filter(pk__in=batch).delete()
-            total += len(batch)
-        deleted[name] = total
-    return deleted
+    return {name: delete_in_batches(queryset) for name, queryset in querysets.items()}
 
 
 # Tasks import this module; it reaches them lazily to enqueue (the one dependency in that direction).

@@ -66,11 +66,11 @@ from tenants.services import (
 from tenants.tasks import read_quota
 from webhooks.selectors import subscribed_tenants
 from webhooks.tasks import deliver_soon as webhooks_deliver_soon
-from wxplatform import metrics
-from wxplatform.bulk_update import BulkUpdate
 from wxplatform.component.services import ComponentNotReady
-from wxplatform.freshness import BATCH_TOKEN_MARGIN, token_is_fresh
-from wxplatform.queueing import enqueue
+from wxplatform.core import metrics
+from wxplatform.core.bulk_update import BulkUpdate
+from wxplatform.core.freshness import BATCH_TOKEN_MARGIN, token_is_fresh
+from wxplatform.core.queueing import enqueue
 from wxplatform.wechat.errors import (
     INELIGIBLE_CODES,
     REVOKED_CODES,

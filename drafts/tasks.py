@@ -22,6 +22,7 @@ from drafts.services import (
     draft_count_jobs_sweep,
     draft_count_run_start,
 )
+from wxplatform.core.backoff import BackoffTask
 
 # A database outage (restart, failover) fails a task before or inside its transaction, which rolls back;
 # retried with capped exponential backoff, the task then finds its work undone (or done, and returns).
@@ -30,9 +31,9 @@ DATABASE_OUTAGES = (OperationalError, InterfaceError)
 RETRY_DATABASE_OUTAGES: dict[str, Any] = {
     "acks_late": True,
     "autoretry_for": DATABASE_OUTAGES,
-    "retry_backoff": 1,
-    "retry_backoff_max": 60,
-    "retry_jitter": True,
+    "base": BackoffTask,
+    "backoff_base": 1,
+    "backoff_cap": 60,
     "max_retries": 30,
 }
 

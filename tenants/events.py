@@ -16,9 +16,9 @@ from django.db import transaction
 
 from tenants.services import authorization_code_receive, tenant_revoke
 from tenants.tasks import authorize_from_push
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import component_push_record, component_ticket_store
-from wxplatform.queueing import enqueue_on_commit
+from wxplatform.core.queueing import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def _create_time(fields: dict[str, str]) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
-def authorization_event_handle(component: ComponentCredential, *, fields: dict[str, str]) -> None:
+def authorization_event_handle(component: Platform, *, fields: dict[str, str]) -> None:
     """Acts on one verified, decrypted push to the authorization event URL (docs/wechat/flow.md): stores a
     ticket, records a code and queues its exchange, or revokes a tenant, all of `component` (the platform whose
     URL and keys the push came through). Quick: WeChat waits 5 s at most."""

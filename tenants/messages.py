@@ -17,8 +17,8 @@ from django.db import IntegrityError, transaction
 
 from tenants.models import AuthorizerMessage, PushOutcome
 from tenants.tasks import answer_query_auth_code
-from wxplatform.component.models import ComponentCredential
-from wxplatform.queueing import enqueue_on_commit
+from wxplatform.component.models import Platform
+from wxplatform.core.queueing import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +56,7 @@ def dedup_key(fields: dict[str, str]) -> str:
     return f"event:{fields.get('FromUserName', '')[:128]}:{fields.get('CreateTime', '')[:16]}"
 
 
-def authorizer_message_handle(
-    component: ComponentCredential, *, authorizer_appid: str, fields: dict[str, str]
-) -> MessageAnswer:
+def authorizer_message_handle(component: Platform, *, authorizer_appid: str, fields: dict[str, str]) -> MessageAnswer:
     """The answer to one verified, decrypted message for `authorizer_appid` through `component`'s URL; queues
     slow work after commit."""
     if authorizer_appid not in settings.WECHAT_RELEASE_TEST_APPIDS:
@@ -84,9 +82,7 @@ def authorizer_message_handle(
     return SUCCESS
 
 
-def _query_auth_code_receive(
-    component: ComponentCredential, *, authorizer_appid: str, fields: dict[str, str], code: str
-) -> None:
+def _query_auth_code_receive(component: Platform, *, authorizer_appid: str, fields: dict[str, str], code: str) -> None:
     try:
         with transaction.atomic():
             message = AuthorizerMessage.objects.create(

@@ -10,8 +10,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.models import AbstractAPIKey
 
-from wxplatform.component.models import ComponentCredential
-from wxplatform.encryption import EncryptedTextField
+from wxplatform.component.models import Platform
+from wxplatform.core.encryption import EncryptedTextField
 
 # Permission sets that grant the draft-box APIs (docs/wechat/permissions.md): either one suffices.
 DRAFT_PERMISSION_SETS = frozenset({11, 100})
@@ -92,7 +92,7 @@ class Tenant(models.Model):
     # The platform the account authorized. One Official Account may authorize two of the provider's platforms:
     # those are two tenants, each with its own refresh token (docs/wechat/platforms.md).
     component = models.ForeignKey(
-        ComponentCredential, verbose_name=_("third-party platform"), on_delete=models.PROTECT, related_name="tenants"
+        Platform, verbose_name=_("third-party platform"), on_delete=models.PROTECT, related_name="tenants"
     )
     authorizer_appid = models.CharField(_("AppID"), max_length=64)
     nickname = models.CharField(_("nickname"), max_length=255, blank=True)
@@ -204,7 +204,7 @@ class AuthorizationCode(models.Model):
     # The platform whose callback or push brought the code: it is exchanged with that platform's token. A code
     # is keyed by platform too: the same code brought to another platform's callback (by mistake or on purpose)
     # is another row, whose refusal by WeChat changes nothing for the platform that issued it.
-    component = models.ForeignKey(ComponentCredential, on_delete=models.CASCADE, related_name="+")
+    component = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="+")
     authorizer_appid = models.CharField(max_length=64, blank=True)
     # Came in a verified push: only such codes are kept after a failed exchange and retried by the sweep.
     pushed = models.BooleanField(default=False)

@@ -2,8 +2,9 @@
 what it was answered and how long that took. Kept PUSH_LOG_RETENTION_DAYS days.
 
 Anyone can post garbage to the public URLs, so rejected pushes are bounded: at most
-PUSH_LOG_REJECTED_PER_MINUTE of them are stored per minute (a Redis counter, as the API throttle uses), with the
-body cut short; the rest are only counted in wxp_pushes_total. Writing the log never fails a push.
+PUSH_LOG_REJECTED_PER_MINUTE of them are stored per minute (a Redis counter, as the API throttle uses; while
+Redis is unreachable, each process's own count), with the body cut short; the rest are only counted, in
+wxp_pushes_total and, as rows not stored, in wxp_push_log_dropped_total. Writing the log never fails a push.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from django.utils import timezone
 
 from tenants.models import PushEndpoint, PushLog, PushOutcome
 from tenants.receiving import Answer, receive_push
-from tenants.throttling import UNAVAILABLE, window_count
-from wxplatform import metrics
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import component_get
+from wxplatform.core import metrics
+from wxplatform.core.throttling import window_count_or_local
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ _QUERY_KEPT = ("signature", "timestamp", "nonce", "openid", "encrypt_type", "msg
 _QUERY_VALUE_MAX = 128
 
 
-# The labels of wxp_pushes_total (wxplatform.metrics.record_push, deploy/prometheus/alerts.yml).
+# The labels of wxp_pushes_total (wxplatform.core.metrics.record_push, deploy/prometheus/alerts.yml).
 _PUSH_URL_LABELS = {PushEndpoint.COMPONENT: "component", PushEndpoint.MESSAGE: "authorizer"}
 
 
@@ -49,14 +50,29 @@ def rejected_budget_key(at: float) -> str:
 
 
 def _rejected_budget_left() -> bool:
-    try:
-        return window_count(rejected_budget_key(time.time()), ttl=61) <= int(settings.PUSH_LOG_REJECTED_PER_MINUTE)
-    except UNAVAILABLE:
-        return True
+    now = time.time()
+    key = rejected_budget_key(now)
+    count = window_count_or_local(key, ttl=61, remaining=60 - now % 60, overflow_key=key)
+    return count <= int(settings.PUSH_LOG_REJECTED_PER_MINUTE)
+
+
+def push_unavailable_record(*, endpoint: PushEndpoint, component_appid: str, duration: float) -> None:
+    """Counts a push answered 503 because the database is unavailable. Its platform cannot be looked up then:
+    the default platform's URLs are counted under its appid, any other platform's under "unknown", so that
+    requests naming made-up platforms cannot mint series. Not stored (the log is in the database)."""
+    known = not component_appid or component_appid == settings.WECHAT_COMPONENT_APPID
+    metrics.record_push(
+        _PUSH_URL_LABELS[endpoint],
+        component=settings.WECHAT_COMPONENT_APPID if known else "unknown",
+        kind=None,
+        outcome="unavailable",
+        seconds=duration,
+    )
+    metrics.record_push_log_dropped("database")
 
 
 def push_log_record(
-    component: ComponentCredential,
+    component: Platform,
     *,
     endpoint: PushEndpoint,
     answer: Answer,
@@ -75,6 +91,7 @@ def push_log_record(
     limit: int | None = None
     if answer.outcome == PushOutcome.REJECTED:
         if not _rejected_budget_left():
+            metrics.record_push_log_dropped("budget")
             return None
         limit = settings.PUSH_LOG_REJECTED_BODY_BYTES
     raw = body or b""
@@ -99,6 +116,7 @@ def push_log_record(
         )
     except DatabaseError as exc:
         logger.warning("push not logged: %s", type(exc).__name__)
+        metrics.record_push_log_dropped("database")
         return None
 
 

@@ -23,7 +23,7 @@ from tenants.models import Tenant
 from tenants.services import TenantHasNoToken, TenantNotActive, tenant_access_token, tenant_token_refresh
 from wxplatform.component.clients import wechat_client
 from wxplatform.component.services import ComponentNotReady
-from wxplatform.observability import MASK, redact
+from wxplatform.core.observability import MASK, redact
 from wxplatform.wechat.errors import ClearQuotaLimitError, TokenError, WeChatError
 from wxplatform.wechat.types import Quota, RidInfo
 

@@ -21,7 +21,7 @@ from tenants.events import APPID, UNIX_SECONDS, authorization_event_handle
 from tenants.messages import authorizer_message_handle, message_kind
 from tenants.models import PushEndpoint, PushOutcome
 from wxplatform.component.clients import message_crypto
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.wechat.crypto import AppIdMismatchError, CryptoError, SignatureError, build_xml, parse_xml
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def rejected(status: int, code: str, message: str, facts: Answer | None = None) 
 
 
 def receive_push(
-    component: ComponentCredential,
+    component: Platform,
     *,
     endpoint: PushEndpoint,
     body: bytes,
@@ -99,7 +99,7 @@ def receive_push(
     return _message_push(component, fields, facts)
 
 
-def _component_push(component: ComponentCredential, fields: dict[str, str], facts: Answer) -> Answer:
+def _component_push(component: Platform, fields: dict[str, str], facts: Answer) -> Answer:
     appid = fields.get("AuthorizerAppid", "")
     facts = replace(
         facts, authorizer_appid=appid if APPID.fullmatch(appid) else "", kind=fields.get("InfoType", "")[:80]
@@ -110,7 +110,7 @@ def _component_push(component: ComponentCredential, fields: dict[str, str], fact
     return replace(facts, status=200, outcome=PushOutcome.SUCCESS, content=b"success")
 
 
-def _message_push(component: ComponentCredential, fields: dict[str, str], facts: Answer) -> Answer:
+def _message_push(component: Platform, fields: dict[str, str], facts: Answer) -> Answer:
     facts = replace(facts, kind=message_kind(fields))
     answer = authorizer_message_handle(component, authorizer_appid=facts.authorizer_appid, fields=fields)
     if answer.outcome == PushOutcome.EMPTY:
@@ -121,7 +121,7 @@ def _message_push(component: ComponentCredential, fields: dict[str, str], facts:
     return replace(facts, status=200, outcome=PushOutcome.REPLY, content=reply, content_type="text/xml")
 
 
-def passive_text_reply(component: ComponentCredential, fields: dict[str, str], content: str) -> str:
+def passive_text_reply(component: Platform, fields: dict[str, str], content: str) -> str:
     """A passive text reply to the sender in WeChat's encrypted reply envelope: to the message's FromUserName,
     from its ToUserName (docs/wechat/message-url.md#passive-replies, docs/wechat/crypto.md#reply-envelope)."""
     now = int(time.time())

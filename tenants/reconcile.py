@@ -45,11 +45,11 @@ from tenants.services import (
     tenant_onboard_fill,
     tenant_revoke,
 )
-from wxplatform.bulk_update import BulkUpdate
 from wxplatform.component.clients import component_client
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import component_access_token, component_token_refresh
-from wxplatform.freshness import USABLE_MARGIN, token_is_fresh
+from wxplatform.core.bulk_update import BulkUpdate
+from wxplatform.core.freshness import USABLE_MARGIN, token_is_fresh
 from wxplatform.wechat.client import WeChatClient
 from wxplatform.wechat.errors import REVOKED_CODES, TokenError, WeChatError
 from wxplatform.wechat.types import AuthorizerInfo, AuthorizerListItem, AuthorizerListPage, Quota
@@ -133,7 +133,7 @@ class _ComponentToken:
     """The component token of a run. Threads only read it and report a rejection; the run's own thread
     refreshes it (single-flight in component_token_refresh) and retries: pool threads never touch the database."""
 
-    def __init__(self, component: ComponentCredential) -> None:
+    def __init__(self, component: Platform) -> None:
         self.component = component
         self.value = component_access_token(component)
 
@@ -174,7 +174,7 @@ def _map_with_token(
 
 
 def authorizers_reconcile(
-    component: ComponentCredential,
+    component: Platform,
     *,
     concurrency: int | None = None,
     read_quota: bool = True,
@@ -222,7 +222,7 @@ def authorizers_reconcile(
 
 
 def _page(
-    component: ComponentCredential,
+    component: Platform,
     client: WeChatClient,
     token: _ComponentToken,
     pool: ThreadPoolExecutor,
@@ -289,7 +289,7 @@ _ACCOUNT_ERRORS = (DataError, IntegrityError, ValueError)
 
 
 def _write(
-    component: ComponentCredential,
+    component: Platform,
     reads: Sequence[_Read],
     *,
     listed_at: datetime,
@@ -383,7 +383,7 @@ def _list_page(client: WeChatClient, offset: int, token: str) -> AuthorizerListP
     return client.api_get_authorizer_list(component_access_token=token, offset=offset, count=PAGE_SIZE)
 
 
-def _fresh_tokens(component: ComponentCredential, appids: list[str]) -> list[tuple[str, str]]:
+def _fresh_tokens(component: Platform, appids: list[str]) -> list[tuple[str, str]]:
     """(appid, access token) of the page's eligible, active tenants whose stored token is fresh: no token is
     refreshed for a quota reading (the beat refresher keeps them fresh)."""
     return [
@@ -473,7 +473,7 @@ def _shown(name: str, value: Any) -> str:
 
 
 def _revoke_unlisted(
-    component: ComponentCredential,
+    component: Platform,
     client: WeChatClient,
     token: _ComponentToken,
     pool: ThreadPoolExecutor,

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from django.db.models import F, Q, QuerySet
 
 from tenants.models import Eligibility, Tenant, TenantAPIKey, TenantStatus
-
-# djangorestframework-api-key makes "<prefix>.<secret>" from letters and digits; anything else is not a
-# key, and is turned away before it reaches the database (which, for one, refuses NUL characters).
-_KEY_SHAPE = re.compile(r"[A-Za-z0-9]{1,8}\.[A-Za-z0-9]{1,128}")
+from wxplatform.core.keys import key_find
 
 # Every field of a key, and of its tenant every field but the tokens and the platform unless fewer are asked
 # for: a merchant is never answered with the tokens, so they are neither loaded nor decrypted, and the API names
@@ -30,18 +26,8 @@ def api_key_find(*, raw_key: str, tenant_fields: Iterable[str] = TENANT_API_FIEL
 
     Of the tenant only `tenant_fields` are loaded. Reading another one still works, at the cost of a query
     of its own: the tests that count each endpoint's queries are what keep a view's list complete."""
-    if not _KEY_SHAPE.fullmatch(raw_key):
-        return None
-    prefix = raw_key.partition(".")[0]
-    try:
-        key = (
-            TenantAPIKey.objects.select_related("tenant")
-            .only(*_KEY_FIELDS, *(f"tenant__{name}" for name in tenant_fields))
-            .get(prefix=prefix)
-        )
-    except TenantAPIKey.DoesNotExist:
-        return None
-    return key if key.is_valid(raw_key) else None
+    tenant_only = (f"tenant__{name}" for name in tenant_fields)
+    return key_find(TenantAPIKey.objects.select_related("tenant").only(*_KEY_FIELDS, *tenant_only), raw_key=raw_key)
 
 
 def api_key_list(*, tenant: Tenant) -> QuerySet[TenantAPIKey]:

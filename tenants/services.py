@@ -39,12 +39,14 @@ from tenants.models import (
     TenantStatus,
     code_label,
 )
-from wxplatform import metrics
 from wxplatform.component.clients import component_client, wechat_client
 from wxplatform.component.consumer import AuthorityRefused, authority_authorizer_token, authority_configured
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import component_get, with_component_token
-from wxplatform.freshness import AUTHORIZER_REFRESH_MARGIN, USABLE_MARGIN, token_is_fresh
+from wxplatform.core import metrics
+from wxplatform.core.freshness import AUTHORIZER_REFRESH_MARGIN, USABLE_MARGIN, token_is_fresh
+from wxplatform.core.keys import key_revoke
+from wxplatform.core.pruning import delete_in_batches
 from wxplatform.wechat.client import WeChatClient
 from wxplatform.wechat.errors import (
     REVOKED_CODES,
@@ -143,7 +145,7 @@ def _code_hash(code: str) -> str:
 
 
 def authorization_code_receive(
-    *, component: ComponentCredential, code: str, authorizer_appid: str = "", pushed: bool = False, claim: str = ""
+    *, component: Platform, code: str, authorizer_appid: str = "", pushed: bool = False, claim: str = ""
 ) -> AuthorizationCode:
     """Records a code so that it is exchanged once.
 
@@ -170,7 +172,7 @@ def authorization_code_receive(
     return row
 
 
-def tenant_authorize(*, component: ComponentCredential, authorization_code: str, claim: str = "") -> AuthorizeResult:
+def tenant_authorize(*, component: Platform, authorization_code: str, claim: str = "") -> AuthorizeResult:
     """Exchanges an authorization code and creates or updates the tenant.
 
     The callback and the `authorized` push carry the same code, in either order, possibly at the same time:
@@ -213,7 +215,7 @@ def _code_exchange(*, row_id: int, authorization_code: str, claim: str) -> Autho
             raise AuthorizationCodeError(61010, "authorization code already refused")
         # The code is exchanged with the platform that received it (the row is that platform's): WeChat issues
         # a code for one platform and refuses it to any other, which then changes only the other's row.
-        component = ComponentCredential.objects.get(pk=row.component_id)
+        component = Platform.objects.get(pk=row.component_id)
         client = component_client(component)
         auth = with_component_token(
             component,
@@ -256,7 +258,7 @@ def tenant_authorize_pending(*, authorization_code_id: int) -> AuthorizeResult |
 
 def _tenant_upsert(
     *,
-    component: ComponentCredential,
+    component: Platform,
     appid: str,
     info: AuthorizerInfo,
     func_ids: list[int],
@@ -509,7 +511,7 @@ def _token_refresh_locked(*, tenant_id: int, stale_version: int | None, margin: 
     return _RefreshOutcome(token=tenant.access_token, version=tenant.token_version)
 
 
-def _authorizer_token(component: ComponentCredential, appid: str, refresh_token: str) -> AuthorizerToken:
+def _authorizer_token(component: Platform, appid: str, refresh_token: str) -> AuthorizerToken:
     if authority_configured():
         return _authorizer_token_from_authority(component, appid)
     client = component_client(component)
@@ -521,7 +523,7 @@ def _authorizer_token(component: ComponentCredential, appid: str, refresh_token:
     )
 
 
-def _authorizer_token_from_authority(component: ComponentCredential, appid: str) -> AuthorizerToken:
+def _authorizer_token_from_authority(component: Platform, appid: str) -> AuthorizerToken:
     """Consumer mode (wxplatform.component.consumer): the token authority's answer as if WeChat had given it, so
     that the caller stores it, or records the failure, as it would a refresh. The authority's refusals map to
     the errors WeChat gives for the same state: revoked there is 61003 here (the account is revoked here too),
@@ -543,7 +545,7 @@ def _authorizer_token_from_authority(component: ComponentCredential, appid: str)
     return AuthorizerToken(access_token=handed.access_token, expires_in=max(0, expires_in), refresh_token=None)
 
 
-def _recover_refresh_token(component: ComponentCredential, appid: str, current: str) -> str | None:
+def _recover_refresh_token(component: Platform, appid: str, current: str) -> str | None:
     """The account's refresh token as listed by api_get_authorizer_list, if it differs from ours. Never in
     consumer mode: the token authority holds the refresh tokens."""
     if authority_configured():
@@ -659,11 +661,8 @@ class APIKeyAlreadyRevoked(Exception):
 
 
 def api_key_revoke(*, key: TenantAPIKey) -> bool:
-    """Revokes the key for good; False if it was already revoked. A conditional update, so that two
-    concurrent revocations (or a revocation racing a rotation) agree on which one did it."""
-    revoked = TenantAPIKey.objects.filter(pk=key.pk, revoked=False).update(revoked=True) == 1
-    key.revoked = True
-    return revoked
+    """Revokes the key for good; False if it was already revoked (wxplatform.core.keys.key_revoke)."""
+    return key_revoke(key)
 
 
 @transaction.atomic
@@ -679,29 +678,13 @@ def api_key_rotate(*, key: TenantAPIKey, name: str | None = None) -> tuple[Tenan
     return new_key, raw
 
 
-def api_key_mark_used(*, key: TenantAPIKey, at: datetime, interval: int) -> None:
-    """Records that the key was used, at most once per `interval` seconds whatever the request rate:
-    the condition is in the UPDATE, so concurrent requests write once, and recent keys not at all."""
-    TenantAPIKey.objects.filter(pk=key.pk).filter(
-        Q(last_used_at__isnull=True) | Q(last_used_at__lte=at - timedelta(seconds=interval))
-    ).update(last_used_at=at)
-    key.last_used_at = at
-
-
 # --- Push log --------------------------------------------------------------------------------------
-
-_PRUNE_BATCH = 5000
 
 
 def push_log_prune() -> int:
     """Deletes logged pushes older than PUSH_LOG_RETENTION_DAYS, and the message keys kept to spot WeChat's
     retries (which come within a minute), in batches."""
     cutoff = timezone.now() - timedelta(days=settings.PUSH_LOG_RETENTION_DAYS)
-    deleted = 0
-    for model, field in ((PushLog, "received_at"), (AuthorizerMessage, "received_at")):
-        while True:
-            ids = list(model.objects.filter(**{f"{field}__lt": cutoff}).values_list("pk", flat=True)[:_PRUNE_BATCH])
-            if not ids:
-                break
-            deleted += model.objects.filter(pk__in=ids).delete()[0]
-    return deleted
+    return delete_in_batches(PushLog.objects.filter(received_at__lt=cutoff)) + delete_in_batches(
+        AuthorizerMessage.objects.filter(received_at__lt=cutoff)
+    )

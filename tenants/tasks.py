@@ -23,10 +23,10 @@ from tenants.services import (
     tenant_token_refresh,
     tenants_with_expiring_tokens,
 )
-from wxplatform.backoff import backoff_delay
 from wxplatform.component.services import ComponentNotReady, active_components
-from wxplatform.freshness import AUTHORIZER_REFRESH_LOOKAHEAD
-from wxplatform.queueing import enqueue
+from wxplatform.core.backoff import BackoffTask
+from wxplatform.core.freshness import AUTHORIZER_REFRESH_LOOKAHEAD
+from wxplatform.core.queueing import enqueue
 from wxplatform.wechat.errors import RetryableError, WeChatError
 
 logger = logging.getLogger(__name__)
@@ -36,12 +36,20 @@ REFRESH_SPREAD_SECONDS = 300
 REFRESH_BATCH = 500
 
 
-@shared_task(name="tenants.authorize_from_push", bind=True, max_retries=5, acks_late=True)
+@shared_task(
+    name="tenants.authorize_from_push",
+    bind=True,
+    max_retries=5,
+    acks_late=True,
+    base=BackoffTask,
+    backoff_base=2,
+    backoff_cap=60,
+)
 def authorize_from_push(self, authorization_code_id: int) -> None:  # type: ignore[no-untyped-def]
     try:
         tenant_authorize_pending(authorization_code_id=authorization_code_id)
     except (RetryableError, ComponentNotReady) as exc:
-        raise self.retry(exc=exc, countdown=backoff_delay(self.request.retries + 1, base=2, cap=60)) from exc
+        raise self.retry(exc=exc) from exc
     except WeChatError as exc:
         # 61009/61010 and the like: the code cannot be used; the merchant sees the callback page's error.
         logger.warning("authorization code from push not usable: errcode %s", exc.errcode)
@@ -51,13 +59,21 @@ def authorize_from_push(self, authorization_code_id: int) -> None:  # type: igno
 AUTHORIZATION_CODE_RETENTION = timedelta(days=1)
 
 
-@shared_task(name="tenants.answer_query_auth_code", bind=True, max_retries=5, acks_late=True)
+@shared_task(
+    name="tenants.answer_query_auth_code",
+    bind=True,
+    max_retries=5,
+    acks_late=True,
+    base=BackoffTask,
+    backoff_base=1,
+    backoff_cap=10,
+)
 def answer_query_auth_code(self, message_id: int) -> None:  # type: ignore[no-untyped-def]
     """The release test's QUERY_AUTH_CODE case, after the empty answer (tenants.messages)."""
     try:
         authorizer_message_answer(message_id=message_id)
     except (RetryableError, ComponentNotReady) as exc:
-        raise self.retry(exc=exc, countdown=backoff_delay(self.request.retries + 1, base=1, cap=10)) from exc
+        raise self.retry(exc=exc) from exc
     except (TenantNotActive, TenantHasNoToken, WeChatError) as exc:
         logger.warning("QUERY_AUTH_CODE message not answered: %s", type(exc).__name__)
 
@@ -83,12 +99,20 @@ def authorize_pending_codes() -> int:
     return len(ids)
 
 
-@shared_task(name="tenants.refresh_token", bind=True, max_retries=3, acks_late=True)
+@shared_task(
+    name="tenants.refresh_token",
+    bind=True,
+    max_retries=3,
+    acks_late=True,
+    base=BackoffTask,
+    backoff_base=20,
+    backoff_cap=300,
+)
 def refresh_token(self, tenant_id: int) -> None:  # type: ignore[no-untyped-def]
     try:
         tenant_token_refresh(tenant_id=tenant_id, margin=AUTHORIZER_REFRESH_LOOKAHEAD)
     except (RetryableError, ComponentNotReady) as exc:
-        raise self.retry(exc=exc, countdown=backoff_delay(self.request.retries + 1, base=20, cap=300)) from exc
+        raise self.retry(exc=exc) from exc
     except (TenantNotActive, TenantHasNoToken, WeChatError) as exc:
         logger.info("token refresh skipped for tenant %s: %s", tenant_id, type(exc).__name__)
 

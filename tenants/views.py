@@ -14,11 +14,15 @@ import hashlib
 import logging
 import math
 import secrets
+import threading
 import time
+from collections.abc import Callable
+from functools import lru_cache, wraps
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -29,12 +33,11 @@ from django.views.decorators.http import require_GET
 
 from tenants.events import APPID
 from tenants.models import PushEndpoint, PushOutcome
-from tenants.pushes import push_log_record
+from tenants.pushes import push_log_record, push_unavailable_record
 from tenants.receiving import receive_push, rejected
 from tenants.services import api_key_issue_first, tenant_authorize
-from tenants.throttling import window_exceeded
 from wxplatform.component.clients import component_client
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import (
     ComponentNotReady,
     ComponentUnknown,
@@ -43,7 +46,8 @@ from wxplatform.component.services import (
     is_default,
     with_component_token,
 )
-from wxplatform.proxies import client_address
+from wxplatform.core.proxies import client_address
+from wxplatform.core.throttling import window_exceeded
 from wxplatform.wechat.errors import AuthorizationCodeError, WeChatError
 
 logger = logging.getLogger(__name__)
@@ -61,14 +65,14 @@ SESSION_NONCE = "wxp_authorize_nonce"
 NONCE_LIFETIME = 3600
 
 
-def _redirect_uri(component: ComponentCredential) -> str:
+def _redirect_uri(component: Platform) -> str:
     callback = f"{settings.PUBLIC_BASE_URL}{reverse('tenants:authorize-callback')}"
     # The default platform's callback URL is unchanged; another's names its platform, so that the code
     # WeChat appends is exchanged by the platform that issued it.
     return callback if is_default(component) else f"{callback}?{urlencode({'component': component.component_appid})}"
 
 
-def authorization_links(component: ComponentCredential, pre_auth_code: str) -> dict[str, str]:
+def authorization_links(component: Platform, pre_auth_code: str) -> dict[str, str]:
     query = {
         "component_appid": component.component_appid,
         "pre_auth_code": pre_auth_code,
@@ -106,7 +110,45 @@ def _too_many(request: HttpRequest, scope: str) -> HttpResponse | None:
     return response
 
 
-def _platform(component_appid: str) -> ComponentCredential | None:
+# Seconds a visitor turned away because the authorization pages are all busy is asked to wait.
+BUSY_RETRY_AFTER = 10
+
+
+@lru_cache(maxsize=4)
+def _wechat_slots(size: int) -> threading.BoundedSemaphore:
+    """This process's slots for anonymous views that wait on WeChat (AUTHORIZE_CONCURRENCY). It holds only
+    the count of views in flight, each released when its view returns; keyed by the size so that a changed
+    setting (tests) gets its own."""
+    return threading.BoundedSemaphore(size)
+
+
+def _waits_on_wechat(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """For the anonymous views that call WeChat while the visitor waits: each holds one of this process's
+    slots (AUTHORIZE_CONCURRENCY), taken without waiting; with every slot taken the visitor is answered 503
+    "busy" at once, so that a slow WeChat never holds every web thread."""
+
+    @wraps(view)
+    def guarded(request: HttpRequest) -> HttpResponse:
+        slots = _wechat_slots(settings.AUTHORIZE_CONCURRENCY)
+        if not slots.acquire(blocking=False):
+            return _busy(request)
+        try:
+            return view(request)
+        finally:
+            slots.release()
+
+    return guarded
+
+
+def _busy(request: HttpRequest) -> HttpResponse:
+    logger.warning("authorization page busy: every slot waits on WeChat")
+    message = _("Authorization is busy right now. Please try again in a few seconds.")
+    response = render(request, "tenants/authorize_error.html", {"message": message}, status=503)
+    response["Retry-After"] = str(BUSY_RETRY_AFTER)
+    return response
+
+
+def _platform(component_appid: str) -> Platform | None:
     """The platform a URL names (an authorization page's `?component=`, a push URL's path); the default one
     when it names none; None if there is no such platform."""
     if not component_appid:
@@ -126,6 +168,7 @@ def _unknown_platform(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @never_cache
+@_waits_on_wechat
 def authorize(request: HttpRequest) -> HttpResponse:
     """A page, not a redirect: WeChat checks that the link is followed from the platform's own domain.
     `?component=<component appid>` picks the platform; without it, the default one."""
@@ -135,7 +178,9 @@ def authorize(request: HttpRequest) -> HttpResponse:
     if component is None:
         return _unknown_platform(request)
     try:
-        client = component_client(component)
+        # A pre_auth_code asked for again is simply a new one: a short wait costs the visitor only a retry. (The
+        # callback keeps the usual timeout: a code WeChat consumed in a call given up on cannot be exchanged again.)
+        client = component_client(component).with_read_timeout(settings.AUTHORIZE_WECHAT_TIMEOUT)
         pre_auth = with_component_token(
             component, lambda token: client.api_create_preauthcode(component_access_token=token)
         )
@@ -150,6 +195,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @never_cache
+@_waits_on_wechat
 def authorize_callback(request: HttpRequest) -> HttpResponse:
     code = request.GET.get("auth_code", "").strip()
     if not code or len(code) > 512:
@@ -179,6 +225,8 @@ def authorize_callback(request: HttpRequest) -> HttpResponse:
 
 # WeChat pushes are a few hundred bytes; anything near this is not from WeChat.
 MAX_PUSH_BYTES = 64 * 1024
+# Seconds a push answered 503 (the database unreachable) is asked to wait, as the merchant API asks.
+PUSH_RETRY_AFTER = 5
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
@@ -195,11 +243,22 @@ def _receive(
         refused = _error(405, "method_not_allowed", _("Only POST is accepted here."))
         refused["Allow"] = "POST"
         return refused
+    started = time.perf_counter()
+    try:
+        return _receive_push(
+            request, endpoint, component_appid=component_appid, authorizer_appid=authorizer_appid, started=started
+        )
+    except (OperationalError, InterfaceError) as exc:
+        return _database_unavailable(endpoint, component_appid=component_appid, started=started, exc=exc)
+
+
+def _receive_push(
+    request: HttpRequest, endpoint: PushEndpoint, *, component_appid: str, authorizer_appid: str, started: float
+) -> HttpResponse:
     component = _platform(component_appid)
     if component is None:
         # Nothing to verify with and no platform to log it under: refused, not logged.
         return _error(404, "unknown_component", _("No third-party platform with this AppID is configured here."))
-    started = time.perf_counter()
     body: bytes | None = None
     if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_PUSH_BYTES:
         answer = rejected(413, "payload_too_large", _("The request body is too large."))
@@ -226,6 +285,21 @@ def _receive(
         body=body,
         duration=time.perf_counter() - started,
     )
+    return response
+
+
+def _database_unavailable(
+    endpoint: PushEndpoint, *, component_appid: str, started: float, exc: Exception
+) -> HttpResponse:
+    """The database is down or the connection broke (a temporary condition, as the merchant API answers it):
+    503 with Retry-After at once, counted (push_unavailable_record), not logged, since the log is in the
+    database too. Nothing was kept half-done: a handler's writes are atomic. WeChat sends a message again when
+    it gets no answer (docs/wechat/message-url.md#retries-and-deduplication); for component pushes that is not
+    documented, but a ticket comes every 10 minutes and a missed authorization is found by reconciliation."""
+    logger.warning("push not handled, the database is unavailable: %s", type(exc).__name__)
+    push_unavailable_record(endpoint=endpoint, component_appid=component_appid, duration=time.perf_counter() - started)
+    response = _error(503, "service_unavailable", _("The service is temporarily unavailable. Please retry shortly."))
+    response["Retry-After"] = str(PUSH_RETRY_AFTER)
     return response
 
 

@@ -1,6 +1,6 @@
 """Loaded with `-p tests._env` before pytest-django reads settings: test secrets, production-like DEBUG off.
 
-The WeChat values match the sandbox defaults (wxplatform/sandbox/config.py) so that pushes verify.
+The WeChat values match the sandbox defaults (wxsandbox/config.py) so that pushes verify.
 DATABASE_URL and REDIS_URL come from the caller (the Makefile points them at PostgreSQL and Redis).
 """
 
@@ -26,6 +26,8 @@ _DEFAULTS = {
     # The per-address limit of the authorization pages: the suite visits them from 127.0.0.1 all the time;
     # the tests of the limit set their own.
     "AUTHORIZE_RATE_LIMIT": "100000/min",
+    # Never a developer's `make run` environment (var/dev.env): the suite is configured here.
+    "DEV_ENV_FILE": "",
 }
 # Redis keys and the Celery queue are namespaced per test session, so that parallel runs sharing one Redis
 # (developers, CI) never see each other's tasks or cache entries. Worker subprocesses inherit it.

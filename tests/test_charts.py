@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from wxplatform.charts import bar_chart_svg, step_chart_svg
+from wxplatform.core.charts import bar_chart_svg, step_chart_svg
 
 END = datetime(2026, 5, 31, 12, tzinfo=UTC)
 START = END - timedelta(days=30)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from wxplatform.observability import RedactSecretsFilter, RequestIdFilter, redact
+from wxplatform.core.observability import RedactSecretsFilter, RequestIdFilter, redact
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRETS = [

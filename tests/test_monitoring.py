@@ -22,11 +22,11 @@ from django.utils import timezone
 
 from drafts.models import SyncTrigger
 from drafts.services import draft_count_request_sync
-from tests.fixtures.platform import Platform
+from tests.fixtures.platform import LivePlatform
 from tests.fixtures.proxy import free_port
 from tests.fixtures.sync import sandbox_tenant, worker_env
 from tests.fixtures.worker import Worker
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -97,8 +97,8 @@ def test_the_compose_scrape_config_passes_promtool_check(tmp_path: Path) -> None
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_alert_of_the_readme_table_is_in_alerts_yml() -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_every_alert_of_the_reference_table_is_in_alerts_yml() -> None:
+    readme = (ROOT / "docs" / "reference.md").read_text()
     table = readme[readme.index("| alert | expression |") :].split("\n\n")[0]
     # Cells are split on unescaped pipes; `\|` is a pipe inside an expression.
     cells = [re.split(r"(?<!\\)\|", row) for row in table.splitlines()[2:]]
@@ -110,7 +110,9 @@ def test_every_alert_of_the_readme_table_is_in_alerts_yml() -> None:
 
 
 def test_alerts_and_dashboard_use_only_series_the_service_exports() -> None:
-    exported = (ROOT / "wxplatform" / "metrics.py").read_text() + (ROOT / "wxplatform/console/metrics.py").read_text()
+    exported = (ROOT / "wxplatform" / "core" / "metrics.py").read_text() + (
+        ROOT / "wxplatform/console/metrics.py"
+    ).read_text()
     used = set(re.findall(r"wxp_[a-z0-9_]+", ALERTS.read_text() + DASHBOARD.read_text()))
     # "wxp_tenants*" and the like in comments name families, not series.
     names = {re.sub(r"_(bucket|count|sum)$", "", name) for name in used if not name.endswith("_")}
@@ -227,7 +229,7 @@ class Prometheus:
 
 
 @pytest.fixture
-def prometheus(platform: Platform, settings: Any, tmp_path: Path) -> Iterator[Prometheus]:
+def prometheus(platform: LivePlatform, settings: Any, tmp_path: Path) -> Iterator[Prometheus]:
     """Prometheus scraping the live server's /metrics every second with the scrape token."""
     tool("promtool")
     settings.METRICS_TOKEN = TOKEN
@@ -238,7 +240,7 @@ def prometheus(platform: Platform, settings: Any, tmp_path: Path) -> Iterator[Pr
 
 @pytest.mark.django_db(transaction=True)
 def test_a_real_prometheus_scrapes_the_running_stack_and_the_ticket_alert_fires_when_pushes_stop(
-    platform: Platform, prometheus: Prometheus, worker_factory: Callable[..., Worker]
+    platform: LivePlatform, prometheus: Prometheus, worker_factory: Callable[..., Worker]
 ) -> None:
     # The stack: the sandbox pushes a ticket to the live web server, a worker syncs a merchant.
     platform.push_ticket()
@@ -268,7 +270,7 @@ def test_a_real_prometheus_scrapes_the_running_stack_and_the_ticket_alert_fires_
     assert prometheus.alerts("WxpNoVerifyTicket") == []
 
     # Pushes stop: the last ticket arrived 31 minutes ago (the sandbox pushes no more).
-    ComponentCredential.objects.filter(component_appid=settings.WECHAT_COMPONENT_APPID).update(
+    Platform.objects.filter(component_appid=settings.WECHAT_COMPONENT_APPID).update(
         ticket_received_at=timezone.now() - timedelta(minutes=31)
     )
 

@@ -14,7 +14,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from tenants.models import OutboxEvent, Tenant
-from wxplatform.encryption import EncryptedTextField
+from wxplatform.core.encryption import EncryptedTextField
 
 
 class Endpoint(models.Model):

@@ -21,7 +21,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -33,7 +32,9 @@ from tenants.models import TEST_EVENT_TYPE, EventType, OutboxEvent, Tenant
 from webhooks.models import Delivery, DeliveryAttempt, DeliveryState, Endpoint
 from webhooks.sending import Outcome, Request, send_all
 from webhooks.targets import resolved_problem
-from wxplatform.backoff import backoff_delay
+from wxplatform.core.backoff import backoff_delay
+from wxplatform.core.bulk_update import BulkUpdate
+from wxplatform.core.pruning import delete_in_batches
 
 logger = logging.getLogger(__name__)
 
@@ -256,38 +257,39 @@ def _retry_delay(attempts: int) -> timedelta:
     )
 
 
-def _deliveries_write(deliveries: Sequence[Delivery], *, now: datetime) -> None:
-    """One UPDATE for a batch's deliveries, from a VALUES list (the ORM's bulk_update would compile a CASE
-    branch per row and field, most of a batch's time). NULLs stay out of VALUES (PostgreSQL could not infer
-    their column's type): flags say which columns are empty. Every value is a parameter."""
-    if not deliveries:
-        return
-    ops = connection.ops
-    at = ops.adapt_datetimefield_value(now)
-    values: list[Any] = []
-    for d in deliveries:
-        values += [
-            d.pk,
-            d.attempts,
-            d.last_status_code or 0,
-            d.last_status_code is not None,
-            d.last_error,
-            d.state,
-            ops.adapt_datetimefield_value(d.next_attempt_at) if d.next_attempt_at else at,
-            d.next_attempt_at is not None,
-            d.finished_at is not None,
-        ]
-    rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(deliveries))
-    table = ops.quote_name(Delivery._meta.db_table)
-    sql = (
-        f"WITH v (id, attempts, status, has_status, error, state, next_at, has_next, finished) AS (VALUES {rows}) "  # noqa: S608
-        f"UPDATE {table} AS d SET attempts = v.attempts, last_attempt_at = %s, "
+# NULLs stay out of VALUES (PostgreSQL could not infer their column's type): flags say which columns are empty.
+_DELIVERIES_UPDATE = BulkUpdate(
+    table=Delivery._meta.db_table,
+    columns=("id", "attempts", "status", "has_status", "error", "state", "next_at", "has_next", "finished"),
+    assignments=(
+        "attempts = v.attempts, last_attempt_at = %(now)s, "
         "last_status_code = CASE WHEN v.has_status THEN v.status ELSE NULL END, last_error = v.error, "
         "state = v.state, next_attempt_at = CASE WHEN v.has_next THEN v.next_at ELSE NULL END, "
-        "finished_at = CASE WHEN v.finished THEN %s ELSE NULL END FROM v WHERE d.id = v.id"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*values, at, at])
+        "finished_at = CASE WHEN v.finished THEN %(now)s ELSE NULL END"
+    ),
+)
+
+
+def _deliveries_write(deliveries: Sequence[Delivery], *, now: datetime) -> None:
+    """One UPDATE for a batch's deliveries (wxplatform.core.bulk_update: the ORM's bulk_update would compile a
+    CASE branch per row and field, most of a batch's time)."""
+    ops = connection.ops
+    at = ops.adapt_datetimefield_value(now)
+    rows = [
+        _DELIVERIES_UPDATE.row(
+            id=d.pk,
+            attempts=d.attempts,
+            status=d.last_status_code or 0,
+            has_status=d.last_status_code is not None,
+            error=d.last_error,
+            state=d.state,
+            next_at=ops.adapt_datetimefield_value(d.next_attempt_at) if d.next_attempt_at else at,
+            has_next=d.next_attempt_at is not None,
+            finished=d.finished_at is not None,
+        )
+        for d in deliveries
+    ]
+    _DELIVERIES_UPDATE.execute(rows, {"now": at})
 
 
 @transaction.atomic
@@ -392,14 +394,12 @@ def webhooks_run(*, budget_seconds: float) -> tuple[int, bool]:
 
 
 def webhooks_history_prune(*, older_than: timedelta) -> dict[str, int]:
-    """Deletes finished deliveries (with their attempts) and dispatched events older than `older_than`; an
-    event with a delivery still pending is kept whatever its age."""
+    """Deletes finished deliveries (with their attempts) and dispatched events older than `older_than`, in
+    batches; an event with a delivery still pending is kept whatever its age."""
     cutoff = timezone.now() - older_than
-    deliveries, _by_model = Delivery.objects.filter(finished_at__lt=cutoff).delete()
+    deliveries = delete_in_batches(Delivery.objects.filter(finished_at__lt=cutoff))
     still_pending = Delivery.objects.filter(state=DeliveryState.PENDING).values("event_id")
-    events, _by_model = (
-        OutboxEvent.objects.filter(dispatched_at__isnull=False, created_at__lt=cutoff)
-        .exclude(pk__in=still_pending)
-        .delete()
+    events = delete_in_batches(
+        OutboxEvent.objects.filter(dispatched_at__isnull=False, created_at__lt=cutoff).exclude(pk__in=still_pending)
     )
     return {"deliveries": deliveries, "events": events}

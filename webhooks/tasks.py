@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from webhooks.services import webhooks_history_prune, webhooks_run
-from wxplatform.queueing import enqueue, enqueue_on_commit
+from wxplatform.core.queueing import enqueue, enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 

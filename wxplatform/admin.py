@@ -20,8 +20,9 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from wxplatform.core.observability import redact
+from wxplatform.core.schedule import LABELS as schedule_labels
 from wxplatform.models import AuditEntry
-from wxplatform.observability import redact
 
 admin.site.site_header = _("WeChat third-party platform console")
 admin.site.site_title = _("Platform console")
@@ -146,18 +147,6 @@ from django_celery_beat.models import (  # noqa: E402
     SolarSchedule,
 )
 
-# The names of the periodic tasks the migrations create (and celery's own), so that staff read them in their
-# language; the rows keep the English name, which is what the migrations look entries up by.
-SCHEDULE_NAMES = {
-    "Sync draft counts (all tenants)": _("Sync draft counts (all tenants)"),
-    "First sync of new authorizations": _("First sync of new authorizations"),
-    "Refresh component access token": _("Refresh component access token"),
-    "Refresh expiring authorizer tokens": _("Refresh expiring authorizer tokens"),
-    "Authorize pending codes": _("Authorize pending codes"),
-    "Prune draft sync history": _("Prune draft sync history"),
-    "celery.backend_cleanup": _("Celery result clean-up (celery.backend_cleanup)"),
-}
-
 
 class _TaskFilter(admin.AllValuesFieldListFilter):
     """Beat's `task` field is labelled 'Task Name' without gettext; the filter gets a translated title."""
@@ -196,9 +185,9 @@ class ScheduleAdmin(AuditedAdminMixin, beat_admin.PeriodicTaskAdmin):  # type: i
 
     @admin.display(description=_("name"), ordering="name")
     def translated_name(self, obj: PeriodicTask) -> str:
-        # The entries the migrations create have names the catalogue knows (SCHEDULE_NAMES); a name staff gave
-        # an entry is shown as they wrote it.
-        return str(SCHEDULE_NAMES.get(obj.name, obj.name))
+        # The entries of the schedule table have names the catalogue knows; a name staff gave an entry is shown
+        # as they wrote it.
+        return str(schedule_labels.get(obj.name, obj.name))
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         extra_context = {

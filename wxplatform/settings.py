@@ -7,7 +7,9 @@ Redis, and must provide every secret: with DEBUG off a missing one stops start-u
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
+import os
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -20,12 +22,27 @@ from django.utils.translation import gettext_lazy as _
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
+_REAL_ENVIRONMENT = frozenset(os.environ)
 # A local .env is read for convenience; real environment variables win.
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 # Run-time files of a one-machine setup: the SQLite database, the embedded broker, the file cache, the metrics
 # files, the sandbox's state and `make run`'s lock.
 VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
+
+# The development environment `make run` uses (its sandbox URLs, database, DEBUG), written by run_stack to
+# VAR_DIR/dev.env, so that a command typed in a second terminal of the same checkout talks to the same sandbox
+# and database instead of the real WeChat. Precedence: the real environment, then dev.env, then .env. Read only
+# where the development tools are installed (the wxsandbox package, never in the production image) and unless
+# DEV_ENV_FILE is set empty (make run itself starts so, to write the file afresh rather than read the last one).
+DEV_ENV_FILE = env.str("DEV_ENV_FILE", default=str(VAR_DIR / "dev.env"))
+DEV_ENV_LOADED: list[str] = []
+if DEV_ENV_FILE and Path(DEV_ENV_FILE).is_file() and importlib.util.find_spec("wxsandbox") is not None:
+    for _line in Path(DEV_ENV_FILE).read_text(encoding="utf-8").splitlines():
+        _name, _sep, _value = _line.partition("=")
+        if _sep and not _line.startswith("#") and _name.strip() not in _REAL_ENVIRONMENT:
+            os.environ[_name.strip()] = _value
+            DEV_ENV_LOADED.append(_name.strip())
 
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -105,6 +122,14 @@ if WECHAT_TOKEN_AUTHORITY_URL:
 AUTHORIZE_RATE_LIMIT = env.str("AUTHORIZE_RATE_LIMIT", default="20/min")
 if not re.fullmatch(r"[0-9]+/[smhd][a-z]*", AUTHORIZE_RATE_LIMIT):
     raise ImproperlyConfigured(f"AUTHORIZE_RATE_LIMIT: {AUTHORIZE_RATE_LIMIT!r} is not a rate such as 20/min")
+# The anonymous authorization pages call WeChat while the visitor waits, holding a web thread each: at most
+# AUTHORIZE_CONCURRENCY of them at once per web process (keep it below gunicorn's threads, 4 in the image, so
+# that the API and the push URLs always have threads), the next answered 503 "busy" with Retry-After at once;
+# and the authorization page waits at most AUTHORIZE_WECHAT_TIMEOUT seconds for WeChat's answer.
+AUTHORIZE_CONCURRENCY = env.int("AUTHORIZE_CONCURRENCY", default=2)
+if AUTHORIZE_CONCURRENCY < 1:
+    raise ImproperlyConfigured("AUTHORIZE_CONCURRENCY must be at least 1")
+AUTHORIZE_WECHAT_TIMEOUT = env.float("AUTHORIZE_WECHAT_TIMEOUT", default=5.0)
 # Public base URL of this service, used to build the authorization redirect_uri.
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
@@ -133,11 +158,15 @@ INSTALLED_APPS = [
     # library's). Its admin templates override django.contrib.admin's through TEMPLATES' DIRS below.
     "wxplatform.console.apps.ConsoleConfig",
 ]
+# The development commands (make run, release_check, the sandbox) come with the sandbox package, which a checkout
+# has and the production image does not: installed where it can be imported, so the image needs no setting.
+if importlib.util.find_spec("wxsandbox") is not None:
+    INSTALLED_APPS += ["wxsandbox.devtools.apps.DevtoolsConfig"]
 
 MIDDLEWARE = [
-    "wxplatform.proxies.TrustedProxyMiddleware",
-    "wxplatform.observability.RequestIdMiddleware",
-    "wxplatform.observability.NulByteMiddleware",
+    "wxplatform.core.proxies.TrustedProxyMiddleware",
+    "wxplatform.core.observability.RequestIdMiddleware",
+    "wxplatform.core.observability.NulByteMiddleware",
     # Before anything reads the Host header (SecurityMiddleware's redirect, CommonMiddleware): probes by IP.
     "wxplatform.console.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -185,7 +214,9 @@ else:
     # A `SELECT 1` before a reused connection's first query in each request (Django's query log does not show
     # it): a connection PostgreSQL or a pooler closed is replaced instead of failing that request with a 503.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DATABASE_CONNECT_TIMEOUT", 5)
+    # Seconds to wait for a new connection (libpq counts it per address and takes 2 at least). Below WeChat's 5 s,
+    # so that a push meeting a database host that stopped answering is still answered (503) in time.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DATABASE_CONNECT_TIMEOUT", 3)
 # Lets parallel test runs on one server use distinct test databases. A SQLite test database is a file, so
 # that a Celery worker started by the tests sees the same data.
 if env.str("TEST_DATABASE_NAME", default=""):
@@ -200,7 +231,7 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # parallel test runs) can share one Redis.
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="wxp")
 # Every connection to Redis (broker, cache, rate limits, probes) gives up after these many seconds, so that a
-# Redis outage costs a request seconds, never minutes (wxplatform/redis_client.py).
+# Redis outage costs a request seconds, never minutes (wxplatform/core/redis_client.py).
 REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=2.0)
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
 if REDIS_URL:
@@ -224,7 +255,7 @@ else:
 # --- Celery ------------------------------------------------------------------------------------------
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT = "wxplatform.broker:Transport"
+    CELERY_BROKER_TRANSPORT = "wxplatform.core.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         # An unacknowledged task (its worker died) is handed out again after this many seconds. It must
         # exceed the hard time limit, or a slow task would run twice at once.
@@ -267,7 +298,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # On a lost broker connection the running acks_late tasks are cancelled and handed out again. With
 # celery/kombu 5.7.0 a connection lost with a task in flight killed the worker; the Redis transport is
-# patched for it (wxplatform/broker.py, CELERY_BROKER_TRANSPORT above).
+# patched for it (wxplatform/core/broker.py, CELERY_BROKER_TRANSPORT above).
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # Workers and beat log through LOGGING below (the JSON formatter, request ids, redaction), not Celery's own
 # plain-text handlers.
@@ -286,7 +317,7 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_CLIENT_IP_CALLABLE = "wxplatform.proxies.client_address"
+AXES_CLIENT_IP_CALLABLE = "wxplatform.core.proxies.client_address"
 AXES_RESET_ON_SUCCESS = True
 # No banner in the log of every process and command at start-up (make run, manage.py, workers).
 AXES_VERBOSE = False
@@ -318,7 +349,7 @@ WHITENOISE_USE_FINDERS = True
 
 # Reverse proxies (CIDRs) in front of the service. Only from these are X-Forwarded-For (the client address of
 # the per-address rate limits) and X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER) believed; from anyone else
-# wxplatform.proxies.TrustedProxyMiddleware drops them. Give gunicorn the same list (FORWARDED_ALLOW_IPS).
+# wxplatform.core.proxies.TrustedProxyMiddleware drops them. Give gunicorn the same list (FORWARDED_ALLOW_IPS).
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 for _network in TRUSTED_PROXIES:
     try:
@@ -328,7 +359,7 @@ for _network in TRUSTED_PROXIES:
 
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-# Believed only from TRUSTED_PROXIES: wxplatform.proxies.TrustedProxyMiddleware drops it from anyone else.
+# Believed only from TRUSTED_PROXIES: wxplatform.core.proxies.TrustedProxyMiddleware drops it from anyone else.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # HTTPS only, behind settings that .env.example turns on for production (off for local use over HTTP).
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
@@ -363,12 +394,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "request_id": {"()": "wxplatform.observability.RequestIdFilter"},
-        "redact": {"()": "wxplatform.observability.RedactSecretsFilter"},
+        "request_id": {"()": "wxplatform.core.observability.RequestIdFilter"},
+        "redact": {"()": "wxplatform.core.observability.RedactSecretsFilter"},
     },
     "formatters": {
         "json": {
-            "()": "wxplatform.observability.RedactingJsonFormatter",
+            "()": "wxplatform.core.observability.RedactingJsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
@@ -458,18 +489,18 @@ DRAFT_SYNC_JOB_LEASE = env.float("DRAFT_SYNC_JOB_LEASE", default=120.0)
 # Sync attempts, finished jobs and runs are deleted after this many days; snapshots are kept.
 SYNC_ATTEMPT_RETENTION_DAYS = env.int("SYNC_ATTEMPT_RETENTION_DAYS", default=30)
 
-# --- Merchant REST API (drafts/api) ------------------------------------------------------------------
+# --- Merchant REST API (wxplatform/api) ------------------------------------------------------------------
 # Swagger UI and Redoc assets are served from this app, never from a CDN.
 INSTALLED_APPS += ["drf_spectacular_sidecar"]
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.authentication.TenantAPIKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["tenants.authentication.HasTenant"],
-    "DEFAULT_THROTTLE_CLASSES": ["tenants.throttling.APIKeyRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["tenants.authentication.APIKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_THROTTLE_RATE", default="600/min")},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "drafts.api.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "wxplatform.api.errors.api_exception_handler",
     # Keys, not users: an unauthenticated request has no user at all (and needs no auth tables).
     "UNAUTHENTICATED_USER": None,
     # No OPTIONS metadata: every operation is described by the OpenAPI schema instead.
@@ -543,7 +574,7 @@ WEBHOOK_MAX_ENDPOINTS = env.int("WEBHOOK_MAX_ENDPOINTS", default=10)
 # Finished deliveries (with their attempts) and dispatched events are deleted after this many days.
 WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=30)
 
-# --- Metrics (/metrics, wxplatform/metrics.py) -------------------------------------------------------
+# --- Metrics (/metrics, wxplatform/core/metrics.py) -------------------------------------------------------
 # Who may scrape: a bearer token, and/or client networks (CIDRs, matched against REMOTE_ADDR). With neither
 # set, /metrics answers 404 unless DEBUG is on. When both are set, a scrape must pass both.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

@@ -8,6 +8,6 @@ application = get_wsgi_application()
 
 # A web process publishes tasks inside requests that WeChat times out after 5 s: it must fail fast.
 from wxplatform.celery import app as celery_app  # noqa: E402 - after Django is set up
-from wxplatform.queueing import publish_fail_fast  # noqa: E402
+from wxplatform.core.queueing import publish_fail_fast  # noqa: E402
 
 publish_fail_fast(celery_app)

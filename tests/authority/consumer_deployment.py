@@ -26,7 +26,7 @@ def main() -> None:
     from drafts.models import SyncTrigger
     from drafts.services import draft_count_sync_tenant
     from tenants.models import AccountKind, Eligibility, Tenant, TenantStatus
-    from wxplatform.component.models import ComponentCredential
+    from wxplatform.component.models import Platform
     from wxplatform.component.services import component_access_token, default_component
 
     call_command("migrate", verbosity=0, interactive=False)
@@ -55,7 +55,7 @@ def main() -> None:
         t.authorizer_appid: {"status": t.status, "draft_count": t.draft_count, "access_token": t.access_token}
         for t in Tenant.objects.all()
     }
-    credential = ComponentCredential.objects.get(pk=platform.pk)
+    credential = Platform.objects.get(pk=platform.pk)
     print(
         json.dumps(
             {

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import default_component
 
 METRICS_TOKEN = "authority-test-scrape-token"
@@ -30,7 +30,7 @@ def platform_with_token(
 ) -> Any:
     """The configured platform holding a component token (no WeChat involved while it is fresh)."""
     credential = default_component()
-    ComponentCredential.objects.filter(pk=credential.pk).update(
+    Platform.objects.filter(pk=credential.pk).update(
         access_token=token, access_token_expires_at=timezone.now() + expires_in
     )
     credential.refresh_from_db()

@@ -19,7 +19,7 @@ from tests.authority.helpers import METRICS_TOKEN, authorizer_url, component_url
 from tests.factories import make_service_key, make_tenant, service_headers
 from wxplatform.authority.models import TokenHandout
 from wxplatform.authority.services import token_handout_prune
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import default_component
 
 pytestmark = pytest.mark.django_db
@@ -83,7 +83,7 @@ def test_an_unknown_platform_is_a_404_and_counted_as_unknown(client: Client, raw
         assert "component-token-x" not in response.content.decode()
 
     assert handouts_metric(client, kind="component", component="unknown", outcome="not_found") == before + 1
-    assert not ComponentCredential.objects.filter(component_appid="wxnosuchplatform").exists()
+    assert not Platform.objects.filter(component_appid="wxnosuchplatform").exists()
 
 
 def test_an_account_unknown_on_the_platform_is_a_404(client: Client, raw_key: str) -> None:
@@ -125,7 +125,7 @@ def test_an_account_without_a_usable_token_is_a_403_with_a_code_and_no_token(
 
 def test_a_platform_without_a_ticket_is_a_503_that_says_so(client: Client, raw_key: str) -> None:
     # No token and no verify ticket: the platform cannot get one (WeChat is not reachable here either way).
-    ComponentCredential.objects.filter(pk=default_component().pk).update(
+    Platform.objects.filter(pk=default_component().pk).update(
         verify_ticket="", access_token="", access_token_expires_at=None
     )
 
@@ -219,7 +219,7 @@ def test_the_beat_prunes_the_hand_outs_daily() -> None:
 def test_a_switched_off_platform_hands_out_nothing(client: Client, raw_key: str) -> None:
     credential = platform_with_token("component-token-off")
     tenant = make_tenant()
-    ComponentCredential.objects.filter(pk=credential.pk).update(active=False)
+    Platform.objects.filter(pk=credential.pk).update(active=False)
 
     for url in (component_url(), authorizer_url(tenant.authorizer_appid)):
         response = client.get(url, **service_headers(raw_key))
@@ -231,7 +231,7 @@ def test_a_switched_off_platform_hands_out_nothing(client: Client, raw_key: str)
 
 def test_an_account_of_another_platform_is_a_404_on_this_one(client: Client, raw_key: str) -> None:
     platform_with_token()
-    other = ComponentCredential.objects.create(component_appid="wx0000other0platform")
+    other = Platform.objects.create(component_appid="wx0000other0platform")
     tenant = make_tenant(component=other)
 
     response = client.get(authorizer_url(tenant.authorizer_appid), **service_headers(raw_key))

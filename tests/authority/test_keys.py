@@ -12,12 +12,12 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from tests.authority.helpers import authorizer_url, component_url, platform_with_token
 from tests.factories import api_headers, make_api_key, make_service_key, make_tenant, service_headers
 from wxplatform.authority.models import ServiceKey, TokenHandout
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 
 pytestmark = pytest.mark.django_db
 
@@ -63,13 +63,13 @@ def test_the_command_scopes_a_key_to_one_platform(settings: Any) -> None:
     )
 
     key = ServiceKey.objects.get()
-    assert key.component == ComponentCredential.objects.get(component_appid=settings.WECHAT_COMPONENT_APPID)
+    assert key.component == Platform.objects.get(component_appid=settings.WECHAT_COMPONENT_APPID)
 
 
 def test_the_command_refuses_an_unknown_platform_and_issues_nothing() -> None:
     out = StringIO()
 
-    with pytest.raises(CommandError, match="No platform has component appid 'wxnotaplatform'"):
+    with pytest.raises(CommandError, match=r"No platform with component AppID wxnotaplatform\."):
         call_command("issue_service_key", "staging", "--component", "wxnotaplatform", stdout=out, stderr=StringIO())
 
     assert out.getvalue() == ""
@@ -108,6 +108,17 @@ def test_a_service_key_sent_with_the_merchant_scheme_is_refused(client: Client) 
 
     assert response.status_code == 401
     assert error(response)["code"] == "authentication_failed"
+
+
+def test_the_scheme_name_is_case_insensitive_as_for_merchant_keys(client: Client) -> None:
+    # RFC 9110 section 11.1: an authentication scheme is a case-insensitive token; the merchant API (the
+    # library's parser) always read it so, and both kinds share one parser now.
+    platform_with_token("component-token-1")
+    _key, raw = make_service_key()
+
+    response = client.get(component_url(), HTTP_AUTHORIZATION=f"service-key {raw}")
+
+    assert (response.status_code, response.json()["access_token"]) == (200, "component-token-1")
 
 
 def test_a_merchant_api_key_is_not_a_service_key(client: Client) -> None:
@@ -171,7 +182,7 @@ def test_a_key_for_all_platforms_and_a_key_for_this_platform_both_fetch_its_toke
 def test_a_key_scoped_to_another_platform_is_refused_with_a_code(client: Client) -> None:
     platform_with_token("component-token-3")
     tenant = make_tenant()
-    other = ComponentCredential.objects.create(component_appid="wx0000other0platform")
+    other = Platform.objects.create(component_appid="wx0000other0platform")
     key, raw = make_service_key(component=other)
 
     for url in (component_url(), authorizer_url(tenant.authorizer_appid)):
@@ -235,7 +246,7 @@ def test_each_keys_requests_are_limited_without_an_audit_row_past_the_limit(clie
 
 def test_a_key_scoped_to_a_second_platform_gets_that_platforms_tokens_and_only_those(client: Client) -> None:
     platform_with_token("default-component-token")
-    second = ComponentCredential.objects.create(
+    second = Platform.objects.create(
         component_appid="wx0000second0platform",
         access_token="second-component-token",
         access_token_expires_at=timezone.now() + timedelta(hours=2),
@@ -253,3 +264,15 @@ def test_a_key_scoped_to_a_second_platform_gets_that_platforms_tokens_and_only_t
     assert authorizer.json()["access_token"] == on_second.access_token
     assert refused.status_code == 403
     assert on_default.access_token not in refused.content.decode()
+
+
+def test_the_command_speaks_chinese_in_a_chinese_terminal(settings: Any) -> None:
+    err = StringIO()
+
+    with translation.override("zh-hans"):
+        call_command("issue_service_key", "发布", stdout=StringIO(), stderr=err)
+        with pytest.raises(CommandError, match="NAME 必须是 1 到"):
+            call_command("issue_service_key", " ", stdout=StringIO(), stderr=StringIO())
+
+    prefix = ServiceKey.objects.get().prefix
+    assert err.getvalue() == f"已为所有平台签发服务密钥 {prefix}…（发布）。它不会再次显示。\n"  # noqa: RUF001

@@ -19,7 +19,7 @@ from tests.authority.helpers import authorizer_url, component_url
 from tests.factories import make_service_key
 from tests.fixtures.sandbox import Sandbox
 from tests.fixtures.sync import component_ready, sandbox_tenant
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import component_access_token, default_component
 
 pytestmark = [
@@ -84,14 +84,14 @@ def test_32_callers_on_a_component_token_within_its_margin_refresh_it_once(
     sandbox = sync_settings
     component_ready(sandbox)
     old = component_access_token(default_component())
-    ComponentCredential.objects.update(access_token_expires_at=timezone.now() + timedelta(minutes=5))
+    Platform.objects.update(access_token_expires_at=timezone.now() + timedelta(minutes=5))
     _key, raw = make_service_key()
     sandbox.control.reset_counters()
 
     responses = burst(f"{live_server.url}{component_url()}", raw)
 
     assert [r.status_code for r in responses] == [200] * CALLERS
-    stored = ComponentCredential.objects.get()
+    stored = Platform.objects.get()
     assert {r.json()["access_token"] for r in responses} == {stored.access_token}
     assert stored.access_token != old
     assert calls(sandbox, COMPONENT_TOKEN) == 1

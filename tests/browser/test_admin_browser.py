@@ -20,7 +20,7 @@ from django.utils import timezone
 from tenants.models import Tenant
 from tests.factories import make_snapshot, make_tenant
 from tests.fixtures.sandbox import Sandbox
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import component_add
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -238,7 +238,7 @@ def test_landing_page_merchant_list_and_platform_pages_fit_a_laptop_screen(
         aes_key="abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
         name="第二家主体的第三方平台 Second legal entity's platform",
     )
-    ComponentCredential.objects.filter(pk=second.pk).update(
+    Platform.objects.filter(pk=second.pk).update(
         active=False, problem="component_verify_ticket rejected by WeChat", problem_code=61006
     )
     page.set_viewport_size({"width": 1366, "height": 900})  # type: ignore[attr-defined]
@@ -250,8 +250,8 @@ def test_landing_page_merchant_list_and_platform_pages_fit_a_laptop_screen(
         ("home", "/admin/"),
         ("list", "/admin/tenants/tenant/"),
         ("status", "/admin/status/"),
-        ("platforms", "/admin/component/componentcredential/"),
-        ("platform", f"/admin/component/componentcredential/{second.pk}/change/"),
+        ("platforms", "/admin/component/platform/"),
+        ("platform", f"/admin/component/platform/{second.pk}/change/"),
     )
     for name, path in pages:
         page.goto(f"{base_url}{path}")  # type: ignore[attr-defined]

@@ -130,7 +130,9 @@ class RedisServer:
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to a target (PostgreSQL). `cut()` closes the listener and resets every open
-    connection, as a database restart does to its clients; `restore()` listens again on the same port."""
+    connection, as a database restart does to its clients; `stall()` resets them too but keeps accepting new
+    ones and never answers them, as a database host that stopped answering does (a client waits for its
+    connect timeout); `restore()` forwards again on the same port."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -141,6 +143,7 @@ class TcpProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, name="chaos-tcp-proxy", daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._stalled = False
 
     def start(self) -> TcpProxy:
         self._thread.start()
@@ -151,7 +154,14 @@ class TcpProxy:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=30)
 
     def restore(self) -> None:
-        self._run(self._listen())
+        self._stalled = False
+        if self._server is None:
+            self._run(self._listen())
+
+    def stall(self) -> None:
+        self._stalled = True
+        self.connections_cut += self._run(self._abort_open())
+        self.cuts += 1
 
     def cut(self) -> None:
         self.connections_cut += self._run(self._cut())
@@ -170,12 +180,24 @@ class TcpProxy:
         if self._server is not None:
             self._server.close()
             self._server = None
+        return await self._abort_open()
+
+    async def _abort_open(self) -> int:
         writers, self._writers = list(self._writers), set()
         for writer in writers:
             writer.transport.abort()
         return len(writers) // 2
 
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        if self._stalled:
+            # Accepted, never forwarded nor answered: the client's bytes are read and dropped until it gives up.
+            self._writers.add(client_writer)
+            with contextlib.suppress(OSError):
+                while await client_reader.read(65536):
+                    pass
+            self._writers.discard(client_writer)
+            client_writer.transport.abort()
+            return
         try:
             server_reader, server_writer = await asyncio.open_connection(*self.target)
         except OSError:

@@ -1,5 +1,5 @@
 """Hostile input at every merchant API endpoint: requests generated from the OpenAPI schema (valid and invalid,
-by schemathesis, with the API's own fixtures from tests/drafts/test_api_fuzz.py) and hostile credentials (by
+by schemathesis, with the API's own fixtures from tests/api/test_api_fuzz.py) and hostile credentials (by
 Hypothesis). No request gets a 5xx; a refused request, and any read, changes no table at all; a sync request
 changes only the sync bookkeeping."""
 
@@ -16,9 +16,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from tenants.models import TenantAPIKey
+from tests.api.test_api_fuzz import api_schema as api_schema
+from tests.api.test_api_fuzz import key_headers as key_headers
 from tests.chaos.harness import Row, changed_tables, database_fingerprint, record, scaled
-from tests.drafts.test_api_fuzz import api_schema as api_schema
-from tests.drafts.test_api_fuzz import key_headers as key_headers
 from tests.factories import make_api_key, make_tenant
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db]

@@ -15,7 +15,7 @@ import requests
 from tests.chaos.harness import ApiServer, wait_for
 from tests.factories import make_tenant
 from tests.fixtures.worker import Worker
-from wxplatform.observability import request_id_var
+from wxplatform.core.observability import request_id_var
 
 SECRET = "queryauthcode@@@secret-never-logged"
 

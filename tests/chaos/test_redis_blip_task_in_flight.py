@@ -1,7 +1,7 @@
 """A Redis blip while a task is in flight must not kill the worker (issue 18, Medium 5).
 
 With celery/kombu 5.7.0 the worker exited with "Unrecoverable error: AttributeError('NoneType' object has
-no attribute 'hostname')" from QoS.restore_unacked_once() (the cause, and the fix, in wxplatform/broker.py);
+no attribute 'hostname')" from QoS.restore_unacked_once() (the cause, and the fix, in wxplatform/core/broker.py);
 an idle worker reconnected. The worker here must survive the blip and the interrupted job must finish.
 
 Redis is a redis-server of the test's own; the shared one serves other runs."""

@@ -22,7 +22,7 @@ from tests.factories import make_api_key
 from tests.fixtures.sandbox import Sandbox
 from tests.fixtures.sync import component_ready, sandbox_tenant, sandbox_tenants, worker_env
 from tests.fixtures.worker import Worker
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db(transaction=True)]
 
@@ -128,7 +128,7 @@ def test_64_on_demand_syncs_across_worker_processes_refresh_the_component_token_
     truth = {a["appid"]: a["draft_count"] for a in sandbox.control.list_authorizers()}
     # Every authorizer token and the component token have expired, here and at WeChat.
     expire_tenant_tokens(sandbox, tenants)
-    ComponentCredential.objects.update(access_token_expires_at=timezone.now() - timedelta(minutes=1))
+    Platform.objects.update(access_token_expires_at=timezone.now() - timedelta(minutes=1))
     sandbox.control.expire_component_token()
     env = worker_env()
     for _ in range(2):

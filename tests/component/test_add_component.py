@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import default_component
 from wxplatform.wechat.crypto import MessageCrypto
 
@@ -32,15 +32,13 @@ def _run(**options: str) -> str:
 def test_add_component_adds_an_active_platform_with_its_secrets_encrypted() -> None:
     out = _run(name="Second entity")
 
-    platform = ComponentCredential.objects.get(component_appid=APPID)
+    platform = Platform.objects.get(component_appid=APPID)
     assert (platform.name, platform.active) == ("Second entity", True)
     assert (platform.appsecret, platform.token, platform.aes_key) == (SECRET, TOKEN, AES_KEY)
     assert out == f"Added platform Second entity ({APPID}).\n"
     # Stored encrypted, like the authorizer tokens.
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT appsecret, token, aes_key FROM component_componentcredential WHERE id = %s", [platform.pk]
-        )
+        cursor.execute("SELECT appsecret, token, aes_key FROM component_platform WHERE id = %s", [platform.pk])
         stored = cursor.fetchone()
     assert SECRET not in stored and TOKEN not in stored and AES_KEY not in stored
 
@@ -52,10 +50,10 @@ def test_add_component_updates_a_platform_added_before_and_keeps_its_name() -> N
 
     out = _run(secret="f" * 32, token="newtoken1", aes_key=new_key)
 
-    platform = ComponentCredential.objects.get(component_appid=APPID)
+    platform = Platform.objects.get(component_appid=APPID)
     assert (platform.appsecret, platform.token, platform.aes_key) == ("f" * 32, "newtoken1", new_key)
     assert platform.name == "Second entity"
-    assert ComponentCredential.objects.filter(component_appid=APPID).count() == 1
+    assert Platform.objects.filter(component_appid=APPID).count() == 1
     assert out == f"Updated platform Second entity ({APPID}): AppSecret, token and EncodingAESKey replaced.\n"
 
 
@@ -101,7 +99,7 @@ def test_add_component_refuses_a_value_wechat_would_refuse(option: str, value: s
         _run(**{option: value})
 
     assert message in str(refused.value)
-    assert not ComponentCredential.objects.filter(component_appid=APPID).exists()
+    assert not Platform.objects.filter(component_appid=APPID).exists()
 
 
 def test_the_boundary_values_the_command_accepts_are_ones_message_crypto_accepts() -> None:

@@ -11,7 +11,7 @@ from django.utils import timezone
 from drafts.models import SyncRun, SyncTrigger
 from tenants.models import Eligibility, TenantStatus
 from tests.factories import make_tenant
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import component_add, default_component
 
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
@@ -56,13 +56,11 @@ def test_runs_older_than_the_window_are_left_out(admin_client: Client) -> None:
 def test_the_platform_card_summarises_every_platform(admin_client: Client) -> None:
     now = timezone.now()
     default = default_component()
-    ComponentCredential.objects.filter(pk=default.pk).update(verify_ticket="ticket@@@1", ticket_received_at=now)
+    Platform.objects.filter(pk=default.pk).update(verify_ticket="ticket@@@1", ticket_received_at=now)
     second = component_add(appid="wx2c2769f8efd9abc2", secret="s" * 32, token="second", aes_key=AES_KEY, name="Second")
-    ComponentCredential.objects.filter(pk=second.pk).update(
-        problem="component_verify_ticket rejected", problem_code=61006
-    )
+    Platform.objects.filter(pk=second.pk).update(problem="component_verify_ticket rejected", problem_code=61006)
     old = component_add(appid="wx0000000000000003", secret="t" * 32, token="third", aes_key=AES_KEY, name="Old")
-    ComponentCredential.objects.filter(pk=old.pk).update(active=False)
+    Platform.objects.filter(pk=old.pk).update(active=False)
 
     html = admin_client.get("/admin/").content.decode()
 
@@ -76,7 +74,7 @@ def test_the_platform_card_summarises_every_platform(admin_client: Client) -> No
 
 @pytest.mark.django_db
 def test_one_platform_ready_makes_a_calm_card(admin_client: Client) -> None:
-    ComponentCredential.objects.filter(pk=default_component().pk).update(
+    Platform.objects.filter(pk=default_component().pk).update(
         verify_ticket="ticket@@@1", ticket_received_at=timezone.now()
     )
 

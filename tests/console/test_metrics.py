@@ -29,9 +29,9 @@ from tests.fixtures.sandbox import Sandbox
 from tests.fixtures.sync import component_ready, sandbox_tenant, sandbox_tenants, worker_env
 from tests.fixtures.worker import ROOT, Worker
 from wxplatform.component.clients import wechat_client
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import component_add, component_ticket_store, default_component
-from wxplatform.metrics import observe_wechat_call
+from wxplatform.core.metrics import observe_wechat_call
 from wxplatform.wechat.bulk import fetch_draft_counts
 from wxplatform.wechat.errors import WeChatError
 
@@ -245,7 +245,7 @@ def test_token_refreshes_and_lock_waits_are_recorded(client: Any, open_metrics: 
 def test_database_gauges_report_ticket_tenants_quota_and_jobs(client: Any, open_metrics: None, settings: Any) -> None:
     now = timezone.now()
     component_ticket_store(default_component(), ticket="ticket@@@1", created_at=now)
-    ComponentCredential.objects.update(ticket_received_at=now - timedelta(minutes=40))
+    Platform.objects.update(ticket_received_at=now - timedelta(minutes=40))
     default = settings.WECHAT_COMPONENT_APPID
     today = quota_day(now)
     make_tenant(draft_count=1, draft_count_fetched_at=now, quota_day=today, quota_used=1000)
@@ -303,13 +303,13 @@ def test_every_platform_has_its_series_and_one_switched_off_says_so(client: Any,
     default = default_component()
     second = component_add(appid=SECOND, secret="s" * 32, token="second", aes_key=SECOND_AES_KEY, name="Second")
     third = component_add(appid=THIRD, secret="t" * 32, token="third", aes_key=SECOND_AES_KEY)
-    ComponentCredential.objects.filter(pk=second.pk).update(
+    Platform.objects.filter(pk=second.pk).update(
         ticket_received_at=now - timedelta(minutes=5),
         access_token_expires_at=now + timedelta(minutes=90),
         problem="component_verify_ticket rejected by WeChat",
         problem_code=61006,
     )
-    ComponentCredential.objects.filter(pk=third.pk).update(active=False, ticket_received_at=now - timedelta(days=2))
+    Platform.objects.filter(pk=third.pk).update(active=False, ticket_received_at=now - timedelta(days=2))
     make_tenant(component=second)
     make_tenant(component=second)
     make_tenant(component=default)
@@ -400,7 +400,7 @@ def test_an_in_process_sync_is_counted_by_its_trigger(client: Any, open_metrics:
 
 
 def test_pushes_are_counted_by_url_kind_and_outcome_with_bounded_labels(client: Any, open_metrics: None) -> None:
-    from wxplatform.metrics import record_push
+    from wxplatform.core.metrics import record_push
 
     before = scrape(client)
     record_push("authorizer", component=SECOND, kind="text", outcome="ok", seconds=0.02)

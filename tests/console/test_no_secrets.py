@@ -19,9 +19,9 @@ from drafts.models import AttemptOutcome, JobState, SyncAttempt, SyncJob, SyncRu
 from tenants.models import AuthorizationCode, Tenant
 from tests.factories import make_api_key, make_service_key, make_snapshot, make_tenant
 from wxplatform.authority.models import TokenHandout
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import component_add, default_component
-from wxplatform.encryption import encrypt_str
+from wxplatform.core.encryption import encrypt_str
 from wxplatform.models import AuditEntry
 
 TENANT_ACCESS = "tenant-access-token-KNOWN-1111"
@@ -56,7 +56,7 @@ def secrets_everywhere(admin_user: object) -> list[str]:
         last_error_at=now,
     )
     credential = default_component()
-    ComponentCredential.objects.filter(pk=credential.pk).update(
+    Platform.objects.filter(pk=credential.pk).update(
         verify_ticket=encrypt_str(TICKET),
         ticket_received_at=now,
         access_token=encrypt_str(COMPONENT_TOKEN),
@@ -115,17 +115,14 @@ def secrets_everywhere(admin_user: object) -> list[str]:
         service_key.hashed_key,
         _stored("tenants_tenant", "access_token", tenant.pk),
         _stored("tenants_tenant", "refresh_token", tenant.pk),
-        _stored("component_componentcredential", "verify_ticket", credential.pk),
-        _stored("component_componentcredential", "access_token", credential.pk),
+        _stored("component_platform", "verify_ticket", credential.pk),
+        _stored("component_platform", "access_token", credential.pk),
         _stored("tenants_authorizationcode", "code", code.pk),
-        _stored("component_componentcredential", "appsecret", other.pk),
-        _stored("component_componentcredential", "aes_key", other.pk),
-        _stored("component_componentcredential", "token", other.pk),
+        _stored("component_platform", "appsecret", other.pk),
+        _stored("component_platform", "aes_key", other.pk),
+        _stored("component_platform", "token", other.pk),
         settings.WECHAT_COMPONENT_TOKEN,
-        *(
-            _stored("component_componentcredential", column, credential.pk)
-            for column in ("appsecret", "token", "aes_key")
-        ),
+        *(_stored("component_platform", column, credential.pk) for column in ("appsecret", "token", "aes_key")),
     ]
 
 
@@ -135,7 +132,7 @@ def _every_admin_url() -> list[str]:
         reverse("admin-platform-status"),
         reverse("admin:tenants_tenant_changelist") + "?failing=yes",
         reverse("admin:tenants_tenant_changelist") + "?q=Secretive",
-        reverse("admin:component_componentcredential_add"),
+        reverse("admin:component_platform_add"),
     ]
     for model in admin.site._registry:
         name = f"admin:{model._meta.app_label}_{model._meta.model_name}"
@@ -153,7 +150,7 @@ def _every_admin_url() -> list[str]:
 def test_no_admin_page_shows_a_token_ticket_code_or_key(admin_client: Client, secrets_everywhere: list[str]) -> None:
     urls = _every_admin_url()
     assert reverse("admin:tenants_tenant_change", args=[Tenant.objects.get(nickname="Secretive").pk]) in urls
-    assert reverse("admin:component_componentcredential_change", args=[default_component().pk]) in urls
+    assert reverse("admin:component_platform_change", args=[default_component().pk]) in urls
     assert any("/wxplatform/auditentry/" in url and url.rstrip("/").split("/")[-2].isdigit() for url in urls)
 
     for url in urls:

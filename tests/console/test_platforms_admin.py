@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from tests.factories import make_tenant
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import component_add, default_component
 from wxplatform.models import AuditEntry
 
@@ -20,11 +20,11 @@ APPID = "wx2c2769f8efd9abc2"
 SECRET = "secret0KNOWN0appsecret0000000001"
 TOKEN = "token0KNOWN0platform02"
 AES_KEY = "KNOWNaeskey0abcdefghijklmnopqrstuvwxyz01234"
-ADD_URL = reverse("admin:component_componentcredential_add")
+ADD_URL = reverse("admin:component_platform_add")
 
 
-def _change_url(platform: ComponentCredential) -> str:
-    return reverse("admin:component_componentcredential_change", args=[platform.pk])
+def _change_url(platform: Platform) -> str:
+    return reverse("admin:component_platform_change", args=[platform.pk])
 
 
 def _form(**overrides: Any) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def _form(**overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def platform(db: None) -> ComponentCredential:
+def platform(db: None) -> Platform:
     return component_add(appid=APPID, secret=SECRET, token=TOKEN, aes_key=AES_KEY, name="Second entity")
 
 
@@ -44,12 +44,12 @@ def test_staff_add_a_platform_with_its_secrets_and_the_addition_is_audited(admin
     response = admin_client.post(ADD_URL, _form())
 
     assert response.status_code == 302
-    platform = ComponentCredential.objects.get(component_appid=APPID)
+    platform = Platform.objects.get(component_appid=APPID)
     assert (platform.name, platform.active) == ("Second entity", True)
     assert (platform.appsecret, platform.token, platform.aes_key) == (SECRET, TOKEN, AES_KEY)
     entry = AuditEntry.objects.get(action="admin.add")
     assert entry.actor_label == "admin"
-    assert entry.target == f"component.componentcredential:{platform.pk} Second entity ({APPID})"
+    assert entry.target == f"component.platform:{platform.pk} Second entity ({APPID})"
     assert SECRET not in str(entry.detail) and TOKEN not in str(entry.detail)
 
 
@@ -57,7 +57,7 @@ def test_staff_add_a_platform_with_its_secrets_and_the_addition_is_audited(admin
 def test_a_platform_added_switched_off_stays_off(admin_client: Client) -> None:
     admin_client.post(ADD_URL, _form(active=None))
 
-    assert ComponentCredential.objects.get(component_appid=APPID).active is False
+    assert Platform.objects.get(component_appid=APPID).active is False
 
 
 @pytest.mark.django_db
@@ -74,13 +74,13 @@ def test_a_platform_added_switched_off_stays_off(admin_client: Client) -> None:
 def test_adding_a_platform_with_a_value_wechat_would_refuse_changes_nothing(
     admin_client: Client, field: str, value: str, message: str
 ) -> None:
-    before = ComponentCredential.objects.count()
+    before = Platform.objects.count()
 
     response = admin_client.post(ADD_URL, _form(**{field: value}))
 
     assert response.status_code == 200
     assert message in response.content.decode()
-    assert ComponentCredential.objects.count() == before
+    assert Platform.objects.count() == before
     assert not AuditEntry.objects.exists()
 
 
@@ -96,7 +96,7 @@ def test_the_default_platform_cannot_be_added_here(admin_client: Client) -> None
 
 
 @pytest.mark.django_db
-def test_empty_secret_fields_keep_the_stored_secrets(admin_client: Client, platform: ComponentCredential) -> None:
+def test_empty_secret_fields_keep_the_stored_secrets(admin_client: Client, platform: Platform) -> None:
     response = admin_client.post(
         _change_url(platform), _form(name="Renamed", new_appsecret="", new_token="", new_aes_key="")
     )
@@ -110,7 +110,7 @@ def test_empty_secret_fields_keep_the_stored_secrets(admin_client: Client, platf
 
 @pytest.mark.django_db
 def test_a_secret_typed_in_replaces_the_stored_one_and_the_audit_names_it_without_its_value(
-    admin_client: Client, platform: ComponentCredential
+    admin_client: Client, platform: Platform
 ) -> None:
     response = admin_client.post(_change_url(platform), _form(new_appsecret="f" * 32, new_token="", new_aes_key=""))
 
@@ -123,7 +123,7 @@ def test_a_secret_typed_in_replaces_the_stored_one_and_the_audit_names_it_withou
 
 
 @pytest.mark.django_db
-def test_switching_a_platform_off_is_saved_and_audited(admin_client: Client, platform: ComponentCredential) -> None:
+def test_switching_a_platform_off_is_saved_and_audited(admin_client: Client, platform: Platform) -> None:
     response = admin_client.post(
         _change_url(platform), _form(active=None, new_appsecret="", new_token="", new_aes_key="")
     )
@@ -135,9 +135,7 @@ def test_switching_a_platform_off_is_saved_and_audited(admin_client: Client, pla
 
 
 @pytest.mark.django_db
-def test_a_refused_secret_is_not_written_back_into_the_page(
-    admin_client: Client, platform: ComponentCredential
-) -> None:
+def test_a_refused_secret_is_not_written_back_into_the_page(admin_client: Client, platform: Platform) -> None:
     bad_key = "NOTAKEY0KNOWN0bad"
 
     response = admin_client.post(_change_url(platform), _form(new_aes_key=bad_key, new_appsecret="", new_token=""))
@@ -152,7 +150,7 @@ def test_a_refused_secret_is_not_written_back_into_the_page(
 
 @pytest.mark.django_db
 def test_the_change_page_has_empty_password_fields_and_the_urls_to_enter_at_wechat(
-    admin_client: Client, platform: ComponentCredential
+    admin_client: Client, platform: Platform
 ) -> None:
     html = admin_client.get(_change_url(platform)).content.decode()
 
@@ -191,16 +189,14 @@ def test_the_default_platform_takes_a_name_but_neither_secrets_nor_switching_off
 
 
 @pytest.mark.django_db
-def test_the_list_shows_name_appid_state_default_and_tenant_count(
-    admin_client: Client, platform: ComponentCredential
-) -> None:
+def test_the_list_shows_name_appid_state_default_and_tenant_count(admin_client: Client, platform: Platform) -> None:
     make_tenant(component=platform)
     make_tenant(component=platform)
-    ComponentCredential.objects.filter(pk=platform.pk).update(
+    Platform.objects.filter(pk=platform.pk).update(
         problem="platform configuration rejected by WeChat", problem_code=40125
     )
 
-    response = admin_client.get(reverse("admin:component_componentcredential_changelist"))
+    response = admin_client.get(reverse("admin:component_platform_changelist"))
 
     html = response.content.decode()
     assert response.status_code == 200
@@ -212,20 +208,18 @@ def test_the_list_shows_name_appid_state_default_and_tenant_count(
 
 
 @pytest.mark.django_db
-def test_platforms_cannot_be_deleted(admin_client: Client, platform: ComponentCredential) -> None:
-    response = admin_client.post(
-        reverse("admin:component_componentcredential_delete", args=[platform.pk]), {"post": "yes"}
-    )
+def test_platforms_cannot_be_deleted(admin_client: Client, platform: Platform) -> None:
+    response = admin_client.post(reverse("admin:component_platform_delete", args=[platform.pk]), {"post": "yes"})
 
     assert response.status_code == 403
-    assert ComponentCredential.objects.filter(pk=platform.pk).exists()
+    assert Platform.objects.filter(pk=platform.pk).exists()
 
 
 @pytest.mark.django_db
 def test_the_support_group_sees_platforms_but_cannot_add_or_change_them(
-    support_client: Client, platform: ComponentCredential
+    support_client: Client, platform: Platform
 ) -> None:
-    assert support_client.get(reverse("admin:component_componentcredential_changelist")).status_code == 200
+    assert support_client.get(reverse("admin:component_platform_changelist")).status_code == 200
     page = support_client.get(_change_url(platform))
     assert page.status_code == 200
     assert 'name="new_appsecret"' not in page.content.decode()
@@ -237,13 +231,13 @@ def test_the_support_group_sees_platforms_but_cannot_add_or_change_them(
     assert change.status_code == 403
     platform.refresh_from_db()
     assert (platform.active, platform.token) == (True, TOKEN)
-    assert not ComponentCredential.objects.filter(component_appid="wx0000000000000002").exists()
+    assert not Platform.objects.filter(component_appid="wx0000000000000002").exists()
 
 
 @pytest.mark.django_db
-def test_staff_with_the_change_permission_only_may_change_but_not_add(platform: ComponentCredential) -> None:
+def test_staff_with_the_change_permission_only_may_change_but_not_add(platform: Platform) -> None:
     user = User.objects.create_user("operator", password="operator-password-1", is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="change_componentcredential"))
+    user.user_permissions.add(Permission.objects.get(codename="change_platform"))
     client = Client()
     client.force_login(user)
 

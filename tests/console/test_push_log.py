@@ -17,10 +17,10 @@ from tenants.models import PushEndpoint, PushLog, PushOutcome
 from tenants.pushes import rejected_budget_key
 from tenants.services import push_log_prune
 from tests.fixtures.platform import EVENTS_PATH, sealed_message, signed_push, text_message, ticket_fields
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import component_add, default_component
+from wxplatform.core.redis_client import redis_client
 from wxplatform.models import AuditEntry
-from wxplatform.redis_client import redis_client
 
 pytestmark = pytest.mark.django_db
 
@@ -82,13 +82,13 @@ def test_replaying_a_push_runs_the_handler_again_once_and_is_audited(admin_clien
     ticket_push(Client(), "ticket@@@replayed")
     entry = PushLog.objects.get()
     # The ticket was lost (a restore, a bug): the stored push brings it back.
-    ComponentCredential.objects.update(verify_ticket="")
+    Platform.objects.update(verify_ticket="")
 
     for _ in range(2):
         response = admin_client.post(CHANGELIST, {"action": "replay_selected", "_selected_action": [entry.pk]})
         assert response.status_code == 302
 
-    assert ComponentCredential.objects.get().verify_ticket == "ticket@@@replayed"
+    assert Platform.objects.get().verify_ticket == "ticket@@@replayed"
     assert PushLog.objects.count() == 1
     assert PushLog.objects.get().replayed_at is not None
     audits = AuditEntry.objects.filter(action="pushes.replay")
@@ -157,7 +157,7 @@ def test_a_replayed_forgery_is_refused_again(admin_client: Client) -> None:
 
     admin_client.post(CHANGELIST, {"action": "replay_selected", "_selected_action": [entry.pk]})
 
-    assert not ComponentCredential.objects.exclude(verify_ticket="").exists()
+    assert not Platform.objects.exclude(verify_ticket="").exists()
     assert AuditEntry.objects.get(action="pushes.replay").detail == {"outcomes": {str(entry.pk): "bad_signature"}}
 
 

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from tenants.models import Tenant
 from tenants.selectors import syncable_tenants
-from tests.fixtures.platform import Platform
+from tests.fixtures.platform import LivePlatform
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,7 +27,7 @@ STEPS = [
 ]
 
 
-def release_check(platform: Platform, **options: Any) -> str:
+def release_check(platform: LivePlatform, **options: Any) -> str:
     out = StringIO()
     call_command("release_check", sandbox=platform.sandbox.base_url, service=platform.url, stdout=out, **options)
     return out.getvalue()
@@ -41,7 +41,7 @@ def result_of(output: str, step: str) -> str:
 # Group 0 also runs in the smoke part: on SQLite and the filesystem broker, what `make run` uses.
 @pytest.mark.parametrize("group", [pytest.param(0, marks=pytest.mark.smoke), 3])
 def test_release_check_passes_every_step_against_the_service(
-    platform: Platform, worker_factory: Any, group: int
+    platform: LivePlatform, worker_factory: Any, group: int
 ) -> None:
     worker_factory()
 
@@ -59,7 +59,7 @@ def test_release_check_passes_every_step_against_the_service(
     assert not syncable_tenants().exists()
 
 
-def test_release_check_fails_with_the_reason_when_no_worker_runs(platform: Platform) -> None:
+def test_release_check_fails_with_the_reason_when_no_worker_runs(platform: LivePlatform) -> None:
     with pytest.raises(CommandError) as failed:
         release_check(platform, group=1, window=2)
 
@@ -73,7 +73,7 @@ def test_release_check_fails_with_the_reason_when_no_worker_runs(platform: Platf
     assert rows["api_text_message"]["result"] == "fail"
 
 
-def test_release_check_says_why_when_there_is_no_sandbox(platform: Platform) -> None:
+def test_release_check_says_why_when_there_is_no_sandbox(platform: LivePlatform) -> None:
     with pytest.raises(CommandError) as failed:
         call_command("release_check", sandbox="http://127.0.0.1:9", service=platform.url, stdout=StringIO())
 

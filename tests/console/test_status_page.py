@@ -18,7 +18,7 @@ from drafts.models import AttemptOutcome, SyncAttempt, SyncTrigger
 from drafts.rules import quota_day
 from tenants.models import Tenant
 from tests.factories import make_tenant
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import component_add, default_component
 
 STATUS = reverse("admin-platform-status")
@@ -58,7 +58,7 @@ def redis_queue() -> Iterator[tuple[redis.Redis, str]]:
 @pytest.mark.django_db
 def test_status_shows_ticket_age_token_expiry_last_push_and_problem(admin_client: Client) -> None:
     now = timezone.now()
-    ComponentCredential.objects.filter(pk=default_component().pk).update(
+    Platform.objects.filter(pk=default_component().pk).update(
         verify_ticket="ticket@@@known",
         ticket_received_at=now - timedelta(minutes=7),
         ticket_created_at=now - timedelta(minutes=7),
@@ -92,14 +92,14 @@ def test_status_has_a_section_per_platform_and_says_which_one_is_switched_off(ad
     now = timezone.now()
     second = component_add(appid=SECOND, secret="s" * 32, token="second", aes_key=AES_KEY, name="Second entity")
     third = component_add(appid=THIRD, secret="t" * 32, token="third", aes_key=AES_KEY, name="Old entity")
-    ComponentCredential.objects.filter(pk=second.pk).update(
+    Platform.objects.filter(pk=second.pk).update(
         ticket_received_at=now - timedelta(minutes=4),
         access_token="second-token",
         access_token_expires_at=now + timedelta(minutes=50),
         problem="component_verify_ticket rejected by WeChat",
         problem_code=61006,
     )
-    ComponentCredential.objects.filter(pk=third.pk).update(active=False, ticket_received_at=now - timedelta(days=3))
+    Platform.objects.filter(pk=third.pk).update(active=False, ticket_received_at=now - timedelta(days=3))
 
     html = _html(admin_client)
 

@@ -23,7 +23,7 @@ def test_support_group_holds_view_permissions_only(support_group: Group) -> None
     codenames = set(support_group.permissions.values_list("codename", flat=True))
 
     assert {"view_tenant", "view_tenantapikey", "view_syncattempt", "view_auditentry", "view_periodictask"} <= codenames
-    assert {"view_componentcredential", "view_draftsnapshot"} <= codenames
+    assert {"view_platform", "view_draftsnapshot"} <= codenames
     assert all(codename.startswith("view_") for codename in codenames)
     assert not support_group.permissions.filter(content_type__app_label="auth").exists()
 

@@ -1,7 +1,7 @@
-"""The README says the `support` group sees everything and changes nothing (issue 28, finding 10b: it could not
-open the token authority's pages). Every page of the console, for support: every model's list and a record's
-page open, read-only; users, groups and login lockouts (who may log in, and from where) are the deliberate
-exception; a secret is never shown."""
+"""docs/reference.md says the `support` group sees everything and changes nothing (issue 28, finding 10b: it
+could not open the token authority's pages). Every page of the console, for support: every model's list opens,
+read-only; users, groups and login lockouts (who may log in, and from where) are the deliberate exception; a
+secret is never shown."""
 
 from __future__ import annotations
 

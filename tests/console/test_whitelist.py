@@ -22,8 +22,8 @@ from tests.console.test_metrics import TOKEN, scrape, value
 from tests.fixtures.sandbox import Sandbox
 from tests.fixtures.sync import component_ready, sandbox_tenant, worker_env
 from tests.fixtures.worker import Worker
-from wxplatform import egress
 from wxplatform.component.services import ComponentNotReady, component_token_refresh, default_component
+from wxplatform.core import egress
 from wxplatform.wechat.errors import ConfigurationError, RetryableError, WeChatError, refused_ip
 
 COMPONENT_TOKEN = "/cgi-bin/component/api_component_token"

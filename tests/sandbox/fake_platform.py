@@ -17,8 +17,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
-from wxplatform.sandbox.config import SandboxConfig
 from wxplatform.wechat.crypto import MessageCrypto, build_xml, parse_xml
+from wxsandbox.config import SandboxConfig
 
 
 @dataclass

@@ -10,7 +10,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from wxplatform.sandbox.control import SandboxControl
+from wxsandbox.control import SandboxControl
 
 ROOT = Path(__file__).resolve().parents[2]
 

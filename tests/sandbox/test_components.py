@@ -18,11 +18,11 @@ import requests
 from tests.fixtures.sandbox import SECOND_COMPONENT, Sandbox
 from tests.sandbox.conftest import COMPONENT_APPID, COMPONENT_SECRET, Received, Receiver, errcode
 from tests.sandbox.test_command import ROOT, free_port
-from wxplatform.sandbox.app import create_app
-from wxplatform.sandbox.config import SandboxConfig
-from wxplatform.sandbox.control import SandboxControl, SandboxControlError
-from wxplatform.sandbox.server import SandboxServer
 from wxplatform.wechat.crypto import CryptoError, MessageCrypto, parse_xml
+from wxsandbox.app import create_app
+from wxsandbox.config import SandboxConfig
+from wxsandbox.control import SandboxControl, SandboxControlError
+from wxsandbox.server import SandboxServer
 
 SECOND_APPID = SECOND_COMPONENT["appid"]
 SECOND_SECRET = SECOND_COMPONENT["appsecret"]
@@ -458,7 +458,7 @@ def test_the_release_test_of_a_component_talks_to_that_platform(
 def test_the_command_line_takes_further_components(tmp_path: Path) -> None:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "wxplatform.sandbox", "--port", str(port), "--ticket-interval", "0",
+        [sys.executable, "-m", "wxsandbox", "--port", str(port), "--ticket-interval", "0",
          "--component", json.dumps(SECOND_COMPONENT)],
         cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True,
@@ -477,7 +477,7 @@ def test_the_command_line_takes_further_components(tmp_path: Path) -> None:
     assert f"component {COMPONENT_APPID}, {SECOND_APPID}," in output
     assert SECOND_SECRET not in output
     bad = subprocess.run(
-        [sys.executable, "-m", "wxplatform.sandbox", "--port", str(free_port()),
+        [sys.executable, "-m", "wxsandbox", "--port", str(free_port()),
          "--component", json.dumps({**SECOND_COMPONENT, "aes_key": "short"})],
         cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=60,
     )  # fmt: skip

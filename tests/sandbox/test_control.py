@@ -7,7 +7,7 @@ import requests
 
 from tests.fixtures.sandbox import Sandbox
 from tests.sandbox.conftest import WeChat, errcode
-from wxplatform.sandbox.control import SandboxControlError
+from wxsandbox.control import SandboxControlError
 
 
 def test_bulk_create_seeds_thousands_of_working_tenants(sandbox: Sandbox, wechat: WeChat) -> None:

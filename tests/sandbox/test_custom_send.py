@@ -10,8 +10,8 @@ import requests
 
 from tests.fixtures.sandbox import Sandbox
 from tests.sandbox.conftest import WeChat, errcode
-from wxplatform.sandbox.config import SandboxConfig
-from wxplatform.sandbox.state import ManualClock, SandboxState, WeChatFault
+from wxsandbox.config import SandboxConfig
+from wxsandbox.state import ManualClock, SandboxState, WeChatFault
 
 CUSTOM_SEND = "/cgi-bin/message/custom/send"
 FAN = "oFAN0000000000000000000000001"

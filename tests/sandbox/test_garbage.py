@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.sandbox.conftest import RID
-from wxplatform.sandbox.app import API_PATHS
-from wxplatform.sandbox.control import SandboxControl
-from wxplatform.sandbox.server import SandboxServer
+from wxsandbox.app import API_PATHS
+from wxsandbox.control import SandboxControl
+from wxsandbox.server import SandboxServer
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 

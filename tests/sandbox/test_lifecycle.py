@@ -11,7 +11,7 @@ import pytest
 
 from tests.fixtures.sandbox import Sandbox
 from tests.sandbox.conftest import Receiver, WeChat, errcode
-from wxplatform.sandbox.control import SandboxControlError
+from wxsandbox.control import SandboxControlError
 
 BLOCKS = ("MiniProgramInfo", "channels_info", "store_info", "talent_info", "supplier_info")
 

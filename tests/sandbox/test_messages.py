@@ -13,8 +13,8 @@ import pytest
 from tests.fixtures.sandbox import Sandbox
 from tests.sandbox.conftest import COMPONENT_APPID, Received, Receiver
 from tests.sandbox.fake_platform import FakePlatform
-from wxplatform.sandbox.control import SandboxControlError
 from wxplatform.wechat.crypto import MessageCrypto, build_xml, parse_xml
+from wxsandbox.control import SandboxControlError
 
 OPENID = "oFAN0000000000000000000000002"
 

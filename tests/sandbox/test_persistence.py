@@ -18,11 +18,11 @@ import requests
 
 from tests.sandbox.conftest import COMPONENT_APPID, COMPONENT_SECRET
 from tests.sandbox.test_command import ROOT, free_port
-from wxplatform.sandbox.app import SAVER, create_app
-from wxplatform.sandbox.config import SandboxConfig
-from wxplatform.sandbox.control import SandboxControl
-from wxplatform.sandbox.persistence import StateFile
-from wxplatform.sandbox.server import SandboxServer
+from wxsandbox.app import SAVER, create_app
+from wxsandbox.config import SandboxConfig
+from wxsandbox.control import SandboxControl
+from wxsandbox.persistence import StateFile
+from wxsandbox.server import SandboxServer
 
 DRAFT_COUNT = "/cgi-bin/draft/count"
 
@@ -133,7 +133,7 @@ def test_reset_also_clears_the_file(tmp_path: Path) -> None:
 
 
 def test_a_missing_file_starts_afresh_and_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="wxplatform.sandbox.persistence")
+    caplog.set_level(logging.INFO, logger="wxsandbox.persistence")
     path = tmp_path / "nothing-here.json"
     with running(path) as (_, control):
         assert control.list_authorizers() == []
@@ -195,7 +195,7 @@ def test_the_command_line_option_keeps_state_across_runs(tmp_path: Path) -> None
     def run_once() -> list[str]:
         port = free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "wxplatform.sandbox", "--port", str(port), "--ticket-interval", "0",
+            [sys.executable, "-m", "wxsandbox", "--port", str(port), "--ticket-interval", "0",
              "--authorizers", "2", "--state-file", str(path)],
             cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True,

@@ -11,8 +11,8 @@ import requests
 
 from tests.fixtures.sandbox import Sandbox
 from tests.sandbox.conftest import COMPONENT_APPID, COMPONENT_SECRET, WeChat, errcode
-from wxplatform.sandbox.config import SandboxConfig
-from wxplatform.sandbox.state import ManualClock, SandboxState, WeChatFault
+from wxsandbox.config import SandboxConfig
+from wxsandbox.state import ManualClock, SandboxState, WeChatFault
 
 QUOTA_GET = "/cgi-bin/openapi/quota/get"
 CLEAR_QUOTA = "/cgi-bin/clear_quota"

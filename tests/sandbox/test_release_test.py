@@ -11,8 +11,8 @@ import pytest
 
 from tests.fixtures.sandbox import Sandbox
 from tests.sandbox.fake_platform import FakePlatform
-from wxplatform.sandbox.control import SandboxControlError
-from wxplatform.sandbox.state import RELEASE_TEST_MINI_PROGRAMS, RELEASE_TEST_OFFICIAL_ACCOUNTS
+from wxsandbox.control import SandboxControlError
+from wxsandbox.state import RELEASE_TEST_MINI_PROGRAMS, RELEASE_TEST_OFFICIAL_ACCOUNTS
 
 STEPS = [
     "ticket",

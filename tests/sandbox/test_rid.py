@@ -11,9 +11,9 @@ import requests
 
 from tests.fixtures.sandbox import Sandbox
 from tests.sandbox.conftest import COMPONENT_APPID, COMPONENT_SECRET, WeChat, errcode
-from wxplatform.sandbox.config import SandboxConfig
-from wxplatform.sandbox.ridlog import RidRecord
-from wxplatform.sandbox.state import ManualClock, SandboxState, WeChatFault
+from wxsandbox.config import SandboxConfig
+from wxsandbox.ridlog import RidRecord
+from wxsandbox.state import ManualClock, SandboxState, WeChatFault
 
 RID_GET = "/cgi-bin/openapi/rid/get"
 DRAFT_COUNT = "/cgi-bin/draft/count"

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from wxplatform.sandbox.config import SandboxConfig
-from wxplatform.sandbox.state import (
+from wxsandbox.config import SandboxConfig
+from wxsandbox.state import (
     Authorizer,
     ControlError,
     FaultPlan,

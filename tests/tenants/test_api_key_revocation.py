@@ -14,7 +14,7 @@ from django.utils import timezone
 from tenants.models import TenantAPIKey
 from tenants.services import tenant_revoke
 from tests.factories import api_headers
-from tests.fixtures.platform import Platform
+from tests.fixtures.platform import LivePlatform
 from tests.tenants.test_authorize import api_key_on, consent
 from wxplatform.component.services import default_component
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_revoked_keys_read_history_only_and_reauthorization_issues_a_new_first_key(
-    ready_platform: Platform, settings: Any
+    ready_platform: LivePlatform, settings: Any
 ) -> None:
     account = ready_platform.control.create_authorizer(kind="service", func_ids=[11])
     merchant = requests.Session()

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tenants.models import AuthorizationCode, Eligibility, Tenant, TenantAPIKey, TenantStatus
-from tests.fixtures.platform import Platform
+from tests.fixtures.platform import LivePlatform
 from wxplatform.component.services import default_component
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -21,18 +21,20 @@ PREAUTH = "/cgi-bin/component/api_create_preauthcode"
 QUERY_AUTH = "/cgi-bin/component/api_query_auth"
 
 
-def calls(platform: Platform, path: str) -> int:
+def calls(platform: LivePlatform, path: str) -> int:
     return int(platform.control.counters()["endpoints"].get(path, {}).get("calls", 0))
 
 
-def authorization_link(platform: Platform, browser: requests.Session | None = None) -> dict[str, str]:
+def authorization_link(platform: LivePlatform, browser: requests.Session | None = None) -> dict[str, str]:
     page = (browser or requests.Session()).get(f"{platform.url}/wechat/authorize", timeout=10)
     assert page.status_code == 200, page.text
     link = unescape(re.search(r'id="authorize-pc"[^>]*href="([^"]+)"', page.text).group(1))  # type: ignore[union-attr]
     return {k: v[0] for k, v in parse_qs(urlsplit(link).query).items()}
 
 
-def consent(platform: Platform, appid: str, *, push: bool, browser: requests.Session | None = None) -> dict[str, Any]:
+def consent(
+    platform: LivePlatform, appid: str, *, push: bool, browser: requests.Session | None = None
+) -> dict[str, Any]:
     """The merchant's consent on WeChat's page, reached from the authorization page in `browser`."""
     link = authorization_link(platform, browser)
     return platform.control.consent(link["pre_auth_code"], appid, redirect_uri=link["redirect_uri"], push=push)
@@ -43,7 +45,7 @@ def api_key_on(page: requests.Response) -> str | None:
     return match.group(1) if match else None
 
 
-def test_authorization_page_offers_official_accounts_a_fresh_single_use_link(ready_platform: Platform) -> None:
+def test_authorization_page_offers_official_accounts_a_fresh_single_use_link(ready_platform: LivePlatform) -> None:
     link = authorization_link(ready_platform)
 
     assert link["auth_type"] == "1"
@@ -54,7 +56,7 @@ def test_authorization_page_offers_official_accounts_a_fresh_single_use_link(rea
 
 
 @pytest.mark.smoke
-def test_callback_creates_the_tenant_and_shows_its_first_key_once(ready_platform: Platform) -> None:
+def test_callback_creates_the_tenant_and_shows_its_first_key_once(ready_platform: LivePlatform) -> None:
     ready_platform.control.create_authorizer(
         appid="wxaaaa000000000001", nickname="Tea House", kind="service", func_ids=[1, 11], draft_count=4
     )
@@ -85,7 +87,7 @@ def test_callback_creates_the_tenant_and_shows_its_first_key_once(ready_platform
     ],
 )
 def test_ineligible_accounts_are_stored_with_the_reason(
-    ready_platform: Platform, kind: str, func_ids: list[int], eligibility: str
+    ready_platform: LivePlatform, kind: str, func_ids: list[int], eligibility: str
 ) -> None:
     account = ready_platform.control.create_authorizer(kind=kind, func_ids=func_ids)
     answer = consent(ready_platform, account["appid"], push=False)
@@ -100,7 +102,7 @@ def test_ineligible_accounts_are_stored_with_the_reason(
 
 @pytest.mark.smoke
 def test_push_first_then_callback_gives_the_same_tenant_with_one_exchange(
-    ready_platform: Platform, worker_factory: Any
+    ready_platform: LivePlatform, worker_factory: Any
 ) -> None:
     worker_factory()
     account = ready_platform.control.create_authorizer(kind="service", func_ids=[11])
@@ -134,7 +136,7 @@ def _stored_cut(appid: str) -> None:
     )
 
 
-def test_an_over_long_profile_is_onboarded_through_the_callback_cut_to_fit(ready_platform: Platform) -> None:
+def test_an_over_long_profile_is_onboarded_through_the_callback_cut_to_fit(ready_platform: LivePlatform) -> None:
     account = ready_platform.control.create_authorizer(kind="service", func_ids=[1, 11], **OVER_LONG)
     browser = requests.Session()
     answer = consent(ready_platform, account["appid"], push=False, browser=browser)
@@ -147,7 +149,7 @@ def test_an_over_long_profile_is_onboarded_through_the_callback_cut_to_fit(ready
 
 
 def test_an_over_long_profile_is_onboarded_through_the_push_cut_to_fit(
-    ready_platform: Platform, worker_factory: Any
+    ready_platform: LivePlatform, worker_factory: Any
 ) -> None:
     worker_factory()
     account = ready_platform.control.create_authorizer(kind="service", func_ids=[1, 11], **OVER_LONG)
@@ -162,7 +164,7 @@ def test_an_over_long_profile_is_onboarded_through_the_push_cut_to_fit(
     assert AuthorizationCode.objects.get(authorizer_appid=account["appid"]).processed_at is not None
 
 
-def test_used_authorization_code_gives_a_clear_message_and_writes_nothing(ready_platform: Platform) -> None:
+def test_used_authorization_code_gives_a_clear_message_and_writes_nothing(ready_platform: LivePlatform) -> None:
     page = requests.get(f"{ready_platform.url}/wechat/authorize/callback?auth_code=queryauthcode@@@bogus", timeout=10)
 
     assert page.status_code == 400
@@ -171,14 +173,14 @@ def test_used_authorization_code_gives_a_clear_message_and_writes_nothing(ready_
     assert not AuthorizationCode.objects.filter(tenant__isnull=False).exists()
 
 
-def test_callback_without_a_code_is_refused(ready_platform: Platform) -> None:
+def test_callback_without_a_code_is_refused(ready_platform: LivePlatform) -> None:
     page = requests.get(f"{ready_platform.url}/wechat/authorize/callback", timeout=10)
 
     assert page.status_code == 400
     assert Tenant.objects.count() == 0
 
 
-def test_wechat_failure_during_onboarding_leaves_nothing_half_written(ready_platform: Platform) -> None:
+def test_wechat_failure_during_onboarding_leaves_nothing_half_written(ready_platform: LivePlatform) -> None:
     account = ready_platform.control.create_authorizer(kind="service", func_ids=[11])
     answer = consent(ready_platform, account["appid"], push=False)
     ready_platform.control.set_faults(rate=1.0, kinds=[-1], endpoints=["/cgi-bin/component/api_get_authorizer_info"])
@@ -194,7 +196,7 @@ def test_wechat_failure_during_onboarding_leaves_nothing_half_written(ready_plat
     assert Tenant.objects.filter(authorizer_appid=account["appid"]).count() == 1
 
 
-def test_without_a_ticket_the_page_is_unavailable_and_wechat_is_asked_to_push(platform: Platform) -> None:
+def test_without_a_ticket_the_page_is_unavailable_and_wechat_is_asked_to_push(platform: LivePlatform) -> None:
     page = requests.get(f"{platform.url}/wechat/authorize", timeout=10)
 
     assert page.status_code == 503
@@ -204,7 +206,7 @@ def test_without_a_ticket_the_page_is_unavailable_and_wechat_is_asked_to_push(pl
     assert ready["conditions"]["component"] == "ok"
 
 
-def test_readyz_names_the_missing_ticket(platform: Platform, client: Any) -> None:
+def test_readyz_names_the_missing_ticket(platform: LivePlatform, client: Any) -> None:
     from wxplatform.component.services import ComponentNotReady, component_access_token
 
     platform.control.set_event_url(None)  # WeChat is asked for a ticket, but none arrives
@@ -216,7 +218,7 @@ def test_readyz_names_the_missing_ticket(platform: Platform, client: Any) -> Non
     assert body["conditions"]["component"].startswith("no component_verify_ticket")
 
 
-def test_a_component_token_wechat_no_longer_accepts_is_replaced_once(ready_platform: Platform) -> None:
+def test_a_component_token_wechat_no_longer_accepts_is_replaced_once(ready_platform: LivePlatform) -> None:
     authorization_link(ready_platform)  # obtains and stores a component token
     ready_platform.control.expire_component_token()
     ready_platform.control.reset_counters()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -15,10 +16,10 @@ from django.utils import timezone
 from tenants.events import authorization_event_handle
 from tenants.models import AuthorizationCode, Tenant, TenantAPIKey
 from tenants.tasks import authorize_from_push, authorize_pending_codes
-from tests.fixtures.platform import Platform
+from tests.fixtures.platform import LivePlatform
 from tests.tenants.test_authorize import PREAUTH, QUERY_AUTH, api_key_on, calls, consent
 from wxplatform.component.services import default_component
-from wxplatform.redis_client import redis_client
+from wxplatform.core.redis_client import redis_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,7 +37,7 @@ def limit(settings: Any) -> int:
 
 
 def test_junk_codes_on_the_callback_are_limited_per_address_and_leave_no_row(
-    ready_platform: Platform, limit: int
+    ready_platform: LivePlatform, limit: int
 ) -> None:
     answers = [requests.get(ready_platform.url + JUNK.format(n=n), timeout=10) for n in range(limit + 3)]
 
@@ -50,7 +51,7 @@ def test_junk_codes_on_the_callback_are_limited_per_address_and_leave_no_row(
     assert calls(ready_platform, QUERY_AUTH) == limit
 
 
-def test_the_authorization_page_is_limited_per_client_address(ready_platform: Platform, limit: int) -> None:
+def test_the_authorization_page_is_limited_per_client_address(ready_platform: LivePlatform, limit: int) -> None:
     answers = [requests.get(f"{ready_platform.url}/wechat/authorize", timeout=10) for _ in range(limit + 2)]
 
     assert [a.status_code for a in answers] == [200] * limit + [429] * 2
@@ -58,7 +59,7 @@ def test_the_authorization_page_is_limited_per_client_address(ready_platform: Pl
 
 
 def test_forwarded_addresses_count_only_behind_a_trusted_proxy(
-    ready_platform: Platform, limit: int, settings: Any
+    ready_platform: LivePlatform, limit: int, settings: Any
 ) -> None:
     def page(forwarded_for: str) -> int:
         url = f"{ready_platform.url}/wechat/authorize"
@@ -74,7 +75,7 @@ def test_forwarded_addresses_count_only_behind_a_trusted_proxy(
     assert page("198.51.100.2, 198.51.100.1") == 429
 
 
-def test_a_pushed_code_wechat_refuses_is_exchanged_once_and_never_swept_again(ready_platform: Platform) -> None:
+def test_a_pushed_code_wechat_refuses_is_exchanged_once_and_never_swept_again(ready_platform: LivePlatform) -> None:
     authorization_event_handle(
         default_component(),
         fields={
@@ -113,7 +114,7 @@ def test_stored_codes_are_pruned_after_a_day(db: None) -> None:
     assert list(AuthorizationCode.objects.values_list("pk", flat=True)) == [recent.pk]
 
 
-def test_a_replayed_callback_url_shows_no_key_and_the_merchant_still_gets_one(ready_platform: Platform) -> None:
+def test_a_replayed_callback_url_shows_no_key_and_the_merchant_still_gets_one(ready_platform: LivePlatform) -> None:
     account = ready_platform.control.create_authorizer(kind="service", func_ids=[11])
     merchant = requests.Session()
     answer = consent(ready_platform, account["appid"], push=False, browser=merchant)
@@ -137,7 +138,7 @@ def test_a_replayed_callback_url_shows_no_key_and_the_merchant_still_gets_one(re
     assert TenantAPIKey.objects.filter(tenant=tenant).count() == 1
 
 
-def test_a_callback_without_the_authorization_page_session_shows_no_key(ready_platform: Platform) -> None:
+def test_a_callback_without_the_authorization_page_session_shows_no_key(ready_platform: LivePlatform) -> None:
     account = ready_platform.control.create_authorizer(kind="service", func_ids=[11])
     answer = consent(ready_platform, account["appid"], push=False)
 
@@ -147,3 +148,34 @@ def test_a_callback_without_the_authorization_page_session_shows_no_key(ready_pl
     assert re.search(r'id="tenant-appid">' + account["appid"], page.text)
     assert api_key_on(page) is None
     assert TenantAPIKey.objects.count() == 0
+
+
+def test_while_wechat_is_slow_one_process_lets_only_a_few_visitors_wait_and_turns_the_next_away_at_once(
+    ready_platform: LivePlatform, settings: Any
+) -> None:
+    settings.AUTHORIZE_CONCURRENCY = 1
+    settings.AUTHORIZE_WECHAT_TIMEOUT = 1.0
+    requests.get(f"{ready_platform.url}/wechat/authorize", timeout=10)  # the component token, fetched at once
+    ready_platform.control.set_faults(rate=1.0, kinds=["timeout"], endpoints=[PREAUTH], timeout_seconds=5)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = pool.submit(requests.get, f"{ready_platform.url}/wechat/authorize", timeout=30)
+        deadline = time.monotonic() + 10
+        while ready_platform.control.counters()["faults_injected"].get("timeout", 0) < 1:
+            assert time.monotonic() < deadline, "the first view never reached WeChat"
+            time.sleep(0.02)
+        turned_away = requests.get(
+            f"{ready_platform.url}/wechat/authorize", headers={"Accept-Language": "zh-Hans"}, timeout=10
+        )
+        gave_up = waiting.result()
+
+    assert turned_away.status_code == 503
+    assert turned_away.headers["Retry-After"] == "10"
+    assert "授权页面正忙" in turned_away.text
+    # The visitor who waited is told WeChat did not answer in time (AUTHORIZE_WECHAT_TIMEOUT, not 5 s).
+    assert gave_up.status_code == 503
+    assert "temporarily unavailable" in gave_up.text
+    assert ready_platform.control.counters()["faults_injected"] == {"timeout": 1}
+    # The slot is free again once the view returned.
+    ready_platform.control.clear_faults()
+    assert requests.get(f"{ready_platform.url}/wechat/authorize", timeout=10).status_code == 200

@@ -306,9 +306,9 @@ def test_a_verified_push_with_an_odd_create_time_is_taken_as_received_now(client
     response = post(client, signed_push(fields))
 
     assert response.content == b"success"
-    from wxplatform.component.models import ComponentCredential
+    from wxplatform.component.models import Platform
 
-    credential = ComponentCredential.objects.get()
+    credential = Platform.objects.get()
     assert credential.verify_ticket == "ticket@@@odd-time"
     assert abs((credential.ticket_created_at - timezone.now()).total_seconds()) < 60
 

@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 import pytest
 from django.db import connection
 
-from tests.fixtures.platform import EVENTS_PATH, Platform, signed_push, ticket_fields
-from wxplatform.component.models import ComponentCredential
+from tests.fixtures.platform import EVENTS_PATH, LivePlatform, signed_push, ticket_fields
+from wxplatform.component.models import Platform
 
 pytestmark = pytest.mark.django_db
 
@@ -20,18 +20,18 @@ def post(client: Any, body: bytes, query: dict[str, str]) -> Any:
 
 
 def stored_ticket() -> str | None:
-    credential = ComponentCredential.objects.filter().first()
+    credential = Platform.objects.filter().first()
     return (credential.verify_ticket or None) if credential else None
 
 
-def test_ticket_push_from_the_sandbox_is_stored_encrypted_at_rest(platform: Platform) -> None:
+def test_ticket_push_from_the_sandbox_is_stored_encrypted_at_rest(platform: LivePlatform) -> None:
     ticket = platform.push_ticket()
 
-    credential = ComponentCredential.objects.get()
+    credential = Platform.objects.get()
     assert credential.verify_ticket == ticket
     assert credential.ticket_received_at is not None
     with connection.cursor() as cursor:
-        cursor.execute("SELECT verify_ticket FROM component_componentcredential")
+        cursor.execute("SELECT verify_ticket FROM component_platform")
         (raw,) = cursor.fetchone()
     assert ticket not in raw
 
@@ -151,7 +151,7 @@ def test_duplicate_push_is_idempotent(client: Any) -> None:
     first, second = post(client, body, query), post(client, body, query)
 
     assert (first.content, second.content) == (b"success", b"success")
-    assert ComponentCredential.objects.count() == 1
+    assert Platform.objects.count() == 1
     assert stored_ticket() == "ticket@@@dup"
 
 
@@ -161,5 +161,5 @@ def test_unknown_info_type_is_acknowledged_and_ignored(client: Any) -> None:
     response = post(client, *signed_push(fields))
 
     assert response.content == b"success"
-    credential = ComponentCredential.objects.get()
+    credential = Platform.objects.get()
     assert (credential.verify_ticket, credential.last_push_info_type) == ("", "notify_third_fasteregister")

@@ -13,8 +13,8 @@ from django.conf import settings as django_settings
 from tenants.models import AuthorizerMessage, PushLog, Tenant
 from tenants.pushes import rejected_budget_key
 from tenants.selectors import syncable_tenants
-from tests.fixtures.platform import Platform, sealed_message, text_message
-from wxplatform.redis_client import redis_client
+from tests.fixtures.platform import LivePlatform, sealed_message, text_message
+from wxplatform.core.redis_client import redis_client
 from wxplatform.wechat.crypto import MessageCrypto, parse_xml
 
 TEST_APPID = "wx570bc396a51b8ff8"
@@ -47,7 +47,7 @@ def decrypted_reply(response: Any) -> dict[str, str]:
 
 @pytest.mark.smoke
 @pytest.mark.django_db(transaction=True)
-def test_the_test_text_gets_its_callback_reply_to_the_sender_through_the_sandbox(ready_platform: Platform) -> None:
+def test_the_test_text_gets_its_callback_reply_to_the_sender_through_the_sandbox(ready_platform: LivePlatform) -> None:
     platform = ready_platform
     authorize_test_account(platform, push=False)
     answer = platform.control.send_message(TEST_APPID, content="TESTCOMPONENT_MSG_TYPE_TEXT", from_openid="oFan1")
@@ -62,7 +62,7 @@ def test_the_test_text_gets_its_callback_reply_to_the_sender_through_the_sandbox
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_event_to_a_test_account_gets_event_from_callback(ready_platform: Platform) -> None:
+def test_an_event_to_a_test_account_gets_event_from_callback(ready_platform: LivePlatform) -> None:
     platform = ready_platform
     authorize_test_account(platform, push=False)
     answer = platform.control.send_message(TEST_APPID, msg_type="event", event="LOCATION", from_openid="oFan2")
@@ -73,7 +73,7 @@ def test_an_event_to_a_test_account_gets_event_from_callback(ready_platform: Pla
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_merchant_fan_gets_success_even_for_the_test_strings(platform: Platform) -> None:
+def test_a_merchant_fan_gets_success_even_for_the_test_strings(platform: LivePlatform) -> None:
     account = platform.control.create_authorizer(kind="service", func_ids=[1, 11], authorized=True)
 
     text = platform.control.send_message(account["appid"], content="TESTCOMPONENT_MSG_TYPE_TEXT")
@@ -85,7 +85,7 @@ def test_a_merchant_fan_gets_success_even_for_the_test_strings(platform: Platfor
 
 @pytest.mark.django_db(transaction=True)
 def test_query_auth_code_is_answered_empty_then_by_a_customer_service_message_from_the_worker(
-    ready_platform: Platform, worker_factory: Any
+    ready_platform: LivePlatform, worker_factory: Any
 ) -> None:
     worker_factory()
     control = ready_platform.control
@@ -105,14 +105,14 @@ def test_query_auth_code_is_answered_empty_then_by_a_customer_service_message_fr
     assert message.query_auth_code == ""
 
 
-def authorize_test_account(platform: Platform, *, push: bool) -> None:
+def authorize_test_account(platform: LivePlatform, *, push: bool) -> None:
     """WeChat's test account authorizes the platform in the sandbox (with the `authorized` push, or without)."""
     answer = platform.control.consent(_platform_pre_auth_code(platform), TEST_APPID, push=push)
     if push:
         assert answer["push"]["status"] == 200
 
 
-def _platform_pre_auth_code(platform: Platform) -> str:
+def _platform_pre_auth_code(platform: LivePlatform) -> str:
     """A pre_auth_code created by the platform, as its authorization page does."""
     import re
     from html import unescape
@@ -133,7 +133,7 @@ def _wait(condition: Any, timeout: float = 30) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_test_account_is_marked_and_never_synced(ready_platform: Platform, worker_factory: Any) -> None:
+def test_a_test_account_is_marked_and_never_synced(ready_platform: LivePlatform, worker_factory: Any) -> None:
     worker_factory()
     authorize_test_account(ready_platform, push=True)
 

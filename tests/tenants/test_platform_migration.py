@@ -15,7 +15,7 @@ from rest_framework_api_key.crypto import KeyGenerator
 from tenants.models import AuthorizationCode, Tenant
 from tenants.selectors import api_key_find
 from tenants.services import tenant_access_token
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import default_component
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -72,7 +72,7 @@ def test_a_single_platform_database_migrates_with_every_tenant_token_and_key_wor
         _migrate(_latest())
 
     # The migration itself copied the settings' secrets into the row (not default_component() later).
-    default = ComponentCredential.objects.get()
+    default = Platform.objects.get()
     assert default.verify_ticket == "ticket@@@from-before"
     assert default.access_token == "component-token-from-before"
     assert (default.appsecret, default.token, default.aes_key) == (
@@ -98,3 +98,32 @@ def test_an_empty_database_migrates_without_inventing_tenants() -> None:
 
     assert Tenant.objects.count() == 0
     assert AuthorizationCode.objects.count() == 0
+
+
+def test_the_rename_to_platform_keeps_every_row_and_the_groups_permissions(settings: Any) -> None:
+    from django.contrib.auth.models import Group
+
+    old = _migrate([("component", "0002_platform_record"), ("tenants", "0017_tenant_unique_per_platform")])
+    try:
+        OldPlatform = old.get_model("component", "ComponentCredential")
+        OldPermission = old.get_model("auth", "Permission")
+        OldGroup = old.get_model("auth", "Group")
+        OldContentType = old.get_model("contenttypes", "ContentType")
+        OldPlatform.objects.all().delete()
+        OldPlatform.objects.create(component_appid="wxrenamed0000001", name="Kept", token="kept-token")
+        content_type, _ = OldContentType.objects.get_or_create(app_label="component", model="componentcredential")
+        view, _ = OldPermission.objects.get_or_create(
+            content_type=content_type, codename="view_componentcredential", defaults={"name": "Can view"}
+        )
+        group = OldGroup.objects.create(name="renamed-support")
+        group.permissions.add(view)
+    finally:
+        _migrate(_latest())
+
+    renamed = Platform.objects.get(component_appid="wxrenamed0000001")
+    assert (renamed.name, renamed.token) == ("Kept", "kept-token")
+    codenames = set(Group.objects.get(name="renamed-support").permissions.values_list("codename", flat=True))
+    assert codenames == {"view_platform"}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM component_platform")
+        assert cursor.fetchone()[0] >= 1

@@ -21,9 +21,9 @@ from drafts.models import SyncAttempt
 from drafts.services import draft_count_chunk_sync, draft_count_run_start
 from tenants.models import AuthorizationCode, PushLog, Tenant, TenantStatus
 from tenants.selectors import api_key_find, syncable_tenants
-from tests.fixtures.platform import Platform, signed_push, ticket_fields
+from tests.fixtures.platform import LivePlatform, signed_push, ticket_fields
 from tests.fixtures.sandbox import SECOND_COMPONENT
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import (
     ComponentInactive,
     component_access_token,
@@ -31,8 +31,8 @@ from wxplatform.component.services import (
     default_component,
 )
 from wxplatform.component.tasks import refresh_component_token
-from wxplatform.sandbox.control import SandboxControl
 from wxplatform.wechat.crypto import MessageCrypto, build_xml
+from wxsandbox.control import SandboxControl
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.smoke]
 
@@ -46,12 +46,12 @@ class Two:
     url: str
     first: SandboxControl
     second: SandboxControl
-    first_component: ComponentCredential
-    second_component: ComponentCredential
+    first_component: Platform
+    second_component: Platform
 
 
 @pytest.fixture
-def two(platform: Platform, second_component: SandboxControl) -> Two:
+def two(platform: LivePlatform, second_component: SandboxControl) -> Two:
     """The default platform and a second one, both wired to the live server and holding a ticket."""
     second = component_add(
         appid=SECOND,
@@ -101,8 +101,8 @@ def calls(control: SandboxControl, path: str) -> int:
 
 
 def test_each_platform_keeps_its_own_ticket_and_component_token(two: Two) -> None:
-    first = ComponentCredential.objects.get(pk=two.first_component.pk)
-    second = ComponentCredential.objects.get(pk=two.second_component.pk)
+    first = Platform.objects.get(pk=two.first_component.pk)
+    second = Platform.objects.get(pk=two.second_component.pk)
 
     assert first.verify_ticket == two.first.ticket()
     assert second.verify_ticket == two.second.ticket()
@@ -175,7 +175,7 @@ def test_the_push_log_keeps_each_platforms_pushes_apart(two: Two) -> None:
 
 
 def test_a_push_for_one_platform_posted_to_anothers_url_is_refused_and_changes_nothing(two: Two) -> None:
-    before = ComponentCredential.objects.get(pk=two.second_component.pk).verify_ticket
+    before = Platform.objects.get(pk=two.second_component.pk).verify_ticket
     # Sealed with the default platform's token and key, posted to the second platform's URL.
     body, query = signed_push(ticket_fields("ticket@@@forged-for-the-other-platform"))
 
@@ -183,7 +183,7 @@ def test_a_push_for_one_platform_posted_to_anothers_url_is_refused_and_changes_n
 
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "bad_signature"
-    assert ComponentCredential.objects.get(pk=two.second_component.pk).verify_ticket == before
+    assert Platform.objects.get(pk=two.second_component.pk).verify_ticket == before
     refused = PushLog.objects.filter(component_appid=SECOND, outcome="rejected").get()
     assert refused.signature_ok is False
 
@@ -196,7 +196,7 @@ def test_a_push_sealed_by_the_right_platform_for_another_appid_is_refused(two: T
     response = requests.post(f"{two.url}/wechat/components/{SECOND}/events", params=query, data=body, timeout=10)
 
     assert 400 <= response.status_code < 500
-    assert ComponentCredential.objects.get(pk=two.second_component.pk).verify_ticket != "ticket@@@wrong-appid"
+    assert Platform.objects.get(pk=two.second_component.pk).verify_ticket != "ticket@@@wrong-appid"
 
 
 def test_an_unknown_platforms_url_is_a_404_in_the_error_shape_and_logs_nothing(two: Two) -> None:
@@ -222,14 +222,14 @@ def test_the_authorization_page_of_an_unknown_platform_is_a_404(two: Two) -> Non
 
 def test_a_platform_switched_off_refreshes_and_syncs_nothing(two: Two) -> None:
     first, second = same_account_on_both(two)
-    ComponentCredential.objects.filter(pk=two.second_component.pk).update(active=False)
-    ComponentCredential.objects.filter(pk=two.second_component.pk).update(access_token_expires_at=None)
+    Platform.objects.filter(pk=two.second_component.pk).update(active=False)
+    Platform.objects.filter(pk=two.second_component.pk).update(access_token_expires_at=None)
     Tenant.objects.filter(pk=second.pk).update(access_token_expires_at=None)
     two.first.reset_all_counters()
 
     assert set(syncable_tenants().values_list("pk", flat=True)) == {first.pk}
     with pytest.raises(ComponentInactive):
-        component_access_token(ComponentCredential.objects.get(pk=two.second_component.pk))
+        component_access_token(Platform.objects.get(pk=two.second_component.pk))
     refresh_component_token()
     sync_all()
 
@@ -244,11 +244,11 @@ def test_the_default_platforms_record_follows_its_settings(two: Two, settings: A
     settings.WECHAT_COMPONENT_APPSECRET = "rotated-secret"
 
     assert default_component().appsecret == "rotated-secret"
-    assert ComponentCredential.objects.get(pk=two.first_component.pk).appsecret == "rotated-secret"
+    assert Platform.objects.get(pk=two.first_component.pk).appsecret == "rotated-secret"
     # Stored encrypted, like the authorizer tokens.
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT appsecret, token, aes_key FROM component_componentcredential WHERE id = %s",
+            "SELECT appsecret, token, aes_key FROM component_platform WHERE id = %s",
             [two.second_component.pk],
         )
         stored = cursor.fetchone()

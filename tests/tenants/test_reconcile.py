@@ -4,6 +4,7 @@ changed refresh tokens, profiles, status and kind read again, quotas, concurrenc
 from __future__ import annotations
 
 import io
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,7 +12,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 from django.utils import timezone
 
@@ -25,8 +27,14 @@ from tests.factories import make_snapshot
 from tests.fixtures.sandbox import SECOND_COMPONENT, Sandbox
 from tests.fixtures.sync import component_ready, sandbox_tenant, worker_env
 from tests.fixtures.worker import Worker
-from wxplatform.component.services import component_add, component_ticket_store, default_component
-from wxplatform.sandbox.control import SandboxControl
+from wxplatform.component.services import (
+    component_access_token,
+    component_add,
+    component_ticket_store,
+    default_component,
+)
+from wxplatform.wechat.bulk import _transport_error
+from wxsandbox.control import SandboxControl
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -376,3 +384,23 @@ def test_the_command_goes_on_past_a_platform_that_cannot_be_reconciled(
     assert not Tenant.objects.filter(authorizer_appid=first_account["appid"]).exists()
     assert "1 accounts listed by WeChat" in out.getvalue()
     assert "wx0000sandbox0comp: WeChat refused a page of the authorizer list (errcode 61004)" in err.getvalue()
+
+
+def test_an_unreachable_wechat_is_reported_as_a_network_failure_not_a_refusal(wechat: Sandbox, settings: Any) -> None:
+    component_access_token(default_component())  # a fresh component token, so the next call is the list's
+    # A name that never resolves (RFC 2606): a DNS failure, as a machine without the sandbox meets it.
+    settings.WECHAT_API_BASE = "http://wxp-no-such-host.invalid"
+
+    with pytest.raises(CommandError) as raised:
+        call_command("reconcile_authorizers", "--no-progress", stdout=io.StringIO(), stderr=io.StringIO())
+
+    message = str(raised.value)
+    assert message.startswith("WeChat could not be reached at http://wxp-no-such-host.invalid (connection error: ")
+    assert "a network failure, not a refusal; nothing was revoked." in message
+    assert "refused" not in message and "Unknown error" not in message
+
+
+def test_a_dns_failure_of_the_concurrent_client_names_the_resolver_not_an_unknown_error() -> None:
+    error = _transport_error(socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
+
+    assert error.errmsg == "connection error: Name or service not known"

@@ -1,4 +1,4 @@
-"""The per-key API throttle (tenants.throttling): a fixed-window counter per key, one Redis round trip per
+"""The per-key API throttle (wxplatform.core.throttling): a fixed-window counter per key, one Redis round trip per
 request, exact at the limit, answering 429 with Retry-After; requests pass while Redis is down.
 
 Against the real Redis where REDIS_URL is set (the full suite); the Django cache otherwise.
@@ -22,11 +22,11 @@ from django.core.cache import cache
 from django.test import Client
 from pytest_django.fixtures import Settings
 
-from tenants import throttling
-from tenants.authentication import APIKeyPrincipal
+from tenants.authentication import APIKeyPrincipal, APIKeyRateThrottle
 from tenants.models import Tenant, TenantAPIKey
-from tenants.throttling import APIKeyRateThrottle, OutageWarning
 from tests.factories import api_headers, make_api_key
+from wxplatform.core import throttling
+from wxplatform.core.throttling import LocalWindows, OutageWarning
 
 TENANT_URL = "/api/v1/tenant"
 DEAD_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
@@ -122,11 +122,11 @@ def test_requests_pass_and_one_warning_is_logged_while_redis_is_down(
     rate("1/min")
     _key, raw = make_api_key(tenant)
 
-    with caplog.at_level(logging.WARNING, logger="tenants.throttling"):
+    with caplog.at_level(logging.WARNING, logger="wxplatform.core.throttling"):
         statuses = [client.get(TENANT_URL, **api_headers(raw)).status_code for _ in range(20)]
 
     assert statuses == [200] * 20
-    warnings = [record for record in caplog.records if record.name == "tenants.throttling"]
+    warnings = [record for record in caplog.records if record.name == "wxplatform.core.throttling"]
     assert len(warnings) == 1
     assert "ConnectionError" in warnings[0].getMessage()
 
@@ -222,16 +222,16 @@ def test_a_dead_redis_lets_requests_through_and_warns_once_a_minute(
     monkeypatch.setattr(throttling, "_outage_warning", OutageWarning(clock=lambda: clock.now))
     prefix = uuid.uuid4().hex[:8]
 
-    with caplog.at_level(logging.WARNING, logger="tenants.throttling"):
+    with caplog.at_level(logging.WARNING, logger="wxplatform.core.throttling"):
         within_a_minute = [allow(prefix) for _ in range(30)]
-        warned_first = len([record for record in caplog.records if record.name == "tenants.throttling"])
+        warned_first = len([record for record in caplog.records if record.name == "wxplatform.core.throttling"])
         clock.now += 60.0
         after = allow(prefix)
 
     assert within_a_minute == [True] * 30
     assert after is True
     assert warned_first == 1
-    assert len([record for record in caplog.records if record.name == "tenants.throttling"]) == 2
+    assert len([record for record in caplog.records if record.name == "wxplatform.core.throttling"]) == 2
 
 
 def test_without_redis_url_the_counter_is_in_the_django_cache(settings: Settings, rate: Any) -> None:
@@ -244,3 +244,34 @@ def test_without_redis_url_the_counter_is_in_the_django_cache(settings: Settings
         assert allow(prefix)
 
     assert cache.get(f"{settings.REDIS_KEY_PREFIX}:throttle:api_key:{prefix}:86400:{day}") == 3
+
+
+# --- The in-process fallback (while Redis is unreachable) ------------------------------------------------
+
+
+def test_the_in_process_fallback_holds_at_most_its_size_and_new_clients_share_an_overflow_count() -> None:
+    clock = SimpleNamespace(now=1000.0)
+    windows = LocalWindows(max_keys=3, clock=lambda: clock.now)
+
+    firsts = [windows.count(f"client-{n}", overflow_key="overflow", expires_at=1060.0) for n in range(6)]
+    again = windows.count("client-0", overflow_key="overflow", expires_at=1060.0)
+
+    # Three clients have their own counter; the next three share the overflow's, which counts all of them.
+    assert firsts == [1, 1, 1, 1, 2, 3]
+    assert again == 2
+    assert windows.peek("client-5", overflow_key="overflow") == 3
+    assert len(windows._counts) == 4
+
+
+def test_the_in_process_fallback_forgets_a_window_once_it_ended() -> None:
+    clock = SimpleNamespace(now=1000.0)
+    windows = LocalWindows(max_keys=2, clock=lambda: clock.now)
+    for n in range(2):
+        windows.count(f"client-{n}:window-16", overflow_key="overflow", expires_at=1020.0)
+
+    clock.now = 1020.0
+    next_window = windows.count("client-9:window-17", overflow_key="overflow", expires_at=1080.0)
+
+    assert next_window == 1
+    assert windows.peek("client-0:window-16", overflow_key="overflow") == 0
+    assert set(windows._counts) == {"client-9:window-17"}

@@ -20,9 +20,9 @@ from tenants.services import (
 )
 from tenants.tasks import refresh_token
 from tests.factories import make_tenant
-from tests.fixtures.platform import Platform, onboard
+from tests.fixtures.platform import LivePlatform, onboard
 from wxplatform.component.clients import wechat_client
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import default_component
 from wxplatform.component.tasks import refresh_component_token
 from wxplatform.wechat.errors import RefreshTokenError
@@ -33,7 +33,7 @@ AUTHORIZER_TOKEN = "/cgi-bin/component/api_authorizer_token"
 COMPONENT_TOKEN = "/cgi-bin/component/api_component_token"
 
 
-def calls(platform: Platform, path: str) -> int:
+def calls(platform: LivePlatform, path: str) -> int:
     return int(platform.control.counters()["endpoints"].get(path, {}).get("calls", 0))
 
 
@@ -52,7 +52,7 @@ def wait_until(predicate: Any, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
-def test_tokens_are_encrypted_at_rest(ready_platform: Platform) -> None:
+def test_tokens_are_encrypted_at_rest(ready_platform: LivePlatform) -> None:
     tenant = onboard(ready_platform)
 
     with connection.cursor() as cursor:
@@ -62,7 +62,7 @@ def test_tokens_are_encrypted_at_rest(ready_platform: Platform) -> None:
     assert tenant.refresh_token not in raw_refresh
 
 
-def test_expired_token_is_refreshed_before_use(ready_platform: Platform) -> None:
+def test_expired_token_is_refreshed_before_use(ready_platform: LivePlatform) -> None:
     tenant = onboard(ready_platform, draft_count=6)
     old_token, old_version = tenant.access_token, tenant.token_version
     expire_locally(tenant)
@@ -75,7 +75,7 @@ def test_expired_token_is_refreshed_before_use(ready_platform: Platform) -> None
     assert calls(ready_platform, AUTHORIZER_TOKEN) == 1
 
 
-def test_fresh_token_is_used_without_calling_wechat(ready_platform: Platform) -> None:
+def test_fresh_token_is_used_without_calling_wechat(ready_platform: LivePlatform) -> None:
     tenant = onboard(ready_platform)
 
     token, _version = tenant_access_token(tenant=tenant)
@@ -84,7 +84,7 @@ def test_fresh_token_is_used_without_calling_wechat(ready_platform: Platform) ->
     assert calls(ready_platform, AUTHORIZER_TOKEN) == 0
 
 
-def test_an_older_token_never_replaces_a_newer_one(ready_platform: Platform) -> None:
+def test_an_older_token_never_replaces_a_newer_one(ready_platform: LivePlatform) -> None:
     tenant = onboard(ready_platform)
     stale_version = tenant.token_version
     expire_locally(tenant)
@@ -97,7 +97,7 @@ def test_an_older_token_never_replaces_a_newer_one(ready_platform: Platform) -> 
     assert calls(ready_platform, AUTHORIZER_TOKEN) == 1
 
 
-def test_refresh_token_rejected_is_recovered_from_the_authorizer_list(ready_platform: Platform) -> None:
+def test_refresh_token_rejected_is_recovered_from_the_authorizer_list(ready_platform: LivePlatform) -> None:
     tenant = onboard(ready_platform, draft_count=2)
     real_refresh = tenant.refresh_token
     Tenant.objects.filter(pk=tenant.pk).update(refresh_token="stale-refresh-token")
@@ -111,7 +111,7 @@ def test_refresh_token_rejected_is_recovered_from_the_authorizer_list(ready_plat
     assert draft_count(token) == 2
 
 
-def test_unrecoverable_refresh_token_marks_the_tenant_for_reauthorization(ready_platform: Platform) -> None:
+def test_unrecoverable_refresh_token_marks_the_tenant_for_reauthorization(ready_platform: LivePlatform) -> None:
     tenant = onboard(ready_platform)
     ready_platform.control.update_authorizer(tenant.authorizer_appid, omit_refresh_token_in_list=True)
     Tenant.objects.filter(pk=tenant.pk).update(refresh_token="stale-refresh-token")
@@ -127,7 +127,7 @@ def test_unrecoverable_refresh_token_marks_the_tenant_for_reauthorization(ready_
         tenant_access_token(tenant=tenant)
 
 
-def test_threads_meeting_an_expired_token_make_one_refresh(ready_platform: Platform) -> None:
+def test_threads_meeting_an_expired_token_make_one_refresh(ready_platform: LivePlatform) -> None:
     tenant = onboard(ready_platform)
     expire_locally(tenant)
     tenant.refresh_from_db()
@@ -148,7 +148,7 @@ def test_threads_meeting_an_expired_token_make_one_refresh(ready_platform: Platf
 
 
 def test_many_worker_processes_meeting_an_expired_token_make_one_refresh(
-    ready_platform: Platform, worker_factory: Any
+    ready_platform: LivePlatform, worker_factory: Any
 ) -> None:
     tenant = onboard(ready_platform)
     expire_locally(tenant)
@@ -163,21 +163,21 @@ def test_many_worker_processes_meeting_an_expired_token_make_one_refresh(
 
 
 def test_component_token_storm_across_worker_processes_makes_one_call(
-    ready_platform: Platform, worker_factory: Any
+    ready_platform: LivePlatform, worker_factory: Any
 ) -> None:
-    ComponentCredential.objects.update(access_token="", access_token_expires_at=None)
+    Platform.objects.update(access_token="", access_token_expires_at=None)
     ready_platform.control.reset_counters()
     worker_factory(concurrency=8)
 
     for _ in range(24):
         refresh_component_token.delay()
 
-    wait_until(lambda: ComponentCredential.objects.exclude(access_token="").exists())
+    wait_until(lambda: Platform.objects.exclude(access_token="").exists())
     time.sleep(2)
     assert calls(ready_platform, COMPONENT_TOKEN) == 1
 
 
-def test_revocation_purges_tokens_and_keeps_history(ready_platform: Platform) -> None:
+def test_revocation_purges_tokens_and_keeps_history(ready_platform: LivePlatform) -> None:
     tenant = onboard(ready_platform)
     Tenant.objects.filter(pk=tenant.pk).update(draft_count=5)
 
@@ -191,7 +191,7 @@ def test_revocation_purges_tokens_and_keeps_history(ready_platform: Platform) ->
         tenant_access_token(tenant=tenant)
 
 
-def test_a_late_unauthorized_push_does_not_revoke_a_newer_authorization(ready_platform: Platform) -> None:
+def test_a_late_unauthorized_push_does_not_revoke_a_newer_authorization(ready_platform: LivePlatform) -> None:
     tenant = onboard(ready_platform)
 
     tenant_revoke(

@@ -18,7 +18,7 @@ from drafts.services import draft_count_chunk_sync, draft_count_run_start
 from tenants.models import Eligibility, EventType, OutboxEvent, Tenant, TenantStatus
 from tenants.services import tenant_revoke, tenant_token_refresh
 from tests.factories import make_tenant
-from tests.fixtures.platform import Platform, onboard
+from tests.fixtures.platform import LivePlatform, onboard
 from tests.fixtures.sandbox import Sandbox
 from tests.fixtures.sync import sandbox_tenant
 from tests.webhooks.helpers import make_endpoint
@@ -122,7 +122,7 @@ def test_revocation_writes_a_status_event_once() -> None:
     )
 
 
-def authorize_again(platform: Platform, appid: str) -> None:
+def authorize_again(platform: LivePlatform, appid: str) -> None:
     page = requests.get(f"{platform.url}/wechat/authorize", timeout=10)
     link = unescape(re.search(r'id="authorize-pc"[^>]*href="([^"]+)"', page.text).group(1))  # type: ignore[union-attr]
     query = {k: v[0] for k, v in parse_qs(urlsplit(link).query).items()}
@@ -131,7 +131,7 @@ def authorize_again(platform: Platform, appid: str) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_re_authorization_writes_active_again_and_the_eligibility_change(ready_platform: Platform) -> None:
+def test_re_authorization_writes_active_again_and_the_eligibility_change(ready_platform: LivePlatform) -> None:
     tenant = onboard(ready_platform)
     tenant_revoke(component_id=default_component().pk, authorizer_appid=tenant.authorizer_appid)
     ready_platform.control.update_authorizer(tenant.authorizer_appid, func_ids=[1])
@@ -150,7 +150,7 @@ def test_re_authorization_writes_active_again_and_the_eligibility_change(ready_p
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_dead_refresh_token_writes_needs_reauthorization(ready_platform: Platform) -> None:
+def test_a_dead_refresh_token_writes_needs_reauthorization(ready_platform: LivePlatform) -> None:
     tenant = onboard(ready_platform)
     ready_platform.control.update_authorizer(tenant.authorizer_appid, omit_refresh_token_in_list=True)
     Tenant.objects.filter(pk=tenant.pk).update(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import time
 
-from wxplatform.sandbox.control import SandboxControl
+from wxsandbox.control import SandboxControl
 
 
 def closed_port_url() -> str:

@@ -13,9 +13,9 @@ import pytest
 
 from tests.fixtures.sandbox import Sandbox
 from tests.wechat.helpers import closed_port_url, wait_until_answered
-from wxplatform.sandbox.state import DRAFT_COUNT_PATH
 from wxplatform.wechat.bulk import DraftCountResult, fetch_draft_counts, fetch_draft_counts_async
 from wxplatform.wechat.errors import AccountStateError, QuotaError, TokenError, TransportError
+from wxsandbox.state import DRAFT_COUNT_PATH
 
 
 def outcome(result: DraftCountResult[Any]) -> tuple[Any, ...]:

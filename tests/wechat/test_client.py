@@ -11,7 +11,6 @@ import pytest
 
 from tests.fixtures.sandbox import Sandbox
 from tests.wechat.helpers import closed_port_url, wait_until_answered
-from wxplatform.sandbox.state import DRAFT_COUNT_PATH
 from wxplatform.wechat.client import WeChatClient
 from wxplatform.wechat.errors import (
     AccountStateError,
@@ -27,6 +26,7 @@ from wxplatform.wechat.errors import (
     WeChatError,
 )
 from wxplatform.wechat.types import AccountKind, AuthorizerListItem, Quota
+from wxsandbox.state import DRAFT_COUNT_PATH
 
 RID = r" rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}"
 

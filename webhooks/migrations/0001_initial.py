@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import uuid
-import wxplatform.encryption
+import wxplatform.core.encryption
 from django.db import migrations, models
 
 
@@ -59,7 +59,7 @@ class Migration(migrations.Migration):
                 ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
                 ('url', models.URLField(max_length=2000, verbose_name='URL')),
                 ('events', models.JSONField(default=list, help_text='Event types sent to this URL.', verbose_name='events')),
-                ('secret', wxplatform.encryption.EncryptedTextField(editable=False, verbose_name='signing secret')),
+                ('secret', wxplatform.core.encryption.EncryptedTextField(editable=False, verbose_name='signing secret')),
                 ('enabled', models.BooleanField(default=True, verbose_name='enabled')),
                 ('disabled_reason', models.CharField(blank=True, max_length=255, verbose_name='why disabled')),
                 ('disabled_at', models.DateTimeField(blank=True, null=True, verbose_name='disabled at')),

@@ -9,7 +9,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.models import AbstractAPIKey, APIKeyManager
 
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 
 
 class ServiceKeyManager(APIKeyManager):
@@ -30,7 +30,7 @@ class ServiceKey(AbstractAPIKey):
     objects: ClassVar[ServiceKeyManager] = ServiceKeyManager()
 
     component = models.ForeignKey(
-        ComponentCredential,
+        Platform,
         verbose_name=_("platform"),
         null=True,
         blank=True,

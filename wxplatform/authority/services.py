@@ -23,15 +23,13 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tenants.models import Eligibility, Tenant, TenantStatus
 from tenants.services import TenantHasNoToken, TenantNotActive, tenant_token_refresh
-from wxplatform import metrics
 from wxplatform.authority.models import HandoutKind, HandoutOutcome, ServiceKey, TokenHandout
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import (
     ComponentInactive,
     ComponentNotReady,
@@ -39,8 +37,11 @@ from wxplatform.component.services import (
     component_get,
     component_token_with_expiry,
 )
-from wxplatform.errcodes import errcode_label
-from wxplatform.freshness import AUTHORIZER_REFRESH_MARGIN, token_is_fresh
+from wxplatform.core import metrics
+from wxplatform.core.errcodes import errcode_label
+from wxplatform.core.freshness import AUTHORIZER_REFRESH_MARGIN, token_is_fresh
+from wxplatform.core.keys import key_revoke
+from wxplatform.core.pruning import delete_in_batches
 from wxplatform.wechat.errors import REVOKED_CODES, AccountStateError, RefreshTokenError, WeChatError
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class HandoutRefused(Exception):
 
 
 def service_key_issue(
-    *, name: str, component: ComponentCredential | None = None, expiry_date: datetime | None = None
+    *, name: str, component: Platform | None = None, expiry_date: datetime | None = None
 ) -> tuple[ServiceKey, str]:
     """A new service key, for one platform or (None) every platform. The raw key is returned once, never stored."""
     key, raw = ServiceKey.objects.create_key(name=name, component=component, expiry_date=expiry_date)
@@ -75,25 +76,14 @@ def service_key_issue(
 
 
 def service_key_revoke(*, key: ServiceKey) -> bool:
-    """Revokes the key for good; False if it was already revoked (a conditional update: two concurrent
-    revocations agree on which one did it)."""
-    revoked = ServiceKey.objects.filter(pk=key.pk, revoked=False).update(revoked=True) == 1
-    key.revoked = True
-    return revoked
-
-
-def service_key_mark_used(*, key: ServiceKey, at: datetime, interval: int) -> None:
-    """Records that the key was used, at most once per `interval` seconds (the condition is in the UPDATE)."""
-    ServiceKey.objects.filter(pk=key.pk).filter(
-        Q(last_used_at__isnull=True) | Q(last_used_at__lte=at - timedelta(seconds=interval))
-    ).update(last_used_at=at)
-    key.last_used_at = at
+    """Revokes the key for good; False if it was already revoked (wxplatform.core.keys.key_revoke)."""
+    return key_revoke(key)
 
 
 # --- Hand-outs ---------------------------------------------------------------------------------------
 
 
-def _platform(key: ServiceKey, component_appid: str) -> ComponentCredential:
+def _platform(key: ServiceKey, component_appid: str) -> Platform:
     """The platform named in the URL, if the key may fetch its tokens."""
     if key.component is not None and key.component.component_appid != component_appid:
         raise HandoutRefused(
@@ -146,7 +136,7 @@ def _handout(
     kind: HandoutKind,
     component_appid: str,
     authorizer_appid: str = "",
-    fetch: Callable[[ComponentCredential], HandOut],
+    fetch: Callable[[Platform], HandOut],
 ) -> HandOut:
     known = False
     try:
@@ -182,7 +172,7 @@ def _handout(
 def authority_component_token(*, key: ServiceKey, component_appid: str) -> HandOut:
     """The platform's component access token, valid for at least COMPONENT_REFRESH_MARGIN."""
 
-    def fetch(platform: ComponentCredential) -> HandOut:
+    def fetch(platform: Platform) -> HandOut:
         try:
             token, expires_at = component_token_with_expiry(platform)
         except ComponentInactive:
@@ -199,7 +189,7 @@ def authority_component_token(*, key: ServiceKey, component_appid: str) -> HandO
 def authority_authorizer_token(*, key: ServiceKey, component_appid: str, authorizer_appid: str) -> HandOut:
     """An authorized account's access token, valid for at least AUTHORIZER_REFRESH_MARGIN."""
 
-    def fetch(platform: ComponentCredential) -> HandOut:
+    def fetch(platform: Platform) -> HandOut:
         tenant = Tenant.objects.filter(component=platform, authorizer_appid=authorizer_appid).first()
         if tenant is None:
             raise HandoutRefused(
@@ -308,15 +298,8 @@ def _unavailable(exc: WeChatError) -> HandoutRefused:
 
 # --- Housekeeping ------------------------------------------------------------------------------------
 
-_PRUNE_BATCH = 5000
-
 
 def token_handout_prune() -> int:
     """Deletes hand-out rows older than TOKEN_HANDOUT_RETENTION_DAYS, in batches."""
     cutoff = timezone.now() - timedelta(days=settings.TOKEN_HANDOUT_RETENTION_DAYS)
-    deleted = 0
-    while True:
-        ids = list(TokenHandout.objects.filter(at__lt=cutoff).values_list("pk", flat=True)[:_PRUNE_BATCH])
-        if not ids:
-            return deleted
-        deleted += TokenHandout.objects.filter(pk__in=ids).delete()[0]
+    return delete_in_batches(TokenHandout.objects.filter(at__lt=cutoff))

@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from wxplatform.admin import AuditedAdminMixin
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import DefaultComponentLocked, component_add, component_update, is_default
 from wxplatform.component.validation import (
     validate_aes_key,
@@ -33,7 +33,7 @@ from wxplatform.component.validation import (
     validate_not_default,
     validate_token,
 )
-from wxplatform.errcodes import errcode_label
+from wxplatform.core.errcodes import errcode_label
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -74,7 +74,7 @@ class ComponentForm(forms.ModelForm):  # type: ignore[type-arg]
     new_aes_key = _secret_field(gettext_lazy("EncodingAESKey"), validate_aes_key)
 
     class Meta:
-        model = ComponentCredential
+        model = Platform
         fields = ("component_appid", "name", "active")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -93,7 +93,7 @@ class ComponentForm(forms.ModelForm):  # type: ignore[type-arg]
                     self.fields[name].help_text = ""
 
 
-@admin.register(ComponentCredential)
+@admin.register(Platform)
 class ComponentCredentialAdmin(AuditedAdminMixin):
     form = ComponentForm
     list_display = (
@@ -110,21 +110,21 @@ class ComponentCredentialAdmin(AuditedAdminMixin):
     list_filter = ("active",)
     search_fields = ("component_appid", "name")
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[ComponentCredential]:
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Platform]:
         # The secrets and the token are neither loaded nor decrypted to list or show a platform.
-        queryset: QuerySet[ComponentCredential] = super().get_queryset(request)
+        queryset: QuerySet[Platform] = super().get_queryset(request)
         return queryset.defer("appsecret", "token", "aes_key", "access_token").annotate(
             tenants_n=Count("tenants", distinct=True)
         )
 
-    def get_fields(self, request: HttpRequest, obj: ComponentCredential | None = None) -> list[str]:  # type: ignore[override]
+    def get_fields(self, request: HttpRequest, obj: Platform | None = None) -> list[str]:  # type: ignore[override]
         if obj is None:
             return ["component_appid", "name", "active", *SECRET_FIELDS]
         if is_default(obj):
             return ["component_appid", "name", "active", "secrets_source", "wechat_urls", *STATE_FIELDS]
         return ["component_appid", "name", "active", *SECRET_FIELDS, "wechat_urls", *STATE_FIELDS]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: ComponentCredential | None = None) -> list[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Platform | None = None) -> list[str]:
         if obj is None:
             return []
         # The appid names the platform everywhere (tenants, pushes, URLs at WeChat): it is never renamed.
@@ -134,10 +134,10 @@ class ComponentCredentialAdmin(AuditedAdminMixin):
         return fixed
 
     # Tenants keep their platform (PROTECT): a platform is switched off, not deleted.
-    def has_delete_permission(self, request: HttpRequest, obj: ComponentCredential | None = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Platform | None = None) -> bool:
         return False
 
-    def save_model(self, request: HttpRequest, obj: ComponentCredential, form: forms.Form, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: Platform, form: forms.Form, change: bool) -> None:
         data = form.cleaned_data
         secrets = {SECRET_FIELDS[name]: data.get(name) or "" for name in SECRET_FIELDS}
         if not change:
@@ -168,40 +168,40 @@ class ComponentCredentialAdmin(AuditedAdminMixin):
     # --- columns and read-only fields ----------------------------------------------------------------
 
     @admin.display(description=gettext_lazy("name"), ordering="name")
-    def platform_name(self, obj: ComponentCredential) -> str:
+    def platform_name(self, obj: Platform) -> str:
         return obj.name or "—"
 
     @admin.display(description=gettext_lazy("default"), boolean=True)
-    def is_default(self, obj: ComponentCredential) -> bool:
+    def is_default(self, obj: Platform) -> bool:
         return is_default(obj)
 
     @admin.display(description=gettext_lazy("merchant accounts"), ordering="tenants_n")
-    def tenant_count(self, obj: ComponentCredential) -> int:
+    def tenant_count(self, obj: Platform) -> int:
         return int(getattr(obj, "tenants_n", 0))
 
     @admin.display(description=gettext_lazy("ticket present"), boolean=True)
-    def has_ticket(self, obj: ComponentCredential) -> bool:
+    def has_ticket(self, obj: Platform) -> bool:
         return obj.ticket_received_at is not None
 
     @admin.display(description=gettext_lazy("token present"), boolean=True)
-    def has_token(self, obj: ComponentCredential) -> bool:
+    def has_token(self, obj: Platform) -> bool:
         return obj.access_token_expires_at is not None
 
     @admin.display(description=gettext_lazy("problem"))
-    def problem_label(self, obj: ComponentCredential) -> str:
+    def problem_label(self, obj: Platform) -> str:
         if not obj.problem:
             return "—"
         return f"{obj.problem} ({errcode_label(obj.problem_code)})" if obj.problem_code is not None else obj.problem
 
     @admin.display(description=gettext_lazy("secrets"))
-    def secrets_source(self, obj: ComponentCredential) -> str:
+    def secrets_source(self, obj: Platform) -> str:
         return _(
             "The default platform: its AppSecret, token and EncodingAESKey come from the WECHAT_COMPONENT_* "
             "settings, and it cannot be switched off here."
         )
 
     @admin.display(description=gettext_lazy("URLs to enter at WeChat"))
-    def wechat_urls(self, obj: ComponentCredential) -> SafeString:
+    def wechat_urls(self, obj: Platform) -> SafeString:
         base = settings.PUBLIC_BASE_URL
         appid = obj.component_appid
         rows = [
@@ -238,7 +238,7 @@ class PlatformListFilter(admin.SimpleListFilter):
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
         # Names and appids only: the rows' secrets are not loaded to draw a sidebar.
-        rows = ComponentCredential.objects.order_by("name", "component_appid").values_list("component_appid", "name")
+        rows = Platform.objects.order_by("name", "component_appid").values_list("component_appid", "name")
         return [(appid, f"{name} ({appid})" if name else appid) for appid, name in rows]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:

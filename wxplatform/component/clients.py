@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from wxplatform.egress import observe_error
-from wxplatform.metrics import observe_wechat_call
+from wxplatform.core.egress import observe_error
+from wxplatform.core.metrics import observe_wechat_call
 from wxplatform.wechat.client import WeChatClient
 from wxplatform.wechat.crypto import MessageCrypto
 
 if TYPE_CHECKING:
-    from wxplatform.component.models import ComponentCredential
+    from wxplatform.component.models import Platform
 
 
 @lru_cache(maxsize=1)
@@ -43,11 +43,11 @@ def wechat_client() -> WeChatClient:
     return _client(settings.WECHAT_API_BASE, settings.WECHAT_HTTP_PROXY)
 
 
-def component_client(component: ComponentCredential) -> WeChatClient:
+def component_client(component: Platform) -> WeChatClient:
     """The shared transport speaking for one platform (its appid and secret in the component endpoints)."""
     return wechat_client().for_component(component.component_appid, component.appsecret)
 
 
-def message_crypto(component: ComponentCredential) -> MessageCrypto:
+def message_crypto(component: Platform) -> MessageCrypto:
     """Verifies, decrypts and encrypts one platform's pushes (its token, EncodingAESKey and appid)."""
     return MessageCrypto(component.token, component.aes_key, component.component_appid)

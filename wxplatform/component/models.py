@@ -8,10 +8,10 @@ from typing import ClassVar
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from wxplatform.encryption import EncryptedTextField
+from wxplatform.core.encryption import EncryptedTextField
 
 
-class ComponentCredential(models.Model):
+class Platform(models.Model):
     """One row per third-party platform (component appid). The database is the source of truth for the
     ticket and the token; refreshes lock this row (SELECT … FOR UPDATE) so that only one process refreshes at a
     time. The platform named by the WECHAT_COMPONENT_* settings is the default one; its secrets are copied here

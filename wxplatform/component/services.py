@@ -1,6 +1,6 @@
 """The platform's own credentials: the verify ticket WeChat pushes, and the component access token.
 
-The database row (ComponentCredential) is the source of truth; a refresh locks it, checks again, and only
+The database row (Platform) is the source of truth; a refresh locks it, checks again, and only
 then calls WeChat, so that exactly one process refreshes however many ask at once (docs/wechat/tokens.md: a second
 refresher's token would invalidate the first after the grace window).
 """
@@ -18,11 +18,11 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from wxplatform import metrics
 from wxplatform.component.clients import component_client
 from wxplatform.component.consumer import AuthorityRefused, authority_component_token, authority_configured
-from wxplatform.component.models import ComponentCredential
-from wxplatform.freshness import COMPONENT_REFRESH_MARGIN, token_is_fresh
+from wxplatform.component.models import Platform
+from wxplatform.core import metrics
+from wxplatform.core.freshness import COMPONENT_REFRESH_MARGIN, token_is_fresh
 from wxplatform.wechat.errors import ConfigurationError, TicketError, TokenError, WeChatError
 
 logger = logging.getLogger(__name__)
@@ -57,12 +57,12 @@ def _default_secrets() -> dict[str, str]:
     }
 
 
-def default_component() -> ComponentCredential:
+def default_component() -> Platform:
     """The platform configured by the WECHAT_COMPONENT_* settings, created or brought up to date from them
     (the settings win: an operator changes the default platform's secrets by changing its environment)."""
     appid = settings.WECHAT_COMPONENT_APPID
     secrets = _default_secrets()
-    credential, _ = ComponentCredential.objects.get_or_create(component_appid=appid, defaults=secrets)
+    credential, _ = Platform.objects.get_or_create(component_appid=appid, defaults=secrets)
     changed = [name for name, value in secrets.items() if getattr(credential, name) != value]
     if changed:
         for name in changed:
@@ -71,30 +71,30 @@ def default_component() -> ComponentCredential:
     return credential
 
 
-def active_components() -> QuerySet[ComponentCredential]:
+def active_components() -> QuerySet[Platform]:
     """The platforms that refresh, sync and reconcile (the default one created from the settings first)."""
     default_component()
-    return ComponentCredential.objects.filter(active=True).order_by("pk")
+    return Platform.objects.filter(active=True).order_by("pk")
 
 
-def is_default(component: ComponentCredential) -> bool:
+def is_default(component: Platform) -> bool:
     return component.component_appid == settings.WECHAT_COMPONENT_APPID
 
 
-def component_list() -> list[ComponentCredential]:
+def component_list() -> list[Platform]:
     """Every platform, switched-off ones included: the default first, then the others by name (the status page,
     the console's landing page)."""
     default = default_component()
-    others = ComponentCredential.objects.exclude(pk=default.pk).order_by("name", "component_appid")
+    others = Platform.objects.exclude(pk=default.pk).order_by("name", "component_appid")
     return [default, *others]
 
 
-def component_get(appid: str) -> ComponentCredential:
+def component_get(appid: str) -> Platform:
     """The platform with this component appid (the default one is kept up to date from the settings).
     Raises ComponentUnknown."""
     if appid == settings.WECHAT_COMPONENT_APPID:
         return default_component()
-    credential = ComponentCredential.objects.filter(component_appid=appid).first()
+    credential = Platform.objects.filter(component_appid=appid).first()
     if credential is None:
         raise ComponentUnknown(appid)
     return credential
@@ -105,22 +105,29 @@ class DefaultComponentLocked(Exception):
 
 
 @transaction.atomic
-def component_add(*, appid: str, secret: str, token: str, aes_key: str, name: str = "") -> ComponentCredential:
-    """Adds a platform, or updates the credentials of an existing one (add_component, the admin). Raises
+def component_add(
+    *, appid: str, secret: str, token: str, aes_key: str, name: str = "", active: bool | None = None
+) -> Platform:
+    """Adds a platform, or updates the credentials of an existing one (add_component, the admin); `active`
+    switches it on or off (None: a new platform is on, an existing one stays as it is). Raises
     DefaultComponentLocked for the default platform's appid."""
     if appid == settings.WECHAT_COMPONENT_APPID:
         raise DefaultComponentLocked(appid)
-    credential, _ = ComponentCredential.objects.select_for_update().get_or_create(component_appid=appid)
+    credential, _ = Platform.objects.select_for_update().get_or_create(
+        component_appid=appid, defaults={"active": active if active is not None else True}
+    )
     credential.appsecret, credential.token, credential.aes_key = secret, token, aes_key
     if name:
         credential.name = name
+    if active is not None:
+        credential.active = active
     credential.save()
     return credential
 
 
 @transaction.atomic
 def component_update(
-    component: ComponentCredential,
+    component: Platform,
     *,
     name: str | None = None,
     active: bool | None = None,
@@ -132,7 +139,7 @@ def component_update(
     secret given (an empty one is kept). The default platform takes a name only (DefaultComponentLocked
     otherwise): switched off, the deployment's own platform would stop refreshing while /readyz, which
     ignores switched-off platforms, still said all was well. Returns the names of the fields changed."""
-    credential = ComponentCredential.objects.select_for_update().get(pk=component.pk)
+    credential = Platform.objects.select_for_update().get(pk=component.pk)
     wanted: dict[str, object] = {"appsecret": secret, "token": token, "aes_key": aes_key}
     wanted = {field: value for field, value in wanted.items() if value}
     if active is not None:
@@ -149,13 +156,13 @@ def component_update(
     return changed
 
 
-def _locked_credential(component: ComponentCredential) -> ComponentCredential:
+def _locked_credential(component: Platform) -> Platform:
     with metrics.lock_wait("component_token"):
-        return ComponentCredential.objects.select_for_update().get(pk=component.pk)
+        return Platform.objects.select_for_update().get(pk=component.pk)
 
 
 @transaction.atomic
-def component_ticket_store(component: ComponentCredential, *, ticket: str, created_at: datetime) -> bool:
+def component_ticket_store(component: Platform, *, ticket: str, created_at: datetime) -> bool:
     """Keeps the newest ticket. A replayed or late push carrying an older ticket changes nothing.
     Returns whether the ticket was stored."""
     credential = _locked_credential(component)
@@ -176,11 +183,9 @@ def component_ticket_store(component: ComponentCredential, *, ticket: str, creat
     return stored
 
 
-def component_push_record(component: ComponentCredential, *, info_type: str) -> None:
+def component_push_record(component: Platform, *, info_type: str) -> None:
     """Remembers when WeChat last pushed anything (shown on the platform status page)."""
-    ComponentCredential.objects.filter(pk=component.pk).update(
-        last_push_at=timezone.now(), last_push_info_type=info_type[:64]
-    )
+    Platform.objects.filter(pk=component.pk).update(last_push_at=timezone.now(), last_push_info_type=info_type[:64])
 
 
 _NO_TICKET = "no component_verify_ticket received yet"
@@ -203,24 +208,24 @@ class ComponentInactive(ComponentNotReady):
 _INACTIVE = "platform switched off"
 
 
-def component_access_token(component: ComponentCredential) -> str:
+def component_access_token(component: Platform) -> str:
     """A component access token valid for at least COMPONENT_REFRESH_MARGIN, refreshing it if needed."""
     return component_token_with_expiry(component)[0]
 
 
-def component_token_with_expiry(component: ComponentCredential) -> tuple[str, datetime]:
+def component_token_with_expiry(component: Platform) -> tuple[str, datetime]:
     """The stored component token and its expiry, refreshed first (single-flight) when within its margin."""
-    credential = ComponentCredential.objects.get(pk=component.pk)
+    credential = Platform.objects.get(pk=component.pk)
     if not credential.active:
         raise ComponentInactive()
     if not _is_fresh(credential):
         component_token_refresh(credential)
-        credential = ComponentCredential.objects.get(pk=component.pk)
+        credential = Platform.objects.get(pk=component.pk)
     assert credential.access_token_expires_at is not None
     return str(credential.access_token), credential.access_token_expires_at
 
 
-def with_component_token(component: ComponentCredential, call: Callable[[str], T]) -> T:
+def with_component_token(component: Platform, call: Callable[[str], T]) -> T:
     """Runs `call(component_access_token)`; if WeChat says the token is invalid or expired (40001/40014/
     42001: revoked by a refresh elsewhere, or a restored database), refreshes once and retries once."""
     token = component_access_token(component)
@@ -230,13 +235,11 @@ def with_component_token(component: ComponentCredential, call: Callable[[str], T
         return call(component_token_refresh(component, stale_token=token))
 
 
-def _is_fresh(credential: ComponentCredential) -> bool:
+def _is_fresh(credential: Platform) -> bool:
     return token_is_fresh(credential.access_token, credential.access_token_expires_at, margin=COMPONENT_REFRESH_MARGIN)
 
 
-def component_token_refresh(
-    component: ComponentCredential, *, force: bool = False, stale_token: str | None = None
-) -> str:
+def component_token_refresh(component: Platform, *, force: bool = False, stale_token: str | None = None) -> str:
     """Obtains a new component access token, single-flight across processes.
 
     `stale_token`: the token a caller saw rejected (40001); if another process has already replaced it,
@@ -252,7 +255,7 @@ def component_token_refresh(
 
 
 @transaction.atomic
-def _refresh_locked(component: ComponentCredential, *, force: bool, stale_token: str | None) -> _Outcome:
+def _refresh_locked(component: Platform, *, force: bool, stale_token: str | None) -> _Outcome:
     credential = _locked_credential(component)
     if not credential.active:
         return _Outcome(problem=ComponentInactive())
@@ -284,7 +287,7 @@ def _refresh_locked(component: ComponentCredential, *, force: bool, stale_token:
     return _Outcome(token=result.access_token)
 
 
-def _refresh_from_authority(credential: ComponentCredential, now: datetime) -> _Outcome:
+def _refresh_from_authority(credential: Platform, now: datetime) -> _Outcome:
     """Consumer mode (wxplatform.component.consumer): the token comes from the token authority, under the
     same row lock; no ticket is needed and WeChat is never asked for a ticket push."""
     try:
@@ -301,7 +304,7 @@ def _refresh_from_authority(credential: ComponentCredential, now: datetime) -> _
     return _Outcome(token=handed.access_token)
 
 
-def _store_token(credential: ComponentCredential, token: str, expires_at: datetime, now: datetime) -> None:
+def _store_token(credential: Platform, token: str, expires_at: datetime, now: datetime) -> None:
     credential.access_token = token
     credential.access_token_expires_at = expires_at
     credential.token_refreshed_at = now
@@ -320,7 +323,7 @@ def _store_token(credential: ComponentCredential, token: str, expires_at: dateti
     )
 
 
-def _record_problem(credential: ComponentCredential, problem: ComponentNotReady) -> None:
+def _record_problem(credential: Platform, problem: ComponentNotReady) -> None:
     if credential.problem_code != problem.errcode or credential.problem != problem.reason:
         credential.problem_at = timezone.now()
     credential.problem_code, credential.problem = problem.errcode, problem.reason
@@ -333,14 +336,14 @@ def _record_problem(credential: ComponentCredential, problem: ComponentNotReady)
     )
 
 
-def component_request_ticket_push(component: ComponentCredential) -> bool:
+def component_request_ticket_push(component: Platform) -> bool:
     """Asks WeChat to (re)start ticket pushes, at most once per PUSH_TICKET_INTERVAL across processes.
     Returns whether WeChat was asked. Never in consumer mode: the token authority's deployment holds the ticket."""
     if authority_configured():
         return False
     now = timezone.now()
     claimed = (
-        ComponentCredential.objects.filter(pk=component.pk, active=True)
+        Platform.objects.filter(pk=component.pk, active=True)
         .exclude(push_ticket_requested_at__gt=now - PUSH_TICKET_INTERVAL)
         .update(push_ticket_requested_at=now)
     )
@@ -354,7 +357,7 @@ def component_request_ticket_push(component: ComponentCredential) -> bool:
     return True
 
 
-def component_status(component: ComponentCredential) -> dict[str, object]:
+def component_status(component: Platform) -> dict[str, object]:
     """What staff and /readyz need to know about a platform's credentials, from the row as given (callers pass
     one they have just read). Never includes secrets."""
     credential = component
@@ -393,7 +396,7 @@ def platforms_readiness() -> str | None:
     return "; ".join(problems) or None
 
 
-def component_readiness(component: ComponentCredential) -> str | None:
+def component_readiness(component: Platform) -> str | None:
     """The condition reported by /readyz for one platform: None when it can call WeChat (or is switched off,
     which is a decision, not a fault)."""
     status = component_status(component)

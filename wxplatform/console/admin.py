@@ -65,12 +65,13 @@ from tenants.services import tenant_token_refresh as tenant_token_refresh_servic
 from tenants.tasks import refresh_token as refresh_token_task
 from webhooks.selectors import endpoint_list
 from wxplatform.admin import AuditedAdminMixin, audit_record
-from wxplatform.charts import step_chart_svg
 from wxplatform.component.admin import PlatformListFilter
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import ComponentNotReady
 from wxplatform.console import push_admin  # noqa: F401 - registers the push log's admin
-from wxplatform.queueing import enqueue
+from wxplatform.core.charts import step_chart_svg
+from wxplatform.core.errcodes import errcode_label
+from wxplatform.core.queueing import enqueue
 from wxplatform.wechat.errors import WeChatError
 
 if TYPE_CHECKING:
@@ -293,7 +294,7 @@ class TenantAdmin(AuditedAdminMixin):
         # Listing and showing never needs the secrets: they are neither loaded nor decrypted.
         queryset: QuerySet[Tenant] = super().get_queryset(request).defer("access_token", "refresh_token")
         queryset = queryset.annotate(failing=ExpressionWrapper(failing_condition(), output_field=BooleanField()))
-        if ComponentCredential.objects.count() > 1:
+        if Platform.objects.count() > 1:
             # Several platforms: one account may be two rows, told apart by the platform under the AppID (an
             # annotation, so that no platform row and none of its encrypted secrets is loaded).
             queryset = queryset.annotate(
@@ -825,29 +826,6 @@ class TenantAdmin(AuditedAdminMixin):
             messages.SUCCESS if revoked else messages.WARNING,
         )
         return self._back(tenant)
-
-
-# The errcodes the quota and rid pages can meet (docs/wechat/errors.md#error-table), shown with their meaning.
-ERRCODE_MEANINGS: dict[int, StrOrPromise] = {
-    -1: gettext_lazy("WeChat is busy"),
-    40013: gettext_lazy("invalid AppID"),
-    41002: gettext_lazy("AppID missing"),
-    45009: gettext_lazy("daily quota exhausted"),
-    45011: gettext_lazy("too many calls this minute"),
-    48006: gettext_lazy("this month's quota clears are used up"),
-    61003: gettext_lazy("the account no longer authorizes the platform"),
-    61023: gettext_lazy("refresh token invalid"),
-    76001: gettext_lazy("rid not found, or older than 7 days"),
-    76002: gettext_lazy("malformed rid"),
-    76003: gettext_lazy("this account may not see this rid"),
-}
-
-
-def errcode_label(code: int | None) -> str:
-    if code is None:
-        return _("network or platform error")
-    meaning = ERRCODE_MEANINGS.get(code)
-    return f"{code} ({meaning})" if meaning is not None else _("errcode %(code)s") % {"code": code}
 
 
 def _rid_seen_at(tenant: Tenant, rid: str) -> datetime | None:

@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 
 class ConsoleConfig(AppConfig):
     """The roof: the root URLconf, the health probes, the /metrics collector, the service-provider console
-    (merchant admin, platform status page) and `run_stack`. It may import every app; nothing imports it."""
+    (merchant admin, platform status page). It may import every app; nothing imports it."""
 
     name = "wxplatform.console"
     label = "console"

@@ -12,8 +12,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from wxplatform.component.services import platforms_readiness
-from wxplatform.egress import whitelist_readiness
-from wxplatform.redis_client import redis_client
+from wxplatform.core.egress import whitelist_readiness
+from wxplatform.core.redis_client import redis_client
 
 ReadinessCheck = Callable[[], str | None]
 # Conditions are shown in /readyz (None when fine, else a short reason) but do not make the service unready:

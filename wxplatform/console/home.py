@@ -21,9 +21,9 @@ from drafts.models import SyncRun
 from drafts.rules import quota_day
 from tenants.models import Eligibility, Tenant, TenantStatus
 from tenants.selectors import failing_tenants
-from wxplatform.charts import bar_chart_svg
 from wxplatform.component.services import component_list, component_readiness, component_status
-from wxplatform.errcodes import errcode_label
+from wxplatform.core.charts import bar_chart_svg
+from wxplatform.core.errcodes import errcode_label
 
 HISTORY_DAYS = 7
 

@@ -1,6 +1,6 @@
 """/metrics: the Prometheus scrape endpoint, and the state series computed from the database at scrape time.
 
-The event series (counters and histograms written by every process) are defined in wxplatform/metrics.py and
+The event series (counters and histograms written by every process) are defined in wxplatform/core/metrics.py and
 summed here from PROMETHEUS_MULTIPROC_DIR. The state series (ticket age, token expiry, tenants by status,
 quota used, stale counts, open jobs) are read from the database by `DatabaseCollector`: the database is the
 source of truth for all of them, so the numbers are exact whichever process answers the scrape, and no
@@ -33,9 +33,9 @@ from prometheus_client.registry import Collector
 from drafts.models import JobState, SyncJob, SyncRun, SyncTrigger
 from drafts.rules import quota_budget, quota_day
 from tenants.selectors import failing_tenants, merchant_tenants, syncable_tenants
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import default_component
-from wxplatform.egress import refusals
+from wxplatform.core.egress import refusals
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def _component_families() -> Iterator[Metric]:
     alerts can leave them out: a platform switched off neither refreshes nor is expected to)."""
     now = timezone.now()
     default_component()
-    platforms = list(ComponentCredential.objects.defer("appsecret", "token", "aes_key").order_by("pk"))
+    platforms = list(Platform.objects.defer("appsecret", "token", "aes_key").order_by("pk"))
     labels = ["component"]
     active = GaugeMetricFamily(
         "wxp_component_active", "1 for a platform that refreshes and syncs, 0 for one switched off.", labels=labels
@@ -107,7 +107,7 @@ def _component_families() -> Iterator[Metric]:
 
 
 def _whitelist_family() -> Metric:
-    # From the cache, not the database (wxplatform/egress.py); one series per refused address, at most 20.
+    # From the cache, not the database (wxplatform/core/egress.py); one series per refused address, at most 20.
     refused = GaugeMetricFamily(
         "wxp_whitelist_refused_last_seen_timestamp_seconds",
         "When WeChat last refused this egress IP with 61004 (not on the platform's IP whitelist); present for an "

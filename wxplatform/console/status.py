@@ -26,11 +26,11 @@ from drafts.models import AttemptOutcome, SyncAttempt
 from drafts.rules import quota_day
 from tenants.models import PushLog, PushOutcome
 from tenants.selectors import merchant_tenants
-from wxplatform.charts import bar_chart_svg
 from wxplatform.component.services import component_list, component_status
-from wxplatform.egress import refusals
-from wxplatform.errcodes import errcode_label
-from wxplatform.redis_client import redis_client
+from wxplatform.core.charts import bar_chart_svg
+from wxplatform.core.egress import refusals
+from wxplatform.core.errcodes import errcode_label
+from wxplatform.core.redis_client import redis_client
 
 logger = logging.getLogger(__name__)
 

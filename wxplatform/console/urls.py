@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 from wxplatform.console import health, home, metrics, status, views
 
@@ -12,16 +13,22 @@ urlpatterns = [
     path("wechat/", include("tenants.urls")),
     # The console's status page lives under /admin/ and behind admin_view (staff login), before admin's catch-all.
     path("admin/status/", admin.site.admin_view(status.platform_status), name="admin-platform-status"),
+    # The platform record was called ComponentCredential until 2026-12: its old console addresses (bookmarks,
+    # links in tickets) lead to the new ones.
+    re_path(
+        r"^admin/component/componentcredential/(?P<rest>.*)$",
+        RedirectView.as_view(url="/admin/component/platform/%(rest)s", permanent=True, query_string=True),
+    ),
     # The landing page: Django's admin index with the dashboard (same URL, so "admin:index" still points here).
     path("admin/", admin.site.admin_view(home.console_home), name="console-home"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
-    path("api/", include("drafts.api.urls")),
-    path("internal/", include("wxplatform.authority.urls")),
+    path("api/", include("wxplatform.api.urls")),
+    path("internal/", include("wxplatform.api.internal_urls")),
 ]
 
 # Under /api/ and /internal/ these answer in the API's JSON error shape; elsewhere Django's usual pages.
-handler400 = "drafts.api.errors.handler400"
-handler403 = "drafts.api.errors.handler403"
-handler404 = "drafts.api.errors.handler404"
-handler500 = "drafts.api.errors.handler500"
+handler400 = "wxplatform.api.errors.handler400"
+handler403 = "wxplatform.api.errors.handler403"
+handler404 = "wxplatform.api.errors.handler404"
+handler500 = "wxplatform.api.errors.handler500"

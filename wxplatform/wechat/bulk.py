@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -165,5 +166,9 @@ def _transport_error(exc: BaseException) -> TransportError:
 
 
 def _os_reason(error: OSError) -> str:
+    # A DNS failure (socket.gaierror) carries getaddrinfo's negative EAI_* code, for which os.strerror reads
+    # "Unknown error -2": its own text ("Name or service not known") is what the sync client reports too.
+    if isinstance(error, socket.gaierror):
+        return error.strerror or "name resolution failed"
     # asyncio's strerror reads "Connect call failed ('host', port)"; the errno text matches the sync client.
     return os.strerror(error.errno) if error.errno else type(error).__name__

@@ -35,7 +35,7 @@ __all__ = ["CallObserver", "ErrorObserver", "WeChatClient", "call_outcome"]
 # calls for its metrics without this package importing anything of Django's.
 CallObserver = Callable[[str, str, float], None]
 # Told of every call that ends in a WeChatError: (endpoint path, the error). The Django side diagnoses 61004
-# with it (wxplatform/egress.py). It must not raise.
+# with it (wxplatform/core/egress.py). It must not raise.
 ErrorObserver = Callable[[str, WeChatError], None]
 
 # Every surveyed SDK passes the component token under its legacy name; the newer doc pages show
@@ -81,6 +81,13 @@ class WeChatClient:
         bound = copy.copy(self)
         bound._component_appid = component_appid
         bound._component_appsecret = component_appsecret
+        bound._owns_session = False
+        return bound
+
+    def with_read_timeout(self, read_timeout: float) -> WeChatClient:
+        """This client with another read timeout (a page a visitor waits on may not wait as long as a task)."""
+        bound = copy.copy(self)
+        bound._timeout = (self._timeout[0], read_timeout)
         bound._owns_session = False
         return bound
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 from tqdm import tqdm
 
@@ -19,6 +19,7 @@ from drafts.rules import SyncReport
 from drafts.services import draft_count_chunk_sync, draft_count_run_start, draft_count_sync_tenant
 from tenants.models import Tenant
 from tenants.selectors import syncable_tenants
+from wxplatform.core.progress import CommandStream
 
 
 class Command(BaseCommand):
@@ -50,7 +51,7 @@ class Command(BaseCommand):
         report = SyncReport()
         start = draft_count_run_start(trigger=SyncTrigger.CLI, enqueue_chunks=False)
         total = syncable_tenants().count()
-        with tqdm(total=total, unit="account", file=_Stream(self.stderr), disable=not progress) as bar:
+        with tqdm(total=total, unit="account", file=CommandStream(self.stderr), disable=not progress) as bar:
             for chunk_id in start.run.chunks.order_by("index").values_list("pk", flat=True):
                 chunk_report = draft_count_chunk_sync(chunk_id=chunk_id, chain=False)
                 if chunk_report is not None:
@@ -71,22 +72,9 @@ class Command(BaseCommand):
         if unknown:
             raise CommandError(_("Unknown AppID: %(appids)s. Nothing was synced.") % {"appids": ", ".join(unknown)})
         report = SyncReport()
-        for tenant in tqdm(tenants, unit="account", file=_Stream(self.stderr), disable=not progress):
+        for tenant in tqdm(tenants, unit="account", file=CommandStream(self.stderr), disable=not progress):
             report.results.append(draft_count_sync_tenant(tenant=tenant, trigger=SyncTrigger.CLI))
         return report
-
-
-class _Stream:
-    """The command's stderr as tqdm needs it: no newline added to each write, no error colouring."""
-
-    def __init__(self, wrapper: OutputWrapper) -> None:
-        self.wrapper = wrapper
-
-    def write(self, text: str) -> None:
-        self.wrapper.write(text, style_func=lambda s: s, ending="")
-
-    def flush(self) -> None:
-        self.wrapper.flush()
 
 
 def _format_summary(report: SyncReport, *, seconds: float) -> str:

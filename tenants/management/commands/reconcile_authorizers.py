@@ -11,14 +11,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 from tqdm import tqdm
 
 from tenants.reconcile import ReconcileReport, authorizers_reconcile
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import ComponentNotReady, ComponentUnknown, active_components, component_get
-from wxplatform.wechat.errors import WeChatError
+from wxplatform.core.progress import CommandStream
+from wxplatform.wechat.errors import TransportError, WeChatError
 
 
 class Command(BaseCommand):
@@ -60,9 +62,9 @@ class Command(BaseCommand):
                 % {"count": len(failed), "appids": ", ".join(failed)}
             )
 
-    def _reconcile(self, component: ComponentCredential, options: dict[str, Any]) -> None:
+    def _reconcile(self, component: Platform, options: dict[str, Any]) -> None:
         started = time.monotonic()
-        bar = tqdm(unit="account", file=_Stream(self.stderr), disable=options["no_progress"])
+        bar = tqdm(unit="account", file=CommandStream(self.stderr), disable=options["no_progress"])
 
         def progress(done: int, total: int) -> None:
             bar.total = total
@@ -74,6 +76,16 @@ class Command(BaseCommand):
             )
         except ComponentNotReady as exc:
             raise CommandError(_("The platform cannot obtain its token: %(reason)s") % {"reason": exc.reason}) from None
+        except TransportError as exc:
+            # No answer from WeChat is not WeChat's refusal: the network (a DNS failure, a refused connection, a
+            # timeout) or WECHAT_API_BASE is the thing to check.
+            raise CommandError(
+                _(
+                    "WeChat could not be reached at %(base)s (%(reason)s): a network failure, not a refusal; "
+                    "nothing was revoked."
+                )
+                % {"base": settings.WECHAT_API_BASE, "reason": exc.errmsg}
+            ) from None
         except WeChatError as exc:
             raise CommandError(
                 _("WeChat refused a page of the authorizer list (errcode %(code)s); nothing was revoked.")
@@ -82,19 +94,6 @@ class Command(BaseCommand):
         finally:
             bar.close()
         self.stdout.write(format_summary(report, seconds=time.monotonic() - started))
-
-
-class _Stream:
-    """The command's stderr as tqdm needs it: no newline added to each write, no error colouring."""
-
-    def __init__(self, wrapper: OutputWrapper) -> None:
-        self.wrapper = wrapper
-
-    def write(self, text: str) -> None:
-        self.wrapper.write(text, style_func=lambda s: s, ending="")
-
-    def flush(self) -> None:
-        self.wrapper.flush()
 
 
 def format_summary(report: ReconcileReport, *, seconds: float) -> str:

@@ -5,7 +5,7 @@ can attach every existing tenant to it."""
 from django.conf import settings
 from django.db import migrations, models
 
-import wxplatform.encryption
+import wxplatform.core.encryption
 
 
 def default_platform(apps, schema_editor):
@@ -40,17 +40,17 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="componentcredential",
             name="appsecret",
-            field=wxplatform.encryption.EncryptedTextField(blank=True, verbose_name="AppSecret"),
+            field=wxplatform.core.encryption.EncryptedTextField(blank=True, verbose_name="AppSecret"),
         ),
         migrations.AddField(
             model_name="componentcredential",
             name="token",
-            field=wxplatform.encryption.EncryptedTextField(blank=True, verbose_name="message verification token"),
+            field=wxplatform.core.encryption.EncryptedTextField(blank=True, verbose_name="message verification token"),
         ),
         migrations.AddField(
             model_name="componentcredential",
             name="aes_key",
-            field=wxplatform.encryption.EncryptedTextField(blank=True, verbose_name="EncodingAESKey"),
+            field=wxplatform.core.encryption.EncryptedTextField(blank=True, verbose_name="EncodingAESKey"),
         ),
         migrations.AddField(
             model_name="componentcredential",

@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
 
 from wxplatform.authority.models import ServiceKey
 from wxplatform.authority.services import service_key_issue
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import ComponentUnknown, component_get
 
 _NAME_MAX = ServiceKey._meta.get_field("name").max_length or 50
@@ -30,14 +31,17 @@ class Command(BaseCommand):
         name: str = options["name"].strip()
         appid: str = options["component"].strip()
         if not name or len(name) > _NAME_MAX:
-            raise CommandError(f"NAME must be 1 to {_NAME_MAX} characters.")
-        component: ComponentCredential | None = None
+            raise CommandError(_("NAME must be 1 to %(max)s characters.") % {"max": _NAME_MAX})
+        component: Platform | None = None
         if appid:
             try:
                 component = component_get(appid)
             except ComponentUnknown:
-                raise CommandError(f"No platform has component appid {appid!r}.") from None
+                raise CommandError(_("No platform with component AppID %(appid)s.") % {"appid": appid}) from None
         key, raw = service_key_issue(name=name, component=component)
         self.stdout.write(raw)
-        scope = f"platform {appid}" if appid else "every platform"
-        self.stderr.write(f"Issued service key {key.prefix}… ({name!r}) for {scope}. It will not be shown again.")
+        scope = _("platform %(appid)s") % {"appid": appid} if appid else _("every platform")
+        self.stderr.write(
+            _("Issued service key %(prefix)s… (%(name)s) for %(scope)s. It will not be shown again.")
+            % {"prefix": key.prefix, "name": name, "scope": scope}
+        )

@@ -1,5 +1,5 @@
-"""`python manage.py add_component --appid A --secret S --token T --aes-key K [--name N]`: adds a third-party
-platform, or updates the credentials of one added before.
+"""`python manage.py add_component --appid A --secret S --token T --aes-key K [--name N] [--inactive]`: adds a
+third-party platform (switched off with --inactive), or updates the credentials of one added before.
 
 The default platform (WECHAT_COMPONENT_*) is refused: its credentials come from the settings. The values are
 checked as WeChat will check them (wxplatform.component.validation); the output names the platform, never a
@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 
-from wxplatform.component.models import ComponentCredential
+from wxplatform.component.models import Platform
 from wxplatform.component.services import component_add
 from wxplatform.component.validation import (
     validate_aes_key,
@@ -35,6 +35,14 @@ class Command(BaseCommand):
         parser.add_argument("--token", required=True, help="Its message verification token.")
         parser.add_argument("--aes-key", required=True, help="Its EncodingAESKey (43 characters).")
         parser.add_argument("--name", default="", help="A name for staff (kept when omitted on an update).")
+        parser.add_argument(
+            "--inactive",
+            action="store_true",
+            help=_(
+                "Create the platform switched off (or switch an existing one off): it receives pushes but refreshes "
+                "and syncs nothing until it is switched on in the console."
+            ),
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         appid = options["appid"].strip()
@@ -52,17 +60,18 @@ class Command(BaseCommand):
                 except ValidationError as exc:
                     errors.extend(exc.messages)
                     break
-        if len(options["name"]) > ComponentCredential._meta.get_field("name").max_length:  # type: ignore[operator]
+        if len(options["name"]) > Platform._meta.get_field("name").max_length:  # type: ignore[operator]
             errors.append(_("The name must be at most 100 characters."))
         if errors:
             raise CommandError("\n".join(errors))
-        existed = ComponentCredential.objects.filter(component_appid=appid).exists()
+        existed = Platform.objects.filter(component_appid=appid).exists()
         component = component_add(
             appid=appid,
             secret=options["secret"],
             token=options["token"],
             aes_key=options["aes_key"],
             name=options["name"].strip(),
+            active=False if options["inactive"] else None,
         )
         if existed:
             message = _("Updated platform %(platform)s: AppSecret, token and EncodingAESKey replaced.")

@@ -12,8 +12,8 @@ from django.db import models, transaction
 from tqdm import tqdm
 
 from tenants.models import AuthorizationCode, Tenant
-from wxplatform.component.models import ComponentCredential
-from wxplatform.encryption import EncryptedTextField
+from wxplatform.component.models import Platform
+from wxplatform.core.encryption import EncryptedTextField
 
 BATCH = 500
 
@@ -27,7 +27,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         total = 0
-        for model in (ComponentCredential, Tenant, AuthorizationCode):
+        for model in (Platform, Tenant, AuthorizationCode):
             fields = _encrypted_fields(model)
             ids = list(model._default_manager.order_by("pk").values_list("pk", flat=True))
             with tqdm(total=len(ids), desc=str(model._meta.verbose_name_plural), disable=None) as bar:

@@ -1,0 +1,128 @@
+"""Explicit request and response shapes of the merchant API (they are also its OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.reverse import reverse
+
+from drafts.models import AttemptOutcome, JobState, SnapshotReason, SyncJob, SyncTrigger
+from tenants.models import AccountKind, Eligibility, Tenant, TenantStatus
+from tenants.selectors import eligibility_reason
+from wxplatform.core.observability import redact
+
+# Largest page of history a client may ask for (page_size).
+MAX_PAGE_SIZE = 500
+
+
+class EligibilitySerializer(serializers.Serializer[Tenant]):
+    status = serializers.ChoiceField(choices=Eligibility.choices, source="eligibility")
+    reason = serializers.SerializerMethodField(help_text="Why the account is not eligible; null when it is.")
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_reason(self, tenant: Tenant) -> str | None:
+        if tenant.eligibility == Eligibility.ELIGIBLE:
+            return None
+        return eligibility_reason(tenant)
+
+
+class TenantSerializer(serializers.Serializer[Tenant]):
+    appid = serializers.CharField(source="authorizer_appid")
+    nickname = serializers.CharField()
+    account_kind = serializers.ChoiceField(choices=AccountKind.choices)
+    status = serializers.ChoiceField(choices=TenantStatus.choices)
+    permission_sets = serializers.ListField(
+        child=serializers.IntegerField(), source="func_ids", help_text="Permission sets (权限集) granted."
+    )
+    eligibility = EligibilitySerializer(source="*")
+    authorized_at = serializers.DateTimeField(allow_null=True)
+    revoked_at = serializers.DateTimeField(allow_null=True)
+
+
+class DraftCountSerializer(serializers.Serializer[Any]):
+    total_count = serializers.IntegerField(help_text="Drafts in the account's draft box when last fetched.")
+    fetched_at = serializers.DateTimeField(help_text="When the count was last fetched from WeChat.")
+    stale = serializers.BooleanField(help_text="The count is older than the platform's freshness target.")
+    stale_at = serializers.DateTimeField(help_text="When the count becomes (or became) stale.")
+    last_attempt_at = serializers.DateTimeField(allow_null=True, help_text="Last fetch attempt, successful or not.")
+    last_error_code = serializers.IntegerField(allow_null=True, help_text="WeChat errcode of the last failure.")
+    last_error_at = serializers.DateTimeField(allow_null=True)
+    sync_paused_until = serializers.DateTimeField(
+        source="paused_until", allow_null=True, help_text="Fetches are paused until then (daily quota spent)."
+    )
+
+
+class DraftSnapshotSerializer(serializers.Serializer[Any]):
+    total_count = serializers.IntegerField()
+    fetched_at = serializers.DateTimeField()
+    reason = serializers.ChoiceField(choices=SnapshotReason.choices)
+
+
+class DraftSnapshotPageSerializer(serializers.Serializer[Any]):
+    next = serializers.URLField(allow_null=True, help_text="The next (older) page; null on the last page.")
+    previous = serializers.URLField(allow_null=True)
+    results = DraftSnapshotSerializer(many=True)
+
+
+class HistoryQuerySerializer(serializers.Serializer[Any]):
+    since = serializers.DateTimeField(required=False, help_text="Snapshots fetched at or after (ISO 8601).")
+    until = serializers.DateTimeField(required=False, help_text="Snapshots fetched before (ISO 8601).")
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        since, until = attrs.get("since"), attrs.get("until")
+        if since is not None and until is not None and until <= since:
+            raise serializers.ValidationError({"until": _("Must be later than since.")})
+        return attrs
+
+
+class SyncJobErrorSerializer(serializers.Serializer[SyncJob]):
+    errcode = serializers.IntegerField(allow_null=True, help_text="WeChat errcode, if WeChat answered one.")
+    message = serializers.CharField()
+
+
+class SyncJobSerializer(serializers.Serializer[SyncJob]):
+    id = serializers.UUIDField()
+    url = serializers.SerializerMethodField(help_text="This job's URL: poll it until state is final.")
+    state = serializers.ChoiceField(choices=JobState.choices)
+    trigger = serializers.ChoiceField(choices=SyncTrigger.choices)
+    requested_at = serializers.DateTimeField()
+    queued_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When the job was last handed to the workers' queue; null while it could not be (it is "
+        "retried within a minute, or when you poll).",
+    )
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    outcome = serializers.SerializerMethodField()
+    total_count = serializers.IntegerField(allow_null=True, help_text="The fetched count, once succeeded.")
+    error = serializers.SerializerMethodField()
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, job: SyncJob) -> str:
+        return reverse("api:draft-count-sync-job", kwargs={"job_id": job.pk}, request=self.context.get("request"))
+
+    @extend_schema_field(serializers.ChoiceField(choices=AttemptOutcome.choices, allow_null=True))
+    def get_outcome(self, job: SyncJob) -> str | None:
+        return job.outcome or None
+
+    @extend_schema_field(SyncJobErrorSerializer(allow_null=True))
+    def get_error(self, job: SyncJob) -> dict[str, Any] | None:
+        if job.state != JobState.FAILED:
+            return None
+        # The message may quote WeChat's errmsg; nothing resembling a credential leaves the platform. A job
+        # that WeChat was not asked about says why instead.
+        message = redact(job.message) if job.message else job.get_skip_reason_display()
+        return {"errcode": job.errcode, "message": message}
+
+
+class SyncRequestSerializer(serializers.Serializer[Any]):
+    job = SyncJobSerializer()
+    coalesced = serializers.BooleanField(help_text="An open job already existed; this request joined it.")
+    served_from_storage = serializers.BooleanField(
+        help_text="Answered from the stored count (fetched very recently, or the quota budget is spent)."
+    )

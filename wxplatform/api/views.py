@@ -1,0 +1,302 @@
+"""Merchant API views, one per operation: authenticate (tenants.authentication), call a selector or service,
+serialize. Every read answers from storage and never calls WeChat; a fresh fetch is asked for with
+POST /api/v1/draft-count/sync and runs in a worker.
+
+A tenant that revoked the authorization (or must re-authorize) keeps reading its profile and history with
+its keys; the draft-count endpoints answer 403 with a precise code (see `unavailable_error`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.pagination import Cursor, CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from drafts.models import SyncTrigger
+from drafts.selectors import (
+    DRAFT_COUNT_TENANT_FIELDS,
+    DraftCountUnavailable,
+    Unavailable,
+    draft_count_blocker,
+    draft_count_current,
+    draft_snapshot_list,
+    sync_job_get,
+)
+from drafts.services import draft_count_request_sync
+from tenants.authentication import request_tenant
+from tenants.models import Tenant
+from tenants.selectors import eligibility_reason
+from wxplatform.api.conditional import conditional_response
+from wxplatform.api.errors import APIError, ErrorSerializer, InvalidParameter
+from wxplatform.api.serializers import (
+    MAX_PAGE_SIZE,
+    DraftCountSerializer,
+    DraftSnapshotPageSerializer,
+    DraftSnapshotSerializer,
+    HistoryQuerySerializer,
+    SyncJobSerializer,
+    SyncRequestSerializer,
+    TenantSerializer,
+)
+
+# --- Errors ------------------------------------------------------------------------------------------
+
+
+def unavailable_error(reason: Unavailable, tenant: Tenant) -> APIError:
+    if reason == Unavailable.TENANT_REVOKED:
+        message = _("The account revoked its authorization of this platform; authorize it again to resume.")
+        return APIError(status_code=status.HTTP_403_FORBIDDEN, code=reason.value, message=message)
+    if reason == Unavailable.TENANT_NEEDS_REAUTHORIZATION:
+        message = _("The account's authorization is no longer valid; the account must authorize this platform again.")
+        return APIError(status_code=status.HTTP_403_FORBIDDEN, code=reason.value, message=message)
+    if reason == Unavailable.TENANT_INELIGIBLE:
+        message = _("This account has no draft count: %(reason)s") % {"reason": eligibility_reason(tenant)}
+        return APIError(status_code=status.HTTP_403_FORBIDDEN, code=reason.value, message=message)
+    message = _("No draft count has been fetched yet; request one with POST /api/v1/draft-count/sync.")
+    return APIError(status_code=status.HTTP_404_NOT_FOUND, code=reason.value, message=message)
+
+
+def _errors(specific: dict[int, str] | None = None) -> dict[int, OpenApiResponse]:
+    """Documented error responses, all in the one error shape: the ones every operation has, plus `specific`."""
+    descriptions = {
+        401: "`not_authenticated`, `authentication_failed`, `api_key_revoked`, `api_key_expired`.",
+        429: "`throttled`: too many requests with this key; see Retry-After.",
+        503: "`service_unavailable`: the database is unreachable; see Retry-After.",
+        **(specific or {}),
+    }
+    return {code: OpenApiResponse(ErrorSerializer, description=text) for code, text in sorted(descriptions.items())}
+
+
+_NOT_MODIFIED = OpenApiResponse(
+    description="Not modified: the copy named by If-None-Match / If-Modified-Since is current."
+)
+_CONDITIONAL_HEADERS = [
+    OpenApiParameter(
+        "If-None-Match", OpenApiTypes.STR, OpenApiParameter.HEADER, description="An ETag received before."
+    ),
+    OpenApiParameter("If-Modified-Since", OpenApiTypes.STR, OpenApiParameter.HEADER, description="An HTTP date."),
+    OpenApiParameter("ETag", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200, 304]),
+]
+_RETRY_AFTER = OpenApiParameter(
+    "Retry-After", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[429, 503], description="Seconds."
+)
+_LAST_MODIFIED = OpenApiParameter("Last-Modified", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200, 304])
+_TENANT_STATE_ERRORS = (
+    "`tenant_revoked`: the account revoked the authorization; `tenant_needs_reauthorization`: the account "
+    "must authorize again; `tenant_ineligible`: not an Official Account, or permission set 11/100 missing."
+)
+
+
+def _query(serializer_class: type[HistoryQuerySerializer], request: Request, *, also: frozenset[str]) -> dict[str, Any]:
+    """Validated query parameters; the first invalid or unknown one is named in a 400. Unknown ones are
+    refused so that a misspelt filter (`sinse=`) is not silently ignored."""
+    serializer = serializer_class(data=request.query_params)
+    known = set(serializer.fields) | also | {"format"}  # DRF's own ?format= is handled before the view
+    unknown = sorted(name for name in request.query_params if name not in known)
+    if unknown:
+        raise InvalidParameter(unknown[0], _("%(name)s: unknown query parameter.") % {"name": unknown[0]})
+    # DRF would read `since=` as "no filter"; an empty value is more likely a client bug than a wish.
+    blank = sorted(name for name, values in request.query_params.lists() if any(not v.strip() for v in values))
+    if blank:
+        raise InvalidParameter(blank[0], _("%(name)s: must not be empty.") % {"name": blank[0]})
+    if not serializer.is_valid():
+        parameter, errors = next(iter(serializer.errors.items()))
+        raise InvalidParameter(parameter, _("%(name)s: %(error)s") % {"name": parameter, "error": errors[0]})
+    return dict(serializer.validated_data)
+
+
+# --- Views -------------------------------------------------------------------------------------------
+
+
+class MerchantAPIView(APIView):
+    """What every merchant endpoint shares, so that behaviour and schema agree: OPTIONS is not offered (no
+    metadata, the OpenAPI schema describes each operation), so it is a 405 that the Allow header does not
+    list either; and a query parameter given twice is a 400 naming it, never one of them picked silently."""
+
+    http_method_names = ["get", "post", "head"]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        for name, values in request.query_params.lists():
+            if len(values) > 1:
+                raise InvalidParameter(name, _("%(name)s: given more than once.") % {"name": name})
+
+
+class TenantView(MerchantAPIView):
+    # What TenantSerializer and Last-Modified read; authentication loads only these (tenants.authentication).
+    tenant_fields = (
+        "authorizer_appid",
+        "nickname",
+        "account_kind",
+        "status",
+        "func_ids",
+        "eligibility",
+        "eligibility_detail",
+        "authorized_at",
+        "revoked_at",
+        "updated_at",
+    )
+
+    @extend_schema(
+        operation_id="tenant_retrieve",
+        summary="The calling account",
+        description="The account the API key belongs to: identity, status, permission sets and eligibility.",
+        tags=["account"],
+        parameters=[*_CONDITIONAL_HEADERS, _LAST_MODIFIED, _RETRY_AFTER],
+        responses={200: TenantSerializer, 304: _NOT_MODIFIED, **_errors()},
+    )
+    def get(self, request: Request) -> Response:
+        tenant = request_tenant(request)
+        return conditional_response(request, TenantSerializer(tenant).data, last_modified=tenant.updated_at)
+
+
+class DraftCountView(MerchantAPIView):
+    # Authentication loads only these tenant fields (tenants.authentication).
+    tenant_fields = DRAFT_COUNT_TENANT_FIELDS
+
+    @extend_schema(
+        operation_id="draft_count_retrieve",
+        summary="The stored draft count",
+        description="The draft-box count as last fetched, and whether it is stale. Never calls WeChat.",
+        tags=["draft count"],
+        parameters=[*_CONDITIONAL_HEADERS, _LAST_MODIFIED, _RETRY_AFTER],
+        responses={
+            200: DraftCountSerializer,
+            304: _NOT_MODIFIED,
+            **_errors({403: _TENANT_STATE_ERRORS, 404: "`draft_count_not_fetched`: request a sync first."}),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        tenant = request_tenant(request)
+        try:
+            reading = draft_count_current(tenant=tenant)
+        except DraftCountUnavailable as exc:
+            raise unavailable_error(exc.reason, tenant) from exc
+        return conditional_response(request, DraftCountSerializer(reading).data, last_modified=reading.changed_at)
+
+
+class DraftCountSyncView(MerchantAPIView):
+    @extend_schema(
+        operation_id="draft_count_sync_create",
+        summary="Ask for a fresh draft count",
+        description=(
+            "Starts a fetch from WeChat in the background, or joins the one already open. Poll the job URL "
+            "(Location header, `job.url`) until `state` is `succeeded` or `failed`. Within a minute of the last "
+            "fetch, or when the account's quota budget is spent, the job is answered from storage at once."
+        ),
+        tags=["draft count"],
+        request=None,
+        parameters=[
+            OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER, response=[202]),
+            _RETRY_AFTER,
+        ],
+        responses={202: SyncRequestSerializer, **_errors({403: _TENANT_STATE_ERRORS})},
+    )
+    def post(self, request: Request) -> Response:
+        tenant = request_tenant(request)
+        blocker = draft_count_blocker(tenant=tenant)
+        if blocker is not None:
+            raise unavailable_error(blocker, tenant)
+        result = draft_count_request_sync(tenant=tenant, trigger=SyncTrigger.API)
+        body = {"job": result.job, "coalesced": not result.created, "served_from_storage": result.served_from_storage}
+        data = SyncRequestSerializer(body, context={"request": request}).data
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["job"]["url"]})
+
+
+class DraftCountSyncJobView(MerchantAPIView):
+    @extend_schema(
+        operation_id="draft_count_sync_job_retrieve",
+        summary="A sync job's state and result",
+        tags=["draft count"],
+        parameters=[*_CONDITIONAL_HEADERS, _LAST_MODIFIED, _RETRY_AFTER],
+        responses={
+            200: SyncJobSerializer,
+            304: _NOT_MODIFIED,
+            **_errors({404: "`not_found`: no such job for this account."}),
+        },
+    )
+    def get(self, request: Request, job_id: uuid.UUID) -> Response:
+        tenant = request_tenant(request)
+        job = sync_job_get(tenant=tenant, job_id=job_id)
+        if job is None:
+            raise exceptions.NotFound(_("No such sync job."))
+        # Imported here for the same reason as in DraftCountSyncView.post.
+        from drafts.services import draft_count_job_poll
+
+        job = draft_count_job_poll(job=job)
+        data = SyncJobSerializer(job, context={"request": request}).data
+        return conditional_response(request, data, last_modified=job.finished_at or job.started_at or job.requested_at)
+
+
+class HistoryPagination(CursorPagination):
+    """Newest first; a cursor stays valid while snapshots are added, since (tenant, fetched_at) is unique."""
+
+    ordering = "-fetched_at"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = MAX_PAGE_SIZE
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        try:
+            cursor: Cursor | None = super().decode_cursor(request)
+        except exceptions.NotFound as exc:
+            raise InvalidParameter("cursor", _("cursor: invalid cursor.")) from exc
+        if cursor is None or cursor.position is None:
+            return cursor
+        # DRF does not check the position: a forged one must reach the database as a datetime or not at all.
+        try:
+            position = parse_datetime(str(cursor.position))
+        except ValueError:
+            position = None
+        if position is None:
+            raise InvalidParameter("cursor", _("cursor: invalid cursor."))
+        # (The DRF stubs type the position as int; DRF itself stores the ordering field's value as text.)
+        return Cursor(offset=cursor.offset, reverse=cursor.reverse, position=position.isoformat())  # type: ignore[arg-type]
+
+
+class DraftCountHistoryView(MerchantAPIView):
+    # The one endpoint a key of a revoked authorization may still read (tenants.authentication.HasTenant).
+    history_only_keys_allowed = True
+
+    @extend_schema(
+        operation_id="draft_count_history_list",
+        summary="Draft count history",
+        description=(
+            "Snapshots, newest first: one per fetch that changed the count, plus a periodic heartbeat, so an "
+            "unchanged stretch lies between two snapshots. Follow `next` for older ones. Naive datetimes are "
+            "read in the server's time zone; send an offset."
+        ),
+        tags=["draft count"],
+        parameters=[
+            HistoryQuerySerializer,
+            OpenApiParameter("cursor", OpenApiTypes.STR, OpenApiParameter.QUERY, description="From `next`/`previous`."),
+            *_CONDITIONAL_HEADERS,
+            _RETRY_AFTER,
+        ],
+        responses={
+            200: DraftSnapshotPageSerializer,
+            304: _NOT_MODIFIED,
+            **_errors({400: "`invalid_parameter`: `parameter` names the query parameter."}),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        tenant = request_tenant(request)
+        query = _query(HistoryQuerySerializer, request, also=frozenset({HistoryPagination.cursor_query_param}))
+        snapshots = draft_snapshot_list(tenant=tenant, since=query.get("since"), until=query.get("until"))
+        paginator = HistoryPagination()
+        page = paginator.paginate_queryset(snapshots, request, view=self) or []
+        data = {
+            "next": paginator.get_next_link(),
+            "previous": paginator.get_previous_link(),
+            "results": DraftSnapshotSerializer(page, many=True).data,
+        }
+        return conditional_response(request, data)
