@@ -10,9 +10,15 @@ import os
 
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)s "%(a)s" %({x-request-id}o)s'
 logger_class = "wxplatform.core.access_log.AccessLogger"
-# X-Forwarded-Proto (https) is believed only from these, as in Django (settings.TRUSTED_PROXIES).
-_proxies = [p.strip() for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip()]
-forwarded_allow_ips = ",".join(_proxies) or "127.0.0.1"
+# Port from PORT (default 8000) on every interface, so that a container on the host network can move it.
+bind = [f"0.0.0.0:{os.environ.get('PORT') or '8000'}"]
+# gunicorn never interprets forwarding headers itself: Django does, from TRUSTED_PROXIES (wxplatform/core/proxies.py),
+# which are CIDRs, while forwarded_allow_ips takes bare addresses only (gunicorn 23 refuses "10.0.0.0/8"). Were
+# gunicorn to trust a client that Django does not, that client's X-Forwarded-Proto would set wsgi.url_scheme to
+# https, and Django, having dropped the header, would fall back to that scheme: HTTPS claimed by anyone. With an
+# empty list gunicorn passes the headers through untouched and the scheme stays that of the connection; only
+# TrustedProxyMiddleware decides (SECURE_PROXY_SSL_HEADER reads the header it kept).
+forwarded_allow_ips = ""
 
 # Threads, not only processes: an anonymous authorization page waits on WeChat while its visitor does, and each
 # process lets at most AUTHORIZE_CONCURRENCY (2) of them wait at once, so the other threads keep answering the

@@ -58,6 +58,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from bench import group_rss
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DATABASE = "bench_api"
 # draft-count throughput as a share of /healthz's.
@@ -350,6 +352,8 @@ def run(args: argparse.Namespace) -> None:
                     f"p99 {result.p99_ms:6.2f} ms  non-200: {result.errors}  client CPU {result.client_cpu:.0%}",
                     flush=True,
                 )
+        # After the load: the high-water mark of each process (CPython seldom gives memory back).
+        memory = group_rss(server.pid)
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
@@ -377,6 +381,12 @@ def run(args: argparse.Namespace) -> None:
     print(f"draft-count / healthz throughput: {ratio:.2f}x (floor >= {FLOOR:.2f}x): {verdict}")
     # No floor in the issue: reported beside the merchant read (each hand-out also writes its audit row).
     print(f"token hand-out / healthz throughput: {best['token hand-out'].rps / trivial.rps:.2f}x")
+    workers = [rss for pid, rss in memory.items() if pid != server.pid]
+    print(
+        f"gunicorn memory after the load (RSS): master {memory.get(server.pid, 0) / 2**20:,.0f} MiB, "
+        f"largest worker {max(workers, default=0) / 2**20:,.0f} MiB, "
+        f"all {sum(memory.values()) / 2**20:,.0f} MiB ({len(workers)} workers)"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

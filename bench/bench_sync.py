@@ -41,7 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from wxsandbox.config import SandboxConfig  # noqa: E402 - after the path fix for script use
+from bench import group_rss  # noqa: E402 - after the path fix for script use
+from wxsandbox.config import SandboxConfig  # noqa: E402
 from wxsandbox.control import SandboxControl  # noqa: E402
 
 BENCH_DATABASE = "bench_wxplatform"
@@ -160,22 +161,7 @@ class _Worker:
 
     def rss(self) -> int:
         """Summed RSS in bytes of every process in the worker's process group (main process + pool)."""
-        total = 0
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                # Fields after the command name (which may hold spaces): state ppid pgrp ...
-                pgrp = int(stat.rsplit(")", 1)[1].split()[2])
-                if pgrp != self.process.pid:
-                    continue
-                for line in Path(f"/proc/{entry}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-            except (OSError, IndexError, ValueError):
-                continue
-        return total
+        return sum(group_rss(self.process.pid).values())
 
     def _sample(self) -> None:
         while self._sampling:

@@ -18,6 +18,7 @@ import aiohttp
 from django.conf import settings
 
 from drafts.ratelimit import draft_count_limiter
+from wxplatform.component.clients import wechat_bases
 from wxplatform.core import egress, metrics
 from wxplatform.wechat.bulk import DRAFT_COUNT_PATH, DraftCountResult, fetch_draft_counts_async
 
@@ -66,6 +67,7 @@ class _Fetcher:
                 session=self.session,
                 on_call=metrics.observe_wechat_call,
                 proxy=self.proxy,
+                bases=wechat_bases(),
             )
         finally:
             self.last_used = time.monotonic()

@@ -53,6 +53,7 @@ class SkipReason(models.TextChoices):
     PAUSED = "paused", _("Daily quota exhausted, paused until it resets")
     QUOTA_BUDGET = "quota_budget", _("Daily quota budget used")
     RECENTLY_SYNCED = "recently_synced", _("Synced moments ago")
+    WECHAT_DEGRADED = "wechat_degraded", _("WeChat degraded for the platform, backing off")
 
 
 class SyncTrigger(models.TextChoices):

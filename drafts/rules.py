@@ -19,7 +19,9 @@ from tenants.models import Eligibility, Tenant, TenantStatus
 from wxplatform.core.backoff import backoff_delay
 
 # For on-demand syncs these are answered from storage ("cached") rather than skipped.
-SERVED_FROM_STORAGE = frozenset({SkipReason.PAUSED, SkipReason.QUOTA_BUDGET, SkipReason.RECENTLY_SYNCED})
+SERVED_FROM_STORAGE = frozenset(
+    {SkipReason.PAUSED, SkipReason.QUOTA_BUDGET, SkipReason.RECENTLY_SYNCED, SkipReason.WECHAT_DEGRADED}
+)
 # Outcomes after which an on-demand job has succeeded: it has a count to show.
 SUCCESS_OUTCOMES = frozenset({AttemptOutcome.CHANGED, AttemptOutcome.UNCHANGED, AttemptOutcome.CACHED})
 

@@ -67,10 +67,11 @@ from tenants.tasks import read_quota
 from webhooks.selectors import subscribed_tenants
 from webhooks.tasks import deliver_soon as webhooks_deliver_soon
 from wxplatform.component.services import ComponentNotReady
-from wxplatform.core import metrics
+from wxplatform.core import degradation, metrics
 from wxplatform.core.bulk_update import BulkUpdate
 from wxplatform.core.freshness import BATCH_TOKEN_MARGIN, token_is_fresh
 from wxplatform.core.queueing import enqueue
+from wxplatform.wechat.client import call_outcome
 from wxplatform.wechat.errors import (
     INELIGIBLE_CODES,
     REVOKED_CODES,
@@ -145,9 +146,17 @@ def sync_tenants(tenants: Sequence[Tenant], *, trigger: str, chunk: SyncChunk | 
 
 def _plan(works: list[_Work], *, trigger: str, now: datetime) -> list[_Work]:
     pending: list[_Work] = []
+    # A platform WeChat is degraded for gets a few probe calls per batch; its other accounts wait, quota unspent.
+    degraded = degradation.states({w.tenant.component_id for w in works})
+    probes = dict.fromkeys(degraded, degradation.probes_allowed())
     for work in works:
         tenant = work.tenant
         reason = skip_reason(tenant, trigger=trigger, now=now)
+        if reason is None and tenant.component_id in degraded:
+            if probes[tenant.component_id] > 0:
+                probes[tenant.component_id] -= 1
+            else:
+                reason = SkipReason.WECHAT_DEGRADED
         if reason is not None:
             work.result = skipped_result(tenant, trigger=trigger, reason=reason)
             continue
@@ -182,6 +191,15 @@ def _refresh(work: _Work, *, stale_version: int | None) -> bool:
     return True
 
 
+def _observe(pending: list[_Work], results: Sequence[Any]) -> set[int]:
+    """Tells the degradation detector how this round's calls ended, per platform; the platforms degraded now."""
+    by_component: dict[int, list[tuple[int, str]]] = {}
+    for outcome in results:
+        tenant = pending[outcome.key].tenant
+        by_component.setdefault(tenant.component_id, []).append((tenant.pk, call_outcome(outcome.error)))
+    return {cid for cid, pairs in by_component.items() if degradation.observe(cid, pairs) is not None}
+
+
 def _fetch_rounds(pending: list[_Work], *, trigger: str) -> None:
     today = quota_day(timezone.now())
     attempt = 0
@@ -192,6 +210,9 @@ def _fetch_rounds(pending: list[_Work], *, trigger: str) -> None:
             time.sleep(retry_delay(attempt - 1))
         results = draft_counts_fetch([(index, work.token) for index, work in enumerate(pending)])
         fetched_at = timezone.now()
+        # Retries are for one account's bad luck; when WeChat is degraded for the platform they would only spend
+        # quota and time account by account.
+        degraded = _observe(pending, results)
         retry: list[_Work] = []
         backoff = False
         for outcome in results:
@@ -209,7 +230,12 @@ def _fetch_rounds(pending: list[_Work], *, trigger: str) -> None:
                 work.token_retried = True
                 if _refresh(work, stale_version=work.version):
                     retry.append(work)
-            elif isinstance(error, RetryableError) and attempt < settings.DRAFT_SYNC_MAX_ATTEMPTS and used < budget:
+            elif (
+                isinstance(error, RetryableError)
+                and attempt < settings.DRAFT_SYNC_MAX_ATTEMPTS
+                and used < budget
+                and work.tenant.component_id not in degraded
+            ):
                 retry.append(work)
                 backoff = True
             else:

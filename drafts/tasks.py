@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError
 
 from drafts.models import SyncTrigger
@@ -58,7 +59,15 @@ def sweep_jobs() -> int:
     return draft_count_jobs_sweep()
 
 
-@shared_task(name="drafts.sync_chunk", **RETRY_DATABASE_OUTAGES)
+# A chunk that overruns its soft time limit is tried again, never acknowledged as failed: a failed chunk's
+# message is gone and its run would never finish. It overruns when it waits on rows locked by a worker that
+# was cut off mid-write (tests/cluster/test_node_cut_off.py): PostgreSQL's idle_in_transaction_session_timeout
+# ends that worker's transaction (README, "Running on several machines") and the retry then finds the chunk
+# done or does it.
+@shared_task(
+    name="drafts.sync_chunk",
+    **RETRY_DATABASE_OUTAGES | {"autoretry_for": (*DATABASE_OUTAGES, SoftTimeLimitExceeded)},
+)
 def sync_chunk(chunk_id: int) -> None:
     draft_count_chunk_sync(chunk_id=chunk_id)
 

@@ -6,6 +6,9 @@
 #   fonts-wqy-microhei - a Chinese font, so that the browser test lays out (and screenshots) zh-Hans pages
 #   prometheus      - promtool (checks and unit-tests deploy/prometheus/alerts.yml) and the prometheus server
 #                     that scrapes the running stack in tests/test_monitoring.py
+#   pgbouncer       - the transaction-pooling subset (tests/ha/test_pgbouncer.py, `make test-pgbouncer`)
+#   redis-sentinel  - the Redis failover tests (tests/ha/test_sentinel.py, `make test-sentinel`)
+#   iproute2        - `ip netns`, veth pairs and a bridge: the hosts of the cluster tests (tests/cluster)
 # Never fails the build: where a tool cannot be installed, its tests say so and skip.
 set -u
 missing=()
@@ -14,6 +17,9 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v msgfmt >/dev/null 2>&1 || missing+=(gettext)
 fc-list :lang=zh 2>/dev/null | grep -q . || missing+=(fonts-wqy-microhei)
 { command -v promtool && command -v prometheus; } >/dev/null 2>&1 || missing+=(prometheus)
+command -v pgbouncer >/dev/null 2>&1 || missing+=(pgbouncer)
+command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "note: cannot install ${missing[*]} (needs root and apt-get); the tests that use them will skip" >&2

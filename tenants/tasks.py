@@ -143,9 +143,12 @@ def read_quota(tenant_id: int) -> None:
 RECONCILE_TIME_LIMIT = 3 * 3600
 
 
+# Not acks_late, alone among the tasks: a pass may outlast the broker's visibility timeout (CELERY_VISIBILITY_TIMEOUT,
+# 15 min), after which Redis would hand the unacknowledged message to a second worker and two passes would run
+# side by side. A pass lost with its worker is made by the next day's beat entry (or `reconcile_authorizers`).
 @shared_task(
     name="tenants.reconcile_authorizers",
-    acks_late=True,
+    acks_late=False,
     soft_time_limit=RECONCILE_TIME_LIMIT,
     time_limit=RECONCILE_TIME_LIMIT + 60,
 )

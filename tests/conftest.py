@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.sync",
     "tests.fixtures.proxy",
     "tests.fixtures.receiver",
+    "tests.fixtures.pgbouncer",
 ]

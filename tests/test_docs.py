@@ -258,7 +258,7 @@ def _endpoint_methods() -> list[str]:
     return [
         name
         for name, member in inspect.getmembers(WeChatClient, inspect.isfunction)
-        if not name.startswith("_") and name not in {"close", "for_component", "with_read_timeout"}
+        if not name.startswith("_") and name not in {"close", "for_component", "with_read_timeout", "forward", "bases"}
     ]
 
 

@@ -2,7 +2,7 @@ from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
-from wxplatform.core import metrics, observability, schedule
+from wxplatform.core import liveness, metrics, observability, schedule
 
 
 class WxPlatformConfig(AppConfig):
@@ -15,6 +15,7 @@ class WxPlatformConfig(AppConfig):
         # metrics storage and Celery signal wiring here.
         metrics.setup()
         observability.connect_task_signals()
+        liveness.connect_worker_signals()
         # The periodic tasks of wxplatform/core/schedule.py that are missing, after every migrate; once per
         # migrate (this app's signal), whichever apps it migrated.
         post_migrate.connect(schedule.install_after_migrate, sender=self, dispatch_uid="wxplatform.schedule")

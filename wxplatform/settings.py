@@ -28,7 +28,8 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 # Run-time files of a one-machine setup: the SQLite database, the embedded broker, the file cache, the metrics
 # files, the sandbox's state and `make run`'s lock.
-VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
+# Empty counts as unset (.env.example lists it as `VAR_DIR=`).
+VAR_DIR = Path(env.str("VAR_DIR", default="") or BASE_DIR / "var")
 
 # The development environment `make run` uses (its sandbox URLs, database, DEBUG), written by run_stack to
 # VAR_DIR/dev.env, so that a command typed in a second terminal of the same checkout talks to the same sandbox
@@ -98,6 +99,26 @@ WECHAT_READ_TIMEOUT = env.float("WECHAT_READ_TIMEOUT", default=10.0)
 # The egress proxy (a fixed-IP gateway whose address is on the platform's IP whitelist) that every call to
 # WeChat goes through, the requests client and the aiohttp fan-out alike; empty: connect directly. It may
 # carry credentials (http://user:pass@host:port), so it is never logged or shown.
+# Other doors to WeChat, tried in order when a connection to WECHAT_API_BASE cannot be made (docs/wechat/
+# endpoints.md#api-domains), e.g. "https://api2.weixin.qq.com,https://sh.api.weixin.qq.com"; a base that failed
+# stays out for WECHAT_BASE_COOLDOWN seconds.
+WECHAT_API_FALLBACK_BASES = [b.strip() for b in env.list("WECHAT_API_FALLBACK_BASES", default=[]) if b.strip()]
+for _base in WECHAT_API_FALLBACK_BASES:
+    if urlsplit(_base).scheme not in {"http", "https"} or not urlsplit(_base).hostname:
+        raise ImproperlyConfigured(f"WECHAT_API_FALLBACK_BASES: {_base!r} is not an http(s):// URL with a host")
+WECHAT_BASE_COOLDOWN = env.float("WECHAT_BASE_COOLDOWN", default=60.0)
+# WeChat degraded for a platform (wxplatform/core/degradation.py): over WINDOW seconds at least MIN_CALLS calls,
+# one retryable failure kind taking SHARE of them across MIN_ACCOUNTS distinct accounts. Then each batch probes
+# PROBES accounts and skips the rest; the state lapses after HOLD seconds without a new trip.
+WECHAT_DEGRADED_SHARE = env.float("WECHAT_DEGRADED_SHARE", default=0.5)
+WECHAT_DEGRADED_MIN_CALLS = env.int("WECHAT_DEGRADED_MIN_CALLS", default=50)
+WECHAT_DEGRADED_MIN_ACCOUNTS = env.int("WECHAT_DEGRADED_MIN_ACCOUNTS", default=20)
+WECHAT_DEGRADED_WINDOW = env.int("WECHAT_DEGRADED_WINDOW", default=120)
+WECHAT_DEGRADED_PROBES = env.int("WECHAT_DEGRADED_PROBES", default=5)
+WECHAT_DEGRADED_HOLD = env.int("WECHAT_DEGRADED_HOLD", default=600)
+# The WeChat gateway's largest request body: WeChat's largest upload (a 10 MB image or video, docs/wechat/
+# endpoints.md#gateway) and its multipart framing.
+WECHAT_GATEWAY_MAX_BODY = env.int("WECHAT_GATEWAY_MAX_BODY", default=10 * 1024 * 1024 + 64 * 1024)
 WECHAT_HTTP_PROXY = env.str("WECHAT_HTTP_PROXY", default="").strip()
 if WECHAT_HTTP_PROXY:
     _proxy = urlsplit(WECHAT_HTTP_PROXY)
@@ -217,6 +238,15 @@ else:
     # Seconds to wait for a new connection (libpq counts it per address and takes 2 at least). Below WeChat's 5 s,
     # so that a push meeting a database host that stopped answering is still answered (503) in time.
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DATABASE_CONNECT_TIMEOUT", 3)
+# Behind a pooler in transaction mode (pgbouncer `pool_mode = transaction`) each transaction may run on another
+# server connection, so nothing may outlive one: no server-side cursors (a named cursor lives until it is
+# closed; .iterator() then fetches its chunks client-side), no prepared statements (psycopg prepares a query run
+# 5 times on the server connection of the moment, should server-side binding ever be turned on). The code holds
+# no other session state (no advisory locks, SET, LISTEN or temporary tables: docs/deploy/pgbouncer.md).
+DATABASE_TRANSACTION_POOLING = env.bool("DATABASE_TRANSACTION_POOLING", default=False)
+if DATABASE_TRANSACTION_POOLING and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
 # Lets parallel test runs on one server use distinct test databases. A SQLite test database is a file, so
 # that a Celery worker started by the tests sees the same data.
 if env.str("TEST_DATABASE_NAME", default=""):
@@ -234,6 +264,24 @@ REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="wxp")
 # Redis outage costs a request seconds, never minutes (wxplatform/core/redis_client.py).
 REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=2.0)
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
+# Redis Sentinel (docs/deploy/redis-sentinel.md): the sentinels' addresses (host:port, comma-separated) and the
+# name they monitor the master under. Every connection (broker, cache, rate limits, probes) then asks the
+# sentinels for the current master, and follows a failover. REDIS_URL is optional then; when set, only its
+# password and database number are used (its host and port are not). REDIS_SENTINEL_PASSWORD: the sentinels'
+# own password (their requirepass), if they have one.
+REDIS_SENTINELS: list[tuple[str, int]] = []
+for _sentinel in env.list("REDIS_SENTINELS", default=[]):
+    _host, _sep, _port = _sentinel.strip().rpartition(":")
+    if not _host or not _port.isdigit() or not 0 < int(_port) < 65536:
+        raise ImproperlyConfigured(f"REDIS_SENTINELS: {_sentinel!r} is not host:port")
+    REDIS_SENTINELS.append((_host.strip("[]"), int(_port)))
+REDIS_SENTINEL_MASTER = env.str("REDIS_SENTINEL_MASTER", default="").strip()
+REDIS_SENTINEL_PASSWORD = env.str("REDIS_SENTINEL_PASSWORD", default="")
+if REDIS_SENTINELS and not REDIS_SENTINEL_MASTER:
+    raise ImproperlyConfigured("REDIS_SENTINELS needs REDIS_SENTINEL_MASTER, the name the sentinels monitor")
+if REDIS_SENTINELS and not REDIS_URL:
+    # The host of this URL names the master; the address comes from the sentinels.
+    REDIS_URL = f"redis://{REDIS_SENTINEL_MASTER}/0"
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -243,6 +291,9 @@ if REDIS_URL:
             "OPTIONS": {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT, "socket_timeout": REDIS_SOCKET_TIMEOUT},
         }
     }
+    if REDIS_SENTINELS:
+        # Django builds the cache's pool with pool_class.from_url(LOCATION, **OPTIONS).
+        CACHES["default"]["OPTIONS"]["pool_class"] = "wxplatform.core.redis_client.SentinelPool"
 else:
     # Shared by every process on this machine, unlike the per-process local-memory cache.
     CACHES = {
@@ -256,6 +307,16 @@ else:
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT = "wxplatform.core.broker:Transport"
+    if REDIS_SENTINELS:
+        # kombu's Sentinel transport: one sentinel:// URL per sentinel, ';'-separated; the first carries the
+        # master's password and database number (from REDIS_URL). The master's name is a transport option.
+        _redis = urlsplit(REDIS_URL)
+        _auth = f"{_redis.username or ''}:{_redis.password}@" if _redis.password else ""
+        _db = _redis.path.strip("/") or "0"
+        CELERY_BROKER_URL = ";".join(
+            f"sentinel://{_auth}{f'[{host}]' if ':' in host else host}:{port}/{_db}" for host, port in REDIS_SENTINELS
+        )
+        CELERY_BROKER_TRANSPORT = "wxplatform.core.broker:SentinelTransport"
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         # An unacknowledged task (its worker died) is handed out again after this many seconds. It must
         # exceed the hard time limit, or a slow task would run twice at once.
@@ -266,7 +327,22 @@ if REDIS_URL:
         "unacked_restore_throttle": 1,
         "global_keyprefix": f"{REDIS_KEY_PREFIX}:",
         "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+        # A worker whose host was cut off (link down, nobody told) otherwise blocks on its broker socket until
+        # TCP's retransmission backoff gets a packet through, a minute or more after the link is back, and
+        # meanwhile enforces no time limit. With a timeout the command fails, Celery reconnects (it retries
+        # the broker connection for ever) and consumes again as soon as the network is back
+        # (tests/cluster/test_node_cut_off.py). Above kombu's 1 s BRPOP, so an idle queue is no error.
+        "socket_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=10.0),
+        "socket_keepalive": True,
     }
+    if REDIS_SENTINELS:
+        CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
+        # Asking the sentinels is bounded like every other Redis connection.
+        CELERY_BROKER_TRANSPORT_OPTIONS["sentinel_kwargs"] = {
+            "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+            "socket_timeout": REDIS_SOCKET_TIMEOUT,
+            **({"password": REDIS_SENTINEL_PASSWORD} if REDIS_SENTINEL_PASSWORD else {}),
+        }
 else:
     _broker_dir = VAR_DIR / "broker"
     (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
@@ -284,15 +360,32 @@ else:
 # command) and no retries, so that a broker outage costs a request well under WeChat's 5 s; the work is
 # recorded in the database first and swept into the queue when the broker returns.
 WEB_BROKER_TIMEOUT = env.float("WEB_BROKER_TIMEOUT", default=0.5)
-CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default=f"{REDIS_KEY_PREFIX}-default")
+# Empty counts as unset: .env.example (and the Kubernetes ConfigMap) carry `CELERY_QUEUE=`, which would
+# otherwise name the queue "" (workers, KEDA and the status page then watch a queue nobody uses).
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="") or f"{REDIS_KEY_PREFIX}-default"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# A task is acknowledged when it ends, so one whose worker dies is handed out again (tasks are safe to run
+# twice). With acks_late the messages a worker runs stay unacknowledged, so a prefetch multiplier of 1 caps
+# what it holds at one per pool slot: nothing waits in one worker behind a long task while another idles,
+# and a killed worker takes at most `concurrency` tasks down with it, each back after the visibility timeout.
+# (Countdown tasks are held apart from this cap; each stays unacknowledged from its fetch, so a countdown
+# plus the time limit must stay below the visibility timeout: tests/production/test_celery_production.py.)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Events are off (Celery's defaults, stated): nothing here reads them (no flower, no `celery events`; metrics
+# come from task signals in each process). Workers run with --without-gossip --without-mingle
+# --without-heartbeat for the same reason (docker-compose.yml, deploy/kubernetes; docs/celery.md).
+CELERY_WORKER_SEND_TASK_EVENTS = False
+CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
+# `manage.py worker_alive` fails when the worker has taken or finished no task (nor its probe's ping) for this
+# many seconds. Default: the hard time limit plus a minute, since a worker whose every slot is busy takes
+# nothing until a task ends, and the hard limit ends one at the latest (wxplatform/core/liveness.py).
+WORKER_LIVENESS_MAX_AGE = env.int("WORKER_LIVENESS_MAX_AGE", default=CELERY_TASK_TIME_LIMIT + 60)
 # Results are not needed: job state that users ask about is stored in our own tables.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -303,7 +396,13 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # Workers and beat log through LOGGING below (the JSON formatter, request ids, redaction), not Celery's own
 # plain-text handlers.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# One active beat per environment: django-celery-beat's DatabaseScheduler behind a lease in Redis, so that a
+# second beat (a rollout, a second host) stands by instead of sending every entry again (wxplatform/core/beat.py).
+# The holder renews the lease every third of BEAT_LEASE_SECONDS; a standby takes over when it lapses.
+CELERY_BEAT_SCHEDULER = "wxplatform.core.beat:SingleBeatScheduler"
+BEAT_LEASE_SECONDS = env.float("BEAT_LEASE_SECONDS", default=30.0)
+# Each sent entry's last run time is written at once, so a beat taking over sends nothing the last one sent.
+CELERY_BEAT_SYNC_EVERY = 1
 CELERY_TIMEZONE = "UTC"
 
 # --- Auth, i18n, static ------------------------------------------------------------------------------
@@ -349,7 +448,8 @@ WHITENOISE_USE_FINDERS = True
 
 # Reverse proxies (CIDRs) in front of the service. Only from these are X-Forwarded-For (the client address of
 # the per-address rate limits) and X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER) believed; from anyone else
-# wxplatform.core.proxies.TrustedProxyMiddleware drops them. Give gunicorn the same list (FORWARDED_ALLOW_IPS).
+# wxplatform.core.proxies.TrustedProxyMiddleware drops them. gunicorn trusts no one (gunicorn.conf.py), so this is
+# the only list.
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 for _network in TRUSTED_PROXIES:
     try:

@@ -26,6 +26,7 @@ from drafts.services import draft_count_chunk_sync, draft_count_run_start
 from tenants.models import Eligibility, Tenant, TenantStatus
 from tests.fixtures.sandbox import Sandbox
 from tests.fixtures.sync import component_ready, sandbox_tenant, sandbox_tenants
+from tests.wechat.helpers import wait_until_answered
 
 # Also on SQLite (make test-smoke): the batch writes are raw SQL that both databases must accept.
 pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
@@ -398,6 +399,8 @@ def test_a_timeout_is_retried_and_recorded_as_a_transport_failure(sync_settings:
     assert (tenant.draft_count, tenant.last_error_code, tenant.last_error_message) == (None, None, "read timeout")
     # The sandbox counts a held call only once it answers; the injection is counted at once.
     assert sync_settings.control.counters()["faults_injected"] == {"timeout": 2}
+    # Their late answers must not land in the next test's counters.
+    wait_until_answered(sync_settings.control, DRAFT_COUNT, 2)
 
 
 # --- Tokens ------------------------------------------------------------------------------------------

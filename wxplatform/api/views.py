@@ -11,12 +11,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
-from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -37,8 +35,8 @@ from tenants.models import Tenant
 from tenants.selectors import eligibility_reason
 from wxplatform.api.conditional import conditional_response
 from wxplatform.api.errors import APIError, ErrorSerializer, InvalidParameter
+from wxplatform.api.pagination import DatetimeCursorPagination
 from wxplatform.api.serializers import (
-    MAX_PAGE_SIZE,
     DraftCountSerializer,
     DraftSnapshotPageSerializer,
     DraftSnapshotSerializer,
@@ -237,30 +235,11 @@ class DraftCountSyncJobView(MerchantAPIView):
         return conditional_response(request, data, last_modified=job.finished_at or job.started_at or job.requested_at)
 
 
-class HistoryPagination(CursorPagination):
+class HistoryPagination(DatetimeCursorPagination):
     """Newest first; a cursor stays valid while snapshots are added, since (tenant, fetched_at) is unique."""
 
     ordering = "-fetched_at"
     page_size = 100
-    page_size_query_param = "page_size"
-    max_page_size = MAX_PAGE_SIZE
-
-    def decode_cursor(self, request: Request) -> Cursor | None:
-        try:
-            cursor: Cursor | None = super().decode_cursor(request)
-        except exceptions.NotFound as exc:
-            raise InvalidParameter("cursor", _("cursor: invalid cursor.")) from exc
-        if cursor is None or cursor.position is None:
-            return cursor
-        # DRF does not check the position: a forged one must reach the database as a datetime or not at all.
-        try:
-            position = parse_datetime(str(cursor.position))
-        except ValueError:
-            position = None
-        if position is None:
-            raise InvalidParameter("cursor", _("cursor: invalid cursor."))
-        # (The DRF stubs type the position as int; DRF itself stores the ordering field's value as text.)
-        return Cursor(offset=cursor.offset, reverse=cursor.reverse, position=position.isoformat())  # type: ignore[arg-type]
 
 
 class DraftCountHistoryView(MerchantAPIView):

@@ -13,7 +13,6 @@ from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
-from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -30,6 +29,7 @@ from webhooks.services import (
     endpoint_update,
 )
 from wxplatform.api.errors import APIError, ErrorSerializer, InvalidParameter
+from wxplatform.api.pagination import IdCursorPagination
 from wxplatform.api.serializers import MAX_PAGE_SIZE
 
 _EVENTS_HELP = "Event types to receive: " + ", ".join(f"`{t}`" for t in EventType.values) + "."
@@ -247,25 +247,11 @@ class WebhookRotateSecretView(APIView):
         return Response({"secret": secret})
 
 
-class DeliveryPagination(CursorPagination):
+class DeliveryPagination(IdCursorPagination):
     """Newest first by id, which only grows, so a cursor stays valid while deliveries are added."""
 
     ordering = "-id"
     page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = MAX_PAGE_SIZE
-
-    def decode_cursor(self, request: Request) -> Cursor | None:
-        try:
-            cursor: Cursor | None = super().decode_cursor(request)
-        except exceptions.NotFound as exc:
-            raise InvalidParameter("cursor", _("cursor: invalid cursor.")) from exc
-        if cursor is None or cursor.position is None:
-            return cursor
-        # DRF does not check the position: a forged one must reach the database as an integer or not at all.
-        if not str(cursor.position).isdigit() or len(str(cursor.position)) > 19:
-            raise InvalidParameter("cursor", _("cursor: invalid cursor."))
-        return cursor
 
 
 class WebhookDeliveriesView(APIView):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -13,15 +14,52 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from wxplatform.admin import AuditedAdminMixin, ReadOnlyAdmin, audit_record
-from wxplatform.authority.models import ServiceKey, TokenHandout
-from wxplatform.authority.services import service_key_issue, service_key_revoke
+from wxplatform.authority.models import GatewayUsage, ServiceKey, TokenHandout
+from wxplatform.authority.services import (
+    InvalidPathPattern,
+    allowed_paths_clean,
+    service_key_issue,
+    service_key_revoke,
+)
 
-_ADD_FIELDS = ("name", "component", "expiry_date")
+_ADD_FIELDS = ("name", "component", "expiry_date", "allowed_paths")
 _SHOWN_FIELDS = ("name", "prefix", "component", "created", "last_used_at", "expiry_date", "revoked")
+# What can change after issue: the WeChat paths the key may call through the gateway.
+_EDITABLE_FIELDS = ("allowed_paths",)
+
+
+class AllowedPathsField(forms.CharField):
+    """The key's gateway patterns as lines of a text area; stored as a list."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "cols": 60, "placeholder": "/cgi-bin/draft/*"})
+
+    def prepare_value(self, value: Any) -> Any:
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        if isinstance(value, list):
+            return value
+        try:
+            return allowed_paths_clean(str(value or "").splitlines())
+        except InvalidPathPattern as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+class ServiceKeyForm(forms.ModelForm):  # type: ignore[type-arg]
+    allowed_paths = AllowedPathsField(
+        required=False,
+        label=_("WeChat paths allowed through the gateway"),
+        help_text=_('One pattern per line, such as /cgi-bin/draft/* ("*" matches any characters). Empty: none.'),
+    )
+
+    class Meta:
+        model = ServiceKey
+        fields = _ADD_FIELDS
 
 
 @admin.register(ServiceKey)
 class ServiceKeyAdmin(AuditedAdminMixin):
+    form = ServiceKeyForm
     list_display = ("name", "prefix", "scope", "created", "last_used_at", "expiry_date", "revoked")
     list_filter = ("revoked", "component")
     search_fields = ("name", "prefix")
@@ -29,11 +67,16 @@ class ServiceKeyAdmin(AuditedAdminMixin):
     actions = ["revoke_selected"]
 
     def get_fields(self, request: HttpRequest, obj: ServiceKey | None = None) -> tuple[str, ...]:
-        return _ADD_FIELDS if obj is None else _SHOWN_FIELDS
+        return _ADD_FIELDS if obj is None else (*_SHOWN_FIELDS, *_EDITABLE_FIELDS)
 
     def get_readonly_fields(self, request: HttpRequest, obj: ServiceKey | None = None) -> tuple[str, ...]:
-        # A key is issued, then only revoked (the action): its name, scope and expiry are what it was issued with.
-        return () if obj is None else _SHOWN_FIELDS
+        # A key is issued, then revoked (the action): its name, scope and expiry are what it was issued with. Its
+        # gateway paths may change (audited as every admin change).
+        if obj is None:
+            return ()
+        if obj.revoked or not self.has_change_permission(request, obj):
+            return (*_SHOWN_FIELDS, *_EDITABLE_FIELDS)
+        return _SHOWN_FIELDS
 
     def has_delete_permission(self, request: HttpRequest, obj: ServiceKey | None = None) -> bool:
         return False  # revoked, never deleted: the hand-out audit refers to it
@@ -54,6 +97,7 @@ class ServiceKeyAdmin(AuditedAdminMixin):
                     name=form.cleaned_data["name"],
                     component=form.cleaned_data["component"],
                     expiry_date=form.cleaned_data["expiry_date"],
+                    allowed_paths=form.cleaned_data["allowed_paths"],
                 )
                 audit_record(
                     request=request,
@@ -93,4 +137,17 @@ class TokenHandoutAdmin(ReadOnlyAdmin):
     date_hierarchy = "at"
     list_select_related = ("key",)
     fields = ("at", "key", "kind", "component_appid", "authorizer_appid", "outcome", "error_code")
+    readonly_fields = fields
+
+
+@admin.register(GatewayUsage)
+class GatewayUsageAdmin(ReadOnlyAdmin):
+    """Calls through the WeChat gateway, a row per day, key, account and path."""
+
+    list_display = ("day", "key", "component_appid", "authorizer_appid", "path", "calls", "failures")
+    list_filter = ("day", "key", "component_appid")
+    search_fields = ("authorizer_appid", "path", "key__name", "key__prefix")
+    date_hierarchy = "day"
+    list_select_related = ("key",)
+    fields = list_display
     readonly_fields = fields

@@ -39,6 +39,14 @@ class ServiceKey(AbstractAPIKey):
         help_text=_("Empty: the key may fetch the tokens of every platform."),
     )
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    # The WeChat paths the key may call through the gateway, as patterns ("/cgi-bin/draft/*"); empty: none. A
+    # key's token hand-outs are not limited by them.
+    allowed_paths = models.JSONField(
+        _("WeChat paths allowed through the gateway"),
+        default=list,
+        blank=True,
+        help_text=_('One pattern per line, such as /cgi-bin/draft/* ("*" matches any characters). Empty: none.'),
+    )
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = _("service key")  # type: ignore[assignment]  # the stubs type Meta names as str
@@ -77,3 +85,31 @@ class TokenHandout(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.component_appid} {self.authorizer_appid} {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class GatewayUsage(models.Model):
+    """Calls a service key made through the gateway, per day, platform, account and WeChat path: what the
+    console shows and what the quota attribution counts as this provider's own use. Accounts are named by
+    appid (empty for the platform's own APIs), so a row outlives a deleted tenant."""
+
+    day = models.DateField(_("day"))
+    key = models.ForeignKey(ServiceKey, verbose_name=_("service key"), on_delete=models.CASCADE, related_name="+")
+    component_appid = models.CharField(_("component AppID"), max_length=64)
+    authorizer_appid = models.CharField(_("authorizer AppID"), max_length=64, blank=True)
+    path = models.CharField(_("WeChat path"), max_length=128)
+    calls = models.PositiveIntegerField(_("calls"), default=0)
+    # Answers with a non-zero errcode, a non-2xx status or no answer at all.
+    failures = models.PositiveIntegerField(_("failed calls"), default=0)
+
+    class Meta:
+        verbose_name = _("gateway usage")
+        verbose_name_plural = _("gateway usage")
+        ordering: ClassVar[list[str]] = ["-day", "key", "authorizer_appid", "path"]
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(
+                fields=["day", "key", "component_appid", "authorizer_appid", "path"], name="gateway_usage_once_a_day"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.authorizer_appid or self.component_appid} {self.path}: {self.calls}"

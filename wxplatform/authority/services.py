@@ -17,6 +17,7 @@ banned or frozen, and WeChat's full-release test accounts (their token belongs t
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -68,11 +69,51 @@ class HandoutRefused(Exception):
 
 
 def service_key_issue(
-    *, name: str, component: Platform | None = None, expiry_date: datetime | None = None
+    *,
+    name: str,
+    component: Platform | None = None,
+    expiry_date: datetime | None = None,
+    allowed_paths: list[str] | None = None,
 ) -> tuple[ServiceKey, str]:
-    """A new service key, for one platform or (None) every platform. The raw key is returned once, never stored."""
-    key, raw = ServiceKey.objects.create_key(name=name, component=component, expiry_date=expiry_date)
+    """A new service key, for one platform or (None) every platform, allowed `allowed_paths` through the WeChat
+    gateway. The raw key is returned once, never stored."""
+    paths = allowed_paths_clean(allowed_paths or [])
+    key, raw = ServiceKey.objects.create_key(
+        name=name, component=component, expiry_date=expiry_date, allowed_paths=paths
+    )
     return cast(ServiceKey, key), raw
+
+
+class InvalidPathPattern(ValueError):
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        super().__init__(
+            _("%(pattern)r is not a WeChat path pattern (it starts with /; letters, digits, _ - . / and *).")
+            % {"pattern": pattern[:140]}
+        )
+
+
+_PATH_PATTERN = re.compile(r"^/[A-Za-z0-9_\-./*]{0,127}$")
+
+
+def allowed_paths_clean(patterns: list[str]) -> list[str]:
+    """The patterns, stripped, without blanks and duplicates, in order; InvalidPathPattern for a malformed one."""
+    cleaned: list[str] = []
+    for raw in patterns:
+        pattern = raw.strip()
+        if not pattern:
+            continue
+        if not _PATH_PATTERN.match(pattern) or ".." in pattern:
+            raise InvalidPathPattern(pattern)
+        if pattern not in cleaned:
+            cleaned.append(pattern)
+    return cleaned
+
+
+def service_key_allow_paths(*, key: ServiceKey, patterns: list[str]) -> None:
+    """Sets the WeChat paths the key may call through the gateway (takes effect on its next request)."""
+    key.allowed_paths = allowed_paths_clean(patterns)
+    key.save(update_fields=["allowed_paths"])
 
 
 def service_key_revoke(*, key: ServiceKey) -> bool:
@@ -83,7 +124,7 @@ def service_key_revoke(*, key: ServiceKey) -> bool:
 # --- Hand-outs ---------------------------------------------------------------------------------------
 
 
-def _platform(key: ServiceKey, component_appid: str) -> Platform:
+def key_platform(key: ServiceKey, component_appid: str) -> Platform:
     """The platform named in the URL, if the key may fetch its tokens."""
     if key.component is not None and key.component.component_appid != component_appid:
         raise HandoutRefused(
@@ -140,7 +181,7 @@ def _handout(
 ) -> HandOut:
     known = False
     try:
-        platform = _platform(key, component_appid)
+        platform = key_platform(key, component_appid)
         known = True
         handed = fetch(platform)
     except HandoutRefused as refused:
@@ -171,61 +212,14 @@ def _handout(
 
 def authority_component_token(*, key: ServiceKey, component_appid: str) -> HandOut:
     """The platform's component access token, valid for at least COMPONENT_REFRESH_MARGIN."""
-
-    def fetch(platform: Platform) -> HandOut:
-        try:
-            token, expires_at = component_token_with_expiry(platform)
-        except ComponentInactive:
-            raise _inactive() from None
-        except ComponentNotReady as exc:
-            raise _not_ready(exc) from None
-        except WeChatError as exc:
-            raise _unavailable(exc) from None
-        return HandOut(access_token=token, expires_at=expires_at)
-
-    return _handout(key=key, kind=HandoutKind.COMPONENT, component_appid=component_appid, fetch=fetch)
+    return _handout(key=key, kind=HandoutKind.COMPONENT, component_appid=component_appid, fetch=component_token_for)
 
 
 def authority_authorizer_token(*, key: ServiceKey, component_appid: str, authorizer_appid: str) -> HandOut:
     """An authorized account's access token, valid for at least AUTHORIZER_REFRESH_MARGIN."""
 
     def fetch(platform: Platform) -> HandOut:
-        tenant = Tenant.objects.filter(component=platform, authorizer_appid=authorizer_appid).first()
-        if tenant is None:
-            raise HandoutRefused(
-                HandoutOutcome.NOT_FOUND, "tenant_not_found", _("No account with this AppID authorized the platform.")
-            )
-        _check_usable(tenant)
-        if token_is_fresh(tenant.access_token, tenant.access_token_expires_at, margin=AUTHORIZER_REFRESH_MARGIN):
-            assert tenant.access_token_expires_at is not None
-            return HandOut(access_token=tenant.access_token, expires_at=tenant.access_token_expires_at)
-        try:
-            # Single-flight: under the tenant's row lock, the first caller refreshes; the others find it fresh.
-            tenant_token_refresh(tenant_id=tenant.pk, margin=AUTHORIZER_REFRESH_MARGIN)
-        except (TenantNotActive, RefreshTokenError):
-            tenant.refresh_from_db(fields=["status"])
-            _check_usable(tenant)
-            raise _state_refusal(TenantStatus.NEEDS_REAUTH) from None
-        except TenantHasNoToken:
-            raise _no_token() from None
-        except AccountStateError as exc:
-            if exc.errcode in REVOKED_CODES:
-                raise _state_refusal(TenantStatus.REVOKED) from None
-            raise HandoutRefused(
-                HandoutOutcome.FORBIDDEN,
-                "tenant_refused_by_wechat",
-                _("WeChat refuses a token for this account (errcode %(code)s).") % {"code": errcode_label(exc.errcode)},
-            ) from None
-        except ComponentInactive:
-            raise _inactive() from None
-        except ComponentNotReady as exc:
-            raise _not_ready(exc) from None
-        except WeChatError as exc:
-            raise _unavailable(exc) from None
-        # Token and expiry read together, as stored by whichever caller refreshed.
-        tenant.refresh_from_db(fields=["access_token", "access_token_expires_at"])
-        assert tenant.access_token_expires_at is not None
-        return HandOut(access_token=tenant.access_token, expires_at=tenant.access_token_expires_at)
+        return usable_authorizer_token(platform, authorizer_appid)[1]
 
     return _handout(
         key=key,
@@ -234,6 +228,67 @@ def authority_authorizer_token(*, key: ServiceKey, component_appid: str, authori
         authorizer_appid=authorizer_appid,
         fetch=fetch,
     )
+
+
+def usable_authorizer_token(platform: Platform, authorizer_appid: str) -> tuple[Tenant, HandOut, int]:
+    """The account's access token (and its version), refreshed first when within its margin; HandoutRefused
+    when the account has no usable token (see the module's docstring)."""
+    tenant = Tenant.objects.filter(component=platform, authorizer_appid=authorizer_appid).first()
+    if tenant is None:
+        raise HandoutRefused(
+            HandoutOutcome.NOT_FOUND, "tenant_not_found", _("No account with this AppID authorized the platform.")
+        )
+    _check_usable(tenant)
+    if token_is_fresh(tenant.access_token, tenant.access_token_expires_at, margin=AUTHORIZER_REFRESH_MARGIN):
+        assert tenant.access_token_expires_at is not None
+        handed = HandOut(access_token=tenant.access_token, expires_at=tenant.access_token_expires_at)
+        return tenant, handed, tenant.token_version
+    return tenant, *authorizer_token_refresh(tenant, stale_version=None)
+
+
+def authorizer_token_refresh(tenant: Tenant, *, stale_version: int | None) -> tuple[HandOut, int]:
+    """Refreshes the account's token, single-flight under its row lock: the first caller refreshes, the others
+    find it fresh (or, with `stale_version`, find a newer version than the one that failed)."""
+    try:
+        tenant_token_refresh(tenant_id=tenant.pk, stale_version=stale_version, margin=AUTHORIZER_REFRESH_MARGIN)
+    except (TenantNotActive, RefreshTokenError):
+        tenant.refresh_from_db(fields=["status"])
+        _check_usable(tenant)
+        raise _state_refusal(TenantStatus.NEEDS_REAUTH) from None
+    except TenantHasNoToken:
+        raise _no_token() from None
+    except AccountStateError as exc:
+        if exc.errcode in REVOKED_CODES:
+            raise _state_refusal(TenantStatus.REVOKED) from None
+        raise HandoutRefused(
+            HandoutOutcome.FORBIDDEN,
+            "tenant_refused_by_wechat",
+            _("WeChat refuses a token for this account (errcode %(code)s).") % {"code": errcode_label(exc.errcode)},
+        ) from None
+    except ComponentInactive:
+        raise _inactive() from None
+    except ComponentNotReady as exc:
+        raise _not_ready(exc) from None
+    except WeChatError as exc:
+        raise _unavailable(exc) from None
+    # Token, expiry and version read together, as stored by whichever caller refreshed.
+    tenant.refresh_from_db(fields=["access_token", "access_token_expires_at", "token_version"])
+    assert tenant.access_token_expires_at is not None
+    handed = HandOut(access_token=tenant.access_token, expires_at=tenant.access_token_expires_at)
+    return handed, tenant.token_version
+
+
+def component_token_for(platform: Platform) -> HandOut:
+    """The platform's component token, refreshed first when within its margin; HandoutRefused otherwise."""
+    try:
+        token, expires_at = component_token_with_expiry(platform)
+    except ComponentInactive:
+        raise _inactive() from None
+    except ComponentNotReady as exc:
+        raise _not_ready(exc) from None
+    except WeChatError as exc:
+        raise _unavailable(exc) from None
+    return HandOut(access_token=token, expires_at=expires_at)
 
 
 def _check_usable(tenant: Tenant) -> None:

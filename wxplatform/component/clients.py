@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from wxplatform.core.egress import observe_error
+from wxplatform.core.egress import observe_error, record_base_change
 from wxplatform.core.metrics import observe_wechat_call
+from wxplatform.wechat.bases import Bases
 from wxplatform.wechat.client import WeChatClient
 from wxplatform.wechat.crypto import MessageCrypto
 
@@ -23,7 +24,18 @@ if TYPE_CHECKING:
 
 
 @lru_cache(maxsize=1)
-def _client(base_url: str, proxy: str) -> WeChatClient:
+def _bases(base_url: str, fallbacks: tuple[str, ...], cooldown: float) -> Bases:
+    return Bases(base_url, fallbacks, cooldown=cooldown, on_change=record_base_change)
+
+
+def wechat_bases() -> Bases:
+    """This process's WeChat API bases and their breakers, shared by the requests client, the draft/count
+    fan-out and the gateway (wxplatform/wechat/bases.py)."""
+    return _bases(settings.WECHAT_API_BASE, tuple(settings.WECHAT_API_FALLBACK_BASES), settings.WECHAT_BASE_COOLDOWN)
+
+
+@lru_cache(maxsize=1)
+def _client(base_url: str, proxy: str, bases: Bases) -> WeChatClient:
     # No platform credentials: a component endpoint called through the bare transport by mistake is refused
     # by WeChat (41018 missing component_appid) instead of silently speaking for the default platform.
     return WeChatClient(
@@ -35,12 +47,13 @@ def _client(base_url: str, proxy: str) -> WeChatClient:
         on_call=observe_wechat_call,
         on_error=observe_error,
         proxy=proxy or None,
+        bases=bases,
     )
 
 
 def wechat_client() -> WeChatClient:
-    # Keyed by base URL and proxy so that tests pointing them elsewhere get a matching client.
-    return _client(settings.WECHAT_API_BASE, settings.WECHAT_HTTP_PROXY)
+    # Keyed by base URL, proxy and bases so that tests pointing them elsewhere get a matching client.
+    return _client(settings.WECHAT_API_BASE, settings.WECHAT_HTTP_PROXY, wechat_bases())
 
 
 def component_client(component: Platform) -> WeChatClient:

@@ -12,13 +12,17 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from wxplatform.component.services import platforms_readiness
-from wxplatform.core.egress import whitelist_readiness
+from wxplatform.core.egress import base_readiness, whitelist_readiness
 from wxplatform.core.redis_client import redis_client
 
 ReadinessCheck = Callable[[], str | None]
 # Conditions are shown in /readyz (None when fine, else a short reason) but do not make the service unready:
 # the API keeps serving stored data without them.
-CONDITIONS: dict[str, ReadinessCheck] = {"component": platforms_readiness, "whitelist": whitelist_readiness}
+CONDITIONS: dict[str, ReadinessCheck] = {
+    "component": platforms_readiness,
+    "whitelist": whitelist_readiness,
+    "wechat_base": lambda: base_readiness(settings.WECHAT_API_BASE),
+}
 
 
 def _check_database() -> str | None:

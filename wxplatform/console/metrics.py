@@ -35,6 +35,7 @@ from drafts.rules import quota_budget, quota_day
 from tenants.selectors import failing_tenants, merchant_tenants, syncable_tenants
 from wxplatform.component.models import Platform
 from wxplatform.component.services import default_component
+from wxplatform.core import degradation
 from wxplatform.core.egress import refusals
 
 logger = logging.getLogger(__name__)
@@ -92,8 +93,16 @@ def _component_families() -> Iterator[Metric]:
         "1 while the platform cannot obtain a component token (no ticket, 61005/61006, configuration errors).",
         labels=["component", "errcode"],
     )
+    degraded = GaugeMetricFamily(
+        "wxp_wechat_degraded",
+        "1 while WeChat (or the way to it) is judged degraded for the platform: the sync backs off and probes "
+        "(wxplatform/core/degradation.py).",
+        labels=labels,
+    )
+    degraded_now = degradation.states(credential.pk for credential in platforms)
     for credential in platforms:
         appid = [credential.component_appid]
+        degraded.add_metric(appid, 1 if credential.pk in degraded_now else 0)
         active.add_metric(appid, 1 if credential.active else 0)
         present.add_metric(appid, 1 if credential.ticket_received_at else 0)
         if credential.ticket_received_at is not None:
@@ -103,7 +112,7 @@ def _component_families() -> Iterator[Metric]:
         if credential.problem:
             code = str(credential.problem_code) if credential.problem_code is not None else "none"
             problem.add_metric([*appid, code], 1)
-    yield from (active, present, age, expires, problem)
+    yield from (active, present, age, expires, problem, degraded)
 
 
 def _whitelist_family() -> Metric:

@@ -27,8 +27,9 @@ from drafts.rules import quota_day
 from tenants.models import PushLog, PushOutcome
 from tenants.selectors import merchant_tenants
 from wxplatform.component.services import component_list, component_status
+from wxplatform.core import degradation
 from wxplatform.core.charts import bar_chart_svg
-from wxplatform.core.egress import refusals
+from wxplatform.core.egress import base_in_use, refusals
 from wxplatform.core.errcodes import errcode_label
 from wxplatform.core.redis_client import redis_client
 
@@ -150,8 +151,11 @@ def platforms_status() -> list[dict[str, object]]:
     """component_status() of every platform, switched-off ones included, the default first, with what the page
     shows in words (the problem's errcode with its meaning, the last push's kind)."""
     rows = []
-    for platform in component_list():
+    platforms = component_list()
+    degraded = degradation.states(platform.pk for platform in platforms)
+    for platform in platforms:
         status = component_status(platform)
+        status["degraded"] = degraded.get(platform.pk)
         code = status["problem_code"]
         status["problem_code_label"] = errcode_label(code) if isinstance(code, int) else ""
         status["last_push_kind"] = push_kind_label(str(status["last_push_info_type"] or ""))
@@ -179,6 +183,9 @@ def platform_status(request: HttpRequest) -> HttpResponse:
         "title": _("Platform status"),
         "platforms": platforms_status(),
         "whitelist_refusals": refusals(),
+        "wechat_base": base_in_use(settings.WECHAT_API_BASE),
+        "wechat_primary_base": settings.WECHAT_API_BASE.rstrip("/"),
+        "wechat_fallback_bases": settings.WECHAT_API_FALLBACK_BASES,
         "queues": queue_depths(),
         "quota_day": day,
         "quota_used": quota["used"] or 0,

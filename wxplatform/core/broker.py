@@ -24,6 +24,8 @@ from typing import Any
 from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from wxplatform.core.redis_client import FollowingConnection
+
 
 class Channel(kombu_redis.Channel):
     def _connparams(self, asynchronous: bool = False) -> Any:
@@ -34,3 +36,15 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+class SentinelChannel(Channel, kombu_redis.SentinelChannel):
+    """kombu's Sentinel channel (settings.REDIS_SENTINELS) with the same guard, on connections that follow the
+    master when the sentinels move it (redis_client.FollowingConnection: without it, after SENTINEL FAILOVER the
+    worker went on consuming from and publishing to the old master until it was demoted, ~10 s later)."""
+
+    connection_class = FollowingConnection
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    Channel = SentinelChannel

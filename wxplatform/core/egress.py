@@ -110,6 +110,44 @@ def whitelist_readiness() -> str | None:
     )
 
 
+# --- Which door to WeChat is in use (wxplatform/wechat/bases.py) ---------------------------------------
+
+BASE_CACHE_KEY = "wxp:egress:base"
+
+
+def record_base_change(previous: str, current: str) -> None:
+    """The bases' on_change observer: logs the switch and records the base now in use and since when, for the
+    status page and /readyz. Several processes each keep their own breakers; the newest switch is shown."""
+    logger.warning("WeChat API base changed from %s to %s", previous, current, extra={"base": current})
+    try:
+        cache.set(BASE_CACHE_KEY, {"base": current, "since": timezone.now().timestamp()}, timeout=None)
+    except (redis.RedisError, OSError, ValueError, TypeError) as exc:
+        logger.warning("WeChat base change not recorded: %s", type(exc).__name__)
+
+
+@dataclass(frozen=True)
+class BaseInUse:
+    base: str
+    since: datetime | None  # None: the primary, never switched away from
+
+
+def base_in_use(primary: str) -> BaseInUse:
+    stored = cache.get(BASE_CACHE_KEY)
+    if not isinstance(stored, dict) or not isinstance(stored.get("base"), str):
+        return BaseInUse(primary, None)
+    since = datetime.fromtimestamp(float(stored.get("since", 0)), tz=UTC)
+    return BaseInUse(str(stored["base"]), since)
+
+
+def base_readiness(primary: str) -> str | None:
+    """The `wechat_base` condition of /readyz: None on the primary base, else which base and since when."""
+    used = base_in_use(primary)
+    if used.base == primary.rstrip("/"):
+        return None
+    assert used.since is not None
+    return f"calls go to {used.base} since {used.since:%Y-%m-%dT%H:%M:%SZ} ({primary} could not be reached)"
+
+
 def _load() -> dict[str, dict[str, Any]]:
     stored = cache.get(CACHE_KEY)
     return dict(stored) if isinstance(stored, dict) else {}

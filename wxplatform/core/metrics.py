@@ -123,6 +123,14 @@ class _Series:
             "not_found, forbidden, unavailable, throttled).",
             ["kind", "component", "outcome"],
         )
+        self.gateway_calls = Counter(
+            "wxp_gateway_calls_total",
+            "Calls of the provider's other services to WeChat through the gateway, by service key (its prefix), "
+            "component appid ('unknown' when it names no platform here), the key's path pattern that allowed "
+            "the call ('refused' when none did) and outcome ('0', WeChat's errcode, 'http_<status>', "
+            "'transport', or the gateway's refusal code).",
+            ["key", "component", "pattern", "outcome"],
+        )
 
 
 _series: _Series | None = None
@@ -235,6 +243,13 @@ def record_token_handout(kind: str, component: str, outcome: str) -> None:
         component[:64],
         outcome if outcome in HANDOUT_OUTCOMES else "other",
     ).inc()
+
+
+@_never_raises
+def record_gateway_call(key: str, component: str, pattern: str, outcome: str) -> None:
+    """One call through the gateway. Every label is bounded by the caller: a key prefix, a known platform or
+    "unknown", one of the key's own patterns or "refused", an errcode or a fixed word."""
+    _get().gateway_calls.labels(key[:16], component[:64], pattern[:128], outcome[:48]).inc()
 
 
 @_never_raises

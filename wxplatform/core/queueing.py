@@ -31,6 +31,13 @@ def publish_fail_fast(app: Celery) -> None:
     options.update(max_retries=0, connect_retries_timeout=timeout)
     if settings.REDIS_URL:
         options.update(socket_connect_timeout=timeout, socket_timeout=timeout)
+    if "sentinel_kwargs" in options:
+        # With Sentinel, asking a sentinel for the master is part of the connect: bounded the same way.
+        options["sentinel_kwargs"] = {
+            **dict(options["sentinel_kwargs"]),
+            "socket_connect_timeout": timeout,
+            "socket_timeout": timeout,
+        }
     app.conf.broker_transport_options = options
     app.conf.broker_connection_timeout = timeout
     app.conf.broker_connection_max_retries = 0

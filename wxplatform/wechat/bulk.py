@@ -19,6 +19,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from wxplatform.wechat.bases import Bases
 from wxplatform.wechat.client import CallObserver, call_outcome
 from wxplatform.wechat.errors import TransportError, WeChatError
 from wxplatform.wechat.http import parse_body, required_int
@@ -51,23 +52,25 @@ async def fetch_draft_counts_async(
     session: aiohttp.ClientSession | None = None,
     on_call: CallObserver | None = None,
     proxy: str | None = None,
+    bases: Bases | None = None,
 ) -> list[DraftCountResult[K]]:
     """draft/count for each (key, authorizer access token), results in input order. `on_call` is told of
     every call as it ends (see client.CallObserver). `proxy`: the egress proxy every request goes through
-    (an http:// URL; HTTPS is tunnelled with CONNECT), as for the requests client."""
+    (an http:// URL; HTTPS is tunnelled with CONNECT), as for the requests client. `bases`: the fallback bases
+    and their breakers, shared with the requests client (wxplatform/wechat/bases.py); without, `base_url` only."""
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     if not items:
         return []
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
-    prefix = base_url.rstrip("/") + _DRAFT_COUNT
+    doors = bases if bases is not None else Bases(base_url)
     if session is not None:
-        return await _fan_out(session, prefix, items, concurrency, timeout, on_call, proxy)
+        return await _fan_out(session, doors, items, concurrency, timeout, on_call, proxy)
     connector = aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=_KEEPALIVE_SECONDS)
     async with aiohttp.ClientSession(
         connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()
     ) as own_session:
-        return await _fan_out(own_session, prefix, items, concurrency, timeout, on_call, proxy)
+        return await _fan_out(own_session, doors, items, concurrency, timeout, on_call, proxy)
 
 
 def fetch_draft_counts(
@@ -79,6 +82,7 @@ def fetch_draft_counts(
     read_timeout: float = 10.0,
     on_call: CallObserver | None = None,
     proxy: str | None = None,
+    bases: Bases | None = None,
 ) -> list[DraftCountResult[K]]:
     """Blocking form for code with no event loop in its thread (Celery prefork workers, management commands)."""
     try:
@@ -96,13 +100,14 @@ def fetch_draft_counts(
             read_timeout=read_timeout,
             on_call=on_call,
             proxy=proxy,
+            bases=bases,
         )
     )
 
 
 async def _fan_out(
     session: aiohttp.ClientSession,
-    prefix: str,
+    bases: Bases,
     items: Sequence[tuple[K, str]],
     concurrency: int,
     timeout: aiohttp.ClientTimeout,
@@ -117,10 +122,18 @@ async def _fan_out(
     async def worker() -> None:
         for index in indices:
             key, access_token = items[index]
-            # The URL is assembled as an already-encoded string: yarl then skips its re-quoting pass.
-            url = URL(prefix + quote(access_token, safe=""), encoded=True)
+            token = quote(access_token, safe="")
             started = time.perf_counter()
-            total_count, error = await _draft_count(session, url, timeout, proxy)
+            # draft/count is a GET: any transport failure may move it to the next base.
+            for base in bases.order():
+                # The URL is assembled as an already-encoded string: yarl then skips its re-quoting pass.
+                url = URL(base + _DRAFT_COUNT + token, encoded=True)
+                total_count, error = await _draft_count(session, url, timeout, proxy)
+                if isinstance(error, TransportError) and error.unreachable:
+                    bases.failed(base)
+                    continue
+                bases.succeeded(base)
+                break
             if on_call is not None:
                 on_call(DRAFT_COUNT_PATH, call_outcome(error), time.perf_counter() - started)
             results[index] = DraftCountResult(key, total_count, error)

@@ -7,14 +7,18 @@ failed call may be repeated depends on the caller (errors.py tells it which kind
 from __future__ import annotations
 
 import copy
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 from urllib3.util.retry import Retry
 
+from wxplatform.wechat.bases import Bases
 from wxplatform.wechat.errors import TransportError, WeChatError
 from wxplatform.wechat.http import MALFORMED, parse_body, required_int
 from wxplatform.wechat.types import (
@@ -28,7 +32,7 @@ from wxplatform.wechat.types import (
     RidInfo,
 )
 
-__all__ = ["CallObserver", "ErrorObserver", "WeChatClient", "call_outcome"]
+__all__ = ["CallObserver", "ErrorObserver", "Forwarded", "WeChatClient", "call_outcome"]
 
 # Told of every call as it ends: (endpoint path, outcome, seconds). The outcome is "0" for a success, the
 # errcode as text, or the kind of transport failure (see call_outcome). This is how the Django side counts
@@ -43,6 +47,26 @@ ErrorObserver = Callable[[str, WeChatError], None]
 # (docs/wechat/endpoints.md#conventions, docs/wechat/open-questions.md#token-parameter-name).
 _COMPONENT_TOKEN_PARAM = "component_access_token"  # noqa: S105 - a parameter name, not a secret
 _AUTHORIZER_LIST_MAX = 500  # docs/wechat/endpoints.md#api_get_authorizer_list
+
+
+# A forwarded answer of at most this size, or any JSON or text one, is read whole (to see its errcode);
+# anything larger streams through (media downloads).
+FORWARD_BUFFER_LIMIT = 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    """WeChat's answer to a forwarded call, as WeChat gave it. `body` is the whole answer when it was read
+    (small, JSON or text); otherwise `chunks` yields it and `close` must be called once it is consumed.
+    `errcode` is WeChat's errcode when the body is a JSON object that carries a non-zero one."""
+
+    status: int
+    content_type: str
+    body: bytes | None
+    chunks: Iterator[bytes] | None = field(default=None, repr=False)
+    close: Callable[[], None] = field(default=lambda: None, repr=False)
+    errcode: int | None = None
 
 
 class WeChatClient:
@@ -61,8 +85,10 @@ class WeChatClient:
         on_call: CallObserver | None = None,
         on_error: ErrorObserver | None = None,
         proxy: str | None = None,
+        bases: Bases | None = None,
     ) -> None:
-        self._base_url = base_url.rstrip("/")
+        # `bases` (shared with the fan-out) holds the fallback bases and their breakers; without, one base.
+        self._bases = bases if bases is not None else Bases(base_url)
         self._component_appid = component_appid
         self._component_appsecret = component_appsecret
         self._timeout = (connect_timeout, read_timeout)
@@ -92,7 +118,11 @@ class WeChatClient:
         return bound
 
     def __repr__(self) -> str:
-        return f"WeChatClient(base_url={self._base_url!r}, component_appid={self._component_appid!r})"
+        return f"WeChatClient(base_url={self._bases.primary!r}, component_appid={self._component_appid!r})"
+
+    @property
+    def bases(self) -> Bases:
+        return self._bases
 
     def __enter__(self) -> WeChatClient:
         return self
@@ -265,6 +295,66 @@ class WeChatClient:
         data = self._request("GET", "/cgi-bin/draft/count", query={"access_token": access_token}, payload=None)
         return required_int(data, "total_count")
 
+    # --- any endpoint, unchanged (the gateway for the provider's services) ----------------------------
+
+    def forward(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, str]],
+        token_param: str,
+        token: str,
+        body: bytes | None,
+        content_type: str | None,
+    ) -> Forwarded:
+        """Calls `path` with the caller's query and body as they are, adding the token as `token_param`;
+        returns WeChat's answer unchanged. Transport failures raise TransportError, as every call does; what
+        WeChat answered (any status, any errcode) is returned, never raised."""
+        headers = {"Content-Type": content_type} if content_type else {}
+        started = time.perf_counter()
+        try:
+            response = self._through_bases(
+                method,
+                path,
+                params=[*query, (token_param, token)],
+                data=body,
+                headers=headers,
+                stream=True,
+            )
+        except requests.RequestException as exc:
+            if self._on_call is not None:
+                self._on_call(path, "transport", time.perf_counter() - started)
+            raise _transport_error(exc) from None
+        answer_type = response.headers.get("Content-Type", "")
+        length = response.headers.get("Content-Length")
+        small = length is not None and length.isdigit() and int(length) <= FORWARD_BUFFER_LIMIT
+        if small or "json" in answer_type or answer_type.startswith("text/"):
+            try:
+                content = response.raw.read(FORWARD_BUFFER_LIMIT + 1, decode_content=True)
+            except (requests.RequestException, OSError, ValueError) as exc:
+                response.close()
+                raise TransportError(f"broken response: {type(exc).__name__}") from None
+            if len(content) <= FORWARD_BUFFER_LIMIT:
+                response.close()
+                errcode = _errcode_of(content)
+                if self._on_call is not None:
+                    self._on_call(path, str(errcode or 0), time.perf_counter() - started)
+                return Forwarded(response.status_code, answer_type, content, errcode=errcode)
+            # A text answer larger than the buffer: what was read goes first, the rest streams.
+            head: bytes | None = content
+        else:
+            head = None
+        if self._on_call is not None:
+            self._on_call(path, "0", time.perf_counter() - started)
+        return Forwarded(
+            response.status_code,
+            answer_type,
+            None,
+            chunks=_stream(head, response),
+            close=response.close,
+        )
+
     # --- transport ---------------------------------------------------------------------------------
 
     def _post(self, path: str, *, payload: dict[str, Any], query: dict[str, str] | None = None) -> dict[str, Any]:
@@ -294,19 +384,41 @@ class WeChatClient:
         self, method: str, path: str, *, query: dict[str, str] | None, payload: dict[str, Any] | None
     ) -> dict[str, Any]:
         try:
-            response = self._session.request(
-                method,
-                self._base_url + path,
-                params=query,
-                json=payload,
-                timeout=self._timeout,
-                allow_redirects=False,
-            )
+            response = self._through_bases(method, path, params=query, json=payload)
             body = response.content
         except requests.RequestException as exc:
             # requests' messages embed the URL, and the URL carries the token: describe, never quote.
             raise _transport_error(exc) from None
         return parse_body(response.status_code, body)
+
+    def _through_bases(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """The request sent to the first base that takes a connection (wxplatform/wechat/bases.py). A GET moves
+        on after any connection failure or timeout; any other method only when the request was never sent (no
+        connection made), since WeChat may have executed a request whose answer was lost."""
+        failure: requests.RequestException | None = None
+        for base in self._bases.order():
+            try:
+                response = self._session.request(
+                    method, base + path, timeout=self._timeout, allow_redirects=False, **kwargs
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if not (method == "GET" or _never_sent(exc)):
+                    raise
+                self._bases.failed(base)
+                failure = exc
+                continue
+            self._bases.succeeded(base)
+            return response
+        assert failure is not None
+        raise failure
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """The connection was never made (refused, unreachable, unresolved, connect timeout): nothing reached WeChat."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    return isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError)
 
 
 def call_outcome(error: WeChatError | None) -> str:
@@ -327,6 +439,27 @@ def call_outcome(error: WeChatError | None) -> str:
         if kind in reason:
             return kind.replace(" ", "_")
     return "transport"
+
+
+def _errcode_of(content: bytes) -> int | None:
+    """WeChat's non-zero errcode in a JSON object body, else None (media and successes carry none)."""
+    if not content.lstrip().startswith(b"{"):
+        return None
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return None
+    errcode = data.get("errcode") if isinstance(data, dict) else None
+    return errcode if isinstance(errcode, int) and not isinstance(errcode, bool) and errcode != 0 else None
+
+
+def _stream(head: bytes | None, response: requests.Response) -> Iterator[bytes]:
+    if head:
+        yield head
+    try:
+        yield from response.raw.stream(_CHUNK, decode_content=True)
+    finally:
+        response.close()
 
 
 def _pooled_session(pool_maxsize: int) -> requests.Session:

@@ -49,6 +49,9 @@ class RetryableError(WeChatError):
     retryable = True
 
 
+_UNREACHABLE = ("connect timeout", "read timeout", "timeout", "connection error")
+
+
 class TransportError(RetryableError):
     """The request did not produce a usable WeChat answer (connection error, timeout, 5xx, garbage)."""
 
@@ -57,6 +60,12 @@ class TransportError(RetryableError):
     def __init__(self, reason: str, *, status: int | None = None) -> None:
         self.status = status
         super().__init__(None, reason)
+
+    @property
+    def unreachable(self) -> bool:
+        """No answer came back (a connection error or a timeout), as opposed to a 5xx or a garbled answer.
+        The reasons are built in this package (client.py, bulk.py), so their wording is known."""
+        return self.status is None and self.errmsg.startswith(_UNREACHABLE)
 
 
 class TokenError(WeChatError):

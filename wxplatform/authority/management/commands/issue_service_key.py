@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 
 from wxplatform.authority.models import ServiceKey
-from wxplatform.authority.services import service_key_issue
+from wxplatform.authority.services import InvalidPathPattern, service_key_issue
 from wxplatform.component.models import Platform
 from wxplatform.component.services import ComponentUnknown, component_get
 
@@ -26,6 +26,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name", help=f"Which service the key is for (at most {_NAME_MAX} characters).")
         parser.add_argument("--component", default="", help="Scope the key to this platform (component appid).")
+        parser.add_argument(
+            "--allow",
+            action="append",
+            default=[],
+            metavar="PATTERN",
+            help="A WeChat path the key may call through the gateway, such as /cgi-bin/draft/* (repeatable).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         name: str = options["name"].strip()
@@ -38,7 +45,10 @@ class Command(BaseCommand):
                 component = component_get(appid)
             except ComponentUnknown:
                 raise CommandError(_("No platform with component AppID %(appid)s.") % {"appid": appid}) from None
-        key, raw = service_key_issue(name=name, component=component)
+        try:
+            key, raw = service_key_issue(name=name, component=component, allowed_paths=options["allow"])
+        except InvalidPathPattern as exc:
+            raise CommandError(str(exc)) from None
         self.stdout.write(raw)
         scope = _("platform %(appid)s") % {"appid": appid} if appid else _("every platform")
         self.stderr.write(

@@ -1,0 +1,183 @@
+"""The WeChat gateway beside direct calls, in one run: GET /cgi-bin/draft/count straight to the sandbox with an
+authorizer token, and the same call through /internal/v1/…/authorizers/<appid>/wechat/cgi-bin/draft/count with
+a service key, at the same concurrency, against the same sandbox with 50 ms of WeChat latency.
+
+What the gateway adds per call: DRF, the service key's lookup and hash check, its throttle (one Redis round
+trip), the tenant's row (one query), the forwarded call over the pooled session, the metric and the day's usage
+upsert (one query). Reported: throughput of each, the ratio (target >= 0.8x at 64 callers), and the added
+p50 and p99 latency (target: p50 under 3 ms).
+
+- Sandbox: `python -m wxsandbox` as a subprocess, --latency 0.05.
+- Gateway: gunicorn with gthread workers (threads wait on WeChat, so a thread per in-flight call), its own
+  PostgreSQL database `bench_gateway` (created, migrated and dropped here) and Redis key prefix.
+- Load: the aiohttp client of bench_api, in its own process; the two targets alternate over rounds and the
+  best round of each is kept.
+
+    python -m bench gateway
+    python bench/bench_gateway.py --connections 64 --seconds 10 --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.bench_api import (  # noqa: E402 - after the path fix for script use
+    LoadResult,
+    _admin_sql,
+    _clear_redis,
+    _environment,
+    _free_port,
+    _manage,
+    _wait_for,
+    measure,
+)
+from wxsandbox.config import SandboxConfig  # noqa: E402
+from wxsandbox.control import SandboxControl  # noqa: E402
+
+BENCH_DATABASE = "bench_gateway"
+FLOOR = 0.8
+P50_OVERHEAD_MS = 3.0
+
+_SEED = """
+from datetime import timedelta
+from django.utils import timezone
+from tenants.models import Tenant
+from wxplatform.component.services import default_component
+Tenant.objects.create(
+    component=default_component(), authorizer_appid=APPID, nickname="Bench", account_kind="subscription",
+    func_ids=[1, 11], status="active", eligibility="eligible",
+    access_token=TOKEN, access_token_expires_at=timezone.now() + timedelta(hours=2),
+    refresh_token=REFRESH, token_version=1,
+)
+"""
+
+
+def run(args: argparse.Namespace) -> None:
+    import requests
+
+    sandbox_port = _free_port()
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    component = SandboxConfig()
+    env = _environment()
+    env.update(
+        {
+            "DATABASE_URL": urlunsplit(urlsplit(env["DATABASE_URL"])._replace(path=f"/{BENCH_DATABASE}")),
+            "WECHAT_API_BASE": sandbox_url,
+            "WECHAT_COMPONENT_APPID": component.component_appid,
+            "WECHAT_COMPONENT_APPSECRET": component.component_appsecret,
+            "WECHAT_COMPONENT_TOKEN": component.component_token,
+            "WECHAT_COMPONENT_AES_KEY": component.component_aes_key,
+            "SERVICE_KEY_RATE": "100000000/min",
+        }
+    )
+    drop = f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)'
+    _admin_sql(env["DATABASE_URL"], drop, f'CREATE DATABASE "{BENCH_DATABASE}"')
+    sandbox = subprocess.Popen(
+        [sys.executable, "-m", "wxsandbox", "--port", str(sandbox_port), "--ticket-interval", "0",
+         "--latency", str(args.latency), "--seed", "1"],
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    server: subprocess.Popen[bytes] | None = None
+    log = Path(tempfile.mkstemp(prefix="bench-gateway-gunicorn-", suffix=".log")[1])
+    try:
+        control = SandboxControl(sandbox_url)
+        control.wait_until_ready(timeout=30)
+        control.update_config(daily_quota=10**9)
+        account = control.create_authorizer(authorized=True, draft_count=3)
+        _manage(env, "migrate", "--verbosity", "0")
+        seed = (
+            f"APPID = {account['appid']!r}\nTOKEN = {account['authorizer_access_token']!r}\n"
+            f"REFRESH = {account['authorizer_refresh_token']!r}\n{_SEED}"
+        )
+        _manage(env, "shell", "-c", seed)
+        service_key = _manage(env, "issue_service_key", "bench", "--allow", "/cgi-bin/draft/*").strip()
+        port = _free_port()
+        with log.open("ab") as out:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "wxplatform.wsgi:application", "--bind", f"127.0.0.1:{port}",
+                 "--workers", str(args.workers), "--worker-class", "gthread", "--threads", str(args.threads),
+                 "--backlog", "2048", "--access-logfile", "/dev/null"],
+                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        _wait_for(f"{base}/healthz")
+        gateway = (
+            f"{base}/internal/v1/components/{component.component_appid}/authorizers/{account['appid']}"
+            "/wechat/cgi-bin/draft/count"
+        )
+        targets = {
+            "direct": ({}, f"{sandbox_url}/cgi-bin/draft/count?access_token={account['authorizer_access_token']}"),
+            "gateway": ({"Authorization": f"Service-Key {service_key}"}, gateway),
+        }
+        for name, (headers, url) in targets.items():
+            answer = requests.get(url, headers=headers, timeout=5)
+            if answer.status_code != 200 or answer.json() != {"total_count": 3}:
+                raise RuntimeError(f"{name} answered {answer.status_code}: {answer.text[:300]}")
+        results: dict[str, list[LoadResult]] = {name: [] for name in targets}
+        for round_number in range(1, args.rounds + 1):
+            for name, (headers, url) in targets.items():
+                result = measure(url, headers, args.connections, args.warmup, args.seconds)
+                results[name].append(result)
+                print(
+                    f"round {round_number} {name:8} {result.rps:8,.0f} calls/s  p50 {result.p50_ms:7.2f} ms  "
+                    f"p99 {result.p99_ms:7.2f} ms  non-200: {result.errors}",
+                    flush=True,
+                )
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        sandbox.send_signal(signal.SIGINT)
+        sandbox.wait(timeout=30)
+        _clear_redis(env["REDIS_URL"], env["REDIS_KEY_PREFIX"])
+        _admin_sql(env["DATABASE_URL"], drop)
+
+    best = {name: max(rounds, key=lambda r: r.rps) for name, rounds in results.items()}
+    direct, through = best["direct"], best["gateway"]
+    print(
+        f"setup: {args.latency * 1000:.0f} ms sandbox latency, {args.connections} callers, gunicorn {args.workers} "
+        f"gthread workers x {args.threads} threads on {os.cpu_count()} CPUs, {args.warmup:.0f} s warm-up + "
+        f"{args.seconds:.0f} s per measurement, best of {args.rounds} rounds"
+    )
+    for name, result in best.items():
+        print(
+            f"{name:8} {result.rps:8,.0f} calls/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
+            f"({result.requests:,} calls, {result.errors} non-200)"
+        )
+    ratio = through.rps / direct.rps
+    added_p50 = through.p50_ms - direct.p50_ms
+    print(
+        f"gateway / direct throughput: {ratio:.2f}x (target >= {FLOOR:.1f}x): {'met' if ratio >= FLOOR else 'MISSED'}"
+    )
+    print(
+        f"added latency: p50 {added_p50:+.2f} ms (target < {P50_OVERHEAD_MS:.0f} ms: "
+        f"{'met' if added_p50 < P50_OVERHEAD_MS else 'MISSED'}), p99 {through.p99_ms - direct.p99_ms:+.2f} ms"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--threads", type=int, default=32)
+    args = parser.parse_args(argv if argv is not None else [])
+    run(args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
