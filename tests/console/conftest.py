@@ -18,7 +18,7 @@ SUPPORT_GRANTS = (
     ("wxplatform.migrations.0002_support_group", "support_group_create"),
     ("tenants.migrations.0014_support_group_sees_push_log", "grant"),
     ("webhooks.migrations.0003_support_group_views", "support_views_add"),
-    ("wxplatform.authority.migrations.0003_support_group_views", "support_views_add"),
+    ("wxplatform.authority.migrations.0004_support_group_views", "support_views_add"),
 )
 
 

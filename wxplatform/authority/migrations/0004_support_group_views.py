@@ -34,7 +34,7 @@ def support_views_remove(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("authority", "0002_beat_prune"),
+        ("authority", "0003_gateway"),
         ("wxplatform", "0002_support_group"),
     ]
 
