@@ -301,6 +301,68 @@ print(json.dumps({
 """
 
 
+# One read end to end under cProfile, through Django's WSGI handler as gunicorn calls it, beside /healthz: the CPU
+# time of each (thread_time, best of several rounds) and where a read's goes. `python -m bench api --profile`.
+_PROFILE = """
+import cProfile, io, pstats, time
+
+from django.core.handlers.wsgi import WSGIHandler
+from django.test import RequestFactory
+
+handler = WSGIHandler()
+factory = RequestFactory()
+environs = {
+    "/healthz": factory.get("/healthz", SERVER_NAME="127.0.0.1").environ,
+    "/api/v1/draft-count": factory.get(
+        "/api/v1/draft-count", HTTP_AUTHORIZATION="Api-Key " + RAW_KEY, SERVER_NAME="127.0.0.1"
+    ).environ,
+}
+
+def read(environ):
+    response = handler(dict(environ), lambda status, headers, exc_info=None: None)
+    b"".join(response)
+    response.close()
+
+for environ in environs.values():
+    for _ in range(50):
+        read(environ)  # connects, imports, warms up
+def cpu_per_request(environ):
+    started = time.thread_time()
+    for _ in range(200):
+        read(environ)
+    return (time.thread_time() - started) / 200
+
+for name, environ in environs.items():
+    best = min(cpu_per_request(environ) for _ in range(5))
+    print(f"CPU per request, {name}: {best * 1000:.3f} ms")
+profiler = cProfile.Profile(time.thread_time)  # CPU time: waits on PostgreSQL and Redis are not counted
+profiler.enable()
+for _ in range(PROFILE_READS):
+    read(environs["/api/v1/draft-count"])
+profiler.disable()
+out = io.StringIO()
+stats = pstats.Stats(profiler, stream=out)
+stats.sort_stats("cumulative").print_stats(PROFILE_LINES)
+stats.sort_stats("tottime").print_stats(PROFILE_LINES)
+print(out.getvalue())
+"""
+
+
+def profile(args: argparse.Namespace) -> None:
+    env = _environment()
+    drop = f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)'
+    _admin_sql(env["DATABASE_URL"], drop, f'CREATE DATABASE "{BENCH_DATABASE}"')
+    try:
+        _manage(env, "migrate", "--verbosity", "0")
+        _manage(env, "shell", "-c", _SEED)
+        raw_key = _manage(env, "issue_api_key", "wxbench0000000001", "--name", "bench").strip()
+        code = f"RAW_KEY = {raw_key!r}\nPROFILE_READS = {args.profile_reads}\nPROFILE_LINES = {args.profile_lines}\n"
+        print(_manage(env, "shell", "-c", code + _PROFILE))
+    finally:
+        _clear_redis(env["REDIS_URL"], env["REDIS_KEY_PREFIX"])
+        _admin_sql(env["DATABASE_URL"], drop)
+
+
 @dataclass(frozen=True)
 class ReadCost:
     sql_queries: float
@@ -397,8 +459,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--access-log", action="store_true", help="let gunicorn log every request")
+    parser.add_argument("--profile", action="store_true", help="profile one read in process instead of the load")
+    parser.add_argument("--profile-reads", type=int, default=2000)
+    parser.add_argument("--profile-lines", type=int, default=45)
     args = parser.parse_args(argv if argv is not None else [])
-    run(args)
+    if args.profile:
+        profile(args)
+    else:
+        run(args)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ class SkipReason(models.TextChoices):
     QUOTA_BUDGET = "quota_budget", _("Daily quota budget used")
     RECENTLY_SYNCED = "recently_synced", _("Synced moments ago")
     WECHAT_DEGRADED = "wechat_degraded", _("WeChat degraded for the platform, backing off")
+    RATE_WINDOW = "rate_window", _("The account's third-party call rate limit is reached for now")
 
 
 class SyncTrigger(models.TextChoices):

@@ -16,11 +16,18 @@ from django.conf import settings
 
 from drafts.models import AttemptOutcome, JobState, SkipReason, SyncTrigger
 from tenants.models import Eligibility, Tenant, TenantStatus
+from tenants.quota import quota_day_of
 from wxplatform.core.backoff import backoff_delay
 
 # For on-demand syncs these are answered from storage ("cached") rather than skipped.
 SERVED_FROM_STORAGE = frozenset(
-    {SkipReason.PAUSED, SkipReason.QUOTA_BUDGET, SkipReason.RECENTLY_SYNCED, SkipReason.WECHAT_DEGRADED}
+    {
+        SkipReason.PAUSED,
+        SkipReason.QUOTA_BUDGET,
+        SkipReason.RECENTLY_SYNCED,
+        SkipReason.WECHAT_DEGRADED,
+        SkipReason.RATE_WINDOW,
+    }
 )
 # Outcomes after which an on-demand job has succeeded: it has a count to show.
 SUCCESS_OUTCOMES = frozenset({AttemptOutcome.CHANGED, AttemptOutcome.UNCHANGED, AttemptOutcome.CACHED})
@@ -78,10 +85,12 @@ def job_state_for(outcome: str) -> JobState:
 
 # --- Quota -------------------------------------------------------------------------------------------
 
+DAY_SECONDS = 86400.0
+
 
 def quota_day(now: datetime) -> date:
     """The quota day `now` belongs to: WeChat's daily quotas reset at midnight China time (docs/wechat/quota.md)."""
-    return now.astimezone(ZoneInfo(settings.DRAFT_QUOTA_TIMEZONE)).date()
+    return quota_day_of(now)
 
 
 def quota_reset_at(now: datetime) -> datetime:
@@ -103,6 +112,45 @@ def quota_budget(trigger: str, daily_limit: int | None = None) -> int:
     share = settings.DRAFT_QUOTA_SCHEDULE_SHARE if scheduled else settings.DRAFT_QUOTA_ON_DEMAND_SHARE
     limit = daily_limit if daily_limit is not None else settings.DRAFT_QUOTA_DAILY_LIMIT
     return int(limit * share)
+
+
+def component_rate_limit(tenant: Tenant) -> tuple[int, int] | None:
+    """(calls, seconds) this platform may make for the account per window, as openapi/quota/get last reported
+    component_rate_limit; None when not reported or 0/0 (no limit) (docs/wechat/quota.md#rate-limits)."""
+    calls, seconds = tenant.quota_component_rate_calls, tenant.quota_component_rate_seconds
+    if not calls or not seconds:
+        return None
+    return calls, seconds
+
+
+# --- Polling cadence ---------------------------------------------------------------------------------
+
+
+def poll_interval(quiet_for: float, *, daily_limit: int | None) -> float:
+    """Seconds from one scheduled poll of an account to the next, given how long (seconds) its draft box has
+    been quiet: no change seen and no event announcing one (docs/polling.md#the-policy).
+
+    A tenth (DRAFT_POLL_QUIET_FRACTION) of the quiet time, the heuristic HTTP caches apply to a response's
+    Last-Modified age: an account that changed an hour ago is polled at the floor, one quiet for a day every
+    2.4 hours. Between DRAFT_POLL_MIN_INTERVAL and DRAFT_POLL_MAX_INTERVAL, and never shorter than
+    a day divided by the calls the schedule may spend on the account (its quota_budget), even above the ceiling:
+    the quota is the account's, shared with its other tools.
+    """
+    interval: float = settings.DRAFT_POLL_QUIET_FRACTION * max(quiet_for, 0.0)
+    interval = min(max(interval, settings.DRAFT_POLL_MIN_INTERVAL), settings.DRAFT_POLL_MAX_INTERVAL)
+    budget = quota_budget(SyncTrigger.SCHEDULE, daily_limit)
+    # No budget at all: once a day, when skip_reason will have a new quota day to judge.
+    quota_floor = DAY_SECONDS / budget if budget > 0 else DAY_SECONDS
+    return max(interval, quota_floor)
+
+
+def next_poll_at(
+    *, base: datetime, fetched_at: datetime, activity_at: datetime | None, daily_limit: int | None
+) -> datetime:
+    """When the account is due again after a poll at `fetched_at` (planned at `base`, the run's start for a
+    scheduled chunk, so that the cadence keeps to the beat's ticks), its last activity being `activity_at`."""
+    quiet_for = (fetched_at - activity_at).total_seconds() if activity_at is not None else 0.0
+    return base + timedelta(seconds=poll_interval(quiet_for, daily_limit=daily_limit))
 
 
 # --- Whether to call WeChat --------------------------------------------------------------------------

@@ -21,7 +21,8 @@ from typing import cast
 from celery import Task
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, Max, OuterRef, Q
+from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from drafts.models import AttemptOutcome, JobState, SkipReason, SyncAttempt, SyncChunk, SyncJob, SyncRun, SyncTrigger
@@ -253,8 +254,9 @@ class RunStart:
 
 
 def draft_count_run_start(*, trigger: str, enqueue_chunks: bool = True) -> RunStart:
-    """Plans a run over every eligible, active tenant: chunks of DRAFT_SYNC_CHUNK_SIZE consecutive ids,
-    found by keyset pagination (one indexed query per chunk, never the whole tenant list in memory).
+    """Plans a run over every eligible, active tenant (for the schedule, only those due: docs/polling.md):
+    chunks of DRAFT_SYNC_CHUNK_SIZE consecutive ids, found by keyset pagination (one indexed query per chunk,
+    never the whole tenant list in memory). A manual run (CLI, admin) asks for every account now.
 
     With `enqueue_chunks`, the first DRAFT_SYNC_CHUNKS_IN_FLIGHT chunks are queued after commit; each
     finished chunk queues the one that many places after it.
@@ -270,9 +272,9 @@ def draft_count_run_start(*, trigger: str, enqueue_chunks: bool = True) -> RunSt
             if running or age < settings.DRAFT_SYNC_MIN_INTERVAL:
                 return RunStart(run=latest, created=False)
     size = settings.DRAFT_SYNC_CHUNK_SIZE
-    ids = syncable_tenants().order_by("pk").values_list("pk", flat=True)
     with transaction.atomic():
         run = SyncRun.objects.create(trigger=trigger)
+        ids = _run_tenants(run).order_by("pk").values_list("pk", flat=True)
         chunks: list[SyncChunk] = []
         last = 0
         while True:
@@ -311,7 +313,7 @@ def draft_count_chunk_sync(*, chunk_id: int, chain: bool = True) -> SyncReport |
     report = None
     if chunk.done_at is None:
         tenants = list(
-            syncable_tenants()
+            _run_tenants(chunk.run)
             .filter(pk__gte=chunk.first_tenant_id, pk__lte=chunk.last_tenant_id)
             .only(*SYNC_FIELDS)
             .order_by("pk")
@@ -328,6 +330,26 @@ def draft_count_chunk_sync(*, chunk_id: int, chain: bool = True) -> SyncReport |
         if successor is not None:
             enqueue(_sync_chunk_task(), successor)
     return report
+
+
+def _run_tenants(run: SyncRun) -> QuerySet[Tenant]:
+    """The tenants a run covers. A scheduled run covers those due when it was planned, so that its chunks find
+    the ones planning counted (an account made due meanwhile waits for the next run)."""
+    tenants = syncable_tenants()
+    if run.trigger == SyncTrigger.SCHEDULE:
+        tenants = tenants.filter(next_poll_at__lte=run.started_at)
+    return tenants
+
+
+def draft_count_poll_soon(*, tenant_id: int) -> bool:
+    """Makes the account due at the next scheduled run and restarts its quiet time, so that it is polled at the
+    floor interval for a while (docs/polling.md#poll-soon). For callers that learn the draft box changed or is
+    about to (WeChat's publish and mass-send events); one UPDATE, never a call to WeChat. False if no such
+    tenant. A poll already due earlier keeps its time."""
+    now = timezone.now()
+    return bool(
+        Tenant.objects.filter(pk=tenant_id).update(next_poll_at=Least(F("next_poll_at"), now), draft_activity_at=now)
+    )
 
 
 # --- Housekeeping ------------------------------------------------------------------------------------

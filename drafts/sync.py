@@ -45,6 +45,8 @@ from drafts.models import (
 from drafts.rules import (
     SyncReport,
     TenantResult,
+    component_rate_limit,
+    next_poll_at,
     quota_budget,
     quota_day,
     quota_reset_at,
@@ -61,6 +63,7 @@ from tenants.services import (
     eligibility_event,
     outbox_event,
     tenant_revoke,
+    tenant_token_fresh,
     tenant_token_refresh,
 )
 from tenants.tasks import read_quota
@@ -69,8 +72,9 @@ from webhooks.tasks import deliver_soon as webhooks_deliver_soon
 from wxplatform.component.services import ComponentNotReady
 from wxplatform.core import degradation, metrics
 from wxplatform.core.bulk_update import BulkUpdate
-from wxplatform.core.freshness import BATCH_TOKEN_MARGIN, token_is_fresh
+from wxplatform.core.freshness import BATCH_TOKEN_MARGIN
 from wxplatform.core.queueing import enqueue
+from wxplatform.core.throttling import windows_take
 from wxplatform.wechat.client import call_outcome
 from wxplatform.wechat.errors import (
     INELIGIBLE_CODES,
@@ -82,6 +86,9 @@ from wxplatform.wechat.errors import (
 )
 
 logger = logging.getLogger(__name__)
+
+# The Redis counters of each account's component_rate_limit windows.
+RATE_WINDOW_SCOPE = "wechat-component-rate"
 
 # The tenant columns the engine reads; the encrypted refresh token is not among them (tenant_token_refresh
 # loads it under its own lock), so a batch decrypts one secret per tenant.
@@ -100,7 +107,11 @@ SYNC_FIELDS = (
     "quota_day",
     "quota_used",
     "quota_daily_limit",
+    "quota_component_rate_calls",
+    "quota_component_rate_seconds",
     "paused_until",
+    "next_poll_at",
+    "draft_activity_at",
 )
 
 
@@ -124,6 +135,10 @@ class _Work:
     revoke: bool = False
     # The stored count this fetch replaces, as read under the row lock in _write (for draft_count.changed).
     previous_count: int | None = None
+    # The error of the last call, while a retry is planned.
+    last_error: WeChatError | None = None
+    # The last draft-box activity, as read under the row lock in _write (for the next poll's time).
+    activity_at: datetime | None = None
 
 
 def sync_tenants(tenants: Sequence[Tenant], *, trigger: str, chunk: SyncChunk | None = None) -> SyncReport | None:
@@ -160,13 +175,36 @@ def _plan(works: list[_Work], *, trigger: str, now: datetime) -> list[_Work]:
         if reason is not None:
             work.result = skipped_result(tenant, trigger=trigger, reason=reason)
             continue
-        if token_is_fresh(tenant.access_token, tenant.access_token_expires_at, margin=BATCH_TOKEN_MARGIN, now=now):
+        pending.append(work)
+    # One shared budget per account and component_rate_limit window, across every worker (one Redis round trip).
+    pending = _within_rate_windows(pending, trigger=trigger)
+    planned, pending = pending, []
+    for work in planned:
+        tenant = work.tenant
+        if tenant_token_fresh(tenant, margin=BATCH_TOKEN_MARGIN, now=now):
             work.token, work.version = tenant.access_token, tenant.token_version
         # Rare (the beat refresher runs ahead of expiry), so refreshed one by one under each tenant's lock.
         elif not _refresh(work, stale_version=None):
             continue
         pending.append(work)
     return pending
+
+
+def _within_rate_windows(works: list[_Work], *, trigger: str) -> list[_Work]:
+    """The works whose next call fits the account's component_rate_limit window (docs/wechat/quota.md#rate-limits),
+    counting that call; the others get a skip (RATE_WINDOW) or, when retrying, the failure of their last error.
+    Accounts whose limit is unknown or 0/0 are not counted."""
+    limited = [(w, limit) for w in works if (limit := component_rate_limit(w.tenant)) is not None]
+    budgets = [(f"{w.tenant.component_id}:{w.tenant.authorizer_appid}", calls, secs) for w, (calls, secs) in limited]
+    fits = windows_take(RATE_WINDOW_SCOPE, budgets)
+    refused = {id(w) for (w, _limit), ok in zip(limited, fits, strict=True) if not ok}
+    for work in works:
+        if id(work) in refused:
+            if work.last_error is None:
+                work.result = skipped_result(work.tenant, trigger=trigger, reason=SkipReason.RATE_WINDOW)
+            else:
+                work.result = _failure(work, work.last_error)
+    return [w for w in works if id(w) not in refused]
 
 
 def _refresh(work: _Work, *, stale_version: int | None) -> bool:
@@ -222,7 +260,7 @@ def _fetch_rounds(pending: list[_Work], *, trigger: str) -> None:
                 assert outcome.total_count is not None
                 _success(work, outcome.total_count, fetched_at)
                 continue
-            error = outcome.error
+            error = work.last_error = outcome.error
             used = quota_used_today(work.tenant, today) + work.calls
             budget = quota_budget(trigger, work.tenant.quota_daily_limit)
             if isinstance(error, TokenError) and not work.token_retried and used < budget:
@@ -240,7 +278,8 @@ def _fetch_rounds(pending: list[_Work], *, trigger: str) -> None:
                 backoff = True
             else:
                 work.result = _failure(work, error)
-        pending = retry
+        # A retry is one more call in the account's window.
+        pending = _within_rate_windows(retry, trigger=trigger)
 
 
 def _success(work: _Work, total_count: int, fetched_at: datetime) -> None:
@@ -307,11 +346,18 @@ _NEWER = "(t.draft_count_fetched_at IS NULL OR t.draft_count_fetched_at < v.fetc
 
 _SUCCEEDED = BulkUpdate(
     table=Tenant._meta.db_table,
-    columns=("id", "total_count", "fetched_at", "snapshot", "calls"),
+    columns=("id", "total_count", "fetched_at", "snapshot", "changed", "next_poll_at", "calls"),
     assignments=(
         # Never replace a newer fetch (an on-demand job that finished first) with this older one.
         f"draft_count = CASE WHEN {_NEWER} THEN v.total_count ELSE t.draft_count END, "
         f"draft_count_fetched_at = CASE WHEN {_NEWER} THEN v.fetched_at ELSE t.draft_count_fetched_at END, "
+        # The cadence (docs/polling.md#writing-the-next-poll): a change restarts the quiet time and the next poll
+        # follows from it. A read outside the schedule (on demand, after an event) may bring the next poll
+        # forward but never push it back, so that the account keeps to the beat's ticks.
+        f"next_poll_at = CASE WHEN NOT {_NEWER} THEN t.next_poll_at WHEN %(scheduled)s THEN v.next_poll_at "
+        "WHEN v.next_poll_at < t.next_poll_at THEN v.next_poll_at ELSE t.next_poll_at END, "
+        "draft_activity_at = CASE WHEN v.changed THEN v.fetched_at "
+        "ELSE COALESCE(t.draft_activity_at, v.fetched_at) END, "
         "last_snapshot_at = CASE WHEN v.snapshot THEN v.fetched_at ELSE t.last_snapshot_at END, "
         "last_sync_attempt_at = v.fetched_at, " + _QUOTA
     ),
@@ -392,14 +438,26 @@ def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
         _lock_and_recheck_snapshots(works, succeeded)
         rows: list[tuple[Any, ...]] = []
         snapshots: list[DraftSnapshot] = []
+        # A scheduled chunk's cadence counts from the run's start, so that an account due every 15 minutes is
+        # due again at the beat 15 minutes on rather than just after it.
+        planned_at = chunk.run.started_at if chunk is not None else None
         for w in succeeded:
             assert w.fetched_at is not None and w.result is not None and w.result.total_count is not None
+            changed = w.snapshot == SnapshotReason.CHANGED
+            due = next_poll_at(
+                base=planned_at or w.fetched_at,
+                fetched_at=w.fetched_at,
+                activity_at=w.fetched_at if changed else (w.activity_at or w.fetched_at),
+                daily_limit=w.tenant.quota_daily_limit,
+            )
             rows.append(
                 _SUCCEEDED.row(
                     id=w.tenant.pk,
                     total_count=w.result.total_count,
                     fetched_at=ops.adapt_datetimefield_value(w.fetched_at),
                     snapshot=w.snapshot is not None,
+                    changed=changed,
+                    next_poll_at=ops.adapt_datetimefield_value(due),
                     calls=w.calls,
                 )
             )
@@ -412,7 +470,7 @@ def _write(works: Sequence[_Work], *, trigger: str, chunk: SyncChunk | None) -> 
                         reason=w.snapshot,
                     )
                 )
-        _SUCCEEDED.execute(rows, {"day": day})
+        _SUCCEEDED.execute(rows, {"day": day, "scheduled": trigger == SyncTrigger.SCHEDULE})
         _FAILED.execute(failed, {"day": day, "now": at_now, "rejected": Eligibility.REJECTED.value})
         if snapshots:
             # (tenant, fetched_at) is unique: writing the same fetch twice is a no-op.
@@ -438,11 +496,11 @@ def _lock_and_recheck_snapshots(works: Sequence[_Work], succeeded: Sequence[_Wor
     if not ids:
         return
     current = {
-        pk: (count, fetched_at, snapshot_at)
-        for pk, count, fetched_at, snapshot_at in Tenant.objects.select_for_update()
+        pk: (count, fetched_at, snapshot_at, activity_at)
+        for pk, count, fetched_at, snapshot_at, activity_at in Tenant.objects.select_for_update()
         .filter(pk__in=ids)
         .order_by("pk")
-        .values_list("pk", "draft_count", "draft_count_fetched_at", "last_snapshot_at")
+        .values_list("pk", "draft_count", "draft_count_fetched_at", "last_snapshot_at", "draft_activity_at")
     }
     heartbeat = timedelta(hours=settings.DRAFT_SNAPSHOT_HEARTBEAT_HOURS)
     for work in succeeded:
@@ -451,7 +509,7 @@ def _lock_and_recheck_snapshots(works: Sequence[_Work], succeeded: Sequence[_Wor
         work.snapshot = None
         if row is None:
             continue  # deleted meanwhile
-        count, fetched_at, snapshot_at = row
+        count, fetched_at, snapshot_at, work.activity_at = row
         if fetched_at is not None and fetched_at >= work.fetched_at:
             continue
         work.previous_count = count

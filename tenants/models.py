@@ -18,8 +18,12 @@ DRAFT_PERMISSION_SETS = frozenset({11, 100})
 
 
 class AccountKind(models.TextChoices):
-    SUBSCRIPTION = "subscription", _("Subscription account")
-    SERVICE = "service", _("Service account")
+    # WeChat's current names: its docs now treat 公众号 (formerly 订阅号, subscription account) and 服务号 apart
+    # (docs/wechat/permissions.md#account-kinds). The stored values keep the old words.
+    # Translators: 公众号(原订阅号)
+    SUBSCRIPTION = "subscription", _("Official Account (formerly subscription account)")
+    # Translators: 服务号
+    SERVICE = "service", _("Service Account")
     MINI_PROGRAM = "mini_program", _("Mini Program")
     OTHER = "other", _("Other account type")
 
@@ -33,7 +37,7 @@ class TenantStatus(models.TextChoices):
 class Eligibility(models.TextChoices):
     ELIGIBLE = "eligible", _("Eligible")
     MISSING_PERMISSION = "missing_permission", _("Permission set 11 or 100 not granted")
-    WRONG_KIND = "wrong_kind", _("Not a subscription or service account")
+    WRONG_KIND = "wrong_kind", _("Not an Official Account or a Service Account")
     REJECTED = "rejected", _("Rejected by WeChat")
     ACCOUNT_STATUS = "account_status", _("Account deregistered, banned or frozen")
 
@@ -59,12 +63,12 @@ ACCOUNT_STATUS_LABELS = {
     19: _("frozen"),
 }
 SERVICE_TYPE_LABELS = {
-    # Translators: 订阅号
-    0: _("subscription account"),
-    # Translators: 由历史老帐号升级后的订阅号
-    1: _("subscription account (upgraded from a legacy account)"),
+    # Translators: 公众号(原订阅号)
+    0: _("Official Account (formerly subscription account)"),
+    # Translators: 由历史老帐号升级后的公众号(原订阅号)
+    1: _("Official Account (upgraded from a legacy account)"),
     # Translators: 服务号
-    2: _("service account"),
+    2: _("Service Account"),
 }
 VERIFY_TYPE_LABELS = {
     # Translators: 未认证
@@ -145,11 +149,29 @@ class Tenant(models.Model):
     quota_wechat_used = models.PositiveIntegerField(_("draft/count used (WeChat)"), null=True, blank=True)
     quota_remain = models.PositiveIntegerField(_("draft/count remaining (WeChat)"), null=True, blank=True)
     quota_read_at = models.DateTimeField(_("quota read at"), null=True, blank=True)
+    # The sync's own draft/count calls of that quota day when the reading was taken (quota_used then): what
+    # `quota_wechat_used` minus this platform's calls leaves to others is told against the same moment.
+    quota_used_at_read = models.PositiveIntegerField(_("our draft/count calls at the reading"), null=True, blank=True)
+    # The call-rate limits openapi/quota/get reported with it (null: not reported; 0/0: no limit). The component
+    # one bounds this platform's calls: at most call_count per refresh_second window (docs/wechat/quota.md).
+    quota_rate_calls = models.PositiveIntegerField(_("draft/count rate limit (calls)"), null=True, blank=True)
+    quota_rate_seconds = models.PositiveIntegerField(_("draft/count rate limit (seconds)"), null=True, blank=True)
+    quota_component_rate_calls = models.PositiveIntegerField(
+        _("draft/count third-party rate limit (calls)"), null=True, blank=True
+    )
+    quota_component_rate_seconds = models.PositiveIntegerField(
+        _("draft/count third-party rate limit (seconds)"), null=True, blank=True
+    )
     # clear_quota calls this service made in the month quota_clears_month (WeChat allows 10 and does not
     # say how many were used).
     quota_clears_month = models.CharField(max_length=7, blank=True, editable=False)
     quota_clears = models.PositiveSmallIntegerField(_("quota clears this month"), default=0)
     paused_until = models.DateTimeField(_("paused until"), null=True, blank=True)
+    # Polling cadence (docs/polling.md): when a scheduled run next calls draft/count for the account (due at once
+    # when created), and the last sign of activity in its draft box (the count seen to change, or an event
+    # announcing a change), from which the quiet time that sets the interval is counted.
+    next_poll_at = models.DateTimeField(_("next scheduled poll"), default=timezone.now)
+    draft_activity_at = models.DateTimeField(_("last draft-box activity"), null=True, blank=True)
 
     authorized_at = models.DateTimeField(_("authorized at"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
@@ -164,6 +186,8 @@ class Tenant(models.Model):
             models.Index(fields=["status", "eligibility", "id"], name="tenant_syncable_idx"),
             models.Index(fields=["access_token_expires_at"], name="tenant_token_expiry_idx"),
             models.Index(fields=["authorizer_appid"], name="tenant_appid_idx"),
+            # Scheduled runs plan only the accounts due (docs/polling.md#planning).
+            models.Index(fields=["next_poll_at"], name="tenant_next_poll_idx"),
         ]
         constraints: ClassVar[list[models.BaseConstraint]] = [
             models.UniqueConstraint(fields=["component", "authorizer_appid"], name="tenant_one_per_platform"),

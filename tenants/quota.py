@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from tenants.models import Tenant
@@ -35,7 +36,18 @@ DRAFT_COUNT_CGI_PATH = "/cgi-bin/draft/count"
 # WeChat's monthly budget of clears per account, shared with the merchant's own console
 # (docs/wechat/quota.md#clear_quota-budget).
 MONTHLY_CLEARS = 10
-QUOTA_FIELDS = ("quota_daily_limit", "quota_wechat_used", "quota_remain", "quota_read_at", "updated_at")
+QUOTA_FIELDS = (
+    "quota_daily_limit",
+    "quota_wechat_used",
+    "quota_remain",
+    "quota_read_at",
+    "quota_used_at_read",
+    "quota_rate_calls",
+    "quota_rate_seconds",
+    "quota_component_rate_calls",
+    "quota_component_rate_seconds",
+    "updated_at",
+)
 
 
 def quota_month(now: datetime) -> str:
@@ -49,14 +61,34 @@ def clears_used(tenant: Tenant, *, now: datetime | None = None) -> int:
     return tenant.quota_clears if tenant.quota_clears_month == month else 0
 
 
+def quota_day_of(now: datetime) -> date:
+    """The quota day `now` belongs to: WeChat's daily counts restart at midnight in DRAFT_QUOTA_TIMEZONE
+    (docs/wechat/quota.md#reset-time)."""
+    return now.astimezone(ZoneInfo(settings.DRAFT_QUOTA_TIMEZONE)).date()
+
+
+def quota_day_start(now: datetime) -> datetime:
+    """When the quota day of `now` began."""
+    day = quota_day_of(now)
+    return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(settings.DRAFT_QUOTA_TIMEZONE))
+
+
 def tenant_quota_store(*, tenant_id: int, quota: Quota, read_at: datetime) -> None:
-    """Stores a reading unless a newer one is stored already (a conditional update, no lock)."""
+    """Stores a reading unless a newer one is stored already (a conditional update, no lock), with the sync's
+    own calls of the day at that moment (0 when its counter is of an earlier day)."""
+    rates: dict[str, int | None] = {}
+    for prefix, limit in (("quota_rate", quota.rate_limit), ("quota_component_rate", quota.component_rate_limit)):
+        # A reading without the block (the legacy answer) keeps nothing stale: the limit is then unknown.
+        rates[f"{prefix}_calls"] = limit.call_count if limit is not None else None
+        rates[f"{prefix}_seconds"] = limit.refresh_second if limit is not None else None
     Tenant.objects.filter(pk=tenant_id).exclude(quota_read_at__gt=read_at).update(
         quota_daily_limit=quota.daily_limit,
         quota_wechat_used=quota.used,
         quota_remain=quota.remain,
         quota_read_at=read_at,
+        quota_used_at_read=Case(When(quota_day=quota_day_of(read_at), then=F("quota_used")), default=Value(0)),
         updated_at=read_at,
+        **rates,
     )
 
 

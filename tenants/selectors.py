@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
+from urllib.parse import urlencode
 
+from django.conf import settings
 from django.db.models import F, Q, QuerySet
+from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from tenants.models import Eligibility, Tenant, TenantAPIKey, TenantStatus
+from wxplatform.component.services import is_default
 from wxplatform.core.keys import key_find
+
+# WeChat's errcodes for a draft API refused (docs/wechat/permissions.md#missing-permission-errors).
+NOT_GRANTED_CODE = 61007
+ACCOUNT_LACKS_API_CODE = 48001
 
 # Every field of a key, and of its tenant every field but the tokens and the platform unless fewer are asked
 # for: a merchant is never answered with the tokens, so they are neither loaded nor decrypted, and the API names
@@ -65,5 +75,60 @@ def failing_tenants() -> QuerySet[Tenant]:
 
 
 def eligibility_reason(tenant: Tenant) -> str:
-    """Why the tenant is (in)eligible, as shown to staff and merchants: the recorded detail, else the label."""
-    return tenant.eligibility_detail or str(Eligibility(tenant.eligibility).label)
+    """Why the tenant is (in)eligible, as shown to staff and merchants: what to do about a refused draft box,
+    else the recorded detail, else the label."""
+    return draft_refusal_message(tenant) or tenant.eligibility_detail or str(Eligibility(tenant.eligibility).label)
+
+
+class DraftRefusal(enum.StrEnum):
+    """Why WeChat refuses (or would refuse) this platform the account's draft box, by who can change it
+    (docs/wechat/permissions.md#missing-permission-errors)."""
+
+    # 61007, or set 11/100 missing from func_info: the platform was not granted the set; authorizing again fixes it.
+    NOT_GRANTED = "not_granted"
+    # 48001, or not an Official Account / Service Account: the account itself lacks the API; authorizing again
+    # changes nothing.
+    ACCOUNT_LACKS_API = "account_lacks_api"
+
+
+def draft_refusal(tenant: Tenant) -> DraftRefusal | None:
+    """NOT_GRANTED or ACCOUNT_LACKS_API for an ineligible tenant whose reason is one of them, else None."""
+    if tenant.eligibility == Eligibility.MISSING_PERMISSION:
+        return DraftRefusal.NOT_GRANTED
+    if tenant.eligibility == Eligibility.WRONG_KIND:
+        return DraftRefusal.ACCOUNT_LACKS_API
+    if tenant.eligibility == Eligibility.REJECTED:
+        # The errcode WeChat rejected the account with is the last error recorded, and in its detail.
+        code = tenant.last_error_code
+        if code == NOT_GRANTED_CODE or (code is None and f"({NOT_GRANTED_CODE})" in tenant.eligibility_detail):
+            return DraftRefusal.NOT_GRANTED
+        if code == ACCOUNT_LACKS_API_CODE or f"({ACCOUNT_LACKS_API_CODE})" in tenant.eligibility_detail:
+            return DraftRefusal.ACCOUNT_LACKS_API
+    return None
+
+
+def reauthorize_url(tenant: Tenant) -> str:
+    """The authorization page that grants this platform its permission sets again: the default platform's, or
+    another platform's with ?component= (README "Several platforms")."""
+    url = settings.PUBLIC_BASE_URL + reverse("tenants:authorize")
+    component = tenant.component
+    return url if is_default(component) else f"{url}?{urlencode({'component': component.component_appid})}"
+
+
+def draft_refusal_message(tenant: Tenant) -> str | None:
+    """What the merchant can do about a refused draft box, in the request's language; None if not refused so."""
+    refusal = draft_refusal(tenant)
+    if refusal == DraftRefusal.NOT_GRANTED:
+        return _(
+            "This platform was not granted permission set 11 (material management), which the draft APIs need "
+            "(WeChat errcode 61007). The account's administrator must authorize this platform again at %(url)s "
+            "and keep material management ticked."
+        ) % {"url": reauthorize_url(tenant)}
+    if refusal == DraftRefusal.ACCOUNT_LACKS_API:
+        return _(
+            "WeChat does not let this account itself use the draft APIs (WeChat errcode 48001): they are for "
+            "Official Accounts (formerly subscription accounts) and Service Accounts, and WeChat refuses accounts "
+            "whose WeChat verification has lapsed. Check the account's type and verification on the WeChat Official "
+            "Accounts Platform (mp.weixin.qq.com); authorizing this platform again does not change it."
+        )
+    return None

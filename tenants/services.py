@@ -414,15 +414,16 @@ def _purge_tokens(tenant: Tenant, *, status: str) -> None:
 # --- Authorizer tokens -------------------------------------------------------------------------------
 
 
-def _is_fresh(tenant: Tenant, margin: timedelta) -> bool:
-    return token_is_fresh(tenant.access_token, tenant.access_token_expires_at, margin=margin)
+def tenant_token_fresh(tenant: Tenant, *, margin: timedelta, now: datetime | None = None) -> bool:
+    """Whether the tenant's stored token outlives `margin` (the one "fresh enough, else refresh" test)."""
+    return token_is_fresh(tenant.access_token, tenant.access_token_expires_at, margin=margin, now=now)
 
 
 def tenant_access_token(*, tenant: Tenant) -> tuple[str, int]:
     """A usable authorizer access token and its version, refreshing it first if it is about to expire."""
     if tenant.status != TenantStatus.ACTIVE:
         raise TenantNotActive(tenant)
-    if _is_fresh(tenant, USABLE_MARGIN):
+    if tenant_token_fresh(tenant, margin=USABLE_MARGIN):
         return tenant.access_token, tenant.token_version
     return tenant_token_refresh(tenant_id=tenant.pk, stale_version=tenant.token_version)
 
@@ -460,9 +461,9 @@ def _token_refresh_locked(*, tenant_id: int, stale_version: int | None, margin: 
     # Check again under the lock. A caller holding a stale version saw that token fail or expire: only a
     # newer stored token (another process refreshed while we waited) spares the call to WeChat.
     if stale_version is not None:
-        if tenant.token_version != stale_version and _is_fresh(tenant, USABLE_MARGIN):
+        if tenant.token_version != stale_version and tenant_token_fresh(tenant, margin=USABLE_MARGIN):
             return _RefreshOutcome(token=tenant.access_token, version=tenant.token_version)
-    elif _is_fresh(tenant, margin):
+    elif tenant_token_fresh(tenant, margin=margin):
         return _RefreshOutcome(token=tenant.access_token, version=tenant.token_version)
     # A consumer of the token authority needs no refresh token of its own (the authority holds them).
     if not tenant.refresh_token and not authority_configured():

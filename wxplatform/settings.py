@@ -192,15 +192,17 @@ MIDDLEWARE = [
     "wxplatform.console.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # The console-only ones (wxplatform/console/middleware.py) are the libraries' own, passing /api/v1/ and
+    # /internal/ requests straight on: keys, not cookies, authenticate those, and they answer JSON.
+    "wxplatform.console.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "wxplatform.console.middleware.CsrfViewMiddleware",
+    "wxplatform.console.middleware.AuthenticationMiddleware",
     "wxplatform.admin.AdminQueryGuardMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "wxplatform.console.middleware.MessageMiddleware",
+    "wxplatform.console.middleware.XFrameOptionsMiddleware",
+    "wxplatform.console.middleware.CSPMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
     "axes.middleware.AxesMiddleware",
 ]
@@ -570,6 +572,9 @@ DRAFT_QUOTA_TIMEZONE = env.str("DRAFT_QUOTA_TIMEZONE", default="Asia/Shanghai")
 # (docs/wechat/flow.md#calling-on-behalf-of-an-authorizer).
 DRAFT_QUOTA_SCHEDULE_SHARE = env.float("DRAFT_QUOTA_SCHEDULE_SHARE", default=0.8)
 DRAFT_QUOTA_ON_DEMAND_SHARE = env.float("DRAFT_QUOTA_ON_DEMAND_SHARE", default=0.95)
+# Others (other third parties, the merchant's own tools) using more than this share of an account's daily draft/count
+# quota is shown on the status page and counted in wxp_draft_quota_others_over_share (alert WxpQuotaUsedByOthers).
+DRAFT_QUOTA_OTHERS_ALERT_SHARE = env.float("DRAFT_QUOTA_OTHERS_ALERT_SHARE", default=0.5)
 # A sync requested within this many seconds of the last successful fetch is answered from storage.
 DRAFT_SYNC_MIN_INTERVAL = env.float("DRAFT_SYNC_MIN_INTERVAL", default=60.0)
 # Platform-wide cap on draft/count calls per second across all workers (Redis token bucket; without
@@ -586,6 +591,12 @@ DRAFT_SYNC_BACKOFF_MAX = env.float("DRAFT_SYNC_BACKOFF_MAX", default=8.0)
 DRAFT_SYNC_RUN_TIMEOUT = env.float("DRAFT_SYNC_RUN_TIMEOUT", default=1800.0)
 # An on-demand job whose worker went silent this many seconds ago may be taken over by another.
 DRAFT_SYNC_JOB_LEASE = env.float("DRAFT_SYNC_JOB_LEASE", default=120.0)
+# Per-account polling cadence of scheduled runs (docs/polling.md): an account whose draft box has been quiet for
+# T is polled again after T * DRAFT_POLL_QUIET_FRACTION, never sooner than DRAFT_POLL_MIN_INTERVAL nor later than
+# DRAFT_POLL_MAX_INTERVAL (seconds), and never more often than its scheduled quota share allows.
+DRAFT_POLL_MIN_INTERVAL = env.float("DRAFT_POLL_MIN_INTERVAL", default=900.0)
+DRAFT_POLL_MAX_INTERVAL = env.float("DRAFT_POLL_MAX_INTERVAL", default=21600.0)
+DRAFT_POLL_QUIET_FRACTION = env.float("DRAFT_POLL_QUIET_FRACTION", default=0.1)
 # Sync attempts, finished jobs and runs are deleted after this many days; snapshots are kept.
 SYNC_ATTEMPT_RETENTION_DAYS = env.int("SYNC_ATTEMPT_RETENTION_DAYS", default=30)
 

@@ -242,6 +242,9 @@ class QuotaBook:
     rate_limits: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     clear_month: str | None = None
     clears: int = 0
+    # Calls third parties made in the current component_rate_limit window, per cgi_path: (window index, calls).
+    # Not persisted: a window lasts seconds.
+    windows: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -1040,6 +1043,24 @@ class SandboxState:
             raise WeChatFault(45009)
         used[cgi_path] = spent + 1
 
+    def _within_component_rate(self, book: QuotaBook, cgi_path: str) -> None:
+        """Counts a call a third party makes for the account against its component_rate_limit for `cgi_path`
+        (call_count calls per refresh_second window), or raises 45011 when the window's calls are spent: the
+        errcode WeChat documents for call-rate limits (docs/wechat/quota.md#rate-limits). 0/0 means no limit.
+        Windows are fixed, aligned to multiples of refresh_second on the sandbox clock; WeChat does not say how
+        it aligns them. A refused call does not count."""
+        limit = book.rate_limits.get(cgi_path, {}).get("component_rate_limit", _NO_RATE_LIMIT)
+        count, seconds = limit["call_count"], limit["refresh_second"]
+        if count <= 0 or seconds <= 0:
+            return
+        index = int(self.clock() // seconds)
+        window, calls = book.windows.get(cgi_path, (index, 0))
+        if window != index:
+            calls = 0
+        if calls >= count:
+            raise WeChatFault(45011)
+        book.windows[cgi_path] = (index, calls + 1)
+
     def _spend_component(self, cgi_path: str) -> None:
         self._spend(self.component_quota, cgi_path)
 
@@ -1067,8 +1088,8 @@ class SandboxState:
             "errcode": 0,
             "errmsg": "ok",
             "quota": {"daily_limit": limit, "used": used, "remain": max(limit - used, 0)},
-            # Not enforced by the sandbox (45011 comes from fault injection); reported as set through the
-            # control API, 0/0 otherwise.
+            # Reported as set through the control API, 0/0 otherwise; component_rate_limit is enforced on
+            # draft/count (45011 when a window's calls are spent), rate_limit is not (no account calls for itself).
             "rate_limit": dict(rates.get("rate_limit", _NO_RATE_LIMIT)),
             "component_rate_limit": dict(rates.get("component_rate_limit", _NO_RATE_LIMIT)),
         }
@@ -1211,6 +1232,11 @@ class SandboxState:
             raise WeChatFault(48001)
         if authorizer.account_status in LIMITED_STATUSES:
             raise WeChatFault(50002)
+        # Every authorizer token is the component's, so every draft/count here is a third party's call: the daily
+        # quota first (45009), then the component_rate_limit window (45011).
+        book = authorizer.quota
+        if self._quota_today(book).get(DRAFT_COUNT_PATH, 0) < self._limit(book, DRAFT_COUNT_PATH):
+            self._within_component_rate(book, DRAFT_COUNT_PATH)
         self._spend(authorizer.quota, DRAFT_COUNT_PATH)
         # Success carries no errcode, as on real WeChat (docs/wechat/errors.md).
         return {"total_count": authorizer.draft_count}

@@ -89,10 +89,11 @@ def test_tenant_endpoint_gives_the_reason_an_account_is_ineligible(client: Clien
 
     response = client.get("/api/v1/tenant", **key_for(tenant))
 
-    assert response.json()["eligibility"] == {
-        "status": "missing_permission",
-        "reason": "Missing permission set: 11 (material management) or 100.",
-    }
+    # Not what was recorded, but what the merchant can do: authorize again (docs/wechat/permissions.md).
+    reason = response.json()["eligibility"]["reason"]
+    assert response.json()["eligibility"]["status"] == "missing_permission"
+    assert reason.startswith("This platform was not granted permission set 11 (material management)")
+    assert "http://127.0.0.1:8000/wechat/authorize" in reason
 
 
 def test_tenant_endpoint_falls_back_to_the_eligibility_label_as_reason(client: Client) -> None:
@@ -100,10 +101,10 @@ def test_tenant_endpoint_falls_back_to_the_eligibility_label_as_reason(client: C
 
     response = client.get("/api/v1/tenant", **key_for(tenant))
 
-    assert response.json()["eligibility"] == {
-        "status": "wrong_kind",
-        "reason": "Not a subscription or service account",
-    }
+    assert response.json()["eligibility"]["status"] == "wrong_kind"
+    assert response.json()["eligibility"]["reason"].startswith(
+        "WeChat does not let this account itself use the draft APIs (WeChat errcode 48001)"
+    )
 
 
 def test_tenant_endpoint_shows_only_the_calling_tenant(client: Client, tenant: Tenant, other_tenant: Tenant) -> None:
@@ -192,9 +193,10 @@ def test_draft_count_is_the_calling_tenants_own(client: Client) -> None:
             "The account's authorization is no longer valid; the account must authorize this platform again.",
         ),
         (
-            {"eligibility": Eligibility.MISSING_PERMISSION, "eligibility_detail": "Missing permission set: 11."},
+            # (61007 and 48001 give what the merchant can do instead: tests/api/test_api_refusals.py.)
+            {"eligibility": Eligibility.ACCOUNT_STATUS, "eligibility_detail": "WeChat reports the account as banned."},
             "tenant_ineligible",
-            "This account has no draft count: Missing permission set: 11.",
+            "This account has no draft count: WeChat reports the account as banned.",
         ),
     ],
 )

@@ -11,7 +11,13 @@ from tests.factories import api_headers, make_api_key, make_tenant
 
 pytestmark = pytest.mark.django_db
 
-ENDPOINTS = ["/api/v1/tenant", "/api/v1/draft-count", "/api/v1/draft-count/sync", "/api/v1/draft-count/history"]
+ENDPOINTS = [
+    "/api/v1/tenant",
+    "/api/v1/draft-count",
+    "/api/v1/draft-count/sync",
+    "/api/v1/draft-count/history",
+    "/api/v1/quota",
+]
 
 
 @pytest.fixture

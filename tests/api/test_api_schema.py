@@ -17,6 +17,7 @@ OPERATIONS = {
     ("post", "/api/v1/draft-count/sync"): "draft_count_sync_create",
     ("get", "/api/v1/draft-count/sync/{job_id}"): "draft_count_sync_job_retrieve",
     ("get", "/api/v1/draft-count/history"): "draft_count_history_list",
+    ("get", "/api/v1/quota"): "quota_retrieve",
     ("get", "/api/v1/webhooks"): "webhooks_list",
     ("post", "/api/v1/webhooks"): "webhooks_create",
     ("get", "/api/v1/webhooks/{webhook_id}"): "webhooks_retrieve",
@@ -78,6 +79,7 @@ def test_schema_documents_every_error_with_the_one_error_shape(client: Client) -
 
     assert statuses == {
         "tenant_retrieve": ["401", "429", "503"],
+        "quota_retrieve": ["401", "429", "503"],
         "draft_count_retrieve": ["401", "403", "404", "429", "503"],
         "draft_count_sync_create": ["401", "403", "429", "503"],
         "draft_count_sync_job_retrieve": ["401", "404", "429", "503"],

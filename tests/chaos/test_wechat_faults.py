@@ -18,7 +18,7 @@ from tenants.models import Eligibility, Tenant, TenantStatus
 from tests.chaos.harness import Row, note, record, scaled, wait_for, wechat_requests
 from tests.factories import make_tenant
 from tests.fixtures.sandbox import Sandbox
-from tests.fixtures.sync import component_ready, sandbox_tenants, worker_env
+from tests.fixtures.sync import component_ready, make_all_due, sandbox_tenants, worker_env
 from tests.fixtures.worker import Worker
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db(transaction=True)]
@@ -48,6 +48,8 @@ def run_until_converged(sandbox: Sandbox, *, max_runs: int) -> int:
     """Scheduled runs, one after the other as the beat would start them, until every count is right."""
     runs = 0
     while wrong_tenants(sandbox) and runs < max_runs:
+        # Every account due, as for an account on the floor at each beat (the cadence is test_polling.py's topic).
+        make_all_due()
         run_id = draft_count_run_start(trigger=SyncTrigger.SCHEDULE).run.pk
         wait_for(
             lambda run_id=run_id: SyncRun.objects.filter(pk=run_id, finished_at__isnull=False).exists(),

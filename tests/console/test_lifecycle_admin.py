@@ -42,7 +42,7 @@ def test_service_and_verification_types_are_shown_as_labels(admin_client: Client
     listing = admin_client.get(reverse("admin:tenants_tenant_changelist")).content.decode()
 
     for html in (page, listing):
-        assert "service account (2)" in html
+        assert "Service Account (2)" in html
         assert "WeChat verified (0)" in html
     assert "warned (18)" in page
 

@@ -26,7 +26,7 @@ from tenants.models import Eligibility, Tenant, TenantStatus
 from tenants.services import tenant_token_refresh
 from tests.factories import make_tenant
 from tests.fixtures.sandbox import Sandbox
-from tests.fixtures.sync import component_ready, sandbox_tenant, sandbox_tenants, worker_env
+from tests.fixtures.sync import component_ready, make_all_due, sandbox_tenant, sandbox_tenants, worker_env
 from tests.fixtures.worker import ROOT, Worker
 from wxplatform.component.clients import wechat_client
 from wxplatform.component.models import Platform
@@ -136,7 +136,8 @@ def test_a_malformed_network_setting_stops_start_up_with_its_name() -> None:
 
 
 def sync_all() -> None:
-    """A scheduled run, chunk after chunk, in this process."""
+    """A scheduled run, chunk after chunk, in this process, at a moment every tenant is due."""
+    make_all_due()
     run = draft_count_run_start(trigger=SyncTrigger.SCHEDULE, enqueue_chunks=False).run
     for chunk_id in run.chunks.order_by("index").values_list("pk", flat=True):
         draft_count_chunk_sync(chunk_id=chunk_id, chain=False)

@@ -327,3 +327,15 @@ def test_admin_sees_every_action_button(admin_client: Client, tenant: Tenant) ->
     buttons = ('id="sync-now"', 'id="refresh-token"', 'id="mark-revoked"', 'id="api-key-create"', 'value="Revoke"')
     for button in (*buttons, 'value="Rotate"'):
         assert button in html
+
+
+@pytest.mark.django_db
+def test_page_shows_when_the_account_is_next_polled_in_chinese(admin_client: Client) -> None:
+    tenant = make_tenant(next_poll_at=timezone.now() + timedelta(hours=2), draft_activity_at=timezone.now())
+
+    html = admin_client.get(_page(tenant), headers={"accept-language": "zh-hans"}).content.decode()
+
+    assert "下次定时查询时间" in html
+    assert "草稿箱最近变动时间" in html
+    shown = timezone.localtime(tenant.next_poll_at)
+    assert f"{shown.year}年{shown.month}月{shown.day}日" in html

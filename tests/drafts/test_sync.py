@@ -25,7 +25,7 @@ from drafts.rules import SyncReport
 from drafts.services import draft_count_chunk_sync, draft_count_run_start
 from tenants.models import Eligibility, Tenant, TenantStatus
 from tests.fixtures.sandbox import Sandbox
-from tests.fixtures.sync import component_ready, sandbox_tenant, sandbox_tenants
+from tests.fixtures.sync import component_ready, make_all_due, sandbox_tenant, sandbox_tenants
 from tests.wechat.helpers import wait_until_answered
 
 # Also on SQLite (make test-smoke): the batch writes are raw SQL that both databases must accept.
@@ -36,7 +36,9 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def sync_all(trigger: str = SyncTrigger.SCHEDULE) -> SyncReport:
-    """A whole run, chunk after chunk, in this process (what the workers do in parallel)."""
+    """A whole run, chunk after chunk, in this process (what the workers do in parallel), at a moment every
+    tenant is due: the cadence that makes them so is tests/drafts/test_polling.py's topic."""
+    make_all_due()
     report = SyncReport()
     run = draft_count_run_start(trigger=trigger, enqueue_chunks=False).run
     for chunk_id in run.chunks.order_by("index").values_list("pk", flat=True):

@@ -264,3 +264,43 @@ def test_the_clear_budget_renews_with_the_month_in_china_time(late_july: ManualC
     assert info.value.errcode == 48006
     late_july.advance(1)  # 2026-08-01 00:00:00 in Shanghai, still July in UTC
     assert state.clear_quota(token, account.appid)["errcode"] == 0
+
+
+# --- component_rate_limit: calls third parties make per window ---------------------------------------------
+
+
+def _draft_count_errcode(state: SandboxState, token: str | None) -> int:
+    try:
+        state.draft_count(token)
+    except WeChatFault as fault:
+        return fault.errcode
+    return 0
+
+
+def test_draft_count_keeps_to_the_component_rate_limit_of_each_window() -> None:
+    clock = ManualClock(60_000.0)  # the start of a 60 s window
+    state = SandboxState(SandboxConfig(seed=1), clock=clock)
+    limited = state.create_authorizer(authorized=True)
+    other = state.create_authorizer(authorized=True)
+    state.set_quota(limited.appid, component_rate_limit={"call_count": 3, "refresh_second": 60})
+
+    first_window = [_draft_count_errcode(state, limited.current_token) for _ in range(4)]
+    unlimited = [_draft_count_errcode(state, other.current_token) for _ in range(4)]
+    clock.advance(60)
+    next_window = _draft_count_errcode(state, limited.current_token)
+
+    # 45011: WeChat's errcode for a call-rate limit (docs/wechat/quota.md#rate-limits).
+    assert first_window == [0, 0, 0, 45011]
+    assert unlimited == [0, 0, 0, 0]
+    assert next_window == 0
+    # A refused call spends nothing of the daily quota.
+    assert state.quota_get(limited.current_token, DRAFT_COUNT)["quota"]["used"] == 4
+
+
+def test_a_spent_daily_quota_answers_45009_before_any_window(sandbox: Sandbox, wechat: WeChat) -> None:
+    account = sandbox.control.create_authorizer(authorized=True)
+    sandbox.control.set_quota(
+        account["appid"], used=1000, component_rate_limit={"call_count": 1, "refresh_second": 3600}
+    )
+
+    assert [errcode(wechat.draft_count(account["authorizer_access_token"])) for _ in range(2)] == [45009, 45009]

@@ -23,6 +23,7 @@ from tenants.models import AuthorizationCode, PushLog, Tenant, TenantStatus
 from tenants.selectors import api_key_find, syncable_tenants
 from tests.fixtures.platform import LivePlatform, signed_push, ticket_fields
 from tests.fixtures.sandbox import SECOND_COMPONENT
+from tests.fixtures.sync import make_all_due
 from wxplatform.component.models import Platform
 from wxplatform.component.services import (
     ComponentInactive,
@@ -91,6 +92,7 @@ def same_account_on_both(two: Two, *, first_drafts: int = 3, second_drafts: int 
 
 
 def sync_all() -> None:
+    make_all_due()
     run = draft_count_run_start(trigger="schedule", enqueue_chunks=False).run
     for chunk_id in run.chunks.order_by("index").values_list("pk", flat=True):
         draft_count_chunk_sync(chunk_id=chunk_id, chain=False)

@@ -25,8 +25,10 @@ from wxplatform.wechat.errors import (
     TransportError,
     WeChatError,
 )
-from wxplatform.wechat.types import AccountKind, AuthorizerListItem, Quota
+from wxplatform.wechat.types import AccountKind, AuthorizerListItem, Quota, RateLimit
 from wxsandbox.state import DRAFT_COUNT_PATH
+
+NO_LIMIT = RateLimit(call_count=0, refresh_second=0)
 
 RID = r" rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}"
 
@@ -112,7 +114,8 @@ def test_whole_flow_from_ticket_to_draft_count(client: WeChatClient, sandbox: Sa
     assert client.draft_count(access_token=refreshed.access_token) == 15
 
     quota = client.openapi_quota_get(access_token=refreshed.access_token, cgi_path=DRAFT_COUNT_PATH)
-    assert quota == Quota(daily_limit=1000, used=1, remain=999)
+    # No rate limit set: WeChat reports 0/0 (docs/wechat/endpoints.md#openapi_quota_get).
+    assert quota == Quota(daily_limit=1000, used=1, remain=999, rate_limit=NO_LIMIT, component_rate_limit=NO_LIMIT)
 
     page = client.api_get_authorizer_list(component_access_token=component.access_token)
     assert page.total_count == 1
@@ -477,7 +480,9 @@ def test_clear_quota_restarts_the_count_and_48006_ends_the_month(
 
     client.clear_quota(access_token=token, appid=account["appid"])
 
-    assert client.openapi_quota_get(access_token=token, cgi_path=DRAFT_COUNT_PATH) == Quota(1000, 0, 1000)
+    assert client.openapi_quota_get(access_token=token, cgi_path=DRAFT_COUNT_PATH) == Quota(
+        1000, 0, 1000, NO_LIMIT, NO_LIMIT
+    )
     with pytest.raises(ClearQuotaLimitError) as caught:
         client.clear_quota(access_token=token, appid=account["appid"])
     assert caught.value.errcode == 48006

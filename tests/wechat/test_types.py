@@ -17,6 +17,7 @@ from wxplatform.wechat.types import (
     ComponentAccessToken,
     PreAuthCode,
     Quota,
+    RateLimit,
 )
 
 # docs/wechat/endpoints.md#api_query_auth, official doc example (also wechatpy's fixture).
@@ -275,6 +276,36 @@ def test_quota_is_read_from_its_object() -> None:
     data = {"errcode": 0, "errmsg": "ok", "quota": {"daily_limit": 1000, "used": 3, "remain": 997}}
 
     assert Quota.from_response(data) == Quota(daily_limit=1000, used=3, remain=997)
+
+
+def test_quota_reads_both_rate_limits_when_wechat_sends_them() -> None:
+    data = {
+        "errcode": 0,
+        "errmsg": "ok",
+        "quota": {"daily_limit": 1000, "used": 3, "remain": 997},
+        "rate_limit": {"call_count": 100, "refresh_second": 60},
+        "component_rate_limit": {"call_count": 50, "refresh_second": 60},
+    }
+
+    quota = Quota.from_response(data)
+
+    assert quota.rate_limit == RateLimit(call_count=100, refresh_second=60)
+    assert quota.component_rate_limit == RateLimit(call_count=50, refresh_second=60)
+    assert quota.component_rate_limit.enforced
+
+
+@pytest.mark.parametrize(
+    "block",
+    [None, "x", {"call_count": 5}, {"call_count": -1, "refresh_second": 60}, {"call_count": True, "refresh_second": 1}],
+)
+def test_an_unreadable_rate_limit_is_unknown_not_an_error(block: Any) -> None:
+    data = {"quota": {"daily_limit": 1000, "used": 3, "remain": 997}, "component_rate_limit": block}
+
+    assert Quota.from_response(data).component_rate_limit is None
+
+
+def test_a_rate_limit_of_zero_is_no_limit() -> None:
+    assert not RateLimit(call_count=0, refresh_second=0).enforced
 
 
 @pytest.mark.parametrize("data", [{"errcode": 0}, {"quota": {"daily_limit": 1000, "used": 3}}])

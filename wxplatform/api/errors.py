@@ -41,6 +41,13 @@ class ErrorBodySerializer(serializers.Serializer[Any]):
     request_id = serializers.CharField(help_text="Quote it when reporting a problem.")
     parameter = serializers.CharField(required=False, help_text="The query parameter that was rejected.")
     retry_after = serializers.IntegerField(required=False, help_text="Seconds to wait before trying again.")
+    authorize_url = serializers.URLField(
+        required=False,
+        help_text=(
+            "`tenant_ineligible` because this platform was not granted permission set 11 (WeChat 61007): the page "
+            "where the account's administrator authorizes this platform again."
+        ),
+    )
 
 
 class ErrorSerializer(serializers.Serializer[Any]):
@@ -59,8 +66,10 @@ class InvalidParameter(exceptions.APIException):
 class APIError(exceptions.APIException):
     """An error with its own status and code, raised by the views (e.g. tenant_revoked)."""
 
-    def __init__(self, *, status_code: int, code: str, message: str) -> None:
+    def __init__(self, *, status_code: int, code: str, message: str, **extra: Any) -> None:
         self.status_code = status_code
+        # Fields of the error object besides code and message (documented in ErrorBodySerializer).
+        self.extra = extra
         super().__init__(detail=message, code=code)
 
 
@@ -108,6 +117,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     extra: dict[str, Any] = {}
     if isinstance(api_exc, InvalidParameter):
         extra["parameter"] = api_exc.parameter
+    if isinstance(api_exc, APIError):
+        extra.update(api_exc.extra)
     wait: float | None = getattr(api_exc, "wait", None)
     if isinstance(api_exc, exceptions.Throttled) and wait is not None:
         # DRF truncates the wait; rounding up means a client that waits that long is let in.

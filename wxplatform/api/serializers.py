@@ -56,6 +56,35 @@ class DraftCountSerializer(serializers.Serializer[Any]):
     )
 
 
+class QuotaSerializer(serializers.Serializer[Any]):
+    api = serializers.CharField(help_text="The WeChat API the quota is of: /cgi-bin/draft/count.")
+    daily_limit = serializers.IntegerField(
+        allow_null=True, help_text="The account's own daily limit for the API, as WeChat last reported it."
+    )
+    used = serializers.IntegerField(
+        allow_null=True,
+        help_text="Calls WeChat counted today by every caller, at read_at; null until read this quota day.",
+    )
+    remain = serializers.IntegerField(allow_null=True, help_text="Calls left today, at read_at; null as `used`.")
+    used_by_us = serializers.IntegerField(
+        help_text=(
+            "This platform's calls of the quota day: the draft-count sync's up to read_at and the provider's "
+            "services' through its gateway. Without a reading of the day, today's so far."
+        )
+    )
+    used_by_others = serializers.IntegerField(
+        allow_null=True,
+        help_text=("`used` minus `used_by_us`: other third parties and the merchant's own tools; null as `used`."),
+    )
+    read_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text=(
+            "When WeChat's figures were read (openapi/quota/get); null if never. Quota days start at midnight "
+            "China time: a reading of an earlier day leaves `used`, `remain` and `used_by_others` null."
+        ),
+    )
+
+
 class DraftSnapshotSerializer(serializers.Serializer[Any]):
     total_count = serializers.IntegerField()
     fetched_at = serializers.DateTimeField()

@@ -13,6 +13,7 @@ urlpatterns = [
     path("v1/draft-count/sync", views.DraftCountSyncView.as_view(), name="draft-count-sync"),
     path("v1/draft-count/sync/<uuid:job_id>", views.DraftCountSyncJobView.as_view(), name="draft-count-sync-job"),
     path("v1/draft-count/history", views.DraftCountHistoryView.as_view(), name="draft-count-history"),
+    path("v1/quota", views.QuotaView.as_view(), name="quota"),
     path("v1/webhooks", webhooks.WebhookListView.as_view(), name="webhooks"),
     path("v1/webhooks/<uuid:webhook_id>", webhooks.WebhookDetailView.as_view(), name="webhook"),
     path(

@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from drafts.models import SyncTrigger
+from drafts.quota import QUOTA_TENANT_FIELDS, quota_attribution
 from drafts.selectors import (
     DRAFT_COUNT_TENANT_FIELDS,
     DraftCountUnavailable,
@@ -32,7 +33,7 @@ from drafts.selectors import (
 from drafts.services import draft_count_request_sync
 from tenants.authentication import request_tenant
 from tenants.models import Tenant
-from tenants.selectors import eligibility_reason
+from tenants.selectors import DraftRefusal, draft_refusal, eligibility_reason, reauthorize_url
 from wxplatform.api.conditional import conditional_response
 from wxplatform.api.errors import APIError, ErrorSerializer, InvalidParameter
 from wxplatform.api.pagination import DatetimeCursorPagination
@@ -41,6 +42,7 @@ from wxplatform.api.serializers import (
     DraftSnapshotPageSerializer,
     DraftSnapshotSerializer,
     HistoryQuerySerializer,
+    QuotaSerializer,
     SyncJobSerializer,
     SyncRequestSerializer,
     TenantSerializer,
@@ -58,7 +60,10 @@ def unavailable_error(reason: Unavailable, tenant: Tenant) -> APIError:
         return APIError(status_code=status.HTTP_403_FORBIDDEN, code=reason.value, message=message)
     if reason == Unavailable.TENANT_INELIGIBLE:
         message = _("This account has no draft count: %(reason)s") % {"reason": eligibility_reason(tenant)}
-        return APIError(status_code=status.HTTP_403_FORBIDDEN, code=reason.value, message=message)
+        # 61007 or set 11 missing: the merchant can fix it by authorizing again; 48001 and wrong kinds they cannot
+        # here, and the message says what the account lacks instead of "try again".
+        extra = {"authorize_url": reauthorize_url(tenant)} if draft_refusal(tenant) == DraftRefusal.NOT_GRANTED else {}
+        return APIError(status_code=status.HTTP_403_FORBIDDEN, code=reason.value, message=message, **extra)
     message = _("No draft count has been fetched yet; request one with POST /api/v1/draft-count/sync.")
     return APIError(status_code=status.HTTP_404_NOT_FOUND, code=reason.value, message=message)
 
@@ -90,7 +95,10 @@ _RETRY_AFTER = OpenApiParameter(
 _LAST_MODIFIED = OpenApiParameter("Last-Modified", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200, 304])
 _TENANT_STATE_ERRORS = (
     "`tenant_revoked`: the account revoked the authorization; `tenant_needs_reauthorization`: the account "
-    "must authorize again; `tenant_ineligible`: not an Official Account, or permission set 11/100 missing."
+    "must authorize again; `tenant_ineligible`: the message says why. When this platform was not granted "
+    "permission set 11 (WeChat 61007) `authorize_url` is the page that grants it again; when the account itself "
+    "may not use the draft APIs (WeChat 48001: not an Official Account or Service Account, or its verification "
+    "lapsed) there is none: authorizing again does not help."
 )
 
 
@@ -180,6 +188,28 @@ class DraftCountView(MerchantAPIView):
         except DraftCountUnavailable as exc:
             raise unavailable_error(exc.reason, tenant) from exc
         return conditional_response(request, DraftCountSerializer(reading).data, last_modified=reading.changed_at)
+
+
+class QuotaView(MerchantAPIView):
+    # Authentication loads only these tenant fields (tenants.authentication); the platform's appid is one more.
+    tenant_fields = QUOTA_TENANT_FIELDS
+
+    @extend_schema(
+        operation_id="quota_retrieve",
+        summary="The account's draft/count quota and who used it",
+        description=(
+            "The account's daily draft/count quota as WeChat last counted it (openapi/quota/get), split between "
+            "this platform and others (other third parties, the merchant's own tools), who share it. Read from "
+            "storage, never from WeChat: `read_at` says how fresh WeChat's figures are."
+        ),
+        tags=["draft count"],
+        parameters=[*_CONDITIONAL_HEADERS, _RETRY_AFTER],
+        responses={200: QuotaSerializer, 304: _NOT_MODIFIED, **_errors()},
+    )
+    def get(self, request: Request) -> Response:
+        attribution = quota_attribution(tenant=request_tenant(request))
+        # No Last-Modified: this platform's own count moves between readings.
+        return conditional_response(request, QuotaSerializer(attribution).data)
 
 
 class DraftCountSyncView(MerchantAPIView):

@@ -26,6 +26,7 @@ from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from tenants.quota import quota_day_of
 from wxplatform.authority.models import GatewayUsage, HandoutOutcome, ServiceKey
 from wxplatform.authority.services import (
     HandoutRefused,
@@ -196,6 +197,7 @@ def _count(key: ServiceKey, component_appid: str, authorizer_appid: str, path: s
         "ON CONFLICT (day, key_id, component_appid, authorizer_appid, path) "
         f"DO UPDATE SET calls = {table}.calls + 1, failures = {table}.failures + EXCLUDED.failures"
     )
-    day = timezone.localdate()
+    # WeChat's quota day (DRAFT_QUOTA_TIMEZONE), so that the quota attribution adds the same day's calls.
+    day = quota_day_of(timezone.now())
     with connection.cursor() as cursor:
         cursor.execute(sql, [day, key.pk, component_appid[:64], authorizer_appid[:64], path[:PATH_MAX], int(failed)])

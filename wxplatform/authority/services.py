@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tenants.models import Eligibility, Tenant, TenantStatus
-from tenants.services import TenantHasNoToken, TenantNotActive, tenant_token_refresh
+from tenants.services import TenantHasNoToken, TenantNotActive, tenant_token_fresh, tenant_token_refresh
 from wxplatform.authority.models import HandoutKind, HandoutOutcome, ServiceKey, TokenHandout
 from wxplatform.component.models import Platform
 from wxplatform.component.services import (
@@ -40,7 +40,7 @@ from wxplatform.component.services import (
 )
 from wxplatform.core import metrics
 from wxplatform.core.errcodes import errcode_label
-from wxplatform.core.freshness import AUTHORIZER_REFRESH_MARGIN, token_is_fresh
+from wxplatform.core.freshness import AUTHORIZER_REFRESH_MARGIN
 from wxplatform.core.keys import key_revoke
 from wxplatform.core.pruning import delete_in_batches
 from wxplatform.wechat.errors import REVOKED_CODES, AccountStateError, RefreshTokenError, WeChatError
@@ -239,7 +239,7 @@ def usable_authorizer_token(platform: Platform, authorizer_appid: str) -> tuple[
             HandoutOutcome.NOT_FOUND, "tenant_not_found", _("No account with this AppID authorized the platform.")
         )
     _check_usable(tenant)
-    if token_is_fresh(tenant.access_token, tenant.access_token_expires_at, margin=AUTHORIZER_REFRESH_MARGIN):
+    if tenant_token_fresh(tenant, margin=AUTHORIZER_REFRESH_MARGIN):
         assert tenant.access_token_expires_at is not None
         handed = HandOut(access_token=tenant.access_token, expires_at=tenant.access_token_expires_at)
         return tenant, handed, tenant.token_version

@@ -27,6 +27,7 @@ from django.utils.translation import gettext_lazy
 from rest_framework_api_key.models import APIKey
 
 from drafts.models import AttemptOutcome, DraftSnapshot, SyncAttempt, SyncTrigger
+from drafts.quota import quota_attribution
 from drafts.rules import TenantResult, quota_day, quota_used_today
 from drafts.selectors import draft_snapshot_list
 from drafts.services import draft_count_request_sync, draft_count_sync_tenant
@@ -51,7 +52,14 @@ from tenants.quota import (
     tenant_quota_clear,
     tenant_rid_explain,
 )
-from tenants.selectors import api_key_list, failing_condition
+from tenants.selectors import (
+    DraftRefusal,
+    api_key_list,
+    draft_refusal,
+    draft_refusal_message,
+    failing_condition,
+    reauthorize_url,
+)
 from tenants.services import (
     APIKeyAlreadyRevoked,
     TenantHasNoToken,
@@ -71,6 +79,7 @@ from wxplatform.component.services import ComponentNotReady
 from wxplatform.console import push_admin  # noqa: F401 - registers the push log's admin
 from wxplatform.core.charts import step_chart_svg
 from wxplatform.core.errcodes import errcode_label
+from wxplatform.core.freshness import AUTHORIZER_REFRESH_MARGIN, FORCE_REFRESH_MARGIN
 from wxplatform.core.queueing import enqueue
 from wxplatform.wechat.errors import WeChatError
 
@@ -159,15 +168,11 @@ def permission_set_label(func_id: int) -> str:
     return f"{func_id} {permission_set_name(func_id)}"
 
 
-# The tenant page's "Refresh token" refreshes even a token that is far from expiry (WeChat's live 2 hours).
-FORCE_REFRESH_MARGIN = timedelta(days=1)
 CHART_DAYS = 30
 RECENT_ATTEMPTS = 20
 RECENT_CHANGES = 30
 # WeChat explains a rid for 7 days (docs/wechat/endpoints.md#openapi_rid_get).
 RID_RETENTION = timedelta(days=7)
-# Token expiry column: warn this long ahead.
-TOKEN_EXPIRY_WARNING = timedelta(minutes=10)
 
 _STATUS_BADGE: dict[str, str] = {
     TenantStatus.ACTIVE: "wxp-ok",
@@ -249,6 +254,9 @@ DRAFT_COUNT_FIELDS = (
     "last_error_at",
     "last_error_rid_link",
     "paused_until",
+    # The cadence of scheduled polls (docs/polling.md).
+    "draft_activity_at",
+    "next_poll_at",
 )
 QUOTA_FIELDS = (
     "quota_used",
@@ -256,8 +264,28 @@ QUOTA_FIELDS = (
     "quota_wechat_used",
     "quota_remain",
     "quota_read_at",
+    "quota_used_by_label",
+    "quota_rate_limits_label",
     "quota_clears_label",
 )
+
+
+# What a call made for an account from the console can fail with, and what staff are told (with the errcode).
+CALL_FAILURES = (TenantNotActive, TenantHasNoToken, ComponentNotReady, WeChatError)
+
+
+def _call_failure(
+    exc: Exception, *, not_active: str, refused: str, no_token: str | None = None
+) -> tuple[str, int | None]:
+    """The message for a failed call on an account's behalf: `refused` takes WeChat's error with its meaning."""
+    if isinstance(exc, TenantNotActive):
+        return not_active, None
+    if isinstance(exc, TenantHasNoToken):
+        return no_token or _("The authorization gave no token (the account has no API permission)."), None
+    if isinstance(exc, ComponentNotReady):
+        return _("The platform cannot obtain its own token: %(reason)s") % {"reason": exc.reason}, exc.errcode
+    assert isinstance(exc, WeChatError)
+    return refused % {"error": errcode_label(exc.errcode)}, exc.errcode
 
 
 @admin.register(Tenant)
@@ -367,7 +395,7 @@ class TenantAdmin(AuditedAdminMixin):
         now = timezone.now()
         if expires_at <= now:
             return _badge("wxp-bad", label, f"{full} {_('expired')}")
-        return _badge("wxp-warn" if expires_at - now < TOKEN_EXPIRY_WARNING else "wxp-ok", label, full)
+        return _badge("wxp-warn" if expires_at - now < AUTHORIZER_REFRESH_MARGIN else "wxp-ok", label, full)
 
     @admin.display(description=gettext_lazy("account kind"), ordering="account_kind")
     def kind_label(self, obj: Tenant) -> SafeString:
@@ -394,7 +422,39 @@ class TenantAdmin(AuditedAdminMixin):
 
     @admin.display(description=gettext_lazy("quota clears this month"))
     def quota_clears_label(self, obj: Tenant) -> str:
-        return _("%(used)d of %(limit)d (made by this service)") % {"used": clears_used(obj), "limit": MONTHLY_CLEARS}
+        # WeChat does not tell how many are left: the merchant's own console may have spent some
+        # (docs/wechat/quota.md#clear_quota-budget). Clearing stays a staff decision, never automatic.
+        used = clears_used(obj)
+        return _(
+            "at most %(left)d of %(limit)d left: %(used)d made by this service; clears made in the merchant's own "
+            "console are not counted here"
+        ) % {"left": max(0, MONTHLY_CLEARS - used), "limit": MONTHLY_CLEARS, "used": used}
+
+    @admin.display(description=gettext_lazy("who used the quota"))
+    def quota_used_by_label(self, obj: Tenant) -> str:
+        quota = quota_attribution(tenant=obj)
+        if quota.used_by_others is None:
+            return _("%(ours)d calls by this platform today; WeChat's count not read yet today") % {
+                "ours": quota.used_by_us
+            }
+        return _(
+            "%(ours)d by this platform (sync and gateway), %(others)d by others (other third parties, the "
+            "merchant's own tools) of %(used)d counted by WeChat at the last reading"
+        ) % {"ours": quota.used_by_us, "others": quota.used_by_others, "used": quota.used}
+
+    @admin.display(description=gettext_lazy("rate limits"))
+    def quota_rate_limits_label(self, obj: Tenant) -> str:
+        def rate(calls: int | None, seconds: int | None) -> str:
+            if calls is None or seconds is None:
+                return _("not reported")
+            if not calls or not seconds:
+                return _("none")
+            return _("%(calls)d calls per %(seconds)d s") % {"calls": calls, "seconds": seconds}
+
+        return _("third parties (this platform's budget): %(component)s; the account's own: %(own)s") % {
+            "component": rate(obj.quota_component_rate_calls, obj.quota_component_rate_seconds),
+            "own": rate(obj.quota_rate_calls, obj.quota_rate_seconds),
+        }
 
     @admin.display(description=gettext_lazy("last error rid"))
     def last_error_rid_link(self, obj: Tenant) -> SafeString | str:
@@ -530,6 +590,9 @@ class TenantAdmin(AuditedAdminMixin):
             ],
             "draft_sets": [permission_set_label(i) for i in sorted(DRAFT_PERMISSION_SETS)],
             "eligibility": self.eligibility_badge(tenant),
+            # 61007 / set 11 missing: the page that grants it again; 48001: what the account lacks (never "try again").
+            "refusal_message": draft_refusal_message(tenant),
+            "reauthorize_url": reauthorize_url(tenant) if draft_refusal(tenant) == DraftRefusal.NOT_GRANTED else None,
             "chart": step_chart_svg(
                 points,
                 start=start,
@@ -553,6 +616,7 @@ class TenantAdmin(AuditedAdminMixin):
                 for c in TenantProfileChange.objects.filter(tenant=tenant).order_by("-at", "-id")[:RECENT_CHANGES]
             ],
             "clears_used": clears_used(tenant),
+            "clears_left": max(0, MONTHLY_CLEARS - clears_used(tenant)),
             "monthly_clears": MONTHLY_CLEARS,
             "api_keys": api_key_list(tenant=tenant),
             "webhooks": endpoint_list(tenant_id=tenant.pk).defer("secret"),
@@ -600,16 +664,12 @@ class TenantAdmin(AuditedAdminMixin):
         errcode: int | None = None
         try:
             tenant_token_refresh_service(tenant_id=tenant.pk, margin=FORCE_REFRESH_MARGIN)
-        except TenantNotActive:
-            error = _("The account is not active: it has no token to refresh.")
-        except TenantHasNoToken:
-            error = _("The authorization gave no token (the account has no API permission).")
-        except ComponentNotReady as exc:
-            errcode = exc.errcode
-            error = _("The platform cannot obtain its own token: %(reason)s") % {"reason": exc.reason}
-        except WeChatError as exc:
-            errcode = exc.errcode
-            error = _("WeChat refused the refresh: errcode %(code)s") % {"code": exc.errcode}
+        except CALL_FAILURES as exc:
+            error, errcode = _call_failure(
+                exc,
+                not_active=_("The account is not active: it has no token to refresh."),
+                refused=_("WeChat refused the refresh: %(error)s"),
+            )
         audit_record(
             request=request,
             action="tenant.refresh_token",
@@ -665,16 +725,12 @@ class TenantAdmin(AuditedAdminMixin):
         outcome: ClearOutcome | None = None
         try:
             outcome = tenant_quota_clear(tenant=tenant)
-        except TenantNotActive:
-            error = _("The account is not active: it has no token to clear its quota with.")
-        except TenantHasNoToken:
-            error = _("The authorization gave no token (the account has no API permission).")
-        except ComponentNotReady as exc:
-            errcode = exc.errcode
-            error = _("The platform cannot obtain its own token: %(reason)s") % {"reason": exc.reason}
-        except WeChatError as exc:
-            errcode = exc.errcode
-            error = _("WeChat refused to clear the quota: %(error)s") % {"error": errcode_label(exc.errcode)}
+        except CALL_FAILURES as exc:
+            error, errcode = _call_failure(
+                exc,
+                not_active=_("The account is not active: it has no token to clear its quota with."),
+                refused=_("WeChat refused to clear the quota: %(error)s"),
+            )
         if outcome is not None and not outcome.cleared:
             errcode = 48006
         audit_record(
@@ -728,12 +784,14 @@ class TenantAdmin(AuditedAdminMixin):
         else:
             try:
                 explanation = tenant_rid_explain(tenant=tenant, rid=rid)
-            except (TenantNotActive, TenantHasNoToken):
-                error = _("The account has no token now, and WeChat explains a rid only to the same account.")
-            except ComponentNotReady as exc:
-                error = _("The platform cannot obtain its own token: %(reason)s") % {"reason": exc.reason}
-            except WeChatError as exc:
-                error = _("WeChat could not explain this rid: %(error)s") % {"error": errcode_label(exc.errcode)}
+            except CALL_FAILURES as exc:
+                no_token = _("The account has no token now, and WeChat explains a rid only to the same account.")
+                error, _errcode = _call_failure(
+                    exc,
+                    not_active=no_token,
+                    no_token=no_token,
+                    refused=_("WeChat could not explain this rid: %(error)s"),
+                )
         audit_record(
             request=request,
             action="tenant.explain_rid",

@@ -31,6 +31,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from drafts.models import JobState, SyncJob, SyncRun, SyncTrigger
+from drafts.quota import attributions_with_others_today, others_over_share
 from drafts.rules import quota_budget, quota_day
 from tenants.selectors import failing_tenants, merchant_tenants, syncable_tenants
 from wxplatform.component.models import Platform
@@ -178,6 +179,22 @@ def _tenant_families() -> Iterator[Metric]:
     spent.add_metric(["schedule"], quota["scheduled_spent"])
     spent.add_metric(["on_demand"], quota["on_demand_spent"])
     yield spent
+    # Who else spends the accounts' quota: bounded families, no label per account.
+    others = attributions_with_others_today(now=now).values()
+    shares = [a.others_share for a in others if a.others_share is not None]
+    others_max = GaugeMetricFamily(
+        "wxp_draft_quota_used_by_others_ratio_max",
+        "The highest share of an account's daily draft/count limit that others (other third parties, the merchant's "
+        "own tools) used today, at the last reading.",
+    )
+    others_max.add_metric([], max(shares, default=0.0))
+    yield others_max
+    over = GaugeMetricFamily(
+        "wxp_draft_quota_others_over_share",
+        "Accounts whose daily draft/count quota others used over DRAFT_QUOTA_OTHERS_ALERT_SHARE today.",
+    )
+    over.add_metric([], sum(1 for a in others if others_over_share(a)))
+    yield over
     paused = GaugeMetricFamily(
         "wxp_tenants_paused", "Tenants paused until their quota resets, after WeChat answered 45009."
     )

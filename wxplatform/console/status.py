@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from drafts.models import AttemptOutcome, SyncAttempt
+from drafts.quota import others_over_share_list
 from drafts.rules import quota_day
 from tenants.models import PushLog, PushOutcome
 from tenants.selectors import merchant_tenants
@@ -191,6 +192,9 @@ def platform_status(request: HttpRequest) -> HttpResponse:
         "quota_used": quota["used"] or 0,
         "quota_accounts": quota["accounts"],
         "quota_limit": settings.DRAFT_QUOTA_DAILY_LIMIT,
+        # Accounts whose quota others (other third parties, the merchant's own tools) used over the set share today.
+        "others_over_share": others_over_share_list(now=now)[:TOP_QUOTA_TENANTS],
+        "others_share": settings.DRAFT_QUOTA_OTHERS_ALERT_SHARE,
         "quota_bars": bar_chart_svg(
             [(nickname or appid, used) for nickname, appid, used in top_quota],
             label=_("draft/count calls today, by account"),

@@ -21,6 +21,8 @@ AUTHORIZER_REFRESH_MARGIN = timedelta(minutes=10)
 # A sync batch refreshes first any token that would expire within this margin: a batch takes seconds, and
 # no token may expire in the middle of it.
 BATCH_TOKEN_MARGIN = timedelta(minutes=5)
+# Staff's "refresh token" button: a margin longer than any token lives, so the refresh always happens.
+FORCE_REFRESH_MARGIN = timedelta(days=1)
 # The least life a token must have left to be handed to a single call.
 USABLE_MARGIN = timedelta(seconds=60)
 

@@ -34,6 +34,7 @@ __all__ = [
     "ComponentAccessToken",
     "PreAuthCode",
     "Quota",
+    "RateLimit",
     "RidInfo",
 ]
 
@@ -204,10 +205,37 @@ class AuthorizerListPage:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimit:
+    """`call_count` calls per `refresh_second` seconds (docs/wechat/endpoints.md#openapi_quota_get)."""
+
+    call_count: int
+    refresh_second: int
+
+    @property
+    def enforced(self) -> bool:
+        # WeChat reports 0/0 where it sets no limit.
+        return self.call_count > 0 and self.refresh_second > 0
+
+    @classmethod
+    def from_obj(cls, data: dict[str, Any], key: str) -> RateLimit | None:
+        """The block `key` of `data`, or None when absent or unreadable: the legacy page has neither block."""
+        block = optional_obj(data, key)
+        if block is None:
+            return None
+        count, seconds = optional_int(block, "call_count"), optional_int(block, "refresh_second")
+        if count is None or seconds is None or count < 0 or seconds < 0:
+            return None
+        return cls(call_count=count, refresh_second=seconds)
+
+
+@dataclass(frozen=True, slots=True)
 class Quota:
     daily_limit: int
     used: int
     remain: int
+    # The ordinary rate limit and the one on calls third parties make for the account; optional.
+    rate_limit: RateLimit | None = None
+    component_rate_limit: RateLimit | None = None
 
     @classmethod
     def from_response(cls, data: dict[str, Any]) -> Quota:
@@ -216,6 +244,8 @@ class Quota:
             daily_limit=required_int(quota, "daily_limit"),
             used=required_int(quota, "used"),
             remain=required_int(quota, "remain"),
+            rate_limit=RateLimit.from_obj(data, "rate_limit"),
+            component_rate_limit=RateLimit.from_obj(data, "component_rate_limit"),
         )
 
 

@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('component', '0003_platform_is_the_word'),
-        ('tenants', '0018_component_fk_to_platform'),
+        ('tenants', '0021_polling_cadence'),
     ]
 
     operations = [
