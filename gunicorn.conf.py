@@ -2,12 +2,14 @@
 
 The access log carries the path without its query string: the authorization callback's `auth_code`, and
 any token a client puts in a URL, never reach a log. The request id is the one the response gave the
-client (X-Request-ID), so an access line joins the application's JSON lines.
+client (X-Request-ID), so an access line joins the application's JSON lines. Every field a client chooses is
+escaped (wxplatform.core.access_log): `%0a` in a path cannot start a forged line, nor `%00` put a NUL in the file.
 """
 
 import os
 
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)s "%(a)s" %({x-request-id}o)s'
+logger_class = "wxplatform.core.access_log.AccessLogger"
 # Port from PORT (default 8000) on every interface, so that a container on the host network can move it.
 bind = [f"0.0.0.0:{os.environ.get('PORT') or '8000'}"]
 # gunicorn never interprets forwarding headers itself: Django does, from TRUSTED_PROXIES (wxplatform/core/proxies.py),

@@ -223,9 +223,11 @@ class AuthorizationCode(models.Model):
     in either order, possibly twice: the row (keyed by a hash) is locked while the code is exchanged, so
     it is exchanged once. The code itself is kept, encrypted, only until it has been used."""
 
-    code_hash = models.CharField(max_length=64, unique=True)
+    code_hash = models.CharField(max_length=64)
     code = EncryptedTextField(blank=True, editable=False)
-    # The platform whose callback or push brought the code: it is exchanged with that platform's token.
+    # The platform whose callback or push brought the code: it is exchanged with that platform's token. A code
+    # is keyed by platform too: the same code brought to another platform's callback (by mistake or on purpose)
+    # is another row, whose refusal by WeChat changes nothing for the platform that issued it.
     component = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="+")
     authorizer_appid = models.CharField(max_length=64, blank=True)
     # Came in a verified push: only such codes are kept after a failed exchange and retried by the sweep.
@@ -238,6 +240,11 @@ class AuthorizationCode(models.Model):
     )
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(fields=["component", "code_hash"], name="authorization_code_once_per_platform"),
+        ]
 
     def __str__(self) -> str:
         return f"authorization code {self.code_hash[:8]}… ({self.authorizer_appid or '?'})"

@@ -109,8 +109,8 @@ def push_log_record(
             status_code=answer.status,
             error_code=answer.error_code,
             duration_ms=round(duration * 1000, 3),
-            query={k: query[k][:_QUERY_VALUE_MAX] for k in _QUERY_KEPT if k in query},
-            # PostgreSQL text cannot hold NUL; the envelope WeChat sends is ASCII XML anyway.
+            # PostgreSQL text (and jsonb) cannot hold NUL; what WeChat sends is ASCII anyway.
+            query={k: query[k][:_QUERY_VALUE_MAX].replace("\x00", "\ufffd") for k in _QUERY_KEPT if k in query},
             body=kept.decode("utf-8", "replace").replace("\x00", "\ufffd"),
             body_truncated=body is None or len(kept) < len(raw),
         )

@@ -31,13 +31,20 @@ from functools import partial
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from tenants.models import Eligibility, Tenant, TenantProfileChange, TenantStatus
 from tenants.quota import DRAFT_COUNT_CGI_PATH
-from tenants.services import eligibility_for, tenant_onboard_fill, tenant_revoke
+from tenants.services import (
+    PROFILE_TEXT_FIELDS,
+    eligibility_for,
+    profile_raw,
+    profile_text,
+    tenant_onboard_fill,
+    tenant_revoke,
+)
 from wxplatform.component.clients import component_client
 from wxplatform.component.models import Platform
 from wxplatform.component.services import component_access_token, component_token_refresh
@@ -56,12 +63,12 @@ R = TypeVar("R")
 PAGE_SIZE = 500  # WeChat's maximum (docs/wechat/endpoints.md#api_get_authorizer_list)
 
 # Profile fields compared between readings: (tenant field, value from a reading).
+# Strings as their columns hold them (cut), so that an over-long value is not a change at every pass.
 _PROFILE: tuple[tuple[str, Callable[[AuthorizerInfo], Any]], ...] = (
-    ("nickname", lambda i: i.nick_name),
-    ("head_img", lambda i: i.head_img),
-    ("principal_name", lambda i: i.principal_name),
-    ("original_id", lambda i: i.user_name),
-    ("alias", lambda i: i.alias),
+    *(
+        (field, lambda i, field=field, attribute=attribute: profile_text(field, getattr(i, attribute)))
+        for field, attribute in PROFILE_TEXT_FIELDS
+    ),
     ("account_kind", lambda i: str(i.account_kind)),
     ("service_type_id", lambda i: i.service_type_id),
     ("verify_type_id", lambda i: i.verify_type_id),
@@ -81,8 +88,21 @@ class ReconcileReport:
     unchanged: int = 0
     failed: Counter[int | None] = field(default_factory=Counter)
     quotas_read: int = 0
+    # Listed accounts whose reading the database refused to store (each one logged); the others were stored.
+    not_stored: list[str] = field(default_factory=list)
     # False when a page could not be read: then nothing was revoked.
     complete: bool = False
+
+    def merge(self, other: ReconcileReport) -> None:
+        """Adds the counts of a part of the pass (one page's write)."""
+        self.added += other.added
+        self.revoked += other.revoked
+        self.tokens_replaced += other.tokens_replaced
+        self.profiles_changed += other.profiles_changed
+        self.unchanged += other.unchanged
+        self.failed.update(other.failed)
+        self.quotas_read += other.quotas_read
+        self.not_stored += other.not_stored
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +114,7 @@ class ReconcileReport:
             "unchanged": self.unchanged,
             "failed": sum(self.failed.values()),
             "quotas_read": self.quotas_read,
+            "not_stored": len(self.not_stored),
             "complete": self.complete,
         }
 
@@ -239,6 +260,44 @@ def _page(
         else:
             read.info = got
     now = timezone.now()
+    written = ReconcileReport()
+    try:
+        _write(component, list(reads.values()), listed_at=listed_at, now=now, report=written)
+    except _ACCOUNT_ERRORS:
+        # One account the database refuses must not cost the page, nor stop the pass: the page again, one
+        # account per transaction, so that only that account is left out (and reported).
+        written = ReconcileReport()
+        for read in reads.values():
+            one = ReconcileReport()
+            try:
+                _write(component, [read], listed_at=listed_at, now=now, report=one)
+            except _ACCOUNT_ERRORS as exc:
+                written.not_stored.append(read.item.appid)
+                logger.error(
+                    "reconciliation could not store an account: %s",
+                    type(exc).__name__,
+                    extra={"component_appid": component.component_appid, "appid": read.item.appid},
+                )
+            else:
+                written.merge(one)
+    report.merge(written)
+
+
+# What the database may refuse for one account's values (a value that does not fit, a constraint): that account
+# is left out. Anything else (the database gone, a bug in the statement) stops the pass as before.
+_ACCOUNT_ERRORS = (DataError, IntegrityError, ValueError)
+
+
+def _write(
+    component: Platform,
+    reads: Sequence[_Read],
+    *,
+    listed_at: datetime,
+    now: datetime,
+    report: ReconcileReport,
+) -> None:
+    """Writes what was read of these accounts in one transaction under the rows' locks."""
+    appids = [read.item.appid for read in reads]
     with transaction.atomic():
         # The token lock: the same row lock a token refresh takes, in id order so that runs cannot deadlock.
         existing = {
@@ -250,7 +309,7 @@ def _page(
         created: list[Tenant] = []
         changes: list[TenantProfileChange] = []
         quotas: list[tuple[Any, ...]] = []
-        for read in reads.values():
+        for read in reads:
             if read.error is not None or read.info is None:
                 # 61003 here: the account left between the list and its profile; the next pass revokes it.
                 report.failed[read.error.errcode if read.error else None] += 1
@@ -381,8 +440,9 @@ def _apply_profile(
         setattr(tenant, name, new)
         fields.add(name)
         touched = True
-    if tenant.profile_raw != info.raw:
-        tenant.profile_raw = info.raw
+    raw = profile_raw(info.raw)
+    if tenant.profile_raw != raw:
+        tenant.profile_raw = raw
         fields.add("profile_raw")
     eligibility, detail = eligibility_for(
         account_kind=tenant.account_kind, func_ids=list(tenant.func_ids or []), account_status=tenant.account_status

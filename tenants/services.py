@@ -155,9 +155,9 @@ def authorization_code_receive(
     for is kept no longer than its exchange.
     """
     row, created = AuthorizationCode.objects.get_or_create(
+        component=component,
         code_hash=_code_hash(code),
         defaults={
-            "component": component,
             "code": code,
             "authorizer_appid": authorizer_appid,
             "pushed": pushed,
@@ -181,21 +181,20 @@ def tenant_authorize(*, component: Platform, authorization_code: str, claim: str
     marked used, so that nothing asks again; after any other failure a code that no push vouched for is
     forgotten, so that junk sent to the callback leaves no row behind.
     """
-    code_hash = _code_hash(authorization_code)
-    authorization_code_receive(component=component, code=authorization_code, claim=claim)
+    row_id = authorization_code_receive(component=component, code=authorization_code, claim=claim).pk
     try:
-        return _code_exchange(code_hash=code_hash, authorization_code=authorization_code, claim=claim)
+        return _code_exchange(row_id=row_id, authorization_code=authorization_code, claim=claim)
     except AuthorizationCodeError:
-        _code_forget(code_hash=code_hash, unusable=True)
+        _code_forget(row_id=row_id, unusable=True)
         raise
     except Exception:
-        _code_forget(code_hash=code_hash, unusable=False)
+        _code_forget(row_id=row_id, unusable=False)
         raise
 
 
 @transaction.atomic
-def _code_forget(*, code_hash: str, unusable: bool) -> None:
-    row = AuthorizationCode.objects.select_for_update().filter(code_hash=code_hash).first()
+def _code_forget(*, row_id: int, unusable: bool) -> None:
+    row = AuthorizationCode.objects.select_for_update().filter(pk=row_id).first()
     if row is None or row.tenant_id is not None:
         return
     if not row.pushed and not row.claim_hash:
@@ -206,15 +205,16 @@ def _code_forget(*, code_hash: str, unusable: bool) -> None:
         row.save(update_fields=["code", "processed_at"])
 
 
-def _code_exchange(*, code_hash: str, authorization_code: str, claim: str) -> AuthorizeResult:
+def _code_exchange(*, row_id: int, authorization_code: str, claim: str) -> AuthorizeResult:
     with transaction.atomic():
-        row = AuthorizationCode.objects.select_for_update().get(code_hash=code_hash)
+        row = AuthorizationCode.objects.select_for_update().get(pk=row_id)
         claimed = bool(claim) and row.claim_hash == claim
         if row.tenant_id is not None:
             return AuthorizeResult(tenant=Tenant.objects.get(pk=row.tenant_id), created=False, claimed=claimed)
         if row.processed_at is not None:
             raise AuthorizationCodeError(61010, "authorization code already refused")
-        # The code is exchanged with the platform that received it first (a code is issued for one platform).
+        # The code is exchanged with the platform that received it (the row is that platform's): WeChat issues
+        # a code for one platform and refuses it to any other, which then changes only the other's row.
         component = Platform.objects.get(pk=row.component_id)
         client = component_client(component)
         auth = with_component_token(
@@ -293,6 +293,37 @@ def _tenant_upsert(
     return tenant, created
 
 
+# The profile strings of api_get_authorizer_info as stored: (tenant field, AuthorizerInfo attribute).
+PROFILE_TEXT_FIELDS = (
+    ("nickname", "nick_name"),
+    ("head_img", "head_img"),
+    ("original_id", "user_name"),
+    ("alias", "alias"),
+    ("principal_name", "principal_name"),
+)
+
+
+def profile_text(field: str, value: str | None) -> str:
+    """A profile string from WeChat as its column can hold it: cut to the column's length, NUL bytes dropped
+    (PostgreSQL refuses them). WeChat sets no length we could rely on (docs/wechat/lifecycle.md#authorizer-profile),
+    and one value that does not fit must not fail an authorization or a reconciliation: the full value stays in
+    `profile_raw`."""
+    text = (value or "").replace("\x00", "")
+    max_length: int | None = getattr(Tenant._meta.get_field(field), "max_length", None)
+    return text[:max_length] if max_length is not None else text
+
+
+def profile_raw(value: object) -> object:
+    """authorizer_info as WeChat sent it, storable in a jsonb column (which refuses \\u0000 in any string)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {profile_raw(k): profile_raw(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [profile_raw(v) for v in value]
+    return value
+
+
 def tenant_onboard_fill(
     tenant: Tenant,
     *,
@@ -308,14 +339,11 @@ def tenant_onboard_fill(
     kind = AccountKind(str(info.account_kind))
     eligibility, detail = eligibility_for(account_kind=kind, func_ids=func_ids, account_status=info.account_status)
     tenant.account_status = info.account_status
-    tenant.profile_raw = info.raw
+    tenant.profile_raw = profile_raw(info.raw)
     tenant.profile_read_at = now
     tenant.listed_at = now
-    tenant.nickname = info.nick_name or ""
-    tenant.head_img = info.head_img or ""
-    tenant.original_id = info.user_name or ""
-    tenant.alias = info.alias or ""
-    tenant.principal_name = info.principal_name or ""
+    for field, attribute in PROFILE_TEXT_FIELDS:
+        setattr(tenant, field, profile_text(field, getattr(info, attribute)))
     tenant.account_kind = kind
     tenant.service_type_id = info.service_type_id
     tenant.verify_type_id = info.verify_type_id

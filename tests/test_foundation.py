@@ -85,6 +85,35 @@ def test_redaction_covers_component_credentials() -> None:
 
 
 @pytest.mark.smoke
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("GET /api/v1/tenant?api_key=K1&since=2026", "GET /api/v1/tenant?api_key=***&since=2026"),
+        ("<WSGIRequest: GET '/metrics?token=K2'>", "<WSGIRequest: GET '/metrics?token=***'>"),
+        ("/internal/v1/x?component=wx1&key=K3", "/internal/v1/x?component=wx1&key=***"),
+        ("https://h/hook?X-Api-Key=K4#top", "https://h/hook?X-Api-Key=***#top"),
+        ("/x?api%5Fkey=K5&password=K6&client_secret=K7", "/x?api%5Fkey=***&password=***&client_secret=***"),
+        ("/wechat/component/events?timestamp=1&nonce=2", "/wechat/component/events?timestamp=1&nonce=2"),
+    ],
+)
+def test_every_credential_looking_query_parameter_is_masked(text: str, masked: str) -> None:
+    assert redact(text) == masked
+
+
+@pytest.mark.smoke
+def test_a_logged_traceback_is_redacted_too() -> None:
+    try:
+        raise ConnectionError("Max retries exceeded with url: /cgi-bin/draft/count?access_token=TRACEBACK-SECRET")
+    except ConnectionError:
+        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+
+    RedactSecretsFilter().filter(record)
+
+    line = logging.Formatter("%(message)s").format(record)
+    assert "TRACEBACK-SECRET" not in line and "access_token=***" in line
+
+
+@pytest.mark.smoke
 def test_production_logs_are_one_json_object_per_line_with_the_request_id(client, caplog) -> None:  # type: ignore[no-untyped-def]
     from django.conf import settings
 

@@ -5,6 +5,9 @@ these checks a webhook could reach the database, Redis, an admin port or the clo
 
 - https only, and only public (globally routable) addresses, unless WEBHOOK_ALLOW_PRIVATE_TARGETS is on;
 - 169.254.169.254 (cloud instance metadata, credentials included) never, whatever the setting;
+- an IPv6 address that carries an IPv4 address (NAT64, 6to4, Teredo, mapped and translated forms) is judged by
+  the IPv4 address it reaches, so that 64:ff9b::a9fe:a9fe is the metadata address; the prefixes whose IPv4
+  address cannot be read from the address alone (local-use NAT64, deprecated IPv4-compatible) are refused;
 - the name is resolved again at delivery and every address it resolves to is checked, and the connection
   is made to exactly those checked addresses (the resolver below), so a name that resolved to a public
   address when the endpoint was saved and to 127.0.0.1 later (DNS rebinding) is refused at that delivery.
@@ -35,10 +38,43 @@ class TargetRefused(OSError):
     """The URL or an address it resolves to may not be sent to; the message names why (for people)."""
 
 
+# IPv6 prefixes that reach IPv4 addresses through a translator or a tunnel.
+# The well-known NAT64 prefix (RFC 6052) and SIIT's IPv4-translated form put the IPv4 address in the last 32 bits;
+# a DNS64 resolver on an IPv6-only network answers 64:ff9b::<IPv4> for every IPv4-only name, so those are
+# judged by that IPv4 address rather than refused outright.
+_LAST_32_BITS = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("::ffff:0:0:0/96"))
+# Local-use NAT64 (RFC 8215) may embed the IPv4 address at any of six positions, and IPv4-compatible
+# addresses (::a.b.c.d, deprecated by RFC 4291) are routed to IPv4 by some stacks: neither is a public target,
+# so both are refused whatever the setting (the metadata address could hide in either).
+_UNREADABLE = (ipaddress.ip_network("64:ff9b:1::/48"), ipaddress.ip_network("::/96"))
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address reaches through a translation or tunnelling prefix (none: a plain
+    IPv6 address)."""
+    if address.sixtofour is not None:  # 2002::/16, RFC 3056
+        return [address.sixtofour]
+    if address.teredo is not None:  # 2001::/32, RFC 4380: the relay (server) and the client's NAT
+        return list(address.teredo)
+    if any(address in network for network in _LAST_32_BITS):
+        return [ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)]
+    return []
+
+
 def address_problem(address: IPAddress, *, allow_private: bool) -> str | None:
     """Why this address may not be a webhook target, or None if it may."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        for ipv4 in _embedded_ipv4(address):
+            if (problem := address_problem(ipv4, allow_private=allow_private)) is not None:
+                return _("%(address)s reaches the IPv4 address %(ipv4)s: %(problem)s") % {
+                    "address": address,
+                    "ipv4": ipv4,
+                    "problem": problem,
+                }
+        if int(address) > 1 and any(address in network for network in _UNREADABLE):  # not :: nor ::1
+            return _("%(address)s reaches IPv4 through a prefix that is never a webhook target.") % {"address": address}
     if address in METADATA_ADDRESSES:
         return _("%(address)s is the cloud metadata address and is never a webhook target.") % {"address": address}
     if allow_private:

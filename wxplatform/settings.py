@@ -188,6 +188,7 @@ if importlib.util.find_spec("wxsandbox") is not None:
 MIDDLEWARE = [
     "wxplatform.core.proxies.TrustedProxyMiddleware",
     "wxplatform.core.observability.RequestIdMiddleware",
+    "wxplatform.core.observability.NulByteMiddleware",
     # Before anything reads the Host header (SecurityMiddleware's redirect, CommonMiddleware): probes by IP.
     "wxplatform.console.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",

@@ -111,3 +111,12 @@ def test_docs_page_loads_swagger_ui_from_this_server_only(client: Client) -> Non
         response.close()
     assert "cdn" not in html.lower()
     assert "https://" not in html
+
+
+def test_the_docs_say_that_a_disabled_webhook_drops_new_events(client: Client) -> None:
+    # Issue 28, finding 10c: the API said nothing of what happens to events while a webhook is disabled.
+    operation = schema(client)["paths"]["/api/v1/webhooks/{webhook_id}"]["patch"]
+    webhook = schema(client)["components"]["schemas"]["Webhook"]["properties"]["enabled"]
+
+    assert "Events raised while it is disabled are dropped, not kept for later" in operation["description"]
+    assert "new events are dropped for this webhook" in webhook["description"]

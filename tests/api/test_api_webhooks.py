@@ -91,6 +91,13 @@ def test_create_answers_201_with_the_secret_once(client: Client, tenant: Tenant,
             "url: 10.0.0.7 is a private or reserved address.",
         ),
         (
+            # The metadata address through NAT64 (issue 28, finding 8): was 201.
+            {"url": "https://[64:ff9b::a9fe:a9fe]/", "events": ["draft_count.changed"]},
+            "invalid_url",
+            "url: 64:ff9b::a9fe:a9fe reaches the IPv4 address 169.254.169.254: 169.254.169.254 is the cloud "
+            "metadata address and is never a webhook target.",
+        ),
+        (
             {"url": "https://localhost/x", "events": ["draft_count.changed"]},
             "invalid_url",
             "url: localhost resolves to a refused address: 127.0.0.1 is a loopback address.",

@@ -13,13 +13,22 @@ from django_celery_beat.models import PeriodicTask
 SUPPORT_PASSWORD = "support-password-123"
 
 
+# The data migrations that make the support group and grant it each app's view permissions, in their order.
+SUPPORT_GRANTS = (
+    ("wxplatform.migrations.0002_support_group", "support_group_create"),
+    ("tenants.migrations.0014_support_group_sees_push_log", "grant"),
+    ("webhooks.migrations.0003_support_group_views", "support_views_add"),
+    ("wxplatform.authority.migrations.0005_support_group_views", "support_views_add"),
+)
+
+
 @pytest.fixture
 def support_group(db: None) -> Group:
     group = Group.objects.filter(name="support").first()
     if group is None:
-        # A transactional test elsewhere flushed the tables the data migration had filled; run it again.
-        migration = importlib.import_module("wxplatform.migrations.0002_support_group")
-        migration.support_group_create(apps, None)
+        # A transactional test elsewhere flushed the tables the data migrations had filled; run them again.
+        for module, function in SUPPORT_GRANTS:
+            getattr(importlib.import_module(module), function)(apps, None)
         group = Group.objects.get(name="support")
     return group
 

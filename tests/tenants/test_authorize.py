@@ -121,6 +121,49 @@ def test_push_first_then_callback_gives_the_same_tenant_with_one_exchange(
     assert calls(ready_platform, QUERY_AUTH) == 1
 
 
+# Longer than their columns (issue 28, finding 2): the callback answered 500 and the pushed code failed on every
+# retry with DataError.
+OVER_LONG = {"nickname": "名" * 300, "principal_name": "p" * 300, "head_img": "https://wx.qlogo.cn/" + "h" * 600}
+
+
+def _stored_cut(appid: str) -> None:
+    tenant = Tenant.objects.get(authorizer_appid=appid)
+    assert (tenant.nickname, tenant.principal_name) == ("名" * 255, "p" * 255)
+    assert tenant.head_img == OVER_LONG["head_img"][:500]
+    assert (tenant.profile_raw["nick_name"], tenant.profile_raw["head_img"]) == (
+        OVER_LONG["nickname"],
+        OVER_LONG["head_img"],
+    )
+
+
+def test_an_over_long_profile_is_onboarded_through_the_callback_cut_to_fit(ready_platform: LivePlatform) -> None:
+    account = ready_platform.control.create_authorizer(kind="service", func_ids=[1, 11], **OVER_LONG)
+    browser = requests.Session()
+    answer = consent(ready_platform, account["appid"], push=False, browser=browser)
+
+    page = browser.get(answer["redirect_url"], timeout=30)
+
+    assert page.status_code == 200
+    assert api_key_on(page) is not None
+    _stored_cut(account["appid"])
+
+
+def test_an_over_long_profile_is_onboarded_through_the_push_cut_to_fit(
+    ready_platform: LivePlatform, worker_factory: Any
+) -> None:
+    worker_factory()
+    account = ready_platform.control.create_authorizer(kind="service", func_ids=[1, 11], **OVER_LONG)
+
+    answer = consent(ready_platform, account["appid"], push=True)
+
+    assert answer["push"]["status"] == 200
+    deadline = time.monotonic() + 20
+    while not Tenant.objects.filter(authorizer_appid=account["appid"]).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    _stored_cut(account["appid"])
+    assert AuthorizationCode.objects.get(authorizer_appid=account["appid"]).processed_at is not None
+
+
 def test_used_authorization_code_gives_a_clear_message_and_writes_nothing(ready_platform: LivePlatform) -> None:
     page = requests.get(f"{ready_platform.url}/wechat/authorize/callback?auth_code=queryauthcode@@@bogus", timeout=10)
 

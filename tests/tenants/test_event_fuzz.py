@@ -32,6 +32,8 @@ ERROR_CODES = {
     "stale_message",
     "payload_too_large",
     "invalid_appid",
+    # A NUL byte in the path (the message URL's $APPID$) is refused before any view (issue 28, finding 5).
+    "not_found",
 }
 # The push log records every push, refused ones included (bounded per minute): it is the one table a
 # refused push may write to.

@@ -5,6 +5,7 @@ log, and a platform switched off."""
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from html import unescape
 from io import StringIO
@@ -18,7 +19,7 @@ from django.db import IntegrityError, connection, transaction
 
 from drafts.models import SyncAttempt
 from drafts.services import draft_count_chunk_sync, draft_count_run_start
-from tenants.models import PushLog, Tenant, TenantStatus
+from tenants.models import AuthorizationCode, PushLog, Tenant, TenantStatus
 from tenants.selectors import api_key_find, syncable_tenants
 from tests.fixtures.platform import LivePlatform, signed_push, ticket_fields
 from tests.fixtures.sandbox import SECOND_COMPONENT
@@ -31,6 +32,7 @@ from wxplatform.component.services import (
     default_component,
 )
 from wxplatform.component.tasks import refresh_component_token
+from wxplatform.wechat.crypto import MessageCrypto, build_xml
 from wxsandbox.control import SandboxControl
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.smoke]
@@ -278,3 +280,84 @@ def test_commands_name_the_platform_of_an_account_that_authorized_two(two: Two) 
     )
     assert SyncAttempt.objects.filter(tenant=first).count() == attempts[first.pk]
     assert SyncAttempt.objects.filter(tenant=second).count() == attempts[second.pk] + 1
+
+
+# --- A code brought to the wrong platform first (issue 28, finding 9) -------------------------------------------
+
+
+def second_platform_code(two: Two, appid: str, browser: requests.Session | None = None) -> dict[str, Any]:
+    """The merchant opens the second platform's authorization page in `browser` and consents on WeChat's page;
+    WeChat's push is left for later."""
+    page = (browser or requests.Session()).get(f"{two.url}/wechat/authorize", params={"component": SECOND}, timeout=10)
+    link = unescape(re.search(r'id="authorize-pc"[^>]*href="([^"]+)"', page.text).group(1))  # type: ignore[union-attr]
+    query = {k: v[0] for k, v in parse_qs(urlsplit(link).query).items()}
+    return two.second.consent(query["pre_auth_code"], appid, redirect_uri=query["redirect_uri"], push=False)
+
+
+def wrong_platform_callback(two: Two, code: str) -> requests.Response:
+    """The same code brought to the default platform's callback from a browser that opened that platform's
+    authorization page (a wrong link, or someone who saw the code and tries it)."""
+    browser = requests.Session()
+    assert browser.get(f"{two.url}/wechat/authorize", timeout=10).status_code == 200
+    return browser.get(f"{two.url}/wechat/authorize/callback", params={"auth_code": code}, timeout=30)
+
+
+def authorized_push(two: Two, appid: str, code: str) -> requests.Response:
+    """WeChat's `authorized` push to the second platform's URL, sealed with its keys."""
+    crypto = MessageCrypto(SECOND_COMPONENT["token"], SECOND_COMPONENT["aes_key"], SECOND)
+    now = str(int(time.time()))
+    fields: dict[str, str | int] = {
+        "AppId": SECOND,
+        "CreateTime": now,
+        "InfoType": "authorized",
+        "AuthorizerAppid": appid,
+        "AuthorizationCode": code,
+        "AuthorizationCodeExpiredTime": int(now) + 3600,
+    }
+    encrypt, signature = crypto.encrypt_message(build_xml(fields), timestamp=now, nonce="4242")
+    return requests.post(
+        f"{two.url}/wechat/components/{SECOND}/events",
+        params={"timestamp": now, "nonce": "4242", "encrypt_type": "aes", "msg_signature": signature},
+        data=build_xml({"AppId": SECOND, "Encrypt": encrypt}).encode(),
+        timeout=30,
+    )
+
+
+def test_a_code_brought_first_to_the_wrong_platform_still_works_on_its_own_callback(two: Two) -> None:
+    account = two.second.create_authorizer(kind="service", func_ids=[1, 11])
+    merchant = requests.Session()
+    answer = second_platform_code(two, account["appid"], merchant)
+
+    wrong = wrong_platform_callback(two, answer["auth_code"])
+    right = merchant.get(answer["redirect_url"], timeout=30)
+
+    assert wrong.status_code == 400
+    assert right.status_code == 200, right.text
+    # The merchant's own browser is shown the first key, as if the wrong attempt had never been.
+    assert re.search(r'id="api-key">([^<]+)<', right.text) is not None
+    tenant = Tenant.objects.get(authorizer_appid=account["appid"])
+    assert tenant.component == two.second_component
+    assert not Tenant.objects.filter(component=two.first_component).exists()
+    assert calls(two.second, "/cgi-bin/component/api_query_auth") == 1
+
+
+def test_a_code_brought_first_to_the_wrong_platform_is_still_exchanged_from_its_own_push(
+    two: Two, worker_factory: Any
+) -> None:
+    worker_factory()
+    account = two.second.create_authorizer(kind="service", func_ids=[1, 11])
+    answer = second_platform_code(two, account["appid"])
+
+    wrong = wrong_platform_callback(two, answer["auth_code"])
+    pushed = authorized_push(two, account["appid"], answer["auth_code"])
+
+    assert (wrong.status_code, pushed.status_code, pushed.text) == (400, 200, "success")
+    deadline = time.monotonic() + 20
+    while not Tenant.objects.filter(authorizer_appid=account["appid"]).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert Tenant.objects.get(authorizer_appid=account["appid"]).component == two.second_component
+    # The wrong platform's attempt is its own row, refused; the right platform's row was exchanged.
+    codes = {row.component_id: row for row in AuthorizationCode.objects.all()}
+    assert set(codes) == {two.first_component.pk, two.second_component.pk}
+    assert codes[two.first_component.pk].tenant_id is None
+    assert codes[two.second_component.pk].tenant is not None

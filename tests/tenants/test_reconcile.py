@@ -7,7 +7,7 @@ import io
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -24,11 +24,17 @@ from tenants.models import Eligibility, Tenant, TenantProfileChange, TenantStatu
 from tenants.reconcile import authorizers_reconcile
 from tenants.tasks import reconcile_authorizers
 from tests.factories import make_snapshot
-from tests.fixtures.sandbox import Sandbox
+from tests.fixtures.sandbox import SECOND_COMPONENT, Sandbox
 from tests.fixtures.sync import component_ready, sandbox_tenant, worker_env
 from tests.fixtures.worker import Worker
-from wxplatform.component.services import component_access_token, default_component
+from wxplatform.component.services import (
+    component_access_token,
+    component_add,
+    component_ticket_store,
+    default_component,
+)
 from wxplatform.wechat.bulk import _transport_error
+from wxsandbox.control import SandboxControl
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -264,6 +270,120 @@ def test_the_beat_task_reconciles_through_a_worker(wechat: Sandbox, worker_facto
         assert time.monotonic() < deadline, "the worker did not reconcile"
         time.sleep(0.1)
     assert reconciled(wechat, account["appid"]).nickname == "Via worker"
+
+
+# --- Values that do not fit, and failures that must not stop the others (issue 28, finding 2) ----------------
+
+LONG = {
+    "nickname": "昵" * 300,
+    "principal_name": "主体" * 200,
+    "alias": "a" * 100,
+    "head_img": "http://wx.qlogo.cn/mmopen/" + "x" * 600,
+}
+
+
+def test_over_long_profile_values_are_stored_cut_and_kept_whole_in_the_raw_profile(wechat: Sandbox) -> None:
+    before = wechat.control.create_authorizer(authorized=True, nickname="Before")
+    long = wechat.control.create_authorizer(authorized=True, **LONG)
+    after = wechat.control.create_authorizer(authorized=True, nickname="After\x00NUL")
+
+    report = authorizers_reconcile(default_component())
+
+    assert (report.added, report.listed, report.not_stored) == (3, 3, [])
+    tenant = reconciled(wechat, long["appid"])
+    assert (tenant.nickname, tenant.principal_name) == ("昵" * 255, ("主体" * 200)[:255])
+    assert (tenant.alias, tenant.head_img) == ("a" * 64, LONG["head_img"][:500])
+    assert tenant.profile_raw["nick_name"] == LONG["nickname"]
+    assert tenant.profile_raw["head_img"] == LONG["head_img"]
+    assert reconciled(wechat, before["appid"]).nickname == "Before"
+    assert reconciled(wechat, after["appid"]).nickname == "AfterNUL"
+    # The cut value is what the column holds: the next pass sees no change.
+    again = authorizers_reconcile(default_component())
+    assert (again.unchanged, again.profiles_changed) == (3, 0)
+    assert not TenantProfileChange.objects.exists()
+
+
+def test_a_profile_that_grows_too_long_is_recorded_as_a_change_and_cut(wechat: Sandbox) -> None:
+    tenant = sandbox_tenant(wechat)
+    authorizers_reconcile(default_component())
+    wechat.control.update_authorizer(tenant.authorizer_appid, nickname="长" * 400)
+
+    report = authorizers_reconcile(default_component())
+
+    assert report.profiles_changed == 1
+    assert reconciled(wechat, tenant.authorizer_appid).nickname == "长" * 255
+    change = TenantProfileChange.objects.get(field="nickname")
+    assert change.new == "长" * 255
+
+
+@pytest.fixture
+def refused_nickname() -> Iterator[str]:
+    """The database itself refuses one value (a CHECK constraint of this test's own): a row that cannot be
+    stored, whatever the reason, as a real database refuses it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ALTER TABLE tenants_tenant ADD CONSTRAINT test_refused_nickname CHECK (nickname <> 'Refused here')"
+        )
+    try:
+        yield "Refused here"
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE tenants_tenant DROP CONSTRAINT test_refused_nickname")
+
+
+def test_an_account_the_database_refuses_is_reported_and_the_others_are_reconciled(
+    wechat: Sandbox, refused_nickname: str, monkeypatch: Any, caplog: Any
+) -> None:
+    monkeypatch.setattr(reconcile, "PAGE_SIZE", 3)
+    accounts = [wechat.control.create_authorizer(authorized=True, nickname=f"Kept {i}") for i in range(5)]
+    refused = wechat.control.create_authorizer(authorized=True, nickname=refused_nickname)
+    changed = sandbox_tenant(wechat)
+    authorizers_reconcile(default_component())  # the existing tenant's first reading
+    wechat.control.update_authorizer(changed.authorizer_appid, nickname="Renamed")
+
+    report = authorizers_reconcile(default_component())
+
+    assert report.not_stored == [refused["appid"]]
+    assert report.complete
+    assert report.as_dict()["not_stored"] == 1
+    assert not Tenant.objects.filter(authorizer_appid=refused["appid"]).exists()
+    assert set(Tenant.objects.filter(nickname__startswith="Kept").values_list("authorizer_appid", flat=True)) == {
+        a["appid"] for a in accounts
+    }
+    assert reconciled(wechat, changed.authorizer_appid).nickname == "Renamed"
+    assert TenantProfileChange.objects.filter(tenant=changed, field="nickname").count() == 1
+    message = "reconciliation could not store an account: IntegrityError"
+    logged = [r for r in caplog.records if r.getMessage() == message]
+    assert [r.appid for r in logged] == [refused["appid"], refused["appid"]]  # each of the two passes
+    out = io.StringIO()
+    call_command("reconcile_authorizers", "--no-progress", stdout=out, stderr=io.StringIO())
+    assert [line.split()[-1] for line in out.getvalue().splitlines() if line.startswith("not stored")] == ["1"]
+    assert f"Not stored: {refused['appid']}" in out.getvalue()
+
+
+def test_the_command_goes_on_past_a_platform_that_cannot_be_reconciled(
+    wechat: Sandbox, second_component: SandboxControl
+) -> None:
+    second = component_add(
+        appid=SECOND_COMPONENT["appid"],
+        secret=SECOND_COMPONENT["appsecret"],
+        token=SECOND_COMPONENT["token"],
+        aes_key=SECOND_COMPONENT["aes_key"],
+        name="Second entity",
+    )
+    component_ticket_store(second, ticket=second_component.push_ticket()["ticket"], created_at=timezone.now())
+    first_account = wechat.control.create_authorizer(authorized=True)
+    second_account = second_component.create_authorizer(authorized=True)
+    wechat.control.set_faults(rate=1.0, kinds=[61004], endpoints=[LIST_PATH])
+    out, err = io.StringIO(), io.StringIO()
+
+    with pytest.raises(CommandError, match=r"Reconciliation failed for 1 platform\(s\): wx0000sandbox0comp\."):
+        call_command("reconcile_authorizers", "--no-progress", stdout=out, stderr=err)
+
+    assert Tenant.objects.filter(component=second, authorizer_appid=second_account["appid"]).exists()
+    assert not Tenant.objects.filter(authorizer_appid=first_account["appid"]).exists()
+    assert "1 accounts listed by WeChat" in out.getvalue()
+    assert "wx0000sandbox0comp: WeChat refused a page of the authorizer list (errcode 61004)" in err.getvalue()
 
 
 def test_an_unreachable_wechat_is_reported_as_a_network_failure_not_a_refusal(wechat: Sandbox, settings: Any) -> None:

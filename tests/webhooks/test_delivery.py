@@ -17,7 +17,7 @@ from tests.factories import make_tenant
 from tests.fixtures.receiver import Receiver
 from tests.webhooks.helpers import make_endpoint, make_event, run_until_settled, verified
 from webhooks.models import Delivery, DeliveryAttempt, DeliveryState, Endpoint
-from webhooks.services import endpoint_update, webhooks_run
+from webhooks.services import endpoint_update, events_dispatch, webhooks_run
 from wxplatform.component.services import default_component
 
 pytestmark = pytest.mark.django_db
@@ -150,6 +150,29 @@ def test_an_endpoint_failing_every_delivery_for_a_day_is_disabled_and_resumes_wh
     last = receiver.requests[-1]
     assert verified(secret, last)["id"] == str(event.pk)
     assert Delivery.objects.get(endpoint=endpoint).state == DeliveryState.SUCCEEDED
+
+
+def test_events_raised_while_an_endpoint_is_disabled_are_dropped_and_not_replayed_on_re_enabling(
+    webhook_settings: Any, receiver: Receiver
+) -> None:
+    # Issue 28, finding 10c (decision): dropped, as the README and the API docs say.
+    tenant = make_tenant()
+    endpoint, secret = make_endpoint(tenant, receiver.url())
+    before = make_event(tenant)
+    events_dispatch()  # a delivery pending when the endpoint is disabled: it resumes
+    endpoint_update(endpoint=endpoint, enabled=False)
+    during = make_event(tenant, total_count=4)
+    webhooks_run(budget_seconds=0.1)
+    webhooks_run(budget_seconds=0.1)
+
+    endpoint_update(endpoint=endpoint, enabled=True)
+    after = make_event(tenant, total_count=5)
+    run_until_settled()
+
+    assert sorted(verified(secret, r)["id"] for r in receiver.requests) == sorted([str(before.pk), str(after.pk)])
+    assert not Delivery.objects.filter(event=during).exists()
+    during.refresh_from_db()
+    assert during.dispatched_at is not None
 
 
 def test_a_success_resets_the_failing_clock(webhook_settings: Any, receiver: Receiver) -> None:

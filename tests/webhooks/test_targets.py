@@ -43,6 +43,66 @@ def test_url_problems_are_named(url: str, problem: str | None) -> None:
     assert url_problem(url, allow_private=False) == problem
 
 
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [
+        # NAT64, well-known prefix (RFC 6052): the metadata address and loopback through a translator.
+        (
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::a9fe:a9fe reaches the IPv4 address 169.254.169.254: 169.254.169.254 is "
+            "the cloud metadata address and is never a webhook target.",
+        ),
+        ("64:ff9b::7f00:1", "64:ff9b::7f00:1 reaches the IPv4 address 127.0.0.1: 127.0.0.1 is a loopback address."),
+        (
+            "64:ff9b::a00:1",
+            "64:ff9b::a00:1 reaches the IPv4 address 10.0.0.1: 10.0.0.1 is a private or reserved address.",
+        ),
+        # 6to4 (RFC 3056) and Teredo (RFC 4380; the client's address is stored inverted).
+        ("2002:7f00:1::", "2002:7f00:1:: reaches the IPv4 address 127.0.0.1: 127.0.0.1 is a loopback address."),
+        (
+            "2002:a9fe:a9fe::1",
+            "2002:a9fe:a9fe::1 reaches the IPv4 address 169.254.169.254: 169.254.169.254 is the "
+            "cloud metadata address and is never a webhook target.",
+        ),
+        (
+            "2001:0:808:808::80ff:fffe",
+            "2001:0:808:808::80ff:fffe reaches the IPv4 address 127.0.0.1: 127.0.0.1 is a loopback address.",
+        ),
+        (
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2 reaches the IPv4 address "
+            "192.0.2.45: 192.0.2.45 is a private or reserved address.",
+        ),
+        # IPv4-mapped, IPv4-translated (SIIT) and the deprecated IPv4-compatible form.
+        ("::ffff:127.0.0.1", "127.0.0.1 is a loopback address."),
+        ("::ffff:0:7f00:1", "::ffff:0:7f00:1 reaches the IPv4 address 127.0.0.1: 127.0.0.1 is a loopback address."),
+        ("::127.0.0.1", "::7f00:1 reaches IPv4 through a prefix that is never a webhook target."),
+        ("::8.8.8.8", "::808:808 reaches IPv4 through a prefix that is never a webhook target."),
+        # Local-use NAT64 (RFC 8215): where the IPv4 address sits depends on the operator's prefix length.
+        ("64:ff9b:1::a9fe:a9fe", "64:ff9b:1::a9fe:a9fe reaches IPv4 through a prefix that is never a webhook target."),
+        (
+            "64:ff9b:1:a9fe:a9:fe00::",
+            "64:ff9b:1:a9fe:a9:fe00:: reaches IPv4 through a prefix that is never a webhook target.",
+        ),
+        # A public IPv4 address through NAT64 or 6to4 is a public target: DNS64 answers such addresses for every
+        # IPv4-only name on an IPv6-only network.
+        ("64:ff9b::808:808", None),
+        ("2002:808:808::1", None),
+        ("2606:4700::1111", None),
+    ],
+)
+def test_ipv6_addresses_that_reach_ipv4_are_judged_by_the_ipv4_address(host: str, problem: str | None) -> None:
+    assert url_problem(f"https://[{host}]/hook", allow_private=False) == problem
+
+
+@pytest.mark.parametrize("host", ["64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::", "64:ff9b:1::a9fe:a9fe", "::a9fe:a9fe"])
+def test_the_metadata_address_through_a_translation_prefix_is_refused_even_with_private_targets_allowed(
+    host: str,
+) -> None:
+    assert url_problem(f"https://[{host}]/", allow_private=True) is not None
+    assert url_problem("http://[::1]:8000/", allow_private=True) is None
+
+
 def test_allowing_private_targets_allows_http_and_loopback_but_never_the_metadata_address() -> None:
     assert url_problem("http://127.0.0.1:8000/x", allow_private=True) is None
     assert url_problem("https://10.0.0.5/x", allow_private=True) is None

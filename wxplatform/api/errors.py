@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 API_PREFIX = "/api/"
 # The token authority's endpoints (authority.py beside this module) share the error shape.
 API_PREFIXES = (API_PREFIX, "/internal/")
+# WeChat's two push URLs (tenants.urls) answer their refusals in the error shape too; so do Django's own errors
+# there (a NUL byte in the path, an unknown path under them), which a person never reads as a page.
+PUSH_PREFIXES = ("/wechat/component/", "/wechat/components/", "/wechat/authorizers/")
 # Seconds a client is asked to wait when the database is unreachable.
 OUTAGE_RETRY_AFTER = 5
 
@@ -132,7 +135,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 
 
 def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith(API_PREFIXES)
+    return request.path.startswith((*API_PREFIXES, *PUSH_PREFIXES))
 
 
 def _json(status_code: int, code: str, message: str) -> JsonResponse:

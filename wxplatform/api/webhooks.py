@@ -42,7 +42,10 @@ class WebhookSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     url = serializers.CharField()
     events = serializers.ListField(child=serializers.ChoiceField(choices=EventType.choices))
-    enabled = serializers.BooleanField(help_text="False once disabled, by you or after a day of failed deliveries.")
+    enabled = serializers.BooleanField(
+        help_text="False once disabled, by you or after a day of failed deliveries; while false, new events are "
+        "dropped for this webhook."
+    )
     disabled_reason = serializers.SerializerMethodField(help_text="Why it is disabled; null while enabled.")
     disabled_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
@@ -196,7 +199,11 @@ class WebhookDetailView(APIView):
     @extend_schema(
         operation_id="webhooks_partial_update",
         summary="Change a webhook",
-        description="Change its URL or events, disable it, or re-enable it (its pending deliveries resume).",
+        description=(
+            "Change its URL or events, disable it, or re-enable it: deliveries pending when it was disabled resume "
+            "(until their event is a day old). Events raised while it is disabled are dropped, not kept for later: "
+            "after re-enabling, read the current state once (`GET /api/v1/draft-count`, `GET /api/v1/tenant`)."
+        ),
         tags=["webhooks"],
         request=WebhookUpdateSerializer,
         responses={200: WebhookSerializer, **_errors({400: _INVALID, 404: _NOT_FOUND})},

@@ -4,8 +4,11 @@ A merchant's `Api-Key` is a different scheme and a different table (tenants.auth
 here, and a service key is refused on the merchant API. The key is looked up by its visible prefix and verified
 by djangorestframework-api-key's hasher on every request (the prefix-key stack of wxplatform.core.keys, which
 the merchant keys use too); nothing remembers it, so a revoked key is refused on the very next request.
-Failed attempts are counted per client address (SERVICE_KEY_FAILURE_RATE): beyond the rate every attempt
-from that address is answered 429 before any key is checked, so guessing keys is slow.
+The key is checked first; only a wrong one (unknown, revoked, expired, malformed) is counted against its client
+address (SERVICE_KEY_FAILURE_RATE), and beyond the rate every wrong key from that address is answered 429. A valid
+key is never refused for its address: honest services behind one NAT are not locked out by a neighbour's
+mistakes. Guessing stays hopeless (32 random characters per key, of which the refusal reveals nothing) and cheap
+to refuse (an unknown prefix costs one indexed read, a wrong secret one SHA-512).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from wxplatform.authority.models import ServiceKey
 from wxplatform.authority.selectors import service_key_find
 from wxplatform.core.keys import KeyPrincipal, PerKeyThrottle, PrefixKeyAuthentication, PrefixKeyScheme
 from wxplatform.core.proxies import client_address
-from wxplatform.core.throttling import window_already_exceeded, window_exceeded
+from wxplatform.core.throttling import window_exceeded
 
 if TYPE_CHECKING:
     # Not at run time: DRF imports authentication modules while rest_framework.views is still being imported.
@@ -59,13 +62,10 @@ class ServiceKeyAuthentication(PrefixKeyAuthentication):
     expired_error = ServiceKeyExpired
 
     def verified_key(self, request: Request, header: str) -> AbstractAPIKey:
-        address = client_address(request._request)
-        wait = window_already_exceeded(scope=_FAILURE_SCOPE, ident=address, rate=settings.SERVICE_KEY_FAILURE_RATE)
-        if wait is not None:
-            raise exceptions.Throttled(wait)
         try:
             key = super().verified_key(request, header)
         except exceptions.AuthenticationFailed:
+            address = client_address(request._request)
             wait = window_exceeded(scope=_FAILURE_SCOPE, ident=address, rate=settings.SERVICE_KEY_FAILURE_RATE)
             if wait is not None:
                 raise exceptions.Throttled(wait) from None

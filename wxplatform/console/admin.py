@@ -288,12 +288,12 @@ def _call_failure(
     return refused % {"error": errcode_label(exc.errcode)}, exc.errcode
 
 
-
 # Account kinds as short as WeChat's own names, for the merchant list (AccountKind holds the full labels).
 _SHORT_KIND = {
     AccountKind.SUBSCRIPTION: gettext_lazy("Official Account"),
     AccountKind.SERVICE: gettext_lazy("Service Account"),
 }
+
 
 @admin.register(Tenant)
 class TenantAdmin(AuditedAdminMixin):

@@ -1,7 +1,9 @@
-"""Request ids and log hygiene.
+"""Request ids, log hygiene and URL hygiene.
 
 Every log line carries the id of the request (or task) that produced it, and no line carries a token:
 WeChat puts credentials in query strings and JSON bodies, so those patterns are masked on the way out.
+A path holding a NUL byte is refused before any view runs: PostgreSQL refuses NUL in text, so such a value
+would otherwise fail the first query it reaches with a 500.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import re
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote_plus
 
 from celery import signals
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from pythonjsonlogger.json import JsonFormatter
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -35,14 +38,29 @@ _SECRET_PATTERNS = [
 _SECRET_KEY = re.compile(r"token|ticket|secret|password|passwd|aes|raw|^key$|api_key$|authorization_code", re.I)
 MASK = "***"
 
+# Any parameter of any URL in text (`?api_key=…`, `&key=…`, `/metrics?token=…`): a client may put its key in a
+# query string, which is refused but must not be written down. Matched on the decoded name, generously:
+# masking an innocent value costs nothing.
+_QUERY_PARAMETER = re.compile(r"(?P<lead>[?&;])(?P<name>[^=&;#?\s\"'<>]+)=(?P<value>[^&;#\s\"'<>]*)")
+_SECRET_PARAMETER = re.compile(
+    r"key|token|secret|passw|pwd|ticket|signature|credential|session|jwt|bearer|auth|code$|(?:^|[_.-])sig$", re.I
+)
+
+
+def _mask_parameter(match: re.Match[str]) -> str:
+    if not match["value"] or not _SECRET_PARAMETER.search(unquote_plus(match["name"])):
+        return match[0]
+    return f"{match['lead']}{match['name']}={MASK}"
+
 
 def redact(value: Any) -> Any:
     """`value` with every secret masked: in text, the credential patterns WeChat uses (query strings, JSON
-    bodies); in mappings, the values of secret-looking keys; lists and mappings recursively."""
+    bodies) and every credential-looking URL parameter; in mappings, the values of secret-looking keys; lists
+    and mappings recursively."""
     if isinstance(value, str):
         for pattern in _SECRET_PATTERNS:
             value = pattern.sub(rf"\1{MASK}", value)
-        return value
+        return _QUERY_PARAMETER.sub(_mask_parameter, value)
     if isinstance(value, dict):
         return {k: MASK if _SECRET_KEY.search(str(k)) else redact(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -72,12 +90,23 @@ class RedactingJsonFormatter(JsonFormatter):
 
 
 class RedactSecretsFilter(logging.Filter):
+    """On every handler: the message and the traceback (an HTTP library's exception names the URL it called)
+    are redacted before any formatter sees them."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         cleaned: str = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            # Formatters reuse exc_text when it is set: the traceback is formatted once, here, redacted.
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
         return True
+
+
+_TRACEBACKS = logging.Formatter()
 
 
 class RequestIdMiddleware:
@@ -97,6 +126,21 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
         response["X-Request-ID"] = rid
         return response
+
+
+class NulByteMiddleware:
+    """A NUL byte in the path is a 404 (no resource is named so), answered by the project's handler404 (the one
+    error shape under /api/, /internal/ and WeChat's push URLs) before any view or query runs: every path
+    parameter of every URL is covered at once, whatever its converter. Query values are left to the views, which
+    validate them (serializers, forms, the push URLs' signature check, which also logs what WeChat's URL got)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path:
+            raise Http404("NUL byte in the path")
+        return self.get_response(request)
 
 
 # --- Celery: a task carries the request id of the request (or task) that enqueued it ---------------------

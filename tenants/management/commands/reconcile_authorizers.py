@@ -1,8 +1,9 @@
 """`python manage.py reconcile_authorizers`: reconcile the tenants with WeChat's authorizer list now.
 
 The same service as the daily beat entry (tenants.reconcile). A progress bar goes to stderr, the summary table
-to stdout. A page of the list that cannot be read stops the pass with a non-zero exit code; pages read before
-it stay written and nothing is revoked.
+to stdout. A page of the list that cannot be read stops that platform's pass (pages read before it stay written
+and nothing is revoked); the other platforms are reconciled all the same, and the command then exits non-zero
+naming the platforms that failed. An account whose reading cannot be stored is left out, counted and logged.
 """
 
 from __future__ import annotations
@@ -43,10 +44,23 @@ class Command(BaseCommand):
                 ) from None
         else:
             components = list(active_components())
+        failed: list[str] = []
         for component in components:
             if len(components) > 1:
                 self.stdout.write(str(component))
-            self._reconcile(component, options)
+            try:
+                self._reconcile(component, options)
+            except CommandError as exc:
+                if len(components) == 1:
+                    raise
+                # One platform that cannot be reconciled now must not keep the others from it.
+                self.stderr.write(f"{component.component_appid}: {exc}")
+                failed.append(component.component_appid)
+        if failed:
+            raise CommandError(
+                _("Reconciliation failed for %(count)s platform(s): %(appids)s.")
+                % {"count": len(failed), "appids": ", ".join(failed)}
+            )
 
     def _reconcile(self, component: Platform, options: dict[str, Any]) -> None:
         started = time.monotonic()
@@ -97,9 +111,19 @@ def format_summary(report: ReconcileReport, *, seconds: float) -> str:
         )
         rows.append((f"  {label}", n))
     rows.append((_("quotas read"), report.quotas_read))
+    rows.append((_("not stored (see the log)"), len(report.not_stored)))
     width = max(len(label) for label, _n in rows)
     heading = _("%(count)s accounts listed by WeChat in %(seconds).1f s") % {
         "count": report.listed,
         "seconds": seconds,
     }
-    return "\n".join([heading, *(f"{label.ljust(width)}  {n:>7}" for label, n in rows)])
+    lines = [heading, *(f"{label.ljust(width)}  {n:>7}" for label, n in rows)]
+    if report.not_stored:
+        shown = ", ".join(report.not_stored[:_NOT_STORED_SHOWN])
+        more = "…" if len(report.not_stored) > _NOT_STORED_SHOWN else ""
+        lines.append(_("Not stored: %(appids)s") % {"appids": shown + more})
+    return "\n".join(lines)
+
+
+# AppIDs named under the table; the log names every one.
+_NOT_STORED_SHOWN = 20
