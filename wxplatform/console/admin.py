@@ -289,7 +289,7 @@ def _call_failure(
 
 
 # Account kinds as short as WeChat's own names, for the merchant list (AccountKind holds the full labels).
-_SHORT_KIND = {
+_SHORT_KIND: dict[str, StrOrPromise] = {
     AccountKind.SUBSCRIPTION: gettext_lazy("Official Account"),
     AccountKind.SERVICE: gettext_lazy("Service Account"),
 }
