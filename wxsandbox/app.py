@@ -1244,7 +1244,7 @@ CONTROL_ROUTES: list[tuple[str, str, Handler, str]] = [
      "{msg_type, content?, event?, from_openid?, ...}: a fan writes; returns the platform's answer"),
     ("GET", f"{_A}/custom_messages", control_custom_messages, "the message/custom/send calls made for the account"),
     ("POST", f"{_A}/publish", control_publish,
-     "{media_id?, delay?, wait?}: publish a draft (the oldest by default): it leaves the box, PUBLISHJOBFINISH follows"),
+     "{media_id?, delay?, wait?}: publish a draft (the oldest by default): it leaves the box, PUBLISHJOBFINISH next"),
     ("POST", f"{_A}/mass_send", control_mass_send,
      "{media_id?, delay?, wait?}: mass-send a draft: it leaves the box, MASSSENDJOBFINISH follows"),
     ("POST", f"{_A}/drafts", control_drafts, "{count?}: drafts saved in WeChat's web editor: the box grows, no push"),

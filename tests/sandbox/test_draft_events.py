@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from xml.etree import ElementTree
 
 import pytest
+from defusedxml import ElementTree
 
 from tests.fixtures.sandbox import Sandbox
 from tests.sandbox.conftest import Received, Receiver, WeChat, errcode
