@@ -14,7 +14,7 @@ class DraftsConfig(AppConfig):
 
     def ready(self) -> None:
         # Models are importable only once apps are ready.
-        from drafts.events import draft_box_changed_receiver
+        from drafts.tasks import draft_box_changed_receiver
 
         # A worker process closes its keep-alive sessions to WeChat when it exits.
         atexit.register(close_fetchers)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, cast
 
 from celery import Task
 from django.conf import settings
@@ -37,10 +36,12 @@ from wxplatform.core.throttling import UNAVAILABLE, window_exceeded
 logger = logging.getLogger(__name__)
 
 
-def draft_count_event_receive(*, component_id: int, authorizer_appid: str, event: str) -> bool:
-    """Schedules a read of the account's count after a draft-box event, unless one is already scheduled, the
-    account may not be called or its bound is reached. True if a read was scheduled. Quick: one indexed query,
-    two Redis commands, and the task queued after commit."""
+def draft_count_event_receive(
+    *, component_id: int, authorizer_appid: str, event: str, read: Task[[int, float], None]
+) -> bool:
+    """Schedules a read of the account's count after a draft-box event (the task `read`, drafts.tasks.sync_event),
+    unless one is already scheduled, the account may not be called or its bound is reached. True if a read was
+    scheduled. Quick: one indexed query, two Redis commands, and the task queued after commit."""
     tenant = (
         syncable_tenants()
         .filter(component_id=component_id, authorizer_appid=authorizer_appid)
@@ -66,7 +67,7 @@ def draft_count_event_receive(*, component_id: int, authorizer_appid: str, event
         logger.info("draft event ignored: per-account bound reached", extra={"appid": authorizer_appid})
         return False
     # The read runs once the burst's window has passed, so that it sees every change the burst announced.
-    enqueue_on_commit(_sync_event_task(), tenant.pk, time.time(), countdown=settings.DRAFT_EVENT_DEBOUNCE)
+    enqueue_on_commit(read, tenant.pk, time.time(), countdown=settings.DRAFT_EVENT_DEBOUNCE)
     return True
 
 
@@ -91,15 +92,3 @@ def draft_count_event_sync(*, tenant_id: int, received_at: float) -> TenantResul
         return None
     report = sync_tenants([tenant], trigger=SyncTrigger.EVENT)
     return report.results[0] if report is not None and report.results else None
-
-
-def draft_box_changed_receiver(sender: Any, *, component_id: int, authorizer_appid: str, event: str, **_: Any) -> None:
-    """tenants.signals.draft_box_changed → draft_count_event_receive (connected in DraftsConfig.ready())."""
-    draft_count_event_receive(component_id=component_id, authorizer_appid=authorizer_appid, event=event)
-
-
-# The task module imports this one; it is reached lazily to enqueue, as drafts.services does.
-def _sync_event_task() -> Task[[int, float], None]:
-    from drafts.tasks import sync_event
-
-    return cast("Task[[int, float], None]", sync_event)

@@ -603,7 +603,7 @@ DRAFT_POLL_QUIET_FRACTION = env.float("DRAFT_POLL_QUIET_FRACTION", default=0.1)
 # the account's count read again: a burst of events within DRAFT_EVENT_DEBOUNCE seconds makes one read, that long
 # after the first (so the read is queued with that countdown, which must stay far below the broker's visibility
 # timeout), and at most DRAFT_EVENT_SYNC_RATE such reads per account (a rate such as 12/h).
-DRAFT_EVENT_DEBOUNCE = env.float("DRAFT_EVENT_DEBOUNCE", default=2.0)
+DRAFT_EVENT_DEBOUNCE = env.float("DRAFT_EVENT_DEBOUNCE", default=1.0)
 if not 0 < DRAFT_EVENT_DEBOUNCE <= 60:
     raise ImproperlyConfigured(f"DRAFT_EVENT_DEBOUNCE: {DRAFT_EVENT_DEBOUNCE!r} must be more than 0 and at most 60")
 DRAFT_EVENT_SYNC_RATE = env.str("DRAFT_EVENT_SYNC_RATE", default="12/h")
