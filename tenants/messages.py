@@ -4,8 +4,9 @@
 The service serves draft counts, not fans: for merchants' accounts every message is acknowledged with
 `success`. The events that follow a change of the draft box (docs/wechat/draft-events.md) are announced
 (tenants.signals.draft_box_changed), so that the drafts app reads the count again. Only WeChat's
-full-release test accounts (settings.WECHAT_RELEASE_TEST_APPIDS) get the answers the test expects (docs/wechat/message-url.md#message-cases). The slow case (QUERY_AUTH_CODE)
-is recorded once per message (a unique key, so that WeChat's retries are no-ops) and queued for a worker.
+full-release test accounts (settings.WECHAT_RELEASE_TEST_APPIDS) get the answers the test expects
+(docs/wechat/message-url.md#message-cases). The slow case (QUERY_AUTH_CODE) is recorded once per message (a
+unique key, so that WeChat's retries are no-ops) and queued for a worker.
 """
 
 from __future__ import annotations

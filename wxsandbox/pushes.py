@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -161,7 +162,7 @@ class Pusher:
         return task
 
     async def send_message(
-        self, appid: str, inner: dict[str, XmlValue], *, tries: int | None = None, timeout: float | None = None
+        self, appid: str, inner: Mapping[str, XmlValue], *, tries: int | None = None, timeout: float | None = None
     ) -> dict[str, Any]:
         """POST a fan's message or event to the message URL, as WeChat does, and describe the answer.
 
@@ -211,7 +212,7 @@ class Pusher:
         return result
 
     async def _message_attempt(
-        self, url: str, inner: dict[str, XmlValue], plain: str, timeout: float
+        self, url: str, inner: Mapping[str, XmlValue], plain: str, timeout: float
     ) -> dict[str, Any]:
         assert self._session is not None
         timestamp, nonce = str(int(self.state.clock())), _nonce()
