@@ -10,9 +10,11 @@ MASSSENDJOBFINISH to the message-and-event URL when the job ends. tenants.messag
   one read with that countdown; the events that find the key set are covered by that read, which runs after them;
 - bounded: at most DRAFT_EVENT_SYNC_RATE event-triggered reads per account (a fixed window in Redis).
 
+An event that is not read at once (the bound reached, the events' quota share used, Redis down) makes the account
+due at the next scheduled run instead (draft_count_poll_soon, docs/polling.md#poll-soon).
+
 The read is an ordinary sync (drafts.sync.sync_tenants, trigger "event"): the count, the snapshot, the
-draft_count.changed webhook and the attempt are written as for any other. An event lost (broker down, a bound
-reached) costs only freshness: the schedule reads the count anyway.
+draft_count.changed webhook and the attempt are written as for any other.
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ import time
 from celery import Task
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import F
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from drafts.models import SyncTrigger
 from drafts.rules import TenantResult, skip_reason
 from drafts.sync import SYNC_FIELDS, sync_tenants
+from tenants.models import Tenant
 from tenants.selectors import syncable_tenants
 from wxplatform.core.queueing import enqueue_on_commit
 from wxplatform.core.redis_client import redis_client
@@ -54,21 +59,41 @@ def draft_count_event_receive(
         return False
     reason = skip_reason(tenant, trigger=SyncTrigger.EVENT, now=timezone.now())
     if reason is not None:
-        logger.info("draft event ignored: %s", reason, extra={"appid": authorizer_appid, "event": event})
-        return False
+        # Paused or over the events' quota share: the schedule reads it when its own rules allow.
+        logger.info("draft event deferred: %s", reason, extra={"appid": authorizer_appid, "event": event})
+        return _defer(tenant.pk)
     try:
         if not _debounce_start(tenant.pk):
             return False
     except UNAVAILABLE as exc:
-        # Without Redis the broker is down too: the scheduled sync reads the count.
-        logger.warning("draft event not acted on, Redis unavailable: %s", type(exc).__name__)
-        return False
+        # Without Redis the broker is down too.
+        logger.warning("draft event deferred, Redis unavailable: %s", type(exc).__name__)
+        return _defer(tenant.pk)
     if window_exceeded(scope="draft_event", ident=str(tenant.pk), rate=settings.DRAFT_EVENT_SYNC_RATE) is not None:
-        logger.info("draft event ignored: per-account bound reached", extra={"appid": authorizer_appid})
-        return False
+        logger.info("draft event deferred: per-account bound reached", extra={"appid": authorizer_appid})
+        return _defer(tenant.pk)
     # The read runs once the burst's window has passed, so that it sees every change the burst announced.
     enqueue_on_commit(read, tenant.pk, time.time(), countdown=settings.DRAFT_EVENT_DEBOUNCE)
     return True
+
+
+def draft_count_poll_soon(*, tenant_id: int) -> bool:
+    """Makes the account due at the next scheduled run and restarts its quiet time, so that it is polled at the
+    floor interval for a while (docs/polling.md#poll-soon). For callers that learn the draft box changed or is
+    about to (WeChat's publish and mass-send events); one UPDATE, never a call to WeChat. False if no such
+    tenant. A poll already due earlier keeps its time."""
+    now = timezone.now()
+    return bool(
+        Tenant.objects.filter(pk=tenant_id).update(next_poll_at=Least(F("next_poll_at"), now), draft_activity_at=now)
+    )
+
+
+def _defer(tenant_id: int) -> bool:
+    """An event not read at once: the account is due at the next scheduled run, and polled at the floor for a while
+    (docs/polling.md#poll-soon). A read that does happen needs no such nudge: the change it finds restarts the
+    quiet time, and a nudge would cost one more call at the next beat. Returns False (no read scheduled)."""
+    draft_count_poll_soon(tenant_id=tenant_id)
+    return False
 
 
 def _debounce_start(tenant_id: int) -> bool:

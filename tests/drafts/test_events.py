@@ -2,7 +2,7 @@
 mass-sends a draft and pushes PUBLISHJOBFINISH / MASSSENDJOBFINISH to the real message URL of a live server; a real
 Celery worker reads the count, which is stored with its snapshot, its attempt (trigger "event") and the
 draft_count.changed webhook. Bursts make one read; revoked, ineligible and test accounts none; each account a
-bounded number per hour."""
+bounded number per hour, past which the schedule reads them at its next run."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from drafts.models import AttemptOutcome, DraftSnapshot, SnapshotReason, SyncAttempt, SyncTrigger
 from tenants.models import Eligibility, Tenant, TenantStatus
@@ -149,6 +150,7 @@ def test_event_reads_per_account_stop_at_the_hourly_bound(events: LivePlatform, 
         events.control.publish(tenant.authorizer_appid, wait=True)
         wait_for_count(tenant, expected)
         time.sleep(DEBOUNCE)
+    before_third = timezone.now()
     events.control.publish(tenant.authorizer_appid, wait=True)
     events.control.publish(other.authorizer_appid, wait=True)
 
@@ -157,6 +159,9 @@ def test_event_reads_per_account_stop_at_the_hourly_bound(events: LivePlatform, 
     assert wechat_reads(events, tenant) == 2
     tenant.refresh_from_db()
     assert tenant.draft_count == 4
+    # Not read at once: due at the next scheduled run, its quiet time restarted (docs/polling.md#poll-soon).
+    assert tenant.next_poll_at is not None and tenant.next_poll_at <= timezone.now()
+    assert tenant.draft_activity_at is not None and tenant.draft_activity_at >= before_third
     assert SyncAttempt.objects.filter(tenant=tenant, trigger=SyncTrigger.EVENT).count() == 2
 
 
