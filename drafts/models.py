@@ -63,6 +63,7 @@ class SyncTrigger(models.TextChoices):
     CLI = "cli", _("Command line")
     API = "api", _("Merchant API")
     AUTHORIZATION = "authorization", _("First sync after authorization")
+    EVENT = "event", _("WeChat event")
 
 
 class AttemptOutcome(models.TextChoices):

@@ -167,6 +167,9 @@ def skip_reason(tenant: Tenant, *, trigger: str, now: datetime) -> SkipReason | 
     if quota_used_today(tenant, quota_day(now)) >= quota_budget(trigger, tenant.quota_daily_limit):
         return SkipReason.QUOTA_BUDGET
     fetched_at = tenant.draft_count_fetched_at
+    # An event says the count changed since: a read moments ago is no answer (events are bounded apart, drafts.events).
+    if trigger == SyncTrigger.EVENT:
+        return None
     if fetched_at is not None and (now - fetched_at).total_seconds() < settings.DRAFT_SYNC_MIN_INTERVAL:
         return SkipReason.RECENTLY_SYNCED
     return None

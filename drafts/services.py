@@ -22,7 +22,6 @@ from celery import Task
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet
-from django.db.models.functions import Least
 from django.utils import timezone
 
 from drafts.models import AttemptOutcome, JobState, SkipReason, SyncAttempt, SyncChunk, SyncJob, SyncRun, SyncTrigger
@@ -339,17 +338,6 @@ def _run_tenants(run: SyncRun) -> QuerySet[Tenant]:
     if run.trigger == SyncTrigger.SCHEDULE:
         tenants = tenants.filter(next_poll_at__lte=run.started_at)
     return tenants
-
-
-def draft_count_poll_soon(*, tenant_id: int) -> bool:
-    """Makes the account due at the next scheduled run and restarts its quiet time, so that it is polled at the
-    floor interval for a while (docs/polling.md#poll-soon). For callers that learn the draft box changed or is
-    about to (WeChat's publish and mass-send events); one UPDATE, never a call to WeChat. False if no such
-    tenant. A poll already due earlier keeps its time."""
-    now = timezone.now()
-    return bool(
-        Tenant.objects.filter(pk=tenant_id).update(next_poll_at=Least(F("next_poll_at"), now), draft_activity_at=now)
-    )
 
 
 # --- Housekeeping ------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError
 
+from drafts.events import draft_count_event_receive, draft_count_event_sync
 from drafts.models import SyncTrigger
 from drafts.services import (
     draft_count_chunk_sync,
@@ -75,6 +76,19 @@ def sync_chunk(chunk_id: int) -> None:
 @shared_task(name="drafts.sync_job", **RETRY_DATABASE_OUTAGES)
 def sync_job(job_id: str) -> None:
     draft_count_job_run(job_id=uuid.UUID(job_id))
+
+
+@shared_task(name="drafts.sync_event", **RETRY_DATABASE_OUTAGES)
+def sync_event(tenant_id: int, received_at: float) -> None:
+    """A read of one count after WeChat's draft-box event (drafts.events), queued with the debounce countdown."""
+    draft_count_event_sync(tenant_id=tenant_id, received_at=received_at)
+
+
+def draft_box_changed_receiver(sender: Any, *, component_id: int, authorizer_appid: str, event: str, **_: Any) -> None:
+    """tenants.signals.draft_box_changed (connected in DraftsConfig.ready()): a read queued as sync_event."""
+    draft_count_event_receive(
+        component_id=component_id, authorizer_appid=authorizer_appid, event=event, read=sync_event
+    )
 
 
 @shared_task(name="drafts.prune", acks_late=True)

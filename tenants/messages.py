@@ -2,9 +2,11 @@
 (消息与事件接收URL, docs/wechat/message-url.md).
 
 The service serves draft counts, not fans: for merchants' accounts every message is acknowledged with
-`success` and nothing else happens. Only WeChat's full-release test accounts (settings.WECHAT_RELEASE_TEST_APPIDS)
-get the answers the test expects (docs/wechat/message-url.md#message-cases). The slow case (QUERY_AUTH_CODE)
-is recorded once per message (a unique key, so that WeChat's retries are no-ops) and queued for a worker.
+`success`. The events that follow a change of the draft box (docs/wechat/draft-events.md) are announced
+(tenants.signals.draft_box_changed), so that the drafts app reads the count again. Only WeChat's
+full-release test accounts (settings.WECHAT_RELEASE_TEST_APPIDS) get the answers the test expects
+(docs/wechat/message-url.md#message-cases). The slow case (QUERY_AUTH_CODE) is recorded once per message (a
+unique key, so that WeChat's retries are no-ops) and queued for a worker.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from tenants.models import AuthorizerMessage, PushOutcome
+from tenants.signals import draft_box_changed
 from tenants.tasks import answer_query_auth_code
 from wxplatform.component.models import Platform
 from wxplatform.core.queueing import enqueue_on_commit
@@ -27,6 +30,10 @@ QUERY_AUTH_CODE_PREFIX = "QUERY_AUTH_CODE:"
 # Authorization codes are ~100 characters; events are short names such as LOCATION or subscribe.
 _MAX_CODE = 512
 _MAX_EVENT = 64
+# Events after which the account's draft box holds fewer drafts: a publish or a mass send of a draft ended
+# (docs/wechat/draft-events.md). FREEPUBLISHJOBFINISH is the name in one of WeChat's own samples; what WeChat
+# sends is PUBLISHJOBFINISH (docs/wechat/draft-events.md#publishjobfinish), both are taken.
+DRAFT_BOX_EVENTS = frozenset({"PUBLISHJOBFINISH", "FREEPUBLISHJOBFINISH", "MASSSENDJOBFINISH"})
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,10 @@ def dedup_key(fields: dict[str, str]) -> str:
 def authorizer_message_handle(component: Platform, *, authorizer_appid: str, fields: dict[str, str]) -> MessageAnswer:
     """The answer to one verified, decrypted message for `authorizer_appid` through `component`'s URL; queues
     slow work after commit."""
+    if fields.get("MsgType") == "event" and fields.get("Event") in DRAFT_BOX_EVENTS:
+        draft_box_changed.send(
+            sender=Platform, component_id=component.pk, authorizer_appid=authorizer_appid, event=fields["Event"]
+        )
     if authorizer_appid not in settings.WECHAT_RELEASE_TEST_APPIDS:
         return SUCCESS
     msg_type = fields.get("MsgType", "")

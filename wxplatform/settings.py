@@ -600,6 +600,16 @@ DRAFT_SYNC_JOB_LEASE = env.float("DRAFT_SYNC_JOB_LEASE", default=120.0)
 DRAFT_POLL_MIN_INTERVAL = env.float("DRAFT_POLL_MIN_INTERVAL", default=900.0)
 DRAFT_POLL_MAX_INTERVAL = env.float("DRAFT_POLL_MAX_INTERVAL", default=21600.0)
 DRAFT_POLL_QUIET_FRACTION = env.float("DRAFT_POLL_QUIET_FRACTION", default=0.1)
+# WeChat's events that the draft box changed (PUBLISHJOBFINISH, MASSSENDJOBFINISH: docs/wechat/draft-events.md) make
+# the account's count read again: a burst of events within DRAFT_EVENT_DEBOUNCE seconds makes one read, that long
+# after the first (so the read is queued with that countdown, which must stay far below the broker's visibility
+# timeout), and at most DRAFT_EVENT_SYNC_RATE such reads per account (a rate such as 12/h).
+DRAFT_EVENT_DEBOUNCE = env.float("DRAFT_EVENT_DEBOUNCE", default=1.0)
+if not 0 < DRAFT_EVENT_DEBOUNCE <= 60:
+    raise ImproperlyConfigured(f"DRAFT_EVENT_DEBOUNCE: {DRAFT_EVENT_DEBOUNCE!r} must be more than 0 and at most 60")
+DRAFT_EVENT_SYNC_RATE = env.str("DRAFT_EVENT_SYNC_RATE", default="12/h")
+if not re.fullmatch(r"[0-9]+/[smhd][a-z]*", DRAFT_EVENT_SYNC_RATE):
+    raise ImproperlyConfigured(f"DRAFT_EVENT_SYNC_RATE: {DRAFT_EVENT_SYNC_RATE!r} is not a rate such as 12/h")
 # Sync attempts, finished jobs and runs are deleted after this many days; snapshots are kept.
 SYNC_ATTEMPT_RETENTION_DAYS = env.int("SYNC_ATTEMPT_RETENTION_DAYS", default=30)
 

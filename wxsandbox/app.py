@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from yarl import URL
@@ -34,12 +34,15 @@ from wxsandbox.state import (
     CUSTOM_SEND_PATH,
     DRAFT_COUNT_PATH,
     ERRMSG,
+    FREEPUBLISH_SUBMIT_PATH,
+    MASS_SENDALL_PATH,
     OFFICIAL_ACCOUNT_KINDS,
     RELEASE_TEST_OFFICIAL_ACCOUNTS,
     VERIFY_TYPES,
     Clock,
     ControlError,
     Counters,
+    DraftJob,
     FaultPlan,
     SandboxState,
     WeChatFault,
@@ -68,6 +71,8 @@ API_PATHS = frozenset(
         CLEAR_QUOTA_PATH,
         CUSTOM_SEND_PATH,
         DRAFT_COUNT_PATH,
+        FREEPUBLISH_SUBMIT_PATH,
+        MASS_SENDALL_PATH,
     }
 )
 # Component calls that carry no token: their rids belong to the component.
@@ -479,6 +484,31 @@ async def draft_count(request: web.Request) -> web.Response:
     if request.method != "GET":
         raise WeChatFault(43001)
     return wx_json(_state(request).draft_count(request.query.get("access_token")))
+
+
+def _finish_later(request: web.Request, job: DraftJob, delay: float | None = None) -> asyncio.Task[dict[str, Any]]:
+    """The job's end event, pushed to the message URL after the configured delay (docs/wechat/draft-events.md)."""
+    state = _state(request)
+    wait = state.config.draft_event_delay if delay is None else delay
+    return _pusher(request).send_message_later(job.appid, job.event, wait)
+
+
+async def freepublish_submit(request: web.Request) -> web.Response:
+    if request.method != "POST":
+        raise WeChatFault(43002)
+    data = await _json_body(request)
+    answer, job = _state(request).freepublish_submit(request.query.get("access_token"), data)
+    _finish_later(request, job)
+    return wx_json(answer)
+
+
+async def mass_sendall(request: web.Request) -> web.Response:
+    if request.method != "POST":
+        raise WeChatFault(43002)
+    data = await _json_body(request)
+    answer, job = _state(request).mass_sendall(request.query.get("access_token"), data)
+    _finish_later(request, job)
+    return wx_json(answer)
 
 
 async def unknown_api(request: web.Request) -> web.Response:
@@ -1076,6 +1106,36 @@ async def control_send_message(request: web.Request) -> web.Response:
     return control_json(await _pusher(request).send_message(appid, inner, tries=tries, timeout=timeout))
 
 
+async def _control_draft_job(request: web.Request, kind: Literal["publish", "mass_send"]) -> web.Response:
+    state = _state(request)
+    data = _only(await _control_body(request), {"media_id", "delay", "wait"})
+    delay = _number(data, "delay") if data.get("delay") is not None else None
+    if delay is not None and delay < 0:
+        raise ControlError(400, "delay must not be negative")
+    wait = _bool(data, "wait", False)
+    job = state.draft_job(request.match_info["appid"], kind=kind, media_id=data.get("media_id"))
+    task = _finish_later(request, job, delay)
+    view = job.view()
+    # wait: answer once the event was pushed, with the platform's answer to it (tests, benches).
+    view["push"] = await task if wait else None
+    return control_json(view)
+
+
+async def control_publish(request: web.Request) -> web.Response:
+    return await _control_draft_job(request, "publish")
+
+
+async def control_mass_send(request: web.Request) -> web.Response:
+    return await _control_draft_job(request, "mass_send")
+
+
+async def control_drafts(request: web.Request) -> web.Response:
+    state = _state(request)
+    data = _only(await _control_body(request), {"count"})
+    authorizer = state.drafts_add(request.match_info["appid"], data.get("count", 1))
+    return control_json({"draft_count": authorizer.draft_count, "draft_media_ids": list(state.draft_ids(authorizer))})
+
+
 async def control_messages(request: web.Request) -> web.Response:
     return control_json({"messages": list(_state(request).messages)})
 
@@ -1183,6 +1243,11 @@ CONTROL_ROUTES: list[tuple[str, str, Handler, str]] = [
     ("POST", f"{_A}/messages", control_send_message,
      "{msg_type, content?, event?, from_openid?, ...}: a fan writes; returns the platform's answer"),
     ("GET", f"{_A}/custom_messages", control_custom_messages, "the message/custom/send calls made for the account"),
+    ("POST", f"{_A}/publish", control_publish,
+     "{media_id?, delay?, wait?}: publish a draft (the oldest by default): it leaves the box, PUBLISHJOBFINISH next"),
+    ("POST", f"{_A}/mass_send", control_mass_send,
+     "{media_id?, delay?, wait?}: mass-send a draft: it leaves the box, MASSSENDJOBFINISH follows"),
+    ("POST", f"{_A}/drafts", control_drafts, "{count?}: drafts saved in WeChat's web editor: the box grows, no push"),
     ("GET", f"{_S}/messages", control_messages, "every push to the message-and-event URL, with the answer"),
     ("POST", f"{_S}/release_test", control_release_test, "{group?, window?}: run WeChat's full-release test"),
     ("GET", f"{_S}/release_test", control_release_test, "the results of earlier release tests"),
@@ -1233,6 +1298,8 @@ def create_app(config: SandboxConfig | None = None, *, clock: Clock = time.time)
         CLEAR_QUOTA_PATH: clear_quota,
         CUSTOM_SEND_PATH: custom_send,
         DRAFT_COUNT_PATH: draft_count,
+        FREEPUBLISH_SUBMIT_PATH: freepublish_submit,
+        MASS_SENDALL_PATH: mass_sendall,
     }
     assert set(wechat) == API_PATHS
     router = app.router

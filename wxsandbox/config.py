@@ -57,6 +57,9 @@ class SandboxConfig:
     # in all, with the same MsgId (docs/wechat/message-url.md#the-url-and-appid).
     message_timeout: float = 5.0
     message_tries: int = 3
+    # Real seconds between a publish or mass send of a draft and WeChat's PUBLISHJOBFINISH / MASSSENDJOBFINISH
+    # push (docs/wechat/draft-events.md); on WeChat a job takes seconds to minutes (review, originality checks).
+    draft_event_delay: float = 1.0
     # Real seconds the release test waits for the platform's own calls (api_query_auth, message/custom/send).
     release_test_window: float = 10.0
     # Error answers remembered for openapi/rid/get (the oldest are dropped past this many), for rid_retention
@@ -107,5 +110,6 @@ MUTABLE_FIELDS = frozenset(
         "rid_retention",
         "monthly_clear_limit",
         "custom_send_window",
+        "draft_event_delay",
     }
 )

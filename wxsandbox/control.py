@@ -440,6 +440,41 @@ class SandboxControl:
         config_wait = (tries or 3) * (timeout or 5.0) + 10
         return dict(self._call("POST", f"/authorizers/{appid}/messages", body, timeout=max(self.timeout, config_wait)))
 
+    # --- the draft box (docs/wechat/draft-events.md)
+    # ---------------------------------------------------------------
+
+    def publish(
+        self, appid: str, *, media_id: str | None = None, delay: float | None = None, wait: bool = False
+    ) -> dict[str, Any]:
+        """The merchant publishes a draft (the oldest unless `media_id`): it leaves the box at once and
+        PUBLISHJOBFINISH is pushed to the message URL after `delay` (default: config draft_event_delay).
+        Returns {appid, kind, job_id, media_id, draft_count, event, push}; `push` is the push as messages() lists
+        it when `wait`, else None."""
+        return self._draft_job(appid, "publish", media_id=media_id, delay=delay, wait=wait)
+
+    def mass_send(
+        self, appid: str, *, media_id: str | None = None, delay: float | None = None, wait: bool = False
+    ) -> dict[str, Any]:
+        """As publish(), for a mass send of the draft: MASSSENDJOBFINISH follows."""
+        return self._draft_job(appid, "mass_send", media_id=media_id, delay=delay, wait=wait)
+
+    def _draft_job(
+        self, appid: str, kind: str, *, media_id: str | None, delay: float | None, wait: bool
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"wait": wait}
+        if media_id is not None:
+            body["media_id"] = media_id
+        if delay is not None:
+            body["delay"] = delay
+        # A waited push may take the delay and up to three 5 s tries.
+        timeout = max(self.timeout, (delay or 0) + 30) if wait else None
+        return dict(self._call("POST", f"/authorizers/{appid}/{kind}", body, timeout=timeout))
+
+    def add_drafts(self, appid: str, count: int = 1) -> dict[str, Any]:
+        """Drafts saved in WeChat's web editor: the box grows by `count` and nothing is pushed.
+        Returns {draft_count, draft_media_ids}."""
+        return dict(self._call("POST", f"/authorizers/{appid}/drafts", {"count": count}))
+
     def messages(self) -> list[dict[str, Any]]:
         """Every message push to the message-and-event URL (as send_message returns them), oldest first."""
         return list(self._call("GET", "/messages")["messages"])

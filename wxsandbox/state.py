@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import secrets
 import string
 import time
 from collections import deque
@@ -23,6 +24,7 @@ from itertools import islice
 from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from wxplatform.wechat.crypto import XmlValue
 from wxsandbox.config import MUTABLE_FIELDS, SandboxConfig
 from wxsandbox.ridlog import RID_RE, RidLog, RidRecord
 
@@ -60,6 +62,12 @@ DRAFT_FUNC_IDS = frozenset({11, 100})
 MESSAGE_FUNC_ID = 1
 
 DRAFT_COUNT_PATH = "/cgi-bin/draft/count"
+# Publishing a draft and mass-sending one take it out of the box; WeChat pushes PUBLISHJOBFINISH /
+# MASSSENDJOBFINISH when the job ends (docs/wechat/draft-events.md).
+FREEPUBLISH_SUBMIT_PATH = "/cgi-bin/freepublish/submit"
+MASS_SENDALL_PATH = "/cgi-bin/message/mass/sendall"
+# Both APIs belong to permission set 7 (群发与通知, docs/wechat/draft-events.md#publishing-and-mass-sending).
+PUBLISH_FUNC_ID = 7
 CUSTOM_SEND_PATH = "/cgi-bin/message/custom/send"
 COMPONENT = "/cgi-bin/component"
 # Default daily limits of an account's APIs (docs/wechat/quota.md); of the draft APIs only draft/count is emulated, the
@@ -72,6 +80,9 @@ QUOTA_LIMITS: dict[str, int] = {
     "/cgi-bin/draft/delete": 1000,
     "/cgi-bin/draft/update": 1000,
     "/cgi-bin/draft/batchget": 1000,
+    # Not published per API; the emulator's choice (docs/wechat/draft-events.md).
+    FREEPUBLISH_SUBMIT_PATH: 100,
+    MASS_SENDALL_PATH: 100,
     # API_Call_Limits.html lists 500000 for 发送客服消息.
     CUSTOM_SEND_PATH: 500000,
 }
@@ -117,6 +128,7 @@ ERRMSG: dict[int, str] = {
     40001: "invalid credential, access_token is invalid or not latest",
     40003: "invalid openid",
     40008: "invalid message type",
+    40007: "invalid media_id",
     40013: "invalid appid",
     40014: "invalid access_token",
     40066: "invalid url",
@@ -296,6 +308,9 @@ class Authorizer:
     test_account: bool = False
     fans: dict[str, Fan] = field(default_factory=dict)
     custom_messages: list[dict[str, Any]] = field(default_factory=list)
+    # The media_ids of the drafts in the box, made up when first needed (draft_ids): draft_count stays the truth,
+    # so that setting it through the control API keeps working. Not kept in the state file.
+    draft_media_ids: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -307,6 +322,36 @@ class Consent:
     expires_in: int
     info_type: str
     event: dict[str, str | int]
+
+
+@dataclass(slots=True)
+class DraftJob:
+    """A publish or a mass send of one draft: what was taken and the event WeChat pushes when the job ends."""
+
+    appid: str
+    kind: str
+    # publish_id, or the mass send's msg_id.
+    job_id: str
+    msg_data_id: str
+    media_id: str
+    # The box's count right after the draft left it.
+    draft_count: int
+    event: dict[str, XmlValue]
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "appid": self.appid,
+            "kind": self.kind,
+            "job_id": self.job_id,
+            "media_id": self.media_id,
+            "draft_count": self.draft_count,
+            "event": self.event["Event"],
+        }
+
+
+def _mphelper_openid(appid: str) -> str:
+    """The sender of the job events: the account's 群发助手 (mphelper), one openid per account."""
+    return "o" + hashlib.sha256(f"mphelper:{appid}".encode()).hexdigest()[:27]
 
 
 class Counters:
@@ -553,6 +598,7 @@ class SandboxState:
         self.messages: deque[dict[str, Any]] = deque(maxlen=1000)
         self.release_tests: deque[dict[str, Any]] = deque(maxlen=20)
         self._message_ids = 0
+        self._job_ids = 0
         # Bumped by every change worth persisting (never goes back, not even on reset); the state file is
         # written when it moved (persistence.py).
         self.version = getattr(self, "version", 0) + 1
@@ -1293,6 +1339,149 @@ class SandboxState:
         del messages[:-_CUSTOM_MESSAGES_KEPT]
         return {"errcode": 0, "errmsg": "ok"}
 
+    # --- the draft box leaving through publishing and mass sending (docs/wechat/draft-events.md)
+    # ---------------------------------------------------------------
+
+    def draft_ids(self, authorizer: Authorizer) -> list[str]:
+        """The account's drafts, oldest first, as many as draft_count says: ids are made up for drafts counted but
+        not yet named, and the newest are forgotten when the count was lowered."""
+        ids = authorizer.draft_media_ids
+        while len(ids) < authorizer.draft_count:
+            # Not from self.rng: looking at an account must not change the tokens a seeded run replays.
+            ids.append(secrets.token_urlsafe(32)[:43])
+        del ids[authorizer.draft_count :]
+        return ids
+
+    def drafts_add(self, appid: str, count: int) -> Authorizer:
+        """Drafts saved in WeChat's own web editor: the box grows and nothing is pushed
+        (docs/wechat/draft-events.md#what-sends-no-event)."""
+        authorizer = self.get_authorizer(appid)
+        _check_int("count", count, minimum=1)
+        authorizer.draft_count += count
+        self.draft_ids(authorizer)
+        self.version += 1
+        return authorizer
+
+    def _draft_take(self, authorizer: Authorizer, media_id: str | None) -> str | None:
+        """Takes a draft out of the box (the oldest when `media_id` is None); None if there is no such draft."""
+        ids = self.draft_ids(authorizer)
+        if media_id is None:
+            media_id = ids[0] if ids else None
+        if media_id is None or media_id not in ids:
+            return None
+        ids.remove(media_id)
+        authorizer.draft_count = len(ids)
+        self.version += 1
+        return media_id
+
+    def _publishing_account(self, access_token: str | None) -> Authorizer:
+        authorizer = self.check_authorizer_token(access_token)
+        if not authorizer.authorized:
+            raise WeChatFault(61003)
+        if authorizer.kind not in OFFICIAL_ACCOUNT_KINDS:
+            raise WeChatFault(48001)
+        # A platform calls these only with set 7 granted (61007 otherwise, as for any set it lacks).
+        if PUBLISH_FUNC_ID not in authorizer.func_ids:
+            raise WeChatFault(61007)
+        if authorizer.account_status in LIMITED_STATUSES:
+            raise WeChatFault(50002)
+        return authorizer
+
+    @staticmethod
+    def _media_id(body: dict[str, Any]) -> str:
+        media_id = body.get("media_id")
+        if not isinstance(media_id, str) or not media_id:
+            raise WeChatFault(47001)
+        return media_id
+
+    def freepublish_submit(self, access_token: str | None, body: dict[str, Any]) -> tuple[dict[str, Any], DraftJob]:
+        """freepublish/submit: the draft leaves the box at once; PUBLISHJOBFINISH follows when the job ends."""
+        authorizer = self._publishing_account(access_token)
+        media_id = self._media_id(body)
+        if self._draft_take(authorizer, media_id) is None:
+            raise WeChatFault(40007)
+        self._spend(authorizer.quota, FREEPUBLISH_SUBMIT_PATH)
+        job = self._publish_job(authorizer, media_id)
+        return {"errcode": 0, "errmsg": "ok", "publish_id": job.job_id, "msg_data_id": job.msg_data_id}, job
+
+    def mass_sendall(self, access_token: str | None, body: dict[str, Any]) -> tuple[dict[str, Any], DraftJob]:
+        """message/mass/sendall of a draft (msgtype mpnews): the draft leaves the box; MASSSENDJOBFINISH follows.
+        Other message types send no draft and are not emulated (40008)."""
+        authorizer = self._publishing_account(access_token)
+        if body.get("msgtype") != "mpnews":
+            raise WeChatFault(40008)
+        mpnews = body.get("mpnews")
+        media_id = self._media_id(mpnews if isinstance(mpnews, dict) else {})
+        if self._draft_take(authorizer, media_id) is None:
+            raise WeChatFault(40007)
+        self._spend(authorizer.quota, MASS_SENDALL_PATH)
+        job = self._mass_send_job(authorizer, media_id)
+        answer = {"errcode": 0, "errmsg": "send job submission success", "msg_id": int(job.job_id)}
+        return answer | {"msg_data_id": int(job.msg_data_id)}, job
+
+    def draft_job(self, appid: str, *, kind: Literal["publish", "mass_send"], media_id: str | None) -> DraftJob:
+        """What the two APIs do, without a token (control API): the oldest draft unless `media_id` names one."""
+        authorizer = self.get_authorizer(appid)
+        if not authorizer.authorized:
+            raise ControlError(409, f"{appid} has not authorized the component: WeChat forwards it nothing")
+        if media_id is not None and not isinstance(media_id, str):
+            raise ControlError(400, "media_id must be a string")
+        taken = self._draft_take(authorizer, media_id)
+        if taken is None:
+            raise ControlError(409, f"{appid} has no draft {media_id}" if media_id else f"{appid} has no drafts")
+        if kind == "publish":
+            return self._publish_job(authorizer, taken)
+        return self._mass_send_job(authorizer, taken)
+
+    def _next_job(self) -> tuple[str, str]:
+        self._job_ids += 1
+        # Shaped like WeChat's: publish_id / msg_id and msg_data_id are decimal numbers.
+        return str(2247500000 + self._job_ids), str(2247600000 + self._job_ids)
+
+    def _article_url(self) -> str:
+        return f"http://mp.weixin.qq.com/s/{self._random(22)}"
+
+    def _publish_job(self, authorizer: Authorizer, media_id: str) -> DraftJob:
+        job_id, data_id = self._next_job()
+        event: dict[str, XmlValue] = {
+            "ToUserName": authorizer.user_name,
+            "FromUserName": _mphelper_openid(authorizer.appid),
+            "CreateTime": int(self.clock()),
+            "MsgType": "event",
+            "Event": "PUBLISHJOBFINISH",
+            # publish_status 0: published (docs/wechat/draft-events.md#publishjobfinish).
+            "PublishEventInfo": {
+                "publish_id": int(job_id),
+                "publish_status": 0,
+                "article_id": self._random(43),
+                "article_detail": {"count": 1, "item": {"idx": 1, "article_url": self._article_url()}},
+            },
+        }
+        return DraftJob(authorizer.appid, "publish", job_id, data_id, media_id, authorizer.draft_count, event)
+
+    def _mass_send_job(self, authorizer: Authorizer, media_id: str) -> DraftJob:
+        job_id, data_id = self._next_job()
+        fans = len(authorizer.fans)
+        event: dict[str, XmlValue] = {
+            "ToUserName": authorizer.user_name,
+            "FromUserName": _mphelper_openid(authorizer.appid),
+            "CreateTime": int(self.clock()),
+            "MsgType": "event",
+            "Event": "MASSSENDJOBFINISH",
+            "MsgID": int(job_id),
+            "Status": "send success",
+            "TotalCount": fans,
+            "FilterCount": fans,
+            "SentCount": fans,
+            "ErrorCount": 0,
+            "CopyrightCheckResult": {"Count": 0, "ResultList": "", "CheckState": 1},
+            "ArticleUrlResult": {
+                "Count": 1,
+                "ResultList": {"item": {"ArticleIdx": 1, "ArticleUrl": self._article_url()}},
+            },
+        }
+        return DraftJob(authorizer.appid, "mass_send", job_id, data_id, media_id, authorizer.draft_count, event)
+
     # --- fans' messages and events (docs/wechat/message-url.md)
     # ---------------------------------------------------------------
 
@@ -1545,6 +1734,7 @@ class SandboxState:
             "basic_config": dict(authorizer.basic_config),
             "account_status": authorizer.account_status,
             "draft_count": authorizer.draft_count,
+            "draft_media_ids": list(self.draft_ids(authorizer)),
             "func_ids": list(authorizer.func_ids),
             "omit_refresh_token_in_list": authorizer.omit_refresh_token_in_list,
             "authorized": authorizer.authorized,

@@ -12,11 +12,11 @@ from django.apps import apps
 from django.db import connection
 from django.utils import timezone
 
+from drafts.events import draft_count_poll_soon
 from drafts.models import DraftSnapshot, SnapshotReason, SyncRun, SyncTrigger
 from drafts.rules import poll_interval
 from drafts.services import (
     draft_count_chunk_sync,
-    draft_count_poll_soon,
     draft_count_run_start,
     draft_count_sync_tenant,
 )

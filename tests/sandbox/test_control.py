@@ -31,6 +31,9 @@ def test_bulk_create_seeds_thousands_of_working_tenants(sandbox: Sandbox, wechat
 
 def test_create_authorizer_defaults_to_an_account_not_yet_authorized(sandbox: Sandbox) -> None:
     account = sandbox.control.create_authorizer(appid="wxdemo0000000001", nickname="示例服务号", draft_count=12)
+    # Twelve drafts, each with its own media_id (docs/wechat/draft-events.md).
+    media_ids = account.pop("draft_media_ids")
+    assert len(set(media_ids)) == 12 and all(isinstance(m, str) and len(m) == 43 for m in media_ids)
     assert account == {
         "appid": "wxdemo0000000001",
         "nickname": "示例服务号",

@@ -14,6 +14,7 @@ import hmac
 import os
 import re
 import struct
+from collections.abc import Mapping
 from typing import ClassVar
 from xml.etree.ElementTree import ParseError
 
@@ -242,14 +243,27 @@ _TAG_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _INVALID_XML_CHAR_RE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-def build_xml(fields: dict[str, str | int]) -> str:
-    """A flat `<xml>` document: strings in CDATA, ints bare, in the given order (the shape WeChat pushes)."""
-    parts = ["<xml>"]
+# A value of a push's XML: text, a number, or nested elements (PUBLISHJOBFINISH's PublishEventInfo,
+# docs/wechat/draft-events.md#publishjobfinish).
+XmlValue = str | int | Mapping[str, "XmlValue"]
+
+
+def build_xml(fields: Mapping[str, XmlValue]) -> str:
+    """An `<xml>` document: strings in CDATA, ints bare, mappings as nested elements, in the given order (the
+    shape WeChat pushes)."""
+    return f"<xml>{_xml_elements(fields)}</xml>"
+
+
+def _xml_elements(fields: Mapping[str, XmlValue]) -> str:
+    parts = []
     for tag, value in fields.items():
         if _TAG_RE.fullmatch(tag) is None:
             raise ValueError(f"invalid XML tag name: {tag!r}")
+        if isinstance(value, Mapping):
+            parts.append(f"<{tag}>{_xml_elements(value)}</{tag}>")
+            continue
         if isinstance(value, bool) or not isinstance(value, int | str):
-            raise TypeError(f"value of <{tag}> must be str or int, not {type(value).__name__}")
+            raise TypeError(f"value of <{tag}> must be str, int or a mapping, not {type(value).__name__}")
         if isinstance(value, int):
             parts.append(f"<{tag}>{value}</{tag}>")
             continue
@@ -258,5 +272,4 @@ def build_xml(fields: dict[str, str | int]) -> str:
         # "]]>" would close the section early: end it after "]]" and start a new one before ">".
         cdata = value.replace("]]>", "]]]]><![CDATA[>")
         parts.append(f"<{tag}><![CDATA[{cdata}]]></{tag}>")
-    parts.append("</xml>")
     return "".join(parts)
