@@ -36,7 +36,6 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -47,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench import onboarded_tenants  # noqa: E402
 from bench.bench_api import _free_port, _percentile, _wait_for  # noqa: E402 - after the path fix for script use
 from bench.bench_sync import _clear_redis, _drop_database, _recreate_database, _Worker  # noqa: E402
 from wxsandbox.config import SandboxConfig  # noqa: E402
@@ -92,32 +92,12 @@ def _seed(control: SandboxControl, count: int) -> dict[str, str]:
     """Sandbox accounts with their tenant rows (count already synced) and one API key each: {appid: raw key}."""
     from django.utils import timezone
 
-    from tenants.models import AccountKind, Eligibility, Tenant, TenantStatus
+    from tenants.models import Tenant
     from tenants.services import api_key_issue
-    from wxplatform.component.services import default_component
 
     accounts = control.bulk_create_authorizers(count, prefix="fresh", draft_count=DRAFTS_PER_ACCOUNT)
-    now = timezone.now()
-    component = default_component()
     tenants = Tenant.objects.bulk_create(
-        [
-            Tenant(
-                component=component,
-                authorizer_appid=a["appid"],
-                account_kind=AccountKind.SERVICE,
-                func_ids=[1, 11],
-                status=TenantStatus.ACTIVE,
-                eligibility=Eligibility.ELIGIBLE,
-                access_token=a["authorizer_access_token"],
-                access_token_expires_at=now + timedelta(seconds=a["expires_in"]),
-                refresh_token=a["authorizer_refresh_token"],
-                token_version=1,
-                authorized_at=now,
-                draft_count=DRAFTS_PER_ACCOUNT,
-                draft_count_fetched_at=now,
-            )
-            for a in accounts
-        ],
+        onboarded_tenants(accounts, draft_count=DRAFTS_PER_ACCOUNT, draft_count_fetched_at=timezone.now()),
         batch_size=1000,
     )
     return {t.authorizer_appid: api_key_issue(tenant=t, name="bench")[1] for t in tenants}

@@ -29,7 +29,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -39,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.bench_sync import _free_port  # noqa: E402 - after the path fix for script use
+from bench import onboarded_tenants  # noqa: E402 - after the path fix for script use
+from bench.bench_sync import _free_port  # noqa: E402
 from wxsandbox.config import SandboxConfig  # noqa: E402
 from wxsandbox.control import SandboxControl  # noqa: E402
 
@@ -163,33 +163,11 @@ def _reconcile_pass(env: dict[str, str], accounts: int, *extra: str) -> _Pass:
 
 def _seed(control: SandboxControl, count: int, prefix: str) -> None:
     """Sandbox accounts and their tenant rows as onboarding left them (tokens only, no profile read yet)."""
-    from django.utils import timezone
 
-    from tenants.models import AccountKind, Eligibility, Tenant, TenantStatus
-    from wxplatform.component.services import default_component
+    from tenants.models import Tenant
 
     accounts = control.bulk_create_authorizers(count, prefix=prefix)
-    now = timezone.now()
-    component = default_component()
-    Tenant.objects.bulk_create(
-        [
-            Tenant(
-                component=component,
-                authorizer_appid=a["appid"],
-                account_kind=AccountKind.SERVICE,
-                func_ids=[1, 11],
-                status=TenantStatus.ACTIVE,
-                eligibility=Eligibility.ELIGIBLE,
-                access_token=a["authorizer_access_token"],
-                access_token_expires_at=now + timedelta(seconds=a["expires_in"]),
-                refresh_token=a["authorizer_refresh_token"],
-                token_version=1,
-                authorized_at=now,
-            )
-            for a in accounts
-        ],
-        batch_size=1000,
-    )
+    Tenant.objects.bulk_create(onboarded_tenants(accounts), batch_size=1000)
 
 
 def run(args: argparse.Namespace) -> None:

@@ -30,7 +30,6 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -41,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import group_rss  # noqa: E402 - after the path fix for script use
+from bench import group_rss, onboarded_tenants  # noqa: E402 - after the path fix for script use
 from wxsandbox.config import SandboxConfig  # noqa: E402
 from wxsandbox.control import SandboxControl  # noqa: E402
 
@@ -210,33 +209,10 @@ def _worker_run() -> _RunResult:
 
 def _seed(control: SandboxControl, count: int) -> dict[str, int]:
     """Sandbox accounts and their tenant rows, as onboarding would leave them (a shortcut for the bench)."""
-    from django.utils import timezone
-
-    from tenants.models import AccountKind, Eligibility, Tenant, TenantStatus
-    from wxplatform.component.services import default_component
+    from tenants.models import Tenant
 
     accounts = control.bulk_create_authorizers(count, prefix="bench", draft_count=(0, 100))
-    now = timezone.now()
-    component = default_component()
-    Tenant.objects.bulk_create(
-        [
-            Tenant(
-                component=component,
-                authorizer_appid=a["appid"],
-                account_kind=AccountKind.SERVICE,
-                func_ids=[1, 11],
-                status=TenantStatus.ACTIVE,
-                eligibility=Eligibility.ELIGIBLE,
-                access_token=a["authorizer_access_token"],
-                access_token_expires_at=now + timedelta(seconds=a["expires_in"]),
-                refresh_token=a["authorizer_refresh_token"],
-                token_version=1,
-                authorized_at=now,
-            )
-            for a in accounts
-        ],
-        batch_size=1000,
-    )
+    Tenant.objects.bulk_create(onboarded_tenants(accounts), batch_size=1000)
     return {a["appid"]: a["draft_count"] for a in accounts}
 
 
