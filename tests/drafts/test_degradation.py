@@ -11,12 +11,14 @@ import pytest
 from django.conf import settings as django_settings
 from django.test import Client
 
-from drafts.models import AttemptOutcome, SkipReason, SyncAttempt, SyncTrigger
+from drafts.models import AttemptOutcome, SkipReason, SyncAttempt, SyncRun, SyncTrigger
 from drafts.sync import SYNC_FIELDS, sync_tenants
+from drafts.tasks import sync_all
 from tenants.models import Tenant
 from tests.authority.helpers import METRICS_TOKEN
+from tests.drafts.test_workers import wait_for
 from tests.fixtures.sandbox import Sandbox
-from tests.fixtures.sync import component_ready, sandbox_tenant, sandbox_tenants
+from tests.fixtures.sync import component_ready, make_all_due, sandbox_tenant, sandbox_tenants, worker_env
 from wxplatform.component.services import default_component
 from wxplatform.core import degradation
 from wxplatform.core.redis_client import redis_client
@@ -132,3 +134,31 @@ def test_one_accounts_errors_never_degrade_the_platform(degradation_settings: Sa
 
     assert requests_made(sandbox) >= 20 * 3
     assert degradation.state(default_component().pk) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_decides_once_for_the_platform_and_the_next_run_backs_off(
+    degradation_settings: Sandbox, worker_factory: Any
+) -> None:
+    sandbox = degradation_settings
+    sandbox_tenants(sandbox, ACCOUNTS, draft_count=4)
+    sandbox.control.set_faults(rate=1.0, kinds=[-1], endpoints=[DRAFT_COUNT])
+    degraded_env = {
+        "WECHAT_DEGRADED_MIN_CALLS": "20",
+        "WECHAT_DEGRADED_MIN_ACCOUNTS": "10",
+        "WECHAT_DEGRADED_PROBES": "3",
+        "DRAFT_SYNC_MAX_ATTEMPTS": "3",
+        "DRAFT_SYNC_CHUNK_SIZE": str(ACCOUNTS),
+    }
+    worker_factory(concurrency=1, env=worker_env(**degraded_env))
+
+    sync_all.delay()
+    wait_for(lambda: SyncRun.objects.filter(finished_at__isnull=False).count() == 1, timeout=60, what="run 1")
+    first = requests_made(sandbox)
+    make_all_due()  # every account due again, as after the floor interval
+    sync_all.delay()
+    wait_for(lambda: SyncRun.objects.filter(finished_at__isnull=False).count() == 2, timeout=60, what="run 2")
+
+    assert first == ACCOUNTS  # decided in the first round: nobody retried one by one
+    assert requests_made(sandbox) - first == 3  # the second run calls its probes only
+    assert degradation.state(default_component().pk) is not None
