@@ -1,5 +1,10 @@
 """Shared fixtures live in tests/fixtures/*, one module per real dependency (sandbox, worker, ...)."""
 
+from collections.abc import Iterator
+
+import pytest
+from django.utils import translation
+
 # Every shared fixture is registered here, once; test modules import helpers, never fixtures.
 pytest_plugins = [
     "tests.fixtures.sandbox",
@@ -11,3 +16,11 @@ pytest_plugins = [
     "tests.fixtures.receiver",
     "tests.fixtures.pgbouncer",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _language_of_the_settings() -> Iterator[None]:
+    """Each test starts in the settings' language: a request or command that activated another (a zh-Hans
+    page, a Chinese terminal) must not leave it active for the next test of the process."""
+    yield
+    translation.deactivate()
