@@ -215,7 +215,8 @@ def test_a_worker_run_as_compose_runs_it_leaves_no_event_or_reply_keys(
 ) -> None:
     worker, prefix = compose_worker(compose_service("worker")["command"])
     # Work for it on the queue a plain `celery -A wxplatform worker` serves (no -Q: CELERY_QUEUE names it).
-    sender = Celery("sender", broker=settings.REDIS_URL, task_default_queue=f"{prefix}-default")
+    # Not the current app: shared tasks sent by later tests of this process must keep using the project's app.
+    sender = Celery("sender", broker=settings.REDIS_URL, task_default_queue=f"{prefix}-default", set_as_current=False)
     sender.conf.broker_transport_options = {"global_keyprefix": f"{prefix}:"}
     samples = []
     try:
