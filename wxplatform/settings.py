@@ -194,15 +194,17 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # The console-only ones (wxplatform/console/middleware.py) are the libraries' own, passing /api/v1/ and
-    # /internal/ requests straight on: keys, not cookies, authenticate those, and they answer JSON.
+    # /internal/ requests straight on: keys, not cookies, authenticate those, and they answer JSON. CSRF and
+    # X-Frame-Options stay Django's own classes, which `check --deploy` looks for by name (DRF's views are
+    # CSRF-exempt already, and the header costs nothing).
     "wxplatform.console.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "wxplatform.console.middleware.CsrfViewMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "wxplatform.console.middleware.AuthenticationMiddleware",
     "wxplatform.admin.AdminQueryGuardMiddleware",
     "wxplatform.console.middleware.MessageMiddleware",
-    "wxplatform.console.middleware.XFrameOptionsMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "wxplatform.console.middleware.CSPMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
     "axes.middleware.AxesMiddleware",

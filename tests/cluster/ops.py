@@ -3,7 +3,7 @@ its hosts (the test process lives outside every namespace and reaches only the d
 socket). Each command prints one JSON document.
 
     seed --accounts N --sandbox URL --out FILE   migrate, N sandbox accounts and their tenant rows, a ticket
-    sync-all                                    publish drafts.sync_all, as beat does
+    sync-all                                    make every account due and publish drafts.sync_all, as beat does
     issue-key APPID                             an API key for the merchant
     beat-only --task NAME --every SECONDS      the schedule holds one enabled entry: NAME every SECONDS
     ping HOST                                   whether the worker of HOST answers through the broker
@@ -82,8 +82,14 @@ def seed(args: argparse.Namespace) -> dict[str, Any]:
 
 def sync_all(args: argparse.Namespace) -> dict[str, Any]:
     _django()
-    from drafts.tasks import sync_all as task
+    from django.utils import timezone
 
+    from drafts.tasks import sync_all as task
+    from tenants.models import Tenant
+
+    # Every account due, as when its polling interval has passed (docs/polling.md): each scenario's runs
+    # must cover all accounts, whatever the previous run set their next poll to.
+    Tenant.objects.update(next_poll_at=timezone.now())
     task.delay()
     return {"published": True}
 

@@ -1,13 +1,13 @@
 """The console's middleware, left out of the machine APIs' requests.
 
-Sessions, CSRF, Django's user, messages, X-Frame-Options and the Content-Security-Policy serve
+Sessions, Django's user, messages and the Content-Security-Policy serve
 the browser pages (the admin console, the API docs, the login); the merchant API (`/api/v1/`) and the token
 authority (`/internal/`) authenticate every request by its key header, set no cookie, are exempt from CSRF
 (DRF's views are) and answer JSON only. For them these middleware only spent CPU: about a sixth of a merchant
-read (docs/performance.md). Each class here is the library's own middleware (so Django's system checks
-still find it) that passes machine requests straight on; every other path runs it unchanged, hooks
-included. django-axes stays as it is: its system check wants its own class by name, and a request costs it
-one attribute lookup. Nothing is remembered between requests.
+read (docs/performance.md). Each class here is the library's own middleware that passes machine requests
+straight on; every other path runs it unchanged. CSRF and X-Frame-Options stay Django's own classes in
+MIDDLEWARE, since `check --deploy` looks for them by name; so does django-axes, whose check does the same.
+Nothing is remembered between requests.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from django.contrib.auth.middleware import AuthenticationMiddleware as _Authenti
 from django.contrib.messages.middleware import MessageMiddleware as _MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware as _SessionMiddleware
 from django.http import HttpRequest
-from django.middleware.clickjacking import XFrameOptionsMiddleware as _XFrameOptionsMiddleware
-from django.middleware.csrf import CsrfViewMiddleware as _CsrfViewMiddleware
 
 # JSON endpoints authenticated by a key header. /api/docs/ and /api/schema/ are pages for people and keep
 # the whole chain (the docs carry a Content-Security-Policy).
@@ -48,21 +46,11 @@ class SessionMiddleware(_ConsoleOnly, _SessionMiddleware):
     pass
 
 
-class CsrfViewMiddleware(_ConsoleOnly, _CsrfViewMiddleware):
-    def process_view(self, request: HttpRequest, *args: Any) -> Any:
-        # A hook Django calls apart from __call__. Machine views are csrf_exempt anyway (DRF's APIView).
-        return None if is_machine_request(request) else super().process_view(request, *args)
-
-
 class AuthenticationMiddleware(_ConsoleOnly, _AuthenticationMiddleware):
     pass
 
 
 class MessageMiddleware(_ConsoleOnly, _MessageMiddleware):
-    pass
-
-
-class XFrameOptionsMiddleware(_ConsoleOnly, _XFrameOptionsMiddleware):
     pass
 
 
