@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,8 @@ def seed(args: argparse.Namespace) -> dict[str, Any]:
     from django.core.management import call_command
     from django.utils import timezone
 
-    from tenants.models import AccountKind, Eligibility, Tenant, TenantStatus
+    from bench import onboarded_tenants
+    from tenants.models import Tenant
     from wxplatform.component.services import component_ticket_store, default_component
 
     call_command("migrate", verbosity=0)
@@ -55,26 +55,7 @@ def seed(args: argparse.Namespace) -> dict[str, Any]:
     for start in range(0, args.accounts, SEED_BATCH):
         count = min(SEED_BATCH, args.accounts - start)
         accounts = control.bulk_create_authorizers(count, prefix=f"c{start // SEED_BATCH:03d}", draft_count=(0, 500))
-        now = timezone.now()
-        Tenant.objects.bulk_create(
-            [
-                Tenant(
-                    component=component,
-                    authorizer_appid=a["appid"],
-                    account_kind=AccountKind.SERVICE,
-                    func_ids=[1, 11],
-                    status=TenantStatus.ACTIVE,
-                    eligibility=Eligibility.ELIGIBLE,
-                    access_token=a["authorizer_access_token"],
-                    access_token_expires_at=now + timedelta(seconds=a["expires_in"]),
-                    refresh_token=a["authorizer_refresh_token"],
-                    token_version=1,
-                    authorized_at=now,
-                )
-                for a in accounts
-            ],
-            batch_size=1000,
-        )
+        Tenant.objects.bulk_create(onboarded_tenants(accounts), batch_size=1000)
         expected.update({a["appid"]: a["draft_count"] for a in accounts})
     Path(args.out).write_text(json.dumps(expected))
     return {"accounts": len(expected)}
