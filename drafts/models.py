@@ -158,6 +158,10 @@ class SyncRun(models.Model):
     unchanged = models.PositiveIntegerField(_("unchanged"), default=0)
     skipped = models.PositiveIntegerField(_("skipped"), default=0)
     failed = models.PositiveIntegerField(_("failed"), default=0)
+    # When the sweep last queued the run's next chunks again (draft_count_runs_sweep): a stall counts from the
+    # later of this and the last finished chunk, so a run whose workers are all gone gets one batch of
+    # messages per stall, not one a minute.
+    requeued_at = models.DateTimeField(_("chunks queued again at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("sync run")

@@ -331,6 +331,46 @@ def draft_count_chunk_sync(*, chunk_id: int, chain: bool = True) -> SyncReport |
     return report
 
 
+def draft_count_runs_sweep(*, now: datetime | None = None) -> int:
+    """Queues again the next chunks of every unfinished run that made no progress for DRAFT_SYNC_STALL_TIMEOUT
+    (beat, every minute, with the jobs sweep); returns how many chunk tasks it queued.
+
+    Chunks chain (each finished chunk queues the one DRAFT_SYNC_CHUNKS_IN_FLIGHT places on), so one lost
+    message stops its chain, and a failover that loses the messages of every chain stops the run. The run's
+    next chunks are its DRAFT_SYNC_CHUNKS_IN_FLIGHT unfinished ones of lowest index: queued again, they restart
+    the chains. A chunk queued twice runs once (its row is locked and checked before its write) and calls
+    WeChat again only if both deliveries run at the same moment. A run older than DRAFT_SYNC_RUN_TIMEOUT is
+    left alone: the beat supersedes it with a new run over what is still due.
+    """
+    now = now or timezone.now()
+    stalled_before = now - timedelta(seconds=settings.DRAFT_SYNC_STALL_TIMEOUT)
+    progressed = SyncChunk.objects.filter(run=OuterRef("pk"), done_at__gte=stalled_before)
+    runs = (
+        SyncRun.objects.filter(
+            finished_at__isnull=True,
+            started_at__gte=now - timedelta(seconds=settings.DRAFT_SYNC_RUN_TIMEOUT),
+            started_at__lt=stalled_before,
+        )
+        .filter(Q(requeued_at__isnull=True) | Q(requeued_at__lt=stalled_before))
+        .exclude(Exists(progressed))
+        .values_list("pk", flat=True)
+    )
+    task = _sync_chunk_task()
+    queued = 0
+    for run_id in runs:
+        chunk_ids = list(
+            SyncChunk.objects.filter(run_id=run_id, done_at__isnull=True)
+            .order_by("index")
+            .values_list("pk", flat=True)[: settings.DRAFT_SYNC_CHUNKS_IN_FLIGHT]
+        )
+        sent = sum(enqueue(task, chunk_id) for chunk_id in chunk_ids)
+        if sent:
+            SyncRun.objects.filter(pk=run_id).update(requeued_at=now)
+            logger.warning("draft sync run stalled: chunks queued again", extra={"run": run_id, "chunks": sent})
+        queued += sent
+    return queued
+
+
 def _run_tenants(run: SyncRun) -> QuerySet[Tenant]:
     """The tenants a run covers. A scheduled run covers those due when it was planned, so that its chunks find
     the ones planning counted (an account made due meanwhile waits for the next run)."""

@@ -23,6 +23,7 @@ from drafts.services import (
     draft_count_job_run,
     draft_count_jobs_sweep,
     draft_count_run_start,
+    draft_count_runs_sweep,
 )
 from wxplatform.core.backoff import BackoffTask
 
@@ -56,8 +57,9 @@ def sync_first() -> int:
 
 @shared_task(name="drafts.sweep_jobs", acks_late=True)
 def sweep_jobs() -> int:
-    """Beat, every minute: queue again the on-demand jobs whose task was lost (broker outage, dead worker)."""
-    return draft_count_jobs_sweep()
+    """Beat, every minute: queue again the on-demand jobs whose task was lost (broker outage, dead worker) and
+    the next chunks of runs that stalled (their chunk messages lost); returns how many tasks were queued."""
+    return draft_count_jobs_sweep() + draft_count_runs_sweep()
 
 
 # A chunk that overruns its soft time limit is tried again, never acknowledged as failed: a failed chunk's

@@ -594,6 +594,12 @@ DRAFT_SYNC_BACKOFF_MAX = env.float("DRAFT_SYNC_BACKOFF_MAX", default=8.0)
 # No scheduled run starts while the previous one is unfinished, unless it started this many seconds ago
 # (then it is taken as stuck, e.g. a chunk lost while the broker was down).
 DRAFT_SYNC_RUN_TIMEOUT = env.float("DRAFT_SYNC_RUN_TIMEOUT", default=1800.0)
+# A run none of whose chunks finished for this many seconds has lost its chunk messages (a message published in
+# the moment of a Redis failover, docs/deploy/redis-sentinel.md): the minute sweep queues its next chunks again.
+# Above the chunk task's soft time limit, so that a chunk still working is never taken for a lost one.
+DRAFT_SYNC_STALL_TIMEOUT = env.float("DRAFT_SYNC_STALL_TIMEOUT", default=600.0)
+if DRAFT_SYNC_STALL_TIMEOUT <= 0:
+    raise ImproperlyConfigured(f"DRAFT_SYNC_STALL_TIMEOUT: {DRAFT_SYNC_STALL_TIMEOUT!r} must be more than 0")
 # An on-demand job whose worker went silent this many seconds ago may be taken over by another.
 DRAFT_SYNC_JOB_LEASE = env.float("DRAFT_SYNC_JOB_LEASE", default=120.0)
 # Per-account polling cadence of scheduled runs (docs/polling.md): an account whose draft box has been quiet for
