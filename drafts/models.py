@@ -21,8 +21,13 @@ class DraftSnapshot(models.Model):
     """One row per fetch that changed the value, plus a heartbeat every few hours, so that the history is
     complete (an unchanged stretch is bounded by two rows) but stays small."""
 
+    # No index of its own: the unique (tenant, fetched_at) index serves every lookup by tenant, in either order.
     tenant = models.ForeignKey(
-        Tenant, verbose_name=_("merchant account"), on_delete=models.CASCADE, related_name="draft_snapshots"
+        Tenant,
+        verbose_name=_("merchant account"),
+        on_delete=models.CASCADE,
+        related_name="draft_snapshots",
+        db_index=False,
     )
     total_count = models.IntegerField(_("draft count"))
     fetched_at = models.DateTimeField(_("fetched at"))
@@ -32,9 +37,6 @@ class DraftSnapshot(models.Model):
         verbose_name = _("draft count snapshot")
         verbose_name_plural = _("draft count snapshots")
         ordering: ClassVar[list[str]] = ["-fetched_at"]
-        indexes: ClassVar[list[models.Index]] = [
-            models.Index(fields=["tenant", "-fetched_at"], name="snapshot_tenant_time_idx")
-        ]
         constraints: ClassVar[list[models.BaseConstraint]] = [
             # A redelivered chunk writes the same (tenant, fetched_at) again; this makes that a no-op.
             models.UniqueConstraint(fields=["tenant", "fetched_at"], name="snapshot_unique_per_fetch")

@@ -24,7 +24,17 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from drafts.models import AttemptOutcome, JobState, SkipReason, SyncAttempt, SyncChunk, SyncJob, SyncRun, SyncTrigger
+from drafts.models import (
+    AttemptOutcome,
+    DraftSnapshot,
+    JobState,
+    SkipReason,
+    SyncAttempt,
+    SyncChunk,
+    SyncJob,
+    SyncRun,
+    SyncTrigger,
+)
 from drafts.rules import SyncReport, TenantResult, job_state_for, skip_reason, skipped_result
 from drafts.sync import SYNC_FIELDS, attempt_for, sync_tenants
 from tenants.models import Tenant
@@ -385,14 +395,37 @@ def _run_tenants(run: SyncRun) -> QuerySet[Tenant]:
 
 def draft_count_history_prune() -> dict[str, int]:
     """Deletes sync attempts, finished jobs and runs older than SYNC_ATTEMPT_RETENTION_DAYS, in batches so
-    that no delete holds locks for long. Snapshots are history and are kept."""
-    cutoff = timezone.now() - timedelta(days=settings.SYNC_ATTEMPT_RETENTION_DAYS)
+    that no delete holds locks for long. Snapshots are history: kept, unless DRAFT_SNAPSHOT_RETENTION_DAYS
+    says for how long."""
+    now = timezone.now()
+    cutoff = now - timedelta(days=settings.SYNC_ATTEMPT_RETENTION_DAYS)
     querysets = {
         "attempts": SyncAttempt.objects.filter(at__lt=cutoff),
         "jobs": SyncJob.objects.filter(finished_at__lt=cutoff).exclude(state__in=OPEN_STATES),
         "runs": SyncRun.objects.filter(started_at__lt=cutoff),
     }
-    return {name: delete_in_batches(queryset) for name, queryset in querysets.items()}
+    pruned = {name: delete_in_batches(queryset) for name, queryset in querysets.items()}
+    if settings.DRAFT_SNAPSHOT_RETENTION_DAYS:
+        pruned["snapshots"] = _snapshots_prune(now - timedelta(days=settings.DRAFT_SNAPSHOT_RETENTION_DAYS))
+    return pruned
+
+
+def _snapshots_prune(cutoff: datetime, *, batch: int = 5000) -> int:
+    """Deletes the snapshots fetched before `cutoff`, oldest first, walking the primary key.
+
+    Snapshots are written in the order they are fetched (give or take a chunk's seconds), so the oldest rows
+    are the lowest ids: each round reads the next `batch` ids from the start of the table and deletes those
+    older than the cutoff, and the first round that meets a newer row is the last. Every query follows the
+    primary key's index: no index on `fetched_at` alone (one more write per snapshot) and no scan of the rest
+    of the table, however large the history."""
+    deleted = 0
+    while True:
+        rows = list(DraftSnapshot.objects.order_by("pk").values_list("pk", "fetched_at")[:batch])
+        old = [pk for pk, fetched_at in rows if fetched_at < cutoff]
+        if old:
+            deleted += DraftSnapshot.objects.filter(pk__in=old).delete()[0]
+        if len(old) < batch:
+            return deleted
 
 
 # Tasks import this module; it reaches them lazily to enqueue (the one dependency in that direction).

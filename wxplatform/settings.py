@@ -566,8 +566,13 @@ DRAFT_SYNC_CONCURRENCY = env.int("DRAFT_SYNC_CONCURRENCY", default=128)
 # Chunks of one run queued at a time; each finished chunk queues the next, so that on-demand jobs never
 # wait behind a whole run's worth of chunks in the queue.
 DRAFT_SYNC_CHUNKS_IN_FLIGHT = env.int("DRAFT_SYNC_CHUNKS_IN_FLIGHT", default=8)
-# An unchanged count still gets a snapshot this often, so that the history has no unexplained gaps.
-DRAFT_SNAPSHOT_HEARTBEAT_HOURS = env.float("DRAFT_SNAPSHOT_HEARTBEAT_HOURS", default=6.0)
+# An unchanged count still gets a snapshot this often, so that the history has no unexplained gaps. Daily: at a
+# million accounts the heartbeat, not the changes, makes most of the history (docs/performance.md).
+DRAFT_SNAPSHOT_HEARTBEAT_HOURS = env.float("DRAFT_SNAPSHOT_HEARTBEAT_HOURS", default=24.0)
+# Snapshots older than this many days are deleted by the daily prune (drafts.prune); 0 keeps them all.
+DRAFT_SNAPSHOT_RETENTION_DAYS = env.int("DRAFT_SNAPSHOT_RETENTION_DAYS", default=0)
+if DRAFT_SNAPSHOT_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured(f"DRAFT_SNAPSHOT_RETENTION_DAYS: {DRAFT_SNAPSHOT_RETENTION_DAYS!r} must be 0 or more")
 # draft/count allows 1000 calls per account per day (docs/wechat/quota.md); the day starts at midnight in this zone
 # (the reset time is undocumented, docs/wechat/open-questions.md#quota-reset-time).
 DRAFT_QUOTA_DAILY_LIMIT = env.int("DRAFT_QUOTA_DAILY_LIMIT", default=1000)

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('drafts', '0012_event_trigger'),
+        ("drafts", "0012_event_trigger"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='syncrun',
-            name='requeued_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='chunks queued again at'),
+            model_name="syncrun",
+            name="requeued_at",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="chunks queued again at"),
         ),
     ]

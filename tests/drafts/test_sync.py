@@ -92,8 +92,8 @@ def test_unchanged_count_writes_no_snapshot_until_a_heartbeat_is_due(sync_settin
 
     assert (report.changed, report.unchanged) == (0, 1)
     assert DraftSnapshot.objects.count() == 1
-    # Six hours (the default heartbeat) after the last snapshot, an unchanged value is recorded again.
-    Tenant.objects.filter(pk=tenant.pk).update(last_snapshot_at=timezone.now() - timedelta(hours=6, seconds=1))
+    # A day (the default heartbeat) after the last snapshot, an unchanged value is recorded again.
+    Tenant.objects.filter(pk=tenant.pk).update(last_snapshot_at=timezone.now() - timedelta(hours=24, seconds=1))
     sync_all()
     assert list(DraftSnapshot.objects.order_by("fetched_at").values_list("total_count", "reason")) == [
         (3, SnapshotReason.CHANGED),
