@@ -14,9 +14,22 @@ from drafts.models import AttemptOutcome, JobState, SnapshotReason, SyncJob, Syn
 from tenants.models import AccountKind, Eligibility, Tenant, TenantStatus
 from tenants.selectors import eligibility_reason
 from wxplatform.core.observability import redact
+from wxplatform.core.times import machine_time
 
 # Largest page of history a client may ask for (page_size).
 MAX_PAGE_SIZE = 500
+# What the schema shows for every time (docs/reference.md "Times").
+TIME_EXAMPLE = "2026-01-01T08:30:00.000000Z"
+
+
+@extend_schema_field({"type": "string", "format": "date-time", "example": TIME_EXAMPLE})
+class UTCDateTimeField(serializers.DateTimeField):
+    """Every time the API answers, in the service's one form for machines (wxplatform.core.times). DRF's own
+    field writes the active time zone's offset (+08:00 with TIME_ZONE Asia/Shanghai) and drops a zero
+    fraction; DATETIME_FORMAT cannot change the zone, which is why this field exists."""
+
+    def to_representation(self, value: Any) -> str:
+        return machine_time(value)
 
 
 class EligibilitySerializer(serializers.Serializer[Tenant]):
@@ -39,19 +52,19 @@ class TenantSerializer(serializers.Serializer[Tenant]):
         child=serializers.IntegerField(), source="func_ids", help_text="Permission sets (权限集) granted."
     )
     eligibility = EligibilitySerializer(source="*")
-    authorized_at = serializers.DateTimeField(allow_null=True)
-    revoked_at = serializers.DateTimeField(allow_null=True)
+    authorized_at = UTCDateTimeField(allow_null=True)
+    revoked_at = UTCDateTimeField(allow_null=True)
 
 
 class DraftCountSerializer(serializers.Serializer[Any]):
     total_count = serializers.IntegerField(help_text="Drafts in the account's draft box when last fetched.")
-    fetched_at = serializers.DateTimeField(help_text="When the count was last fetched from WeChat.")
+    fetched_at = UTCDateTimeField(help_text="When the count was last fetched from WeChat.")
     stale = serializers.BooleanField(help_text="The count is older than the platform's freshness target.")
-    stale_at = serializers.DateTimeField(help_text="When the count becomes (or became) stale.")
-    last_attempt_at = serializers.DateTimeField(allow_null=True, help_text="Last fetch attempt, successful or not.")
+    stale_at = UTCDateTimeField(help_text="When the count becomes (or became) stale.")
+    last_attempt_at = UTCDateTimeField(allow_null=True, help_text="Last fetch attempt, successful or not.")
     last_error_code = serializers.IntegerField(allow_null=True, help_text="WeChat errcode of the last failure.")
-    last_error_at = serializers.DateTimeField(allow_null=True)
-    sync_paused_until = serializers.DateTimeField(
+    last_error_at = UTCDateTimeField(allow_null=True)
+    sync_paused_until = UTCDateTimeField(
         source="paused_until", allow_null=True, help_text="Fetches are paused until then (daily quota spent)."
     )
 
@@ -76,7 +89,7 @@ class QuotaSerializer(serializers.Serializer[Any]):
         allow_null=True,
         help_text=("`used` minus `used_by_us`: other third parties and the merchant's own tools; null as `used`."),
     )
-    read_at = serializers.DateTimeField(
+    read_at = UTCDateTimeField(
         allow_null=True,
         help_text=(
             "When WeChat's figures were read (openapi/quota/get); null if never. Quota days start at midnight "
@@ -87,7 +100,7 @@ class QuotaSerializer(serializers.Serializer[Any]):
 
 class DraftSnapshotSerializer(serializers.Serializer[Any]):
     total_count = serializers.IntegerField()
-    fetched_at = serializers.DateTimeField()
+    fetched_at = UTCDateTimeField()
     reason = serializers.ChoiceField(choices=SnapshotReason.choices)
 
 
@@ -119,14 +132,14 @@ class SyncJobSerializer(serializers.Serializer[SyncJob]):
     url = serializers.SerializerMethodField(help_text="This job's URL: poll it until state is final.")
     state = serializers.ChoiceField(choices=JobState.choices)
     trigger = serializers.ChoiceField(choices=SyncTrigger.choices)
-    requested_at = serializers.DateTimeField()
-    queued_at = serializers.DateTimeField(
+    requested_at = UTCDateTimeField()
+    queued_at = UTCDateTimeField(
         allow_null=True,
         help_text="When the job was last handed to the workers' queue; null while it could not be (it is "
         "retried within a minute, or when you poll).",
     )
-    started_at = serializers.DateTimeField(allow_null=True)
-    finished_at = serializers.DateTimeField(allow_null=True)
+    started_at = UTCDateTimeField(allow_null=True)
+    finished_at = UTCDateTimeField(allow_null=True)
     outcome = serializers.SerializerMethodField()
     total_count = serializers.IntegerField(allow_null=True, help_text="The fetched count, once succeeded.")
     error = serializers.SerializerMethodField()

@@ -30,7 +30,7 @@ from webhooks.services import (
 )
 from wxplatform.api.errors import APIError, ErrorSerializer, InvalidParameter
 from wxplatform.api.pagination import IdCursorPagination
-from wxplatform.api.serializers import MAX_PAGE_SIZE
+from wxplatform.api.serializers import MAX_PAGE_SIZE, UTCDateTimeField
 
 _EVENTS_HELP = "Event types to receive: " + ", ".join(f"`{t}`" for t in EventType.values) + "."
 
@@ -47,9 +47,9 @@ class WebhookSerializer(serializers.Serializer[Any]):
         "dropped for this webhook."
     )
     disabled_reason = serializers.SerializerMethodField(help_text="Why it is disabled; null while enabled.")
-    disabled_at = serializers.DateTimeField(allow_null=True)
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
+    disabled_at = UTCDateTimeField(allow_null=True)
+    created_at = UTCDateTimeField()
+    updated_at = UTCDateTimeField()
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_disabled_reason(self, endpoint: Endpoint) -> str | None:
@@ -78,7 +78,7 @@ class WebhookUpdateSerializer(serializers.Serializer[Any]):
 
 
 class DeliveryAttemptSerializer(serializers.Serializer[Any]):
-    at = serializers.DateTimeField(help_text="When the try started.")
+    at = UTCDateTimeField(help_text="When the try started.")
     status_code = serializers.IntegerField(allow_null=True, help_text="Your HTTP status; null if none came.")
     duration_ms = serializers.IntegerField()
     error = serializers.CharField(help_text="Why the try failed without a status (timeout, refused address…).")
@@ -88,9 +88,9 @@ class DeliverySerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     event_id = serializers.UUIDField(help_text="The webhook-id header: the same on every try.")
     event_type = serializers.CharField(source="event.type")
-    event_created_at = serializers.DateTimeField(source="event.created_at")
+    event_created_at = UTCDateTimeField(source="event.created_at")
     state = serializers.ChoiceField(choices=DeliveryState.choices)
-    next_attempt_at = serializers.DateTimeField(allow_null=True, help_text="The next retry; null once final.")
+    next_attempt_at = UTCDateTimeField(allow_null=True, help_text="The next retry; null once final.")
     attempts = DeliveryAttemptSerializer(many=True, source="attempt_rows.all")
 
 
