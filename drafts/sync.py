@@ -75,6 +75,7 @@ from wxplatform.core.bulk_update import BulkUpdate
 from wxplatform.core.freshness import BATCH_TOKEN_MARGIN
 from wxplatform.core.queueing import enqueue
 from wxplatform.core.throttling import windows_take
+from wxplatform.core.times import machine_time
 from wxplatform.wechat.client import call_outcome
 from wxplatform.wechat.errors import (
     INELIGIBLE_CODES,
@@ -537,7 +538,7 @@ def _write_events(succeeded: Sequence[_Work], failed: Sequence[_Work]) -> None:
             "appid": w.tenant.authorizer_appid,
             "total_count": w.result.total_count,
             "previous_total_count": w.previous_count,
-            "fetched_at": w.fetched_at.isoformat(),
+            "fetched_at": machine_time(w.fetched_at),
         }
         events.append(outbox_event(tenant_id=w.tenant.pk, type=EventType.DRAFT_COUNT_CHANGED, data=data))
     for w in rejected:

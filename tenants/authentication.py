@@ -104,7 +104,8 @@ class HasTenant(BasePermission):
 class TenantAPIKeyScheme(PrefixKeyScheme):  # type: ignore[no-untyped-call]
     target_class = "tenants.authentication.TenantAPIKeyAuthentication"
     name = "ApiKeyAuth"
-    description = "Send `Authorization: Api-Key <key>`. Keys are issued per merchant account and shown once."
+    # Lazy, so that the schema says it in the request's language (the library annotates a plain str).
+    description = _("Send `Authorization: Api-Key <key>`. Keys are issued per merchant account and shown once.")  # type: ignore[assignment]
 
 
 class APIKeyRateThrottle(PerKeyThrottle):

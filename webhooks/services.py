@@ -35,6 +35,7 @@ from webhooks.targets import resolved_problem
 from wxplatform.core.backoff import backoff_delay
 from wxplatform.core.bulk_update import BulkUpdate
 from wxplatform.core.pruning import delete_in_batches
+from wxplatform.core.times import machine_time
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +217,7 @@ def event_body(event: OutboxEvent) -> bytes:
     envelope = {
         "id": str(event.pk),
         "type": event.type,
-        "created_at": event.created_at.isoformat(),
+        "created_at": machine_time(event.created_at),
         "data": event.payload,
     }
     return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()

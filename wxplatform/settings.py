@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -662,14 +663,29 @@ for _rate_name, _rate in (
 ):
     if not re.fullmatch(r"[0-9]+/[smhd][a-z]*", _rate):
         raise ImproperlyConfigured(f"{_rate_name}: {_rate!r} is not a rate such as 20/min")
-SPECTACULAR_SETTINGS = {
-    "TITLE": "wxplatform merchant API",
-    "DESCRIPTION": (
-        "Draft-box counts of your authorized WeChat Official Account. Authenticate every request with the "
-        "header `Authorization: Api-Key <key>`. Every error has the body "
-        '`{"error": {"code": "...", "message": "..."}}`; branch on `code`, show `message`.'
+# The schema and the docs page are written in the request's language: ?lang=zh-hans or ?lang=en (drf-spectacular
+# overrides the language with it), else Accept-Language as for every answer; each language's docs link the other.
+SPECTACULAR_SETTINGS: dict[str, object] = {
+    "TITLE": _("wxplatform merchant API"),
+    "DESCRIPTION": format_lazy(
+        "{}\n\n[中文](/api/docs/?lang=zh-hans) · [English](/api/docs/?lang=en)",
+        _(
+            "Draft-box counts of your authorized WeChat Official Account. Authenticate every request with the "
+            "header `Authorization: Api-Key <key>`. Every error has the body "
+            '`{"error": {"code": "...", "message": "..."}}`; branch on `code`, show `message`. Every time is '
+            "RFC 3339 in UTC with six fractional digits, e.g. `2026-01-01T08:30:00.000000Z`."
+        ),
     ),
     "VERSION": "1.0.0",
+    # Tag names stay English (generated clients name their classes after them); their descriptions are translated.
+    "TAGS": [
+        {
+            "name": "draft count",
+            "description": _("The draft-box count: stored, fetched afresh on request, history, quota."),
+        },
+        {"name": "account", "description": _("The account your key belongs to.")},
+        {"name": "webhooks", "description": _("Changes pushed to your own URL instead of polling.")},
+    ],
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_AUTHENTICATION": [],

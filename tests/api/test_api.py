@@ -28,6 +28,7 @@ from tests.factories import (
     make_tenant,
 )
 from tests.fixtures.sandbox import Sandbox
+from wxplatform.core.times import machine_time
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +76,7 @@ def test_tenant_endpoint_describes_the_calling_account(client: Client) -> None:
         "status": "active",
         "permission_sets": [1, 11, 100],
         "eligibility": {"status": "eligible", "reason": None},
-        "authorized_at": "2025-02-01T17:00:00+08:00",
+        "authorized_at": "2025-02-01T09:00:00.000000Z",
         "revoked_at": None,
     }
 
@@ -126,13 +127,12 @@ def test_draft_count_is_read_from_storage(client: Client, settings: Any) -> None
     response = client.get("/api/v1/draft-count", **key_for(tenant))
 
     assert response.status_code == 200
-    local = timezone.localtime
     assert response.json() == {
         "total_count": 15,
-        "fetched_at": local(fetched_at).isoformat(),
+        "fetched_at": machine_time(fetched_at),
         "stale": False,
-        "stale_at": local(fetched_at + timedelta(hours=1)).isoformat(),
-        "last_attempt_at": local(fetched_at).isoformat(),
+        "stale_at": machine_time(fetched_at + timedelta(hours=1)),
+        "last_attempt_at": machine_time(fetched_at),
         "last_error_code": None,
         "last_error_at": None,
         "sync_paused_until": None,
@@ -149,7 +149,7 @@ def test_draft_count_older_than_the_freshness_target_is_stale(client: Client, se
 
     body = response.json()
     assert body["stale"] is True
-    assert body["stale_at"] == "2025-03-01T17:30:00+08:00"
+    assert body["stale_at"] == "2025-03-01T09:30:00.000000Z"
     # The answer last changed when it became stale, not when it was fetched.
     assert response["Last-Modified"] == http_date((FETCHED_AT + timedelta(hours=1)).timestamp())
 
@@ -162,8 +162,8 @@ def test_draft_count_reports_the_last_error_and_a_quota_pause(client: Client) ->
     body = client.get("/api/v1/draft-count", **key_for(tenant)).json()
 
     assert body["last_error_code"] == 45009
-    assert body["last_error_at"] == timezone.localtime(failed_at).isoformat()
-    assert body["sync_paused_until"] == timezone.localtime(paused_until).isoformat()
+    assert body["last_error_at"] == machine_time(failed_at)
+    assert body["sync_paused_until"] == machine_time(paused_until)
 
 
 def test_draft_count_hides_a_pause_that_is_over(client: Client) -> None:
@@ -407,9 +407,9 @@ def test_history_lists_the_tenants_snapshots_newest_first(client: Client, tenant
         "next": None,
         "previous": None,
         "results": [
-            {"total_count": 5, "fetched_at": "2025-03-01T23:30:00+08:00", "reason": "heartbeat"},
-            {"total_count": 5, "fetched_at": "2025-03-01T17:30:00+08:00", "reason": "changed"},
-            {"total_count": 3, "fetched_at": "2025-03-01T16:30:00+08:00", "reason": "changed"},
+            {"total_count": 5, "fetched_at": "2025-03-01T15:30:00.000000Z", "reason": "heartbeat"},
+            {"total_count": 5, "fetched_at": "2025-03-01T09:30:00.000000Z", "reason": "changed"},
+            {"total_count": 3, "fetched_at": "2025-03-01T08:30:00.000000Z", "reason": "changed"},
         ],
     }
 
@@ -516,10 +516,10 @@ def test_sync_job_shows_its_state_and_result(client: Client, tenant: Tenant) -> 
         "url": f"http://testserver/api/v1/draft-count/sync/{job.pk}",
         "state": "succeeded",
         "trigger": "api",
-        "requested_at": timezone.localtime(job.requested_at).isoformat(),
+        "requested_at": machine_time(job.requested_at),
         "queued_at": None,
-        "started_at": "2025-03-01T16:30:00+08:00",
-        "finished_at": "2025-03-01T16:30:02+08:00",
+        "started_at": "2025-03-01T08:30:00.000000Z",
+        "finished_at": "2025-03-01T08:30:02.000000Z",
         "outcome": "changed",
         "total_count": 17,
         "error": None,

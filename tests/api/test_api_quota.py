@@ -20,6 +20,7 @@ from tenants.services import api_key_revoke
 from tests.api.test_api import error_of, key_for
 from tests.factories import api_headers, make_api_key, make_service_key, make_tenant
 from wxplatform.authority.models import GatewayUsage
+from wxplatform.core.times import machine_time
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +61,7 @@ def test_quota_splits_wechats_count_between_this_platform_and_others(client: Cli
         "remain": 700,
         "used_by_us": 22,
         "used_by_others": 278,
-        "read_at": timezone.localtime(tenant.quota_read_at).isoformat(),
+        "read_at": machine_time(tenant.quota_read_at),
     }
     assert response["Cache-Control"] == "private, no-cache"
 
@@ -91,7 +92,7 @@ def test_quota_read_before_midnight_china_time_leaves_todays_counts_unknown(clie
 
     assert (body["daily_limit"], body["used"], body["remain"], body["used_by_others"]) == (1000, None, None, None)
     assert body["used_by_us"] == 0  # yesterday's 900 calls are not today's
-    assert body["read_at"] == timezone.localtime(before_midnight).isoformat()
+    assert body["read_at"] == machine_time(before_midnight)
 
 
 def test_quota_answers_304_to_its_own_etag_and_a_new_one_when_it_changes(client: Client) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 from typing import Any
 
@@ -29,7 +30,12 @@ OPERATIONS = {
 
 
 def schema(client: Client) -> dict[str, Any]:
-    response = client.get("/api/schema/", {"format": "json"})
+    """The English schema, which the assertions below quote."""
+    return schema_in(client, lang="en")
+
+
+def schema_in(client: Client, *, lang: str) -> dict[str, Any]:
+    response = client.get("/api/schema/", {"format": "json", "lang": lang})
     assert response.status_code == 200
     return dict(response.json())
 
@@ -120,3 +126,75 @@ def test_the_docs_say_that_a_disabled_webhook_drops_new_events(client: Client) -
 
     assert "Events raised while it is disabled are dropped, not kept for later" in operation["description"]
     assert "new events are dropped for this webhook" in webhook["description"]
+
+
+# --- The schema in the reader's language (issue 27: the API docs were English only) -----------------------
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def texts(document: dict[str, Any]) -> dict[str, str]:
+    """Every title, summary and description a reader of the docs sees, by where it is."""
+    found = {"info.title": document["info"]["title"], "info.description": document["info"]["description"]}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            where = f"{method} {path}"
+            found[f"{where} summary"] = operation["summary"]
+            if "description" in operation:
+                found[f"{where} description"] = operation["description"]
+            for status, response in operation["responses"].items():
+                if response["description"]:  # a 200's is empty: its schema says it all
+                    found[f"{where} {status}"] = response["description"]
+            for parameter in operation.get("parameters", []):
+                if "description" in parameter:
+                    found[f"{where} ?{parameter['name']}"] = parameter["description"]
+    for name, component in document["components"]["schemas"].items():
+        for field, schema in component.get("properties", {}).items():
+            if "description" in schema:
+                found[f"{name}.{field}"] = schema["description"]
+    for name, scheme in document["components"]["securitySchemes"].items():
+        found[name] = scheme["description"]
+    for tag in document["tags"]:
+        found[f"tag {tag['name']}"] = tag["description"]
+    return found
+
+
+def test_the_schema_in_zh_hans_describes_every_operation_and_error_in_chinese(client: Client) -> None:
+    document = schema_in(client, lang="zh-hans")
+    found = texts(document)
+
+    assert len(found) > 100
+    assert {where: text for where, text in found.items() if not CJK.search(text)} == {}
+    # The error shape, as a merchant's developer reads it.
+    error = document["components"]["schemas"]["ErrorBody"]["properties"]
+    assert error["code"]["description"] == "稳定的、供程序判断的错误代码。"
+    assert document["paths"]["/api/v1/draft-count"]["get"]["summary"] == "已保存的草稿数量"
+
+
+def test_the_schema_in_english_stays_english(client: Client) -> None:
+    found = texts(schema_in(client, lang="en"))
+
+    # Chinese words kept on purpose: the WeChat term beside its translation, the link to the Chinese docs.
+    kept = ("权限集", "[中文](/api/docs/?lang=zh-hans)")
+    plain = {where: re.sub("|".join(map(re.escape, kept)), "", text) for where, text in found.items()}
+    assert {where: text for where, text in plain.items() if CJK.search(text)} == {}
+    assert found["get /api/v1/draft-count summary"] == "The stored draft count"
+
+
+def test_the_schema_follows_accept_language_without_lang(client: Client) -> None:
+    chinese = client.get("/api/schema/", {"format": "json"}, HTTP_ACCEPT_LANGUAGE="zh-CN").json()
+    english = client.get("/api/schema/", {"format": "json"}, HTTP_ACCEPT_LANGUAGE="en").json()
+
+    assert chinese["paths"]["/api/v1/tenant"]["get"]["summary"] == "调用方的账号"
+    assert english["paths"]["/api/v1/tenant"]["get"]["summary"] == "The calling account"
+
+
+def test_the_docs_page_links_both_languages_and_loads_the_schema_in_its_own(client: Client) -> None:
+    description = schema_in(client, lang="zh-hans")["info"]["description"]
+    assert "[English](/api/docs/?lang=en)" in description
+    assert "[中文](/api/docs/?lang=zh-hans)" in schema_in(client, lang="en")["info"]["description"]
+
+    page = client.get("/api/docs/", {"lang": "zh-hans"}).content.decode()
+    assert "/api/docs/?lang=zh-hans&amp;script=" in page
+    script = client.get("/api/docs/", {"lang": "zh-hans", "script": ""}).content.decode()
+    assert "/api/schema/?lang=zh-hans" in codecs.decode(script, "unicode_escape")  # escapejs

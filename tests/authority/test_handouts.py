@@ -21,6 +21,7 @@ from wxplatform.authority.models import TokenHandout
 from wxplatform.authority.services import token_handout_prune
 from wxplatform.component.models import Platform
 from wxplatform.component.services import default_component
+from wxplatform.core.times import machine_time
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +44,7 @@ def test_the_component_token_is_answered_from_storage_with_its_expiry_in_utc(cli
     assert response.status_code == 200
     body = response.json()
     assert body["access_token"] == "component-token-stored"
-    assert body["expires_at"].endswith("Z")
+    assert body["expires_at"] == machine_time(credential.access_token_expires_at)
     assert datetime.fromisoformat(body["expires_at"]) == credential.access_token_expires_at.astimezone(UTC)
     assert response["Cache-Control"] == "no-store"
 
@@ -57,7 +58,7 @@ def test_an_authorizer_token_is_answered_from_storage(client: Client, raw_key: s
     assert response.status_code == 200
     assert response.json() == {
         "access_token": tenant.access_token,
-        "expires_at": tenant.access_token_expires_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "expires_at": machine_time(tenant.access_token_expires_at),
     }
     assert response["Cache-Control"] == "no-store"
 

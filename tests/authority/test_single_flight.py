@@ -21,6 +21,7 @@ from tests.fixtures.sandbox import Sandbox
 from tests.fixtures.sync import component_ready, sandbox_tenant
 from wxplatform.component.models import Platform
 from wxplatform.component.services import component_access_token, default_component
+from wxplatform.core.times import machine_time
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -95,6 +96,4 @@ def test_32_callers_on_a_component_token_within_its_margin_refresh_it_once(
     assert {r.json()["access_token"] for r in responses} == {stored.access_token}
     assert stored.access_token != old
     assert calls(sandbox, COMPONENT_TOKEN) == 1
-    assert {r.json()["expires_at"] for r in responses} == {
-        stored.access_token_expires_at.isoformat().replace("+00:00", "Z")
-    }
+    assert {r.json()["expires_at"] for r in responses} == {machine_time(stored.access_token_expires_at)}

@@ -19,6 +19,7 @@ from tests.webhooks.helpers import make_endpoint, make_event, run_until_settled,
 from webhooks.models import Delivery, DeliveryAttempt, DeliveryState, Endpoint
 from webhooks.services import endpoint_update, events_dispatch, webhooks_run
 from wxplatform.component.services import default_component
+from wxplatform.core.times import machine_time
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +39,7 @@ def test_an_event_is_delivered_signed_and_verifies_with_standardwebhooks(
     assert payload == {
         "id": str(event.pk),
         "type": "tenant.status_changed",
-        "created_at": event.created_at.isoformat(),
+        "created_at": machine_time(event.created_at),
         "data": {"appid": tenant.authorizer_appid, "status": "revoked", "previous_status": "active"},
     }
     assert request.headers["webhook-id"] == str(event.pk)

@@ -24,6 +24,7 @@ from tests.fixtures.sync import sandbox_tenant
 from tests.webhooks.helpers import make_endpoint
 from webhooks.services import endpoint_update
 from wxplatform.component.services import default_component
+from wxplatform.core.times import machine_time
 from wxplatform.wechat.errors import RefreshTokenError
 
 HOOK = "https://hooks.example.net/wx"
@@ -69,7 +70,7 @@ def test_the_sync_writes_one_event_per_changed_count_for_subscribed_tenants_only
         "appid": changes.authorizer_appid,
         "total_count": 9,
         "previous_total_count": 5,
-        "fetched_at": changes.draft_count_fetched_at.isoformat(),
+        "fetched_at": machine_time(changes.draft_count_fetched_at),
     }
     assert events(stays) == []
     assert events(unsubscribed) == []  # its count changed, but its only endpoint is disabled

@@ -7,11 +7,15 @@ import base64
 import hashlib
 import hmac
 import re
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from standardwebhooks import Webhook
+
+from tenants.models import OutboxEvent
+from webhooks.services import event_body
 
 pytestmark = pytest.mark.smoke
 
@@ -51,3 +55,16 @@ def test_the_docs_give_the_decoded_key_of_the_example() -> None:
     key_hex = re.search(r"^key \(hex\):\s+([0-9a-f]+)$", text, re.MULTILINE).group(1)  # type: ignore[union-attr]
 
     assert bytes.fromhex(key_hex) == base64.b64decode(worked_example(ROOT / "README.md")["secret"][len("whsec_") :])
+
+
+def test_the_worked_example_body_is_the_one_the_service_writes() -> None:
+    # Its created_at in the one form of times (docs/reference.md "Times"), byte for byte what event_body writes.
+    example = worked_example(ROOT / "README.md")
+    event = OutboxEvent(
+        id=uuid.UUID(example["webhook-id"]),
+        type="draft_count.changed",
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        payload={"appid": "wxdemo0000000001", "total_count": 13},
+    )
+
+    assert event_body(event).decode() == example["body"]

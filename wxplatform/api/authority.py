@@ -1,9 +1,9 @@
 """The token authority's two endpoints, one view each: authenticate the service key, call the service, answer
-`{"access_token": ..., "expires_at": ...}` (ISO 8601, UTC) or an error in the one error shape. Never cached."""
+`{"access_token": ..., "expires_at": ...}` (expires_at in the one form of times, docs/reference.md "Times") or an
+error in the one error shape. Never cached."""
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Never
 
 from rest_framework import exceptions, status
@@ -26,6 +26,7 @@ from wxplatform.authority.services import (
 )
 from wxplatform.component.models import Platform
 from wxplatform.core import metrics
+from wxplatform.core.times import machine_time
 
 _STATUS = {
     HandoutOutcome.NOT_FOUND: status.HTTP_404_NOT_FOUND,
@@ -64,8 +65,7 @@ class _TokenView(APIView):
 
     @staticmethod
     def answer(handed: HandOut) -> Response:
-        expires_at = handed.expires_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        return Response({"access_token": handed.access_token, "expires_at": expires_at})
+        return Response({"access_token": handed.access_token, "expires_at": machine_time(handed.expires_at)})
 
 
 def _known(component_appid: str) -> str:

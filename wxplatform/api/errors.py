@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from wxplatform.core.observability import request_id_var
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 logger = logging.getLogger(__name__)
 
@@ -36,14 +41,16 @@ OUTAGE_RETRY_AFTER = 5
 
 
 class ErrorBodySerializer(serializers.Serializer[Any]):
-    code = serializers.CharField(help_text="Stable, machine-readable error code.")
-    message = serializers.CharField(help_text="Human-readable explanation, in the request's language.")
-    request_id = serializers.CharField(help_text="Quote it when reporting a problem.")
-    parameter = serializers.CharField(required=False, help_text="The query parameter that was rejected.")
-    retry_after = serializers.IntegerField(required=False, help_text="Seconds to wait before trying again.")
+    code = serializers.CharField(help_text=gettext_lazy("Stable, machine-readable error code."))
+    message = serializers.CharField(help_text=gettext_lazy("Human-readable explanation, in the request's language."))
+    request_id = serializers.CharField(help_text=gettext_lazy("Quote it when reporting a problem."))
+    parameter = serializers.CharField(required=False, help_text=gettext_lazy("The query parameter that was rejected."))
+    retry_after = serializers.IntegerField(
+        required=False, help_text=gettext_lazy("Seconds to wait before trying again.")
+    )
     authorize_url = serializers.URLField(
         required=False,
-        help_text=(
+        help_text=gettext_lazy(
             "`tenant_ineligible` because this platform was not granted permission set 11 (WeChat 61007): the page "
             "where the account's administrator authorizes this platform again."
         ),
@@ -52,6 +59,18 @@ class ErrorBodySerializer(serializers.Serializer[Any]):
 
 class ErrorSerializer(serializers.Serializer[Any]):
     error = ErrorBodySerializer()
+
+
+def error_responses(specific: dict[int, StrOrPromise] | None = None) -> dict[int, OpenApiResponse]:
+    """The schema's error responses of an operation, all in the one error shape: the ones every merchant
+    operation has, plus `specific`. Descriptions are lazy: the schema is written in the request's language."""
+    descriptions = {
+        401: gettext_lazy("`not_authenticated`, `authentication_failed`, `api_key_revoked`, `api_key_expired`."),
+        429: gettext_lazy("`throttled`: too many requests with this key; see Retry-After."),
+        503: gettext_lazy("`service_unavailable`: the database is unreachable; see Retry-After."),
+        **(specific or {}),
+    }
+    return {code: OpenApiResponse(ErrorSerializer, description=text) for code, text in sorted(descriptions.items())}
 
 
 class InvalidParameter(exceptions.APIException):

@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
@@ -35,7 +36,7 @@ from tenants.authentication import request_tenant
 from tenants.models import Tenant
 from tenants.selectors import DraftRefusal, draft_refusal, eligibility_reason, reauthorize_url
 from wxplatform.api.conditional import conditional_response
-from wxplatform.api.errors import APIError, ErrorSerializer, InvalidParameter
+from wxplatform.api.errors import APIError, InvalidParameter, error_responses
 from wxplatform.api.pagination import DatetimeCursorPagination
 from wxplatform.api.serializers import (
     DraftCountSerializer,
@@ -68,32 +69,23 @@ def unavailable_error(reason: Unavailable, tenant: Tenant) -> APIError:
     return APIError(status_code=status.HTTP_404_NOT_FOUND, code=reason.value, message=message)
 
 
-def _errors(specific: dict[int, str] | None = None) -> dict[int, OpenApiResponse]:
-    """Documented error responses, all in the one error shape: the ones every operation has, plus `specific`."""
-    descriptions = {
-        401: "`not_authenticated`, `authentication_failed`, `api_key_revoked`, `api_key_expired`.",
-        429: "`throttled`: too many requests with this key; see Retry-After.",
-        503: "`service_unavailable`: the database is unreachable; see Retry-After.",
-        **(specific or {}),
-    }
-    return {code: OpenApiResponse(ErrorSerializer, description=text) for code, text in sorted(descriptions.items())}
-
-
 _NOT_MODIFIED = OpenApiResponse(
-    description="Not modified: the copy named by If-None-Match / If-Modified-Since is current."
+    description=gettext_lazy("Not modified: the copy named by If-None-Match / If-Modified-Since is current.")
 )
 _CONDITIONAL_HEADERS = [
     OpenApiParameter(
-        "If-None-Match", OpenApiTypes.STR, OpenApiParameter.HEADER, description="An ETag received before."
+        "If-None-Match", OpenApiTypes.STR, OpenApiParameter.HEADER, description=gettext_lazy("An ETag received before.")
     ),
-    OpenApiParameter("If-Modified-Since", OpenApiTypes.STR, OpenApiParameter.HEADER, description="An HTTP date."),
+    OpenApiParameter(
+        "If-Modified-Since", OpenApiTypes.STR, OpenApiParameter.HEADER, description=gettext_lazy("An HTTP date.")
+    ),
     OpenApiParameter("ETag", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200, 304]),
 ]
 _RETRY_AFTER = OpenApiParameter(
-    "Retry-After", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[429, 503], description="Seconds."
+    "Retry-After", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[429, 503], description=gettext_lazy("Seconds.")
 )
 _LAST_MODIFIED = OpenApiParameter("Last-Modified", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200, 304])
-_TENANT_STATE_ERRORS = (
+_TENANT_STATE_ERRORS = gettext_lazy(
     "`tenant_revoked`: the account revoked the authorization; `tenant_needs_reauthorization`: the account "
     "must authorize again; `tenant_ineligible`: the message says why. When this platform was not granted "
     "permission set 11 (WeChat 61007) `authorize_url` is the page that grants it again; when the account itself "
@@ -154,11 +146,13 @@ class TenantView(MerchantAPIView):
 
     @extend_schema(
         operation_id="tenant_retrieve",
-        summary="The calling account",
-        description="The account the API key belongs to: identity, status, permission sets and eligibility.",
+        summary=gettext_lazy("The calling account"),
+        description=gettext_lazy(
+            "The account the API key belongs to: identity, status, permission sets and eligibility."
+        ),
         tags=["account"],
         parameters=[*_CONDITIONAL_HEADERS, _LAST_MODIFIED, _RETRY_AFTER],
-        responses={200: TenantSerializer, 304: _NOT_MODIFIED, **_errors()},
+        responses={200: TenantSerializer, 304: _NOT_MODIFIED, **error_responses()},
     )
     def get(self, request: Request) -> Response:
         tenant = request_tenant(request)
@@ -171,14 +165,19 @@ class DraftCountView(MerchantAPIView):
 
     @extend_schema(
         operation_id="draft_count_retrieve",
-        summary="The stored draft count",
-        description="The draft-box count as last fetched, and whether it is stale. Never calls WeChat.",
+        summary=gettext_lazy("The stored draft count"),
+        description=gettext_lazy("The draft-box count as last fetched, and whether it is stale. Never calls WeChat."),
         tags=["draft count"],
         parameters=[*_CONDITIONAL_HEADERS, _LAST_MODIFIED, _RETRY_AFTER],
         responses={
             200: DraftCountSerializer,
             304: _NOT_MODIFIED,
-            **_errors({403: _TENANT_STATE_ERRORS, 404: "`draft_count_not_fetched`: request a sync first."}),
+            **error_responses(
+                {
+                    403: _TENANT_STATE_ERRORS,
+                    404: gettext_lazy("`draft_count_not_fetched`: request a sync first."),
+                }
+            ),
         },
     )
     def get(self, request: Request) -> Response:
@@ -196,15 +195,15 @@ class QuotaView(MerchantAPIView):
 
     @extend_schema(
         operation_id="quota_retrieve",
-        summary="The account's draft/count quota and who used it",
-        description=(
+        summary=gettext_lazy("The account's draft/count quota and who used it"),
+        description=gettext_lazy(
             "The account's daily draft/count quota as WeChat last counted it (openapi/quota/get), split between "
             "this platform and others (other third parties, the merchant's own tools), who share it. Read from "
             "storage, never from WeChat: `read_at` says how fresh WeChat's figures are."
         ),
         tags=["draft count"],
         parameters=[*_CONDITIONAL_HEADERS, _RETRY_AFTER],
-        responses={200: QuotaSerializer, 304: _NOT_MODIFIED, **_errors()},
+        responses={200: QuotaSerializer, 304: _NOT_MODIFIED, **error_responses()},
     )
     def get(self, request: Request) -> Response:
         attribution = quota_attribution(tenant=request_tenant(request))
@@ -215,8 +214,8 @@ class QuotaView(MerchantAPIView):
 class DraftCountSyncView(MerchantAPIView):
     @extend_schema(
         operation_id="draft_count_sync_create",
-        summary="Ask for a fresh draft count",
-        description=(
+        summary=gettext_lazy("Ask for a fresh draft count"),
+        description=gettext_lazy(
             "Starts a fetch from WeChat in the background, or joins the one already open. Poll the job URL "
             "(Location header, `job.url`) until `state` is `succeeded` or `failed`. Within a minute of the last "
             "fetch, or when the account's quota budget is spent, the job is answered from storage at once."
@@ -227,7 +226,7 @@ class DraftCountSyncView(MerchantAPIView):
             OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER, response=[202]),
             _RETRY_AFTER,
         ],
-        responses={202: SyncRequestSerializer, **_errors({403: _TENANT_STATE_ERRORS})},
+        responses={202: SyncRequestSerializer, **error_responses({403: _TENANT_STATE_ERRORS})},
     )
     def post(self, request: Request) -> Response:
         tenant = request_tenant(request)
@@ -243,13 +242,16 @@ class DraftCountSyncView(MerchantAPIView):
 class DraftCountSyncJobView(MerchantAPIView):
     @extend_schema(
         operation_id="draft_count_sync_job_retrieve",
-        summary="A sync job's state and result",
+        summary=gettext_lazy("A sync job's state and result"),
+        description=gettext_lazy(
+            "Poll it until `state` is `succeeded` (with `total_count`) or `failed` (with `error`)."
+        ),
         tags=["draft count"],
         parameters=[*_CONDITIONAL_HEADERS, _LAST_MODIFIED, _RETRY_AFTER],
         responses={
             200: SyncJobSerializer,
             304: _NOT_MODIFIED,
-            **_errors({404: "`not_found`: no such job for this account."}),
+            **error_responses({404: gettext_lazy("`not_found`: no such job for this account.")}),
         },
     )
     def get(self, request: Request, job_id: uuid.UUID) -> Response:
@@ -278,8 +280,8 @@ class DraftCountHistoryView(MerchantAPIView):
 
     @extend_schema(
         operation_id="draft_count_history_list",
-        summary="Draft count history",
-        description=(
+        summary=gettext_lazy("Draft count history"),
+        description=gettext_lazy(
             "Snapshots, newest first: one per fetch that changed the count, plus a periodic heartbeat, so an "
             "unchanged stretch lies between two snapshots. Follow `next` for older ones. Naive datetimes are "
             "read in the server's time zone; send an offset."
@@ -287,14 +289,16 @@ class DraftCountHistoryView(MerchantAPIView):
         tags=["draft count"],
         parameters=[
             HistoryQuerySerializer,
-            OpenApiParameter("cursor", OpenApiTypes.STR, OpenApiParameter.QUERY, description="From `next`/`previous`."),
+            OpenApiParameter(
+                "cursor", OpenApiTypes.STR, OpenApiParameter.QUERY, description=gettext_lazy("From `next`/`previous`.")
+            ),
             *_CONDITIONAL_HEADERS,
             _RETRY_AFTER,
         ],
         responses={
             200: DraftSnapshotPageSerializer,
             304: _NOT_MODIFIED,
-            **_errors({400: "`invalid_parameter`: `parameter` names the query parameter."}),
+            **error_responses({400: gettext_lazy("`invalid_parameter`: `parameter` names the query parameter.")}),
         },
     )
     def get(self, request: Request) -> Response:

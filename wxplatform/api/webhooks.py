@@ -9,7 +9,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
@@ -28,11 +30,13 @@ from webhooks.services import (
     endpoint_rotate_secret,
     endpoint_update,
 )
-from wxplatform.api.errors import APIError, ErrorSerializer, InvalidParameter
+from wxplatform.api.errors import APIError, InvalidParameter, error_responses
 from wxplatform.api.pagination import IdCursorPagination
-from wxplatform.api.serializers import MAX_PAGE_SIZE
+from wxplatform.api.serializers import MAX_PAGE_SIZE, UTCDateTimeField
 
-_EVENTS_HELP = "Event types to receive: " + ", ".join(f"`{t}`" for t in EventType.values) + "."
+_EVENTS_HELP = format_lazy(
+    gettext_lazy("Event types to receive: {types}."), types=", ".join(f"`{t}`" for t in EventType.values)
+)
 
 
 # --- Shapes ------------------------------------------------------------------------------------------
@@ -43,13 +47,17 @@ class WebhookSerializer(serializers.Serializer[Any]):
     url = serializers.CharField()
     events = serializers.ListField(child=serializers.ChoiceField(choices=EventType.choices))
     enabled = serializers.BooleanField(
-        help_text="False once disabled, by you or after a day of failed deliveries; while false, new events are "
-        "dropped for this webhook."
+        help_text=gettext_lazy(
+            "False once disabled, by you or after a day of failed deliveries; while false, new events are "
+            "dropped for this webhook."
+        )
     )
-    disabled_reason = serializers.SerializerMethodField(help_text="Why it is disabled; null while enabled.")
-    disabled_at = serializers.DateTimeField(allow_null=True)
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
+    disabled_reason = serializers.SerializerMethodField(
+        help_text=gettext_lazy("Why it is disabled; null while enabled.")
+    )
+    disabled_at = UTCDateTimeField(allow_null=True)
+    created_at = UTCDateTimeField()
+    updated_at = UTCDateTimeField()
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_disabled_reason(self, endpoint: Endpoint) -> str | None:
@@ -57,15 +65,15 @@ class WebhookSerializer(serializers.Serializer[Any]):
 
 
 class WebhookCreatedSerializer(WebhookSerializer):
-    secret = serializers.CharField(help_text="The signing secret (`whsec_…`), shown this once.")
+    secret = serializers.CharField(help_text=gettext_lazy("The signing secret (`whsec_…`), shown this once."))
 
 
 class WebhookSecretSerializer(serializers.Serializer[Any]):
-    secret = serializers.CharField(help_text="The new signing secret (`whsec_…`), shown this once.")
+    secret = serializers.CharField(help_text=gettext_lazy("The new signing secret (`whsec_…`), shown this once."))
 
 
 class WebhookCreateSerializer(serializers.Serializer[Any]):
-    url = serializers.CharField(max_length=2000, help_text="https URL on a public address.")
+    url = serializers.CharField(max_length=2000, help_text=gettext_lazy("https URL on a public address."))
     events = serializers.ListField(child=serializers.CharField(max_length=64), max_length=10, help_text=_EVENTS_HELP)
 
 
@@ -74,28 +82,34 @@ class WebhookUpdateSerializer(serializers.Serializer[Any]):
     events = serializers.ListField(
         child=serializers.CharField(max_length=64), max_length=10, required=False, help_text=_EVENTS_HELP
     )
-    enabled = serializers.BooleanField(required=False, help_text="true re-enables a disabled endpoint.")
+    enabled = serializers.BooleanField(required=False, help_text=gettext_lazy("true re-enables a disabled endpoint."))
 
 
 class DeliveryAttemptSerializer(serializers.Serializer[Any]):
-    at = serializers.DateTimeField(help_text="When the try started.")
-    status_code = serializers.IntegerField(allow_null=True, help_text="Your HTTP status; null if none came.")
+    at = UTCDateTimeField(help_text=gettext_lazy("When the try started."))
+    status_code = serializers.IntegerField(
+        allow_null=True, help_text=gettext_lazy("Your HTTP status; null if none came.")
+    )
     duration_ms = serializers.IntegerField()
-    error = serializers.CharField(help_text="Why the try failed without a status (timeout, refused address…).")
+    error = serializers.CharField(
+        help_text=gettext_lazy("Why the try failed without a status (timeout, refused address…).")
+    )
 
 
 class DeliverySerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
-    event_id = serializers.UUIDField(help_text="The webhook-id header: the same on every try.")
+    event_id = serializers.UUIDField(help_text=gettext_lazy("The webhook-id header: the same on every try."))
     event_type = serializers.CharField(source="event.type")
-    event_created_at = serializers.DateTimeField(source="event.created_at")
+    event_created_at = UTCDateTimeField(source="event.created_at")
     state = serializers.ChoiceField(choices=DeliveryState.choices)
-    next_attempt_at = serializers.DateTimeField(allow_null=True, help_text="The next retry; null once final.")
+    next_attempt_at = UTCDateTimeField(allow_null=True, help_text=gettext_lazy("The next retry; null once final."))
     attempts = DeliveryAttemptSerializer(many=True, source="attempt_rows.all")
 
 
 class DeliveryPageSerializer(serializers.Serializer[Any]):
-    next = serializers.URLField(allow_null=True, help_text="The next (older) page; null on the last page.")
+    next = serializers.URLField(
+        allow_null=True, help_text=gettext_lazy("The next (older) page; null on the last page.")
+    )
     previous = serializers.URLField(allow_null=True)
     results = DeliverySerializer(many=True)
 
@@ -103,21 +117,11 @@ class DeliveryPageSerializer(serializers.Serializer[Any]):
 # --- Helpers -----------------------------------------------------------------------------------------
 
 
-def _errors(specific: dict[int, str] | None = None) -> dict[int, OpenApiResponse]:
-    descriptions = {
-        401: "`not_authenticated`, `authentication_failed`, `api_key_revoked`, `api_key_expired`.",
-        429: "`throttled`: too many requests with this key; see Retry-After.",
-        503: "`service_unavailable`: the database is unreachable; see Retry-After.",
-        **(specific or {}),
-    }
-    return {code: OpenApiResponse(ErrorSerializer, description=text) for code, text in sorted(descriptions.items())}
-
-
-_INVALID = (
+_INVALID = gettext_lazy(
     "`invalid_request` (a field missing or of the wrong type), `invalid_url` (not https, or a private, loopback, "
     "link-local or metadata address), `invalid_events`, `too_many_webhooks`; the message names the problem."
 )
-_NOT_FOUND = "`not_found`: no such webhook for this account."
+_NOT_FOUND = gettext_lazy("`not_found`: no such webhook for this account.")
 
 
 def _body(serializer_class: type[serializers.Serializer[Any]], request: Request) -> dict[str, Any]:
@@ -152,9 +156,9 @@ class WebhookListView(APIView):
 
     @extend_schema(
         operation_id="webhooks_list",
-        summary="Your webhooks",
+        summary=gettext_lazy("Your webhooks"),
         tags=["webhooks"],
-        responses={200: WebhookSerializer(many=True), **_errors()},
+        responses={200: WebhookSerializer(many=True), **error_responses()},
     )
     def get(self, request: Request) -> Response:
         endpoints = endpoint_list(tenant_id=request_tenant(request).pk)
@@ -162,8 +166,8 @@ class WebhookListView(APIView):
 
     @extend_schema(
         operation_id="webhooks_create",
-        summary="Add a webhook",
-        description=(
+        summary=gettext_lazy("Add a webhook"),
+        description=gettext_lazy(
             "Events are POSTed to `url` as Standard Webhooks: a JSON body `{id, type, created_at, data}` and the "
             "headers `webhook-id` (the same on every retry: deduplicate on it), `webhook-timestamp` and "
             "`webhook-signature` (`v1,<base64 HMAC-SHA256>`), which any Standard Webhooks library verifies with "
@@ -172,7 +176,7 @@ class WebhookListView(APIView):
         ),
         tags=["webhooks"],
         request=WebhookCreateSerializer,
-        responses={201: WebhookCreatedSerializer, **_errors({400: _INVALID})},
+        responses={201: WebhookCreatedSerializer, **error_responses({400: _INVALID})},
     )
     def post(self, request: Request) -> Response:
         body = _body(WebhookCreateSerializer, request)
@@ -189,24 +193,24 @@ class WebhookDetailView(APIView):
 
     @extend_schema(
         operation_id="webhooks_retrieve",
-        summary="A webhook",
+        summary=gettext_lazy("A webhook"),
         tags=["webhooks"],
-        responses={200: WebhookSerializer, **_errors({404: _NOT_FOUND})},
+        responses={200: WebhookSerializer, **error_responses({404: _NOT_FOUND})},
     )
     def get(self, request: Request, webhook_id: uuid.UUID) -> Response:
         return Response(WebhookSerializer(_endpoint(request, webhook_id)).data)
 
     @extend_schema(
         operation_id="webhooks_partial_update",
-        summary="Change a webhook",
-        description=(
+        summary=gettext_lazy("Change a webhook"),
+        description=gettext_lazy(
             "Change its URL or events, disable it, or re-enable it: deliveries pending when it was disabled resume "
             "(until their event is a day old). Events raised while it is disabled are dropped, not kept for later: "
             "after re-enabling, read the current state once (`GET /api/v1/draft-count`, `GET /api/v1/tenant`)."
         ),
         tags=["webhooks"],
         request=WebhookUpdateSerializer,
-        responses={200: WebhookSerializer, **_errors({400: _INVALID, 404: _NOT_FOUND})},
+        responses={200: WebhookSerializer, **error_responses({400: _INVALID, 404: _NOT_FOUND})},
     )
     def patch(self, request: Request, webhook_id: uuid.UUID) -> Response:
         endpoint = _endpoint(request, webhook_id)
@@ -221,10 +225,10 @@ class WebhookDetailView(APIView):
 
     @extend_schema(
         operation_id="webhooks_destroy",
-        summary="Delete a webhook",
-        description="Deletes it with its delivery history; nothing more is sent to it.",
+        summary=gettext_lazy("Delete a webhook"),
+        description=gettext_lazy("Deletes it with its delivery history; nothing more is sent to it."),
         tags=["webhooks"],
-        responses={204: OpenApiResponse(description="Deleted."), **_errors({404: _NOT_FOUND})},
+        responses={204: OpenApiResponse(description=gettext_lazy("Deleted.")), **error_responses({404: _NOT_FOUND})},
     )
     def delete(self, request: Request, webhook_id: uuid.UUID) -> Response:
         endpoint_delete(endpoint=_endpoint(request, webhook_id))
@@ -236,11 +240,11 @@ class WebhookRotateSecretView(APIView):
 
     @extend_schema(
         operation_id="webhooks_rotate_secret",
-        summary="Replace a webhook's signing secret",
-        description="Every try from now on is signed with the new secret, returned here once.",
+        summary=gettext_lazy("Replace a webhook's signing secret"),
+        description=gettext_lazy("Every try from now on is signed with the new secret, returned here once."),
         tags=["webhooks"],
         request=None,
-        responses={200: WebhookSecretSerializer, **_errors({404: _NOT_FOUND})},
+        responses={200: WebhookSecretSerializer, **error_responses({404: _NOT_FOUND})},
     )
     def post(self, request: Request, webhook_id: uuid.UUID) -> Response:
         secret = endpoint_rotate_secret(endpoint=_endpoint(request, webhook_id))
@@ -259,20 +263,30 @@ class WebhookDeliveriesView(APIView):
 
     @extend_schema(
         operation_id="webhooks_deliveries_list",
-        summary="A webhook's deliveries",
-        description=(
+        summary=gettext_lazy("A webhook's deliveries"),
+        description=gettext_lazy(
             "Newest first: each event sent to this webhook, its tries (time, status, duration) and the next retry."
         ),
         tags=["webhooks"],
         parameters=[
-            OpenApiParameter("cursor", OpenApiTypes.STR, OpenApiParameter.QUERY, description="From `next`/`previous`."),
             OpenApiParameter(
-                "page_size", OpenApiTypes.INT, OpenApiParameter.QUERY, description=f"1 to {MAX_PAGE_SIZE}."
+                "cursor", OpenApiTypes.STR, OpenApiParameter.QUERY, description=gettext_lazy("From `next`/`previous`.")
+            ),
+            OpenApiParameter(
+                "page_size",
+                OpenApiTypes.INT,
+                OpenApiParameter.QUERY,
+                description=format_lazy(gettext_lazy("1 to {max}."), max=MAX_PAGE_SIZE),
             ),
         ],
         responses={
             200: DeliveryPageSerializer,
-            **_errors({400: "`invalid_parameter`: `parameter` names the query parameter.", 404: _NOT_FOUND}),
+            **error_responses(
+                {
+                    400: gettext_lazy("`invalid_parameter`: `parameter` names the query parameter."),
+                    404: _NOT_FOUND,
+                }
+            ),
         },
     )
     def get(self, request: Request, webhook_id: uuid.UUID) -> Response:
