@@ -434,7 +434,9 @@ def run(args: argparse.Namespace) -> None:
         f"with its indexes; tenant table {_mib(after_first.tenants)} -> {_mib(after_second.tenants)}: the dead row "
         f"versions of run 2's updates, reused once vacuumed); {snapshots:,} snapshots"
     )
-    heartbeat_hours = float(os.environ.get("DRAFT_SNAPSHOT_HEARTBEAT_HOURS", "6"))
+    from django.conf import settings
+
+    heartbeat_hours = settings.DRAFT_SNAPSHOT_HEARTBEAT_HOURS
     heartbeats = 24 / heartbeat_hours
     per_day = args.accounts * (RUNS_PER_DAY * args.changed + heartbeats)
     print(
