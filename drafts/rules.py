@@ -130,9 +130,9 @@ def poll_interval(quiet_for: float, *, daily_limit: int | None) -> float:
     """Seconds from one scheduled poll of an account to the next, given how long (seconds) its draft box has
     been quiet: no change seen and no event announcing one (docs/polling.md#the-policy).
 
-    A tenth (DRAFT_POLL_QUIET_FRACTION) of the quiet time, the heuristic HTTP caches apply to a response's
-    Last-Modified age: an account that changed an hour ago is polled at the floor, one quiet for a day every
-    2.4 hours. Between DRAFT_POLL_MIN_INTERVAL and DRAFT_POLL_MAX_INTERVAL, and never shorter than
+    A share (DRAFT_POLL_QUIET_FRACTION, a hundredth by default) of the quiet time, the heuristic HTTP caches
+    apply to a response's Last-Modified age: an account quiet for up to a day is polled at the floor, one quiet
+    for a week every 1.7 hours. Between DRAFT_POLL_MIN_INTERVAL and DRAFT_POLL_MAX_INTERVAL, and never shorter than
     a day divided by the calls the schedule may spend on the account (its quota_budget), even above the ceiling:
     the quota is the account's, shared with its other tools.
     """

@@ -613,7 +613,7 @@ DRAFT_SYNC_JOB_LEASE = env.float("DRAFT_SYNC_JOB_LEASE", default=120.0)
 # DRAFT_POLL_MAX_INTERVAL (seconds), and never more often than its scheduled quota share allows.
 DRAFT_POLL_MIN_INTERVAL = env.float("DRAFT_POLL_MIN_INTERVAL", default=900.0)
 DRAFT_POLL_MAX_INTERVAL = env.float("DRAFT_POLL_MAX_INTERVAL", default=21600.0)
-DRAFT_POLL_QUIET_FRACTION = env.float("DRAFT_POLL_QUIET_FRACTION", default=0.1)
+DRAFT_POLL_QUIET_FRACTION = env.float("DRAFT_POLL_QUIET_FRACTION", default=0.01)
 # WeChat's events that the draft box changed (PUBLISHJOBFINISH, MASSSENDJOBFINISH: docs/wechat/draft-events.md) make
 # the account's count read again: a burst of events within DRAFT_EVENT_DEBOUNCE seconds makes one read, that long
 # after the first (so the read is queued with that countdown, which must stay far below the broker's visibility

@@ -1272,10 +1272,13 @@ class SandboxState:
         calls[authorizer.appid] = calls.get(authorizer.appid, 0) + 1
         if not authorizer.authorized:
             raise WeChatFault(61003)
-        # Draft APIs are for Official Accounts holding set 11 or 100 (docs/wechat/permissions.md,
-        # docs/wechat/endpoints.md#draft_count).
-        if authorizer.kind not in OFFICIAL_ACCOUNT_KINDS or not DRAFT_FUNC_IDS & set(authorizer.func_ids):
+        # Draft APIs are for Official Accounts (48001: the account itself may not use them) that granted this
+        # platform set 11 or 100 (61007: the set was not granted to the component), as WeChat's docs tell the two
+        # apart (docs/wechat/permissions.md#missing-permission-errors, docs/wechat/endpoints.md#draft_count).
+        if authorizer.kind not in OFFICIAL_ACCOUNT_KINDS:
             raise WeChatFault(48001)
+        if not DRAFT_FUNC_IDS & set(authorizer.func_ids):
+            raise WeChatFault(61007)
         if authorizer.account_status in LIMITED_STATUSES:
             raise WeChatFault(50002)
         # Every authorizer token is the component's, so every draft/count here is a third party's call: the daily

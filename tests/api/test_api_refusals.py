@@ -105,18 +105,26 @@ def test_the_refusals_are_in_chinese_too(client: Client) -> None:
     assert error["authorize_url"] == AUTHORIZE
 
 
-def test_a_61007_from_wechat_ends_in_the_page_end_to_end(client: Client, sync_settings: Sandbox) -> None:
+def test_set_11_withdrawn_on_wechat_ends_in_the_authorization_page_end_to_end(
+    client: Client, admin_client: Client, sync_settings: Sandbox
+) -> None:
     tenant = sandbox_tenant(sync_settings, draft_count=2)
-    sync_settings.control.set_faults(rate=1.0, kinds=[61007], endpoints=[DRAFT_COUNT])
+    # The merchant unticks set 11 for this platform on WeChat's side: WeChat answers 61007, not 48001.
+    sync_settings.control.update_authorizer(tenant.authorizer_appid, func_ids=[1])
 
     assert sync_all(SyncTrigger.SCHEDULE).failed == {61007: 1}
 
     error = error_of(client.get("/api/v1/draft-count", **key_for(tenant)))
     assert (error["code"], error["authorize_url"]) == ("tenant_ineligible", AUTHORIZE)
+    assert "(WeChat errcode 61007)" in error["message"]
+    page = admin_client.get(reverse("admin:tenants_tenant_change", args=[tenant.pk])).content.decode()
+    assert f'<a href="{AUTHORIZE}" id="reauthorize-link">' in page
 
 
 def test_a_48001_from_wechat_ends_in_what_the_account_lacks_end_to_end(client: Client, sync_settings: Sandbox) -> None:
     tenant = sandbox_tenant(sync_settings, draft_count=2)
+    # What WeChat answers an Official Account whose verification lapsed, which the sandbox does not model
+    # (docs/wechat/lifecycle.md#verification-lapses-and-48001): injected.
     sync_settings.control.set_faults(rate=1.0, kinds=[48001], endpoints=[DRAFT_COUNT])
 
     assert sync_all(SyncTrigger.SCHEDULE).failed == {48001: 1}

@@ -41,7 +41,8 @@ def test_sync_all_syncs_every_eligible_account_and_prints_a_summary(sync_setting
     sandbox_tenants(sync_settings, 12, draft_count=3)
     tenant = Tenant.objects.order_by("pk").first()
     assert tenant is not None
-    # One account has lost the API, one is over today's budget for manual syncs, one is paused (45009).
+    # One account has withdrawn set 11 from the platform, one is over today's budget for manual syncs, one is
+    # paused (45009).
     sync_settings.control.update_authorizer(tenant.authorizer_appid, func_ids=[1])
     Tenant.objects.filter(pk=tenant.pk + 1).update(quota_day=quota_day(timezone.now()), quota_used=950)
     Tenant.objects.filter(pk=tenant.pk + 2).update(paused_until="2999-01-01T00:00:00Z")
@@ -56,7 +57,7 @@ def test_sync_all_syncs_every_eligible_account_and_prints_a_summary(sync_setting
         ("  Daily quota exhausted, paused until it resets", 1),
         ("  Daily quota budget used", 1),
         ("failed", 1),
-        ("  errcode 48001", 1),
+        ("  errcode 61007", 1),
     ]
     assert "12/12" in err  # the progress bar
     assert DraftSnapshot.objects.count() == 9

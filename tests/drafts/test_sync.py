@@ -144,7 +144,7 @@ def test_a_chunk_is_written_with_the_same_number_of_queries_whatever_its_size(sy
     for size in (3, 60):
         Tenant.objects.all().delete()
         tenants = sandbox_tenants(sync_settings, size, draft_count=(0, 50))
-        # Every third account has lost the API: failures are written in bulk too.
+        # Every third account has withdrawn set 11 from the platform: failures are written in bulk too.
         for tenant in tenants[::3]:
             sync_settings.control.update_authorizer(tenant.authorizer_appid, func_ids=[1])
         run = draft_count_run_start(trigger=SyncTrigger.SCHEDULE, enqueue_chunks=False).run
@@ -152,7 +152,7 @@ def test_a_chunk_is_written_with_the_same_number_of_queries_whatever_its_size(sy
         with CaptureQueriesContext(connection) as queries:
             report = draft_count_chunk_sync(chunk_id=chunk.pk, chain=False)
         assert report is not None
-        assert (report.changed, report.failed) == (size - size // 3, {48001: size // 3})
+        assert (report.changed, report.failed) == (size - size // 3, {61007: size // 3})
         query_counts.append(len(queries))
 
     assert query_counts[0] == query_counts[1]
@@ -304,8 +304,8 @@ def test_45009_pauses_the_tenant_until_its_quota_resets(sync_settings: Sandbox) 
 def test_48001_makes_the_tenant_ineligible_and_it_is_not_called_again(sync_settings: Sandbox) -> None:
     tenant = sandbox_tenant(sync_settings, draft_count=5)
     sync_all()
-    # The account lost the API (e.g. the permission set was withdrawn on WeChat's side).
-    sync_settings.control.update_authorizer(tenant.authorizer_appid, func_ids=[1])
+    # The account itself lost the API (e.g. its verification lapsed), which the sandbox does not model: injected.
+    sync_settings.control.set_faults(rate=1.0, kinds=[48001], endpoints=[DRAFT_COUNT])
 
     report = sync_all()
 
@@ -319,9 +319,10 @@ def test_48001_makes_the_tenant_ineligible_and_it_is_not_called_again(sync_setti
     assert draft_count_calls(sync_settings) == {}
 
 
-def test_61007_makes_the_tenant_ineligible(sync_settings: Sandbox) -> None:
+def test_61007_makes_the_tenant_ineligible_and_it_is_not_called_again(sync_settings: Sandbox) -> None:
     tenant = sandbox_tenant(sync_settings, draft_count=5)
-    sync_settings.control.set_faults(rate=1.0, kinds=[61007], endpoints=[DRAFT_COUNT])
+    # The merchant withdrew set 11 from this platform on WeChat's side.
+    sync_settings.control.update_authorizer(tenant.authorizer_appid, func_ids=[1])
 
     report = sync_all()
 
@@ -330,6 +331,9 @@ def test_61007_makes_the_tenant_ineligible(sync_settings: Sandbox) -> None:
     assert tenant.eligibility == Eligibility.REJECTED
     assert "61007" in tenant.eligibility_detail
     assert tenant.draft_count is None
+    sync_settings.control.reset_counters()
+    assert sync_all().results == []
+    assert draft_count_calls(sync_settings) == {}
 
 
 def test_61003_marks_the_tenant_revoked(sync_settings: Sandbox) -> None:

@@ -106,7 +106,7 @@ def test_update_authorizer_changes_what_wechat_answers(sandbox: Sandbox, wechat:
     sandbox.control.update_authorizer(account["appid"], draft_count=30)
     assert wechat.draft_count(token) == {"total_count": 30}
     sandbox.control.update_authorizer(account["appid"], func_ids=[1, 2])
-    assert errcode(wechat.draft_count(token)) == 48001
+    assert errcode(wechat.draft_count(token)) == 61007
     sandbox.control.update_authorizer(account["appid"], func_ids=[100], kind="mini_program")
     assert errcode(wechat.draft_count(token)) == 48001
     updated = sandbox.control.update_authorizer(account["appid"], kind="subscription")

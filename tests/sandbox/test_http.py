@@ -82,7 +82,7 @@ def test_draft_count_errcodes(sandbox: Sandbox, wechat: WeChat) -> None:
     assert errcode(wechat.draft_count(expired["authorizer_access_token"])) == 42001
     assert errcode(wechat.draft_count(revoked["authorizer_access_token"])) == 61003
     assert errcode(wechat.draft_count(mini["authorizer_access_token"])) == 48001
-    assert errcode(wechat.draft_count(no_set_11["authorizer_access_token"])) == 48001
+    assert errcode(wechat.draft_count(no_set_11["authorizer_access_token"])) == 61007
     assert errcode(wechat.draft_count(spent["authorizer_access_token"])) == 45009
 
 

@@ -118,7 +118,7 @@ def test_granted_sets_change_without_updateauthorized(sandbox: Sandbox, wechat: 
     sandbox.control.update_authorizer(account["appid"], func_ids=[1])
     func_info = info(wechat, token, account["appid"])["authorization_info"]["func_info"]
     assert [f["funcscope_category"]["id"] for f in func_info] == [1]
-    assert errcode(wechat.draft_count(account["authorizer_access_token"])) == 48001
+    assert errcode(wechat.draft_count(account["authorizer_access_token"])) == 61007
     assert receiver.received == []
 
 

@@ -365,13 +365,16 @@ def test_draft_count_answers_without_errcode(state: SandboxState) -> None:
     [
         ("subscription", [1, 11], None),
         ("service", [100], None),
-        ("service", [1, 2, 7], 48001),
+        ("service", [1, 2, 7], 61007),
         ("mini_program", [1, 11], 48001),
+        ("mini_program", [1, 2], 48001),
     ],
 )
 def test_draft_count_needs_an_official_account_with_set_11_or_100(
     state: SandboxState, kind: str, func_ids: list[int], errcode: int | None
 ) -> None:
+    """61007 when the account did not grant set 11 or 100 to this platform, 48001 when the account itself may not
+    use the API, whatever it granted (docs/wechat/permissions.md#missing-permission-errors)."""
     _, access = onboard(state, kind=kind, func_ids=func_ids, draft_count=2)
     if errcode is None:
         assert state.draft_count(access) == {"total_count": 2}

@@ -70,7 +70,7 @@ def test_each_failure_is_captured_as_its_typed_error_next_to_the_successes(sandb
         ("ok", 3),
         ("invalidated", TokenError, 40001),
         ("expired", TokenError, 42001),
-        ("no_permission", AccountStateError, 48001),
+        ("no_permission", AccountStateError, 61007),
         ("quota_spent", QuotaError, 45009),
         ("revoked", AccountStateError, 61003),
         ("unknown", TokenError, 40001),

@@ -217,10 +217,22 @@ def test_expired_component_token_is_a_token_error_42001(
     assert caught.value.errcode == 42001
 
 
-def test_account_without_draft_permission_is_an_account_state_error_48001(
+def test_set_11_not_granted_to_the_platform_is_an_account_state_error_61007(
     client: WeChatClient, sandbox: Sandbox
 ) -> None:
     account = sandbox.control.create_authorizer(func_ids=[1, 2], authorized=True)
+
+    with pytest.raises(AccountStateError) as caught:
+        client.draft_count(access_token=account["authorizer_access_token"])
+
+    assert caught.value.errcode == 61007
+    assert re.fullmatch("api is unauthorized to component" + RID, caught.value.errmsg)
+
+
+def test_an_account_that_may_not_use_the_api_is_an_account_state_error_48001(
+    client: WeChatClient, sandbox: Sandbox
+) -> None:
+    account = sandbox.control.create_authorizer(kind="mini_program", func_ids=[1, 11], authorized=True)
 
     with pytest.raises(AccountStateError) as caught:
         client.draft_count(access_token=account["authorizer_access_token"])
