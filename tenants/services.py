@@ -390,6 +390,18 @@ def tenant_revoke(*, component_id: int, authorizer_appid: str, revoked_at: datet
     return tenant
 
 
+@transaction.atomic
+def tenant_test_accounts_delete(*, component: Platform) -> int:
+    """Deletes the platform's WeChat test accounts (WECHAT_RELEASE_TEST_APPIDS) with everything they own, and
+    the codes still waiting for them (a pushed code the sweep would otherwise exchange into a test account
+    later). For a rehearsal of the full-release test (the sandbox's release_check), whose account is nobody's
+    merchant: the merchant list is left as it was. Returns the number of accounts deleted."""
+    appids = settings.WECHAT_RELEASE_TEST_APPIDS
+    AuthorizationCode.objects.filter(component=component, authorizer_appid__in=appids).delete()
+    _total, by_model = Tenant.objects.filter(component=component, is_test_account=True).delete()
+    return by_model.get(Tenant._meta.label, 0)
+
+
 def _api_keys_limit_to_history(tenant: Tenant, *, now: datetime) -> None:
     """The keys of a revoked authorization read the history only, and expire after the grace period; a
     later authorization (perhaps by a new owner of the account) never revives them and gets a key of its own."""
