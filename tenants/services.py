@@ -669,6 +669,17 @@ def api_key_issue_first(*, tenant: Tenant) -> str | None:
     return raw
 
 
+@transaction.atomic
+def api_key_replace(*, tenant: Tenant, name: str) -> tuple[TenantAPIKey, str]:
+    """Deletes the tenant's keys named `name` and issues one in their place, for a key a tool issues afresh on
+    every start (make run's demo key). Deleted, not revoked: such a key is nobody's credential to audit, and a
+    revoked row per start would only pile up. The raw key is returned once (it is stored hashed, so a restart
+    cannot show the previous one again: it issues a new one)."""
+    locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    TenantAPIKey.objects.filter(tenant=locked, name=name).delete()
+    return api_key_issue(tenant=locked, name=name)
+
+
 class APIKeyAlreadyRevoked(Exception):
     """The key was revoked already (perhaps by a concurrent rotation): nothing was issued."""
 

@@ -35,8 +35,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 
-from tenants.models import Tenant, TenantAPIKey
-from tenants.services import api_key_issue, api_key_revoke
+from tenants.models import Tenant
+from tenants.services import api_key_replace
 from wxplatform.component.models import Platform
 from wxplatform.component.services import (
     active_components,
@@ -403,10 +403,9 @@ class Command(BaseCommand):
             )
         )
         tenant = Tenant.objects.get(authorizer_appid=DEMO_MERCHANTS[0]["appid"])
-        # A key is shown once and stored hashed: each start replaces the previous demo key instead of adding one.
-        for old in TenantAPIKey.objects.filter(tenant=tenant, name=DEMO_KEY_NAME, revoked=False):
-            api_key_revoke(key=old)
-        _key, raw = api_key_issue(tenant=tenant, name=DEMO_KEY_NAME)
+        # A key is stored hashed, so the banner can show only a key issued now: each start deletes the previous
+        # demo key's row and issues a new one, leaving one demo key row (not one revoked row more per start).
+        _key, raw = api_key_replace(tenant=tenant, name=DEMO_KEY_NAME)
         return raw
 
     def _print_summary(self, web: str, sandbox: str, api_key: str | None) -> None:
