@@ -281,6 +281,18 @@ def test_make_run_ends_its_start_up_with_the_banner_then_stays_quiet_but_shows_w
     stack.interrupt()
 
 
+def test_make_run_verbose_shows_every_line_again(stack: Stack) -> None:
+    stack.extra = ["--no-demo", "--verbose"]  # make run VERBOSE=1
+    stack.start()
+    stack.wait_running()
+
+    output = stack.output()
+    assert '"GET /readyz HTTP/1.1" 200' in output  # the web server's access log
+    assert "[tasks]" in output and "celery beat v" in output  # Celery's banners
+    assert "INFO" in output
+    stack.interrupt()
+
+
 SECOND = "wx2c2769f8efd9abc2"
 THIRD = "wx0000000000000003"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
