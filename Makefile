@@ -26,12 +26,15 @@ $(STAMP): pyproject.toml constraints.txt
 PORT ?= 8000
 SANDBOX_PORT ?= 8100
 SANDBOX := http://127.0.0.1:$(SANDBOX_PORT)
+# `make run VERBOSE=1` shows every log line of the children (INFO, Celery's banners, the access log); without it
+# only warnings and errors, so that the summary with the demo key stays on the screen.
+VERBOSE ?=
 # DEV_ENV_FILE= : run_stack writes var/dev.env afresh from this environment instead of reading the last one.
 run: install
 	DEBUG=$${DEBUG:-true} DEV_ENV_FILE= \
 	WECHAT_API_BASE=$${WECHAT_API_BASE:-$(SANDBOX)} WECHAT_MP_BASE=$${WECHAT_MP_BASE:-$(SANDBOX)} \
 	WECHAT_OPEN_BASE=$${WECHAT_OPEN_BASE:-$(SANDBOX)} \
-	$(PY) manage.py run_stack --port $(PORT) --sandbox-port $(SANDBOX_PORT)
+	$(PY) manage.py run_stack --port $(PORT) --sandbox-port $(SANDBOX_PORT) $(if $(VERBOSE),--verbose)
 
 test: install
 	./scripts/ensure-test-tools.sh

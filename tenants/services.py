@@ -390,6 +390,18 @@ def tenant_revoke(*, component_id: int, authorizer_appid: str, revoked_at: datet
     return tenant
 
 
+@transaction.atomic
+def tenant_test_accounts_delete(*, component: Platform) -> int:
+    """Deletes the platform's WeChat test accounts (WECHAT_RELEASE_TEST_APPIDS) with everything they own, and
+    the codes still waiting for them (a pushed code the sweep would otherwise exchange into a test account
+    later). For a rehearsal of the full-release test (the sandbox's release_check), whose account is nobody's
+    merchant: the merchant list is left as it was. Returns the number of accounts deleted."""
+    appids = settings.WECHAT_RELEASE_TEST_APPIDS
+    AuthorizationCode.objects.filter(component=component, authorizer_appid__in=appids).delete()
+    _total, by_model = Tenant.objects.filter(component=component, is_test_account=True).delete()
+    return by_model.get(Tenant._meta.label, 0)
+
+
 def _api_keys_limit_to_history(tenant: Tenant, *, now: datetime) -> None:
     """The keys of a revoked authorization read the history only, and expire after the grace period; a
     later authorization (perhaps by a new owner of the account) never revives them and gets a key of its own."""
@@ -655,6 +667,17 @@ def api_key_issue_first(*, tenant: Tenant) -> str | None:
         return None
     _key, raw = api_key_issue(tenant=locked, name=_("First key"))
     return raw
+
+
+@transaction.atomic
+def api_key_replace(*, tenant: Tenant, name: str) -> tuple[TenantAPIKey, str]:
+    """Deletes the tenant's keys named `name` and issues one in their place, for a key a tool issues afresh on
+    every start (make run's demo key). Deleted, not revoked: such a key is nobody's credential to audit, and a
+    revoked row per start would only pile up. The raw key is returned once (it is stored hashed, so a restart
+    cannot show the previous one again: it issues a new one)."""
+    locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    TenantAPIKey.objects.filter(tenant=locked, name=name).delete()
+    return api_key_issue(tenant=locked, name=name)
 
 
 class APIKeyAlreadyRevoked(Exception):

@@ -31,6 +31,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
+from tenants.authentication import KEYWORD as API_KEY_KEYWORD
 from tenants.events import APPID
 from tenants.models import PushEndpoint, PushOutcome
 from tenants.pushes import push_log_record, push_unavailable_record
@@ -218,7 +219,21 @@ def authorize_callback(request: HttpRequest) -> HttpResponse:
     tenant = result.tenant
     # Only the session that claimed the code sees the first key (once); a replayed URL sees none.
     api_key = api_key_issue_first(tenant=tenant) if result.claimed else None
-    return render(request, "tenants/authorize_done.html", {"tenant": tenant, "api_key": api_key})
+    context = {"tenant": tenant, "api_key": api_key, "api": _api_usage(request, api_key) if api_key else None}
+    return render(request, "tenants/authorize_done.html", context)
+
+
+def _api_usage(request: HttpRequest, api_key: str) -> dict[str, str]:
+    """Where the new key is used, as the merchant's program must write it: absolute addresses as this request
+    reached the service (its scheme and host, behind the proxy as the merchant sees them)."""
+    draft_count = request.build_absolute_uri(reverse("api:draft-count"))
+    header = f"Authorization: {API_KEY_KEYWORD} {api_key}"
+    return {
+        "base": draft_count.removesuffix("draft-count"),
+        "header": header,
+        "curl": f'curl -H "{header}" {draft_count}',
+        "docs": request.build_absolute_uri(reverse("api:docs")),
+    }
 
 
 # --- The two WeChat push URLs ----------------------------------------------------------------------

@@ -108,6 +108,18 @@ FUNC_CATALOG: dict[int, str] = {
     89: "服务号订阅通知",
     100: "未公开权限集100",
 }
+# verify_type_info ids in words (docs/wechat/permissions.md#verify_type_info), Chinese as WeChat's own pages
+# write them, the id after: the consent page's new-account form shows these, never a bare number. WeChat's
+# third-party page lists -1, 0, 1, 3 and 4; 2 and 5 are the older Official Account pages' Tencent Weibo kinds.
+VERIFY_TYPE_LABELS: dict[int, str] = {
+    -1: "未认证",
+    0: "微信认证",
+    1: "新浪微博认证",
+    2: "腾讯微博认证",
+    3: "资质认证通过、名称未认证",
+    4: "资质认证通过、名称未认证、新浪微博认证",
+    5: "资质认证通过、名称未认证、腾讯微博认证",
+}
 KIND_LABELS = {
     "subscription": "订阅号",
     "service": "服务号",
@@ -596,7 +608,8 @@ async def authorization_page(request: web.Request) -> web.StreamResponse:
         f'<option value="{k}"{" selected" if k == "service" else ""}>{KIND_LABELS[k]}</option>' for k in kinds
     )
     verify_options = "".join(
-        f'<option value="{v}"{" selected" if v == 0 else ""}>{v}</option>' for v in sorted(VERIFY_TYPES)
+        f'<option value="{v}"{" selected" if v == 0 else ""}>{VERIFY_TYPE_LABELS.get(v, "认证类型")} ({v})</option>'
+        for v in sorted(VERIFY_TYPES)
     )
     initial_funcs = {1, 11}
     if biz_appid and accounts:

@@ -13,12 +13,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from django.contrib.auth.models import User
 from django.db import connections
 from django.utils import timezone
 
 from tenants.models import Tenant
 from tests.factories import make_snapshot, make_tenant
+from tests.fixtures.platform import LivePlatform
 from tests.fixtures.sandbox import Sandbox
 from wxplatform.component.models import Platform
 from wxplatform.component.services import component_add
@@ -364,3 +366,68 @@ def test_push_log_fits_a_laptop_screen_and_names_the_kinds(
         shown = f"{words} ({code.removeprefix('event:')})" if code.startswith("event:") else f"{words} ({code})"
         assert shown in kinds, (shown, sorted(set(kinds)))
         assert shown in filters, (shown, filters)
+
+
+# What the callback page says, per language: where the key goes, in the page's own words.
+_WHERE_TO_USE = {
+    "en": ("Using your key", "API base URL", "Header", "Try it", "API documentation"),
+    "zh-hans": ("如何使用密钥", "API 地址", "请求头", "试一试", "API 文档"),
+}
+
+
+@pytest.fixture
+def merchant_page(browser_page: object, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A page of a browser set to the merchant's language (`locale`, its Accept-Language), 1366 px wide."""
+    browser = browser_page.context.browser  # type: ignore[attr-defined]
+    context = browser.new_context(locale=request.param, viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+@pytest.mark.parametrize(
+    ("merchant_page", "language"), [("en-US", "en"), ("zh-CN", "zh-hans")], indirect=["merchant_page"]
+)
+def test_merchant_authorizes_in_a_browser_and_the_callback_page_says_where_to_use_the_key(
+    ready_platform: LivePlatform, merchant_page: object, language: str
+) -> None:
+    page = merchant_page
+    base_url = ready_platform.url
+    ready_platform.control.create_authorizer(
+        appid="wxbrowser00000001", nickname="浏览器测试服务号", kind="service", func_ids=[1, 11], draft_count=7
+    )
+
+    # The merchant's way: the platform's page, WeChat's consent page (the sandbox's), back to the callback.
+    page.goto(f"{base_url}/wechat/authorize")  # type: ignore[attr-defined]
+    page.click("#authorize-pc")  # type: ignore[attr-defined]
+    page.select_option("#authorizer_appid", "wxbrowser00000001")  # type: ignore[attr-defined]
+    page.click("#agree")  # type: ignore[attr-defined]
+    page.wait_for_selector("#api-key")  # type: ignore[attr-defined]
+    page.screenshot(path=str(SHOTS / f"wxp-authorize-done-{language}-1366.png"), full_page=True)  # type: ignore[attr-defined]
+
+    assert page.get_attribute("html", "lang") == language  # type: ignore[attr-defined]
+    key = page.inner_text("#api-key").strip()  # type: ignore[attr-defined]
+    # Absolute, from the request: what the merchant's program calls.
+    assert page.inner_text("#api-base").strip() == f"{base_url}/api/v1/"  # type: ignore[attr-defined]
+    assert page.inner_text("#api-header").strip() == f"Authorization: Api-Key {key}"  # type: ignore[attr-defined]
+    curl = page.inner_text("#api-curl").strip()  # type: ignore[attr-defined]
+    assert curl == f'curl -H "Authorization: Api-Key {key}" {base_url}/api/v1/draft-count'
+    assert page.get_attribute("#api-docs", "href") == f"{base_url}/api/docs/"  # type: ignore[attr-defined]
+    text = page.inner_text("body")  # type: ignore[attr-defined]
+    for words in _WHERE_TO_USE[language]:
+        assert words in text, (words, text)
+
+    # The example's key and header are accepted (no worker here to fetch the first count, so the API says so).
+    answer = requests.get(f"{base_url}/api/v1/draft-count", headers={"Authorization": f"Api-Key {key}"}, timeout=10)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (404, "draft_count_not_fetched")
+
+    # Nothing scrolls sideways and nothing reaches past the screen's right edge: the long example wraps.
+    overflowing = page.evaluate(  # type: ignore[attr-defined]
+        """() => [document.documentElement, ...document.querySelectorAll('body *')]
+          .filter((el) => (el.clientWidth > 1 && el.scrollWidth > el.clientWidth + 1
+                           && (el === document.documentElement || getComputedStyle(el).overflowX !== 'visible'))
+                          || el.getBoundingClientRect().right > window.innerWidth)
+          .map((el) => `${el.tagName}#${el.id}.${el.className} ${el.scrollWidth} > ${el.clientWidth}`)"""
+    )
+    assert overflowing == []

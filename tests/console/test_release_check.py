@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import Client
 
-from tenants.models import Tenant
+from tenants.models import AuthorizationCode, Tenant
 from tenants.selectors import syncable_tenants
 from tests.fixtures.platform import LivePlatform
 
@@ -40,8 +41,8 @@ def result_of(output: str, step: str) -> str:
 
 # Group 0 also runs in the smoke part: on SQLite and the filesystem broker, what `make run` uses.
 @pytest.mark.parametrize("group", [pytest.param(0, marks=pytest.mark.smoke), 3])
-def test_release_check_passes_every_step_against_the_service(
-    platform: LivePlatform, worker_factory: Any, group: int
+def test_release_check_passes_every_step_against_the_service_and_leaves_no_account_behind(
+    platform: LivePlatform, worker_factory: Any, group: int, admin_client: Client
 ) -> None:
     worker_factory()
 
@@ -52,11 +53,15 @@ def test_release_check_passes_every_step_against_the_service(
     assert output.rstrip().endswith("PASSED")
     [result] = platform.control.release_test_results()
     assert result["passed"] is True
-    # WeChat's own account came and went: marked as a test account, revoked, never a merchant to sync.
-    tenant = Tenant.objects.get(authorizer_appid=result["authorizer_appid"])
-    assert tenant.is_test_account is True
-    assert tenant.status == "revoked"
+    # WeChat's own account came and went, and the check removed what it left: no row in the merchant list, in
+    # the console or in the query behind it, and no code for the sweep to exchange later.
+    assert not Tenant.objects.filter(authorizer_appid=result["authorizer_appid"]).exists()
+    assert not AuthorizationCode.objects.filter(authorizer_appid=result["authorizer_appid"]).exists()
     assert not syncable_tenants().exists()
+    merchant_list = admin_client.get("/admin/tenants/tenant/")
+    assert merchant_list.status_code == 200
+    assert result["authorizer_appid"] not in merchant_list.content.decode()
+    assert "0 merchant accounts" in merchant_list.content.decode()
 
 
 def test_release_check_fails_with_the_reason_when_no_worker_runs(platform: LivePlatform) -> None:
@@ -71,6 +76,10 @@ def test_release_check_fails_with_the_reason_when_no_worker_runs(platform: LiveP
     assert rows["text_message"]["result"] == "pass"
     assert rows["event_message"]["result"] == "pass"
     assert rows["api_text_message"]["result"] == "fail"
+    # Failed midway, it still removed what it left: the pushed code no worker exchanged, which the sweep would
+    # otherwise turn into a test account in the merchant list once a worker runs.
+    assert not AuthorizationCode.objects.filter(authorizer_appid=result["authorizer_appid"]).exists()
+    assert not Tenant.objects.filter(authorizer_appid=result["authorizer_appid"]).exists()
 
 
 def test_release_check_says_why_when_there_is_no_sandbox(platform: LivePlatform) -> None:

@@ -211,3 +211,26 @@ def test_the_page_offers_neither_wechats_test_accounts_nor_other_kinds_for_auth_
     for page in (only_oa, everything):
         assert "wx570bc396a51b8ff8" not in page.text
         assert "wxd101a85aa106f53e" not in page.text
+
+
+def test_the_new_account_form_names_each_verification_type_in_chinese_with_its_code(
+    sandbox: Sandbox, wechat: WeChat
+) -> None:
+    code = wechat.pre_auth_code(wechat.component_token())
+    page = requests.get(
+        f"{sandbox.base_url}/cgi-bin/componentloginpage", params=link_params(code), headers=REFERER, timeout=10
+    )
+
+    select = page.text.split('id="new-verify-type">', 1)[1].split("</select>", 1)[0]
+    options = dict(re.findall(r'<option value="(-?\d+)"[^>]*>([^<]*)</option>', select))
+    # WeChat's verify_type_info ids (docs/wechat/permissions.md#verify_type_info), none shown bare.
+    assert options == {
+        "-1": "未认证 (-1)",
+        "0": "微信认证 (0)",
+        "1": "新浪微博认证 (1)",
+        "2": "腾讯微博认证 (2)",
+        "3": "资质认证通过、名称未认证 (3)",
+        "4": "资质认证通过、名称未认证、新浪微博认证 (4)",
+        "5": "资质认证通过、名称未认证、腾讯微博认证 (5)",
+    }
+    assert '<option value="0" selected>' in select

@@ -21,7 +21,7 @@ from pytest_django.fixtures import Settings
 
 from tenants.models import Tenant, TenantAPIKey, TenantStatus
 from tenants.selectors import TENANT_API_FIELDS, api_key_find
-from tenants.services import APIKeyAlreadyRevoked, api_key_issue, api_key_revoke, api_key_rotate
+from tenants.services import APIKeyAlreadyRevoked, api_key_issue, api_key_replace, api_key_revoke, api_key_rotate
 from tests.factories import make_api_key, make_tenant
 
 pytestmark = pytest.mark.django_db
@@ -371,6 +371,25 @@ def test_rotating_a_revoked_key_issues_nothing(tenant: Tenant) -> None:
 
     assert TenantAPIKey.objects.filter(tenant=tenant).count() == 2
     assert TenantAPIKey.objects.filter(tenant=tenant, revoked=False).count() == 1
+
+
+def test_replacing_a_named_key_twice_leaves_one_row_of_that_name_and_the_last_key_working(
+    client: Client, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    _erp, erp_raw = make_api_key(tenant, name="erp")
+    _theirs, theirs_raw = make_api_key(other_tenant, name="make run demo")
+
+    _first, first_raw = api_key_replace(tenant=tenant, name="make run demo")
+    _second, second_raw = api_key_replace(tenant=tenant, name="make run demo")
+
+    # make run's demo key on every start: no revoked row piles up, and the tenant's other keys stay as they are.
+    names = sorted(TenantAPIKey.objects.filter(tenant=tenant).values_list("name", flat=True))
+    assert names == ["erp", "make run demo"]
+    assert TenantAPIKey.objects.filter(tenant=tenant, revoked=True).count() == 0
+    assert client.get(TENANT_URL, **auth(second_raw)).status_code == 200
+    assert error_of(client.get(TENANT_URL, **auth(first_raw)))["code"] == "authentication_failed"
+    assert client.get(TENANT_URL, **auth(erp_raw)).status_code == 200
+    assert client.get(TENANT_URL, **auth(theirs_raw)).status_code == 200
 
 
 # --- manage.py issue_api_key -------------------------------------------------------------------------

@@ -3,8 +3,10 @@ running service, with WeChat's result table (docs/wechat/message-url.md#test-ste
 
 The sandbox pushes a ticket, authorizes one of WeChat's test accounts (an `authorized` push no merchant
 started), sends the three message cases to the message-and-event URL, and revokes the authorization again;
-the service answers as it would answer WeChat. Exit status 1 when a step failed, 2 when the sandbox could not
-run the test at all. Against `make run` it needs no option.
+the service answers as it would answer WeChat. However the test ends, WeChat's test account is then deleted
+from the service's database (which the command shares: var/dev.env under `make run`), so that the merchant
+list stays as it was. Exit status 1 when a step failed, 2 when the sandbox could not run the test at all.
+Against `make run` it needs no option.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from tenants.services import tenant_test_accounts_delete
+from wxplatform.component.services import default_component
 from wxsandbox.control import SandboxControl, SandboxControlError
 
 _RESULT_STYLE = {"pass": "SUCCESS", "fail": "ERROR", "skipped": "WARNING"}
@@ -61,6 +65,10 @@ class Command(BaseCommand):
                 _("The sandbox at %(url)s could not run the test: %(error)s") % {"url": sandbox, "error": exc},
                 returncode=2,
             ) from None
+        finally:
+            # WeChat's test account is nobody's merchant: however the test ended (passed, failed, interrupted),
+            # what it left in the service's database goes, so that the merchant list stays as it was.
+            tenant_test_accounts_delete(component=default_component())
         self._print(result)
         if not result["passed"]:
             raise CommandError(_("The full-release test failed."), returncode=1)

@@ -9,6 +9,9 @@ sandbox consent → encrypted `authorized` push + callback), and prints where to
 - A port in use is named in one line before anything starts.
 - The sandbox keeps its accounts in VAR_DIR/sandbox-state.json, so that a restart finds the merchants it
   onboarded before (the database keeps them too). Deleting VAR_DIR starts afresh.
+- Quiet unless `--verbose` (`make run VERBOSE=1`): the children log warnings and errors only (LOG_LEVEL=WARNING,
+  Celery's `-l WARNING` without its banners, no access log), and the summary with the demo key is printed once
+  the worker is ready, so that it is the last thing on the screen of an idle stack.
 """
 
 from __future__ import annotations
@@ -35,8 +38,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 
-from tenants.models import Tenant, TenantAPIKey
-from tenants.services import api_key_issue, api_key_revoke
+from tenants.models import Tenant
+from tenants.services import api_key_replace
 from wxplatform.component.models import Platform
 from wxplatform.component.services import (
     active_components,
@@ -117,6 +120,11 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--sandbox-port", type=int, default=8100)
         parser.add_argument("--no-demo", action="store_true", help="Do not onboard demo merchants.")
+        parser.add_argument(
+            "--verbose",
+            action="store_true",
+            help="Show every log line of the children (INFO, Celery's banners, the web server's access log).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG:
@@ -144,11 +152,14 @@ class Command(BaseCommand):
         for signum in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, lambda number, _frame: self._stop_and_exit(128 + number))
         try:
+            started = time.time()
             self._start_children(options, web)
             self._wait_ready(f"{web}/readyz", _("web server"))
             self._wait_ready(f"{sandbox}/sandbox/health", _("WeChat sandbox"))
             platforms = self._serve_platforms(web, sandbox)
             api_key = None if options["no_demo"] else self._onboard_demo(web, sandbox, platforms)
+            # Whatever the worker says while it starts (its warnings) comes before the summary, not after it.
+            self._wait_worker_ready(since=started)
             self._print_summary(web, sandbox, api_key)
             while all(child.poll() is None for child in self.children):
                 time.sleep(0.5)
@@ -209,6 +220,15 @@ class Command(BaseCommand):
         # (the setting's default), as only run_stack sets this.
         env = dict(os.environ, PUBLIC_BASE_URL=web, PYTHONUNBUFFERED="1", WEBHOOK_ALLOW_PRIVATE_TARGETS="true")
         self._write_dev_env(env)
+        verbose = options["verbose"]
+        if not verbose:
+            # An idle stack prints nothing: beat's ticks, the tasks they send and the start-up chatter are INFO;
+            # warnings and errors still show. A LOG_LEVEL set in the environment wins (not written to dev.env:
+            # a command in a second terminal keeps its usual level).
+            env["LOG_LEVEL"] = os.environ.get("LOG_LEVEL") or "WARNING"
+        # Celery's -q (before the subcommand): no banner, no task list.
+        celery, celery_level = ([], ["-l", "INFO"]) if verbose else (["-q"], ["-l", "WARNING"])
+        access_log = ["--access-logfile", "-"] if verbose else ["--log-level", "warning"]
         py, manage = sys.executable, str(Path(settings.BASE_DIR) / "manage.py")
         bind = f"{options['host']}:{options['port']}"
         commands = {
@@ -217,9 +237,9 @@ class Command(BaseCommand):
                         "--message-url", f"{web}/wechat/authorizers/$APPID$/events", "--ticket-interval", "600",
                         "--state-file", str(Path(settings.VAR_DIR) / "sandbox-state.json")],
             "web": [py, "-m", "gunicorn", "wxplatform.wsgi:application", "--bind", bind,
-                    "--workers", "2", "--threads", "4", "--access-logfile", "-"],
-            "worker": [py, "-m", "celery", "-A", "wxplatform", "worker", "-l", "INFO", "-c", "2"],
-            "beat": [py, "-m", "celery", "-A", "wxplatform", "beat", "-l", "INFO"],
+                    "--workers", "2", "--threads", "4", *access_log],
+            "worker": [py, "-m", "celery", "-A", "wxplatform", *celery, "worker", *celery_level, "-c", "2"],
+            "beat": [py, "-m", "celery", "-A", "wxplatform", *celery, "beat", *celery_level],
         }  # fmt: skip
         for name, command in commands.items():
             self._step(_("Starting %(name)s") % {"name": name})
@@ -279,6 +299,19 @@ class Command(BaseCommand):
                 raise CommandError(_("a process exited while waiting for the %(what)s") % {"what": what})
             time.sleep(0.5)
         raise CommandError(_("the %(what)s did not become ready at %(url)s") % {"what": what, "url": url})
+
+    def _wait_worker_ready(self, *, since: float, timeout: float = 90) -> None:
+        """Until the Celery worker started by this run is ready: it touches its liveness marker then
+        (wxplatform/core/liveness.py), in VAR_DIR/liveness/<nodename>."""
+        folder = Path(settings.VAR_DIR) / "liveness"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(marker.stat().st_mtime >= since for marker in folder.glob("*")):
+                return
+            if any(child.poll() is not None for child in self.children):
+                raise CommandError(_("a process exited while waiting for the %(what)s") % {"what": _("worker")})
+            time.sleep(0.5)
+        raise CommandError(_("the Celery worker did not become ready within %(seconds)s s") % {"seconds": timeout})
 
     def _ensure_demo_user(self) -> None:
         user_model = get_user_model()
@@ -403,10 +436,9 @@ class Command(BaseCommand):
             )
         )
         tenant = Tenant.objects.get(authorizer_appid=DEMO_MERCHANTS[0]["appid"])
-        # A key is shown once and stored hashed: each start replaces the previous demo key instead of adding one.
-        for old in TenantAPIKey.objects.filter(tenant=tenant, name=DEMO_KEY_NAME, revoked=False):
-            api_key_revoke(key=old)
-        _key, raw = api_key_issue(tenant=tenant, name=DEMO_KEY_NAME)
+        # A key is stored hashed, so the banner can show only a key issued now: each start deletes the previous
+        # demo key's row and issues a new one, leaving one demo key row (not one revoked row more per start).
+        _key, raw = api_key_replace(tenant=tenant, name=DEMO_KEY_NAME)
         return raw
 
     def _print_summary(self, web: str, sandbox: str, api_key: str | None) -> None:
