@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.proxy",
     "tests.fixtures.receiver",
     "tests.fixtures.pgbouncer",
+    "tests.fixtures.browser",
 ]
 
 

@@ -50,14 +50,28 @@ def test_chart_labels_are_escaped() -> None:
 def test_bars_are_proportional_to_the_largest_value() -> None:
     bars = bar_chart_svg([("a", 10), ("b", 5), ("c", 0)], label="x", width=480)
 
-    # 480 - 160 (labels) - 56 (values) = 264 pixels for the largest bar.
-    assert 'width="264.0"' in bars
-    assert 'width="132.0"' in bars
+    # 480 - 60 (the narrowest label column) - 56 (values) = 364 pixels for the largest bar.
+    assert 'width="364.0"' in bars
+    assert 'width="182.0"' in bars
     assert 'width="0.0"' in bars
 
 
-def test_long_bar_labels_are_shortened_by_display_width_and_kept_whole_in_the_tooltip() -> None:
-    bars = bar_chart_svg([("一二三四五六七八九十十一十二十三", 1), ("abcdefghijklmnopqrstuvwxyz", 2)], label="x")
+def test_long_bar_labels_are_drawn_whole_in_a_column_as_wide_as_the_longest() -> None:
+    chinese, latin = "一二三四五六七八九十十一十二十三", "abcdefghijklmnopqrstuvwxyz"
+    bars = bar_chart_svg([(chinese, 1), (latin, 2)], label="x")
 
-    assert "<title>一二三四五六七八九十十一十二十三</title>一二三四五六七八九十十…</text>" in bars
-    assert "<title>abcdefghijklmnopqrstuvwxyz</title>abcdefghijklmnopqrstuvw…</text>" in bars
+    assert f">{chinese}</text>" in bars
+    assert f">{latin}</text>" in bars
+    assert "…" not in bars
+    # The Latin alphabet is the widest (26 x 7.5 px = 195 px, an upper bound): labels end 6 px before the bars,
+    # which start after the column at x = 207.
+    assert '<text x="201" ' in bars
+    assert '<rect x="207" ' in bars
+    assert '<svg xmlns="http://www.w3.org/2000/svg" class="wxp-bars" width="480" ' in bars
+
+
+def test_a_chart_of_very_long_labels_grows_instead_of_squeezing_its_bars() -> None:
+    bars = bar_chart_svg([("长" * 30, 1)], label="x", width=480)
+
+    # 360 px of label + 12 px of gaps, 200 px of bars at the least, 56 px for the value.
+    assert '<svg xmlns="http://www.w3.org/2000/svg" class="wxp-bars" width="628" ' in bars

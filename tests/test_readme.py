@@ -46,3 +46,28 @@ def test_both_readmes_show_the_same_commands_and_links() -> None:
 def test_each_readme_links_the_other() -> None:
     assert "](README.zh-CN.md)" in ENGLISH.read_text(encoding="utf-8")
     assert "](README.md)" in CHINESE.read_text(encoding="utf-8")
+
+
+# An italic word in the paragraph that introduces the merchant list: a column's name.
+ITALIC = re.compile(r"(?<![*\w])\*([^*\n]+)\*(?![*\w])")
+
+
+@pytest.mark.parametrize(
+    ("page", "language", "intro"), [(ENGLISH, "en", "merchant list"), (CHINESE, "zh-hans", "商户列表")]
+)
+def test_the_readme_names_the_merchant_lists_columns_as_the_console_labels_them(
+    page: Path, language: str, intro: str
+) -> None:
+    from django.contrib import admin
+    from django.contrib.admin.utils import label_for_field
+    from django.utils import translation
+
+    from tenants.models import Tenant
+
+    paragraphs = re.split(r"\n\s*\n|\n(?=\d+\. )", page.read_text(encoding="utf-8"))
+    paragraph = next(p for p in paragraphs if intro in p)
+    model_admin = admin.site._registry[Tenant]
+    with translation.override(language):
+        labels = [str(label_for_field(name, Tenant, model_admin)) for name in model_admin.list_display]
+
+    assert ITALIC.findall(paragraph) == labels

@@ -32,6 +32,8 @@ admin.site.index_title = _("Merchants, draft counts and platform status")
 # Breadcrumbs and the landing page lead everywhere; the sidebar would take a quarter of a laptop screen from
 # the merchant list.
 admin.site.enable_nav_sidebar = False
+# The one mark for "no value" on every page, the one the console's own columns and panels write (Django's is "-").
+admin.site.empty_value_display = "—"
 
 
 def audit_record(

@@ -7,64 +7,28 @@ Screenshots are left under /tmp/wxp-admin-*.png for a human to look at.
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
 from django.contrib.auth.models import User
-from django.db import connections
 from django.utils import timezone
 
 from tenants.models import Tenant
 from tests.factories import make_snapshot, make_tenant
+<<<<<<< HEAD
 from tests.fixtures.platform import LivePlatform
+=======
+from tests.fixtures.browser import BROWSER_MARKS, PASSWORD, log_in
+>>>>>>> console
 from tests.fixtures.sandbox import Sandbox
 from wxplatform.component.models import Platform
 from wxplatform.component.services import component_add
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-PASSWORD = "browser-test-password-123"
 SHOTS = Path("/tmp")
 
-pytestmark = [
-    pytest.mark.browser,
-    # Skipped only where Chromium cannot be installed (scripts/ensure-test-tools.sh installs it where it can).
-    pytest.mark.skipif(
-        CHROMIUM is None, reason="chromium is not installed and could not be (see scripts/ensure-test-tools.sh)"
-    ),
-    # The live server's thread and Chromium read the database through their own connections.
-    pytest.mark.django_db(transaction=True),
-]
-
-
-@pytest.fixture
-def browser_page(live_server: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop in this thread, which makes Django refuse the test's own
-    # (synchronous, same-thread) ORM calls; Django's documented switch lets them through for this test only.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 1000})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        yield page
-        context.close()
-        browser.close()
-        # The test's ORM calls ran while Playwright's loop was running, on a connection of that context:
-        # closed here, or it would keep the test database from being dropped at the end of the session.
-        connections.close_all()
+pytestmark = list(BROWSER_MARKS)
 
 
 def _sandbox_tenant(sandbox: Sandbox, *, nickname: str, draft_count: int) -> Tenant:
@@ -83,14 +47,6 @@ def _sandbox_tenant(sandbox: Sandbox, *, nickname: str, draft_count: int) -> Ten
     )
 
 
-def _log_in(page: object, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/admin/login/")  # type: ignore[attr-defined]
-    page.fill("#id_username", username)  # type: ignore[attr-defined]
-    page.fill("#id_password", PASSWORD)  # type: ignore[attr-defined]
-    page.click("input[type=submit]")  # type: ignore[attr-defined]
-    page.wait_for_selector("#site-name")  # type: ignore[attr-defined]
-
-
 def test_operator_filters_opens_an_account_and_syncs_it_now(
     live_server: object, wechat_settings: Sandbox, browser_page: object
 ) -> None:
@@ -103,7 +59,7 @@ def test_operator_filters_opens_an_account_and_syncs_it_now(
         make_snapshot(tenant, total_count=count, fetched_at=now - timedelta(days=days_ago))
     make_tenant(nickname="Revoked Elsewhere", status="revoked", access_token="", refresh_token="")
 
-    _log_in(page, base_url, "operator")
+    log_in(page, base_url, "operator")
     page.click("text=Merchant accounts")  # type: ignore[attr-defined]
     # Filter: active accounts only, then search by nickname.
     page.click("a[href*='status__exact=active']")  # type: ignore[attr-defined]
@@ -145,7 +101,7 @@ def test_operator_issues_a_key_shown_once_then_marks_the_account_revoked(
     User.objects.create_superuser("operator", password=PASSWORD)
     tenant = make_tenant(nickname="Key Holder")
 
-    _log_in(page, base_url, "operator")
+    log_in(page, base_url, "operator")
     page.goto(f"{base_url}/admin/tenants/tenant/{tenant.pk}/change/")  # type: ignore[attr-defined]
     page.fill("#api-key-name", "ERP")  # type: ignore[attr-defined]
     page.click("#api-key-create input[type=submit]")  # type: ignore[attr-defined]
@@ -181,7 +137,7 @@ def test_console_reads_in_simplified_chinese(live_server: object, browser_page: 
     User.objects.create_superuser("operator", password=PASSWORD)
     make_tenant(nickname="示例服务号")
 
-    _log_in(page, base_url, "operator")
+    log_in(page, base_url, "operator")
     page.select_option("#wxp-language select", "zh-hans")  # type: ignore[attr-defined]
     page.wait_for_selector("html[lang='zh-hans']")  # type: ignore[attr-defined]
     page.goto(f"{base_url}/admin/tenants/tenant/")  # type: ignore[attr-defined]
@@ -245,7 +201,7 @@ def test_landing_page_merchant_list_and_platform_pages_fit_a_laptop_screen(
     )
     page.set_viewport_size({"width": 1366, "height": 900})  # type: ignore[attr-defined]
 
-    _log_in(page, base_url, "operator")
+    log_in(page, base_url, "operator")
     page.select_option("#wxp-language select", language)  # type: ignore[attr-defined]
     page.wait_for_selector(f"html[lang='{language}']")  # type: ignore[attr-defined]
     pages = (
@@ -312,7 +268,7 @@ def test_push_log_fits_a_laptop_screen_and_names_the_kinds(
         for n in range(44)
     )
     page.set_viewport_size({"width": 1366, "height": 900})  # type: ignore[attr-defined]
-    _log_in(page, base_url, "operator")
+    log_in(page, base_url, "operator")
     page.select_option("#wxp-language select", language)  # type: ignore[attr-defined]
     page.wait_for_selector(f"html[lang='{language}']")  # type: ignore[attr-defined]
 

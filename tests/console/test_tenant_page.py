@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -10,9 +11,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from drafts.models import AttemptOutcome, SyncAttempt, SyncTrigger
+from drafts.models import AttemptOutcome, SyncAttempt, SyncJob, SyncTrigger
 from tenants.models import Tenant, TenantAPIKey, TenantStatus
-from tests.factories import make_api_key, make_snapshot, make_tenant
+from tenants.services import tenant_revoke
+from tests.factories import api_headers, make_api_key, make_snapshot, make_tenant
 from tests.fixtures.sandbox import Sandbox
 from wxplatform.component.services import component_ticket_store, default_component
 from wxplatform.models import AuditEntry
@@ -163,13 +165,69 @@ def test_sync_now_shows_wechats_errcode_when_the_sync_fails(admin_client: Client
 
 
 @pytest.mark.django_db
-def test_sync_now_of_a_revoked_account_does_not_call_wechat(admin_client: Client, wechat_settings: Sandbox) -> None:
-    tenant = _sandbox_tenant(wechat_settings, draft_count=3, status=TenantStatus.REVOKED)
+@pytest.mark.parametrize("action", ["sync", "refresh_token", "clear_quota"])
+def test_a_revoked_account_refuses_every_call_to_wechat_and_records_nothing(
+    admin_client: Client, wechat_settings: Sandbox, action: str
+) -> None:
+    """Its page offers none of these; a stale page or a hand-made POST is refused with the reason."""
+    tenant = _sandbox_tenant(wechat_settings, draft_count=3)
+    tenant_revoke(component_id=tenant.component_id, authorizer_appid=tenant.authorizer_appid)
+    tenant.refresh_from_db()
+    before = Tenant.objects.filter(pk=tenant.pk).values().get()
+
+    html = admin_client.post(_url(action, tenant), follow=True).content.decode()
+
+    when = timezone.localtime(tenant.revoked_at).strftime("%Y-%m-%d %H:%M:%S")
+    assert (
+        f"This account revoked its authorization of the platform ({when}): it has no token, so it cannot be "
+        "synced and has no token to refresh until it authorizes again."
+    ) in html
+    assert Tenant.objects.filter(pk=tenant.pk).values().get() == before
+    assert not SyncJob.objects.exists() and not SyncAttempt.objects.exists() and not AuditEntry.objects.exists()
+    assert wechat_settings.control.counters()["draft_count_calls"] == {}
+
+
+@pytest.mark.django_db
+def test_an_account_that_must_authorize_again_refuses_sync_with_the_reason(admin_client: Client) -> None:
+    tenant = make_tenant(status=TenantStatus.NEEDS_REAUTH)
 
     html = admin_client.post(_url("sync", tenant), follow=True).content.decode()
 
-    assert "Not synced: Authorization revoked or to be renewed." in html
-    assert wechat_settings.control.counters()["draft_count_calls"] == {}
+    assert "This account&#x27;s authorization is no longer valid: it cannot be synced" in html
+    assert not SyncJob.objects.exists() and not AuditEntry.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_revoked_accounts_page_offers_no_sync_or_refresh_and_says_why(admin_client: Client, tenant: Tenant) -> None:
+    tenant_revoke(component_id=tenant.component_id, authorizer_appid=tenant.authorizer_appid)
+
+    html = admin_client.get(_page(tenant)).content.decode()
+
+    for button in ('id="sync-now"', 'id="refresh-token"', 'id="clear-quota"', 'id="mark-revoked"'):
+        assert button not in html
+    assert 'id="tenant-inactive"' in html and "it cannot be synced and has no token to refresh" in html
+
+
+@pytest.mark.django_db
+def test_a_revoked_accounts_keys_are_shown_as_the_api_treats_them(admin_client: Client, tenant: Tenant) -> None:
+    """Before the revocation: history only, then expired (403 api_key_history_only); issued after: the draft
+    count refused (403 tenant_revoked). The page says what the API answers, and the API answers it."""
+    _old, old_raw = make_api_key(tenant, name="before")
+    tenant_revoke(component_id=tenant.component_id, authorizer_appid=tenant.authorizer_appid)
+    _new, new_raw = make_api_key(tenant, name="after")
+    api = Client()
+
+    old_answer = api.get("/api/v1/draft-count", **api_headers(old_raw))
+    new_answer = api.get("/api/v1/draft-count", **api_headers(new_raw))
+    html = admin_client.get(_page(tenant)).content.decode()
+
+    assert (old_answer.status_code, old_answer.json()["error"]["code"]) == (403, "api_key_history_only")
+    assert (new_answer.status_code, new_answer.json()["error"]["code"]) == (403, "tenant_revoked")
+    keys = html.split('id="api-keys"')[1].split('id="webhooks"')[0]
+    states = re.findall(r'<span class="wxp-badge ([a-z-]+)" title="[^"]*">([^<]+)</span>', keys)
+    assert states == [("wxp-warn", "draft count refused"), ("wxp-warn", "history only")]
+    assert ">active<" not in keys
+    assert "403 api_key_history_only" in keys and "403 tenant_revoked" in keys
 
 
 @pytest.mark.django_db
@@ -186,18 +244,6 @@ def test_refresh_token_gets_a_new_token_from_wechat(admin_client: Client, wechat
     assert tenant.token_version == old_version + 1
     assert tenant.access_token != old_token
     assert AuditEntry.objects.get(action="tenant.refresh_token").detail == {"ok": True, "errcode": None}
-
-
-@pytest.mark.django_db
-def test_refresh_token_of_a_revoked_account_says_why_and_changes_nothing(admin_client: Client) -> None:
-    tenant = make_tenant(status=TenantStatus.REVOKED, access_token="", refresh_token="")
-
-    html = admin_client.post(_url("refresh_token", tenant), follow=True).content.decode()
-
-    assert "The account is not active: it has no token to refresh." in html
-    tenant.refresh_from_db()
-    assert tenant.token_version == 1
-    assert AuditEntry.objects.get(action="tenant.refresh_token").detail == {"ok": False, "errcode": None}
 
 
 @pytest.mark.django_db
@@ -338,4 +384,5 @@ def test_page_shows_when_the_account_is_next_polled_in_chinese(admin_client: Cli
     assert "下次定时查询时间" in html
     assert "草稿箱最近变动时间" in html
     shown = timezone.localtime(tenant.next_poll_at)
-    assert f"{shown.year}年{shown.month}月{shown.day}日" in html
+    # The console's one format (wxplatform/formats), in Chinese too.
+    assert f"{shown:%Y-%m-%d %H:%M:%S}" in html

@@ -20,6 +20,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
@@ -592,6 +593,7 @@ class TenantAdmin(AuditedAdminMixin):
             if not points or tenant.draft_count_fetched_at > points[-1][0]:
                 points.append((tenant.draft_count_fetched_at, tenant.draft_count))
         attempts = list(SyncAttempt.objects.filter(tenant=tenant).order_by("-at")[:RECENT_ATTEMPTS])
+        key_rows = [_api_key_row(tenant, key) for key in api_key_list(tenant=tenant)]
         return {
             "can_act": self.has_change_permission(request, tenant),
             "show_save": False,
@@ -632,7 +634,9 @@ class TenantAdmin(AuditedAdminMixin):
             "clears_used": clears_used(tenant),
             "clears_left": max(0, MONTHLY_CLEARS - clears_used(tenant)),
             "monthly_clears": MONTHLY_CLEARS,
-            "api_keys": api_key_list(tenant=tenant),
+            "api_keys": key_rows,
+            "api_key_notes": list(dict.fromkeys(row["note"] for row in key_rows if row["note"])),
+            "inactive_refusal": inactive_refusal(tenant),
             "webhooks": endpoint_list(tenant_id=tenant.pk).defer("secret"),
             "failing": _is_failing(tenant),
         }
@@ -648,11 +652,24 @@ class TenantAdmin(AuditedAdminMixin):
     def _back(self, tenant: Tenant) -> HttpResponseRedirect:
         return HttpResponseRedirect(reverse("admin:tenants_tenant_change", args=[tenant.pk]))
 
+    def _refuse_inactive(self, request: HttpRequest, tenant: Tenant) -> HttpResponseRedirect | None:
+        """Back to the page with the reason when the account has no authorization to call WeChat with (its
+        page offers no such action; a stale page or a hand-made POST lands here). Nothing is asked, queued,
+        recorded or audited: there is nothing to do until the merchant authorizes again."""
+        refusal = inactive_refusal(tenant)
+        if refusal is None:
+            return None
+        self.message_user(request, refusal, messages.ERROR)
+        return self._back(tenant)
+
     def sync_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """POST: sync this tenant now, in the request, so that the page shows the new count at once."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         tenant = self._tenant_for_action(request, object_id)
+        refused = self._refuse_inactive(request, tenant)
+        if refused is not None:
+            return refused
         result = draft_count_sync_tenant(tenant=tenant, trigger=SyncTrigger.ADMIN)
         audit_record(
             request=request,
@@ -674,6 +691,9 @@ class TenantAdmin(AuditedAdminMixin):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         tenant = self._tenant_for_action(request, object_id)
+        refused = self._refuse_inactive(request, tenant)
+        if refused is not None:
+            return refused
         error: str | None = None
         errcode: int | None = None
         try:
@@ -720,6 +740,9 @@ class TenantAdmin(AuditedAdminMixin):
         if request.method not in ("GET", "POST"):
             return HttpResponseNotAllowed(["GET", "POST"])
         tenant = self._tenant_for_action(request, object_id)
+        refused = self._refuse_inactive(request, tenant)
+        if refused is not None:
+            return refused
         if request.method == "POST":
             return self._clear_quota(request, tenant)
         context = {
@@ -951,6 +974,66 @@ def _profile_value(name: str, value: str) -> str:
     if name in _CHOICE_FIELDS:
         return str(_CHOICE_FIELDS[name].get(value, value))
     return value
+
+
+def _api_key_row(tenant: Tenant, key: TenantAPIKey) -> dict[str, Any]:
+    """A key with what the merchant API does with it now (tenants.authentication, wxplatform.api.views): the
+    badge's words and colour, and the whole answer in words for the note under the table."""
+    row: dict[str, Any] = {"key": key, "usable": False, "note": ""}
+    if key.revoked:
+        row.update(state=_("revoked"), css="wxp-muted")
+    elif key.has_expired:
+        row.update(state=_("expired"), css="wxp-muted")
+    elif key.history_only:
+        until = date_format(timezone.localtime(key.expiry_date), "DATETIME_FORMAT") if key.expiry_date else "—"
+        row.update(
+            state=_("history only"),
+            css="wxp-warn",
+            note=_(
+                "The authorization this key was issued under was revoked: the API answers its draft count history "
+                "only (403 api_key_history_only on everything else) until %(until)s, then refuses it as expired."
+            )
+            % {"until": until},
+        )
+    elif tenant.status == TenantStatus.REVOKED:
+        row.update(
+            state=_("draft count refused"),
+            css="wxp-warn",
+            note=_(
+                "The account revoked its authorization: the API answers the profile, quota and history, and "
+                "refuses the draft count and syncs (403 tenant_revoked)."
+            ),
+        )
+    elif tenant.status == TenantStatus.NEEDS_REAUTH:
+        row.update(
+            state=_("draft count refused"),
+            css="wxp-warn",
+            note=_(
+                "The account must authorize again: the API answers the profile, quota and history, and refuses "
+                "the draft count and syncs (403 tenant_needs_reauthorization)."
+            ),
+        )
+    else:
+        row.update(state=_("active"), css="wxp-ok", usable=True)
+    return row
+
+
+def inactive_refusal(tenant: Tenant) -> str | None:
+    """Why nothing can be asked of WeChat for this account (sync, token refresh, quota clear), or None when it is
+    active. A revoked account has no tokens left (tenants.services.tenant_revoke purged them); one that must
+    authorize again holds a refresh token WeChat no longer accepts."""
+    if tenant.status == TenantStatus.REVOKED:
+        when = date_format(timezone.localtime(tenant.revoked_at), "DATETIME_FORMAT") if tenant.revoked_at else "—"
+        return _(
+            "This account revoked its authorization of the platform (%(when)s): it has no token, so it cannot be "
+            "synced and has no token to refresh until it authorizes again."
+        ) % {"when": when}
+    if tenant.status == TenantStatus.NEEDS_REAUTH:
+        return _(
+            "This account's authorization is no longer valid: it cannot be synced and its token cannot be "
+            "refreshed until it authorizes the platform again."
+        )
+    return None
 
 
 def _target(tenant: Tenant) -> str:

@@ -44,8 +44,11 @@ def step_chart_svg(
     heartbeats, so the value at the window's edge usually comes from an older row).
     """
     # The right margin leaves room for the last date label, centred on the right edge.
-    left, right, top, bottom = 44, 24, 12, 26
+    left, right, top, bottom = 44, 36, 12, 26
     plot_w, plot_h = width - left - right, height - top - bottom
+    # `end` (now) is drawn this far inside the frame: a change made moments ago is a step and a dot one can
+    # see, not a vertical line on the frame's own edge.
+    inset = 16
     span = max((end - start).total_seconds(), 1.0)
 
     # The value in force at `start`, then the points inside the window.
@@ -60,7 +63,7 @@ def step_chart_svg(
     y_max = _nice_ceiling(max(values, default=0))
 
     def x(when: datetime) -> float:
-        return left + plot_w * (when - start).total_seconds() / span
+        return left + (plot_w - inset) * (when - start).total_seconds() / span
 
     def y(value: int) -> float:
         return top + plot_h * (1 - value / y_max)
@@ -84,7 +87,7 @@ def step_chart_svg(
         when = start + timedelta(days=day)
         parts.append(
             f'<text x="{x(when):.1f}" y="{height - 8}" font-size="11" text-anchor="middle" fill="#666">'
-            f"{timezone.localtime(when):%m-%d}</text>"
+            f"{timezone.localtime(when):%Y-%m-%d}</text>"
         )
 
     if initial is None and not inside:
@@ -111,28 +114,29 @@ def step_chart_svg(
     return mark_safe("".join(parts))  # noqa: S308 - every interpolated label above is escaped
 
 
-# The label column fits about 24 Latin characters at 12px, or 12 Chinese ones (they are twice as wide).
-_LABEL_UNITS = 24
+# Text widths at 12px, as the admin's sans-serif fonts draw them at the widest: a Chinese character is a square
+# em, a Latin one at most about 0.62 em (DejaVu Sans, the widest of the usual defaults, averages 0.55).
+_CJK_WIDTH, _LATIN_WIDTH = 12.0, 7.5
+# Below this a label column would leave most bars without a readable label; above, the chart widens instead.
+_MIN_LABEL_W, _MIN_PLOT_W = 60, 200
 
 
-def _truncate(text: str, units: int) -> str:
-    """`text` cut to `units` half-width cells, ellipsis included; the full text goes in a <title> tooltip."""
-    widths = [2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text]
-    if sum(widths) <= units:
-        return text
-    used, end = 1, 0  # the ellipsis takes one cell
-    while used + widths[end] <= units:
-        used += widths[end]
-        end += 1
-    return text[:end] + "…"
+def text_width(text: str) -> float:
+    """An upper bound of `text`'s width in pixels at 12px, so that a label column never cuts its label."""
+    return sum(_CJK_WIDTH if unicodedata.east_asian_width(char) in "WFA" else _LATIN_WIDTH for char in text)
 
 
 def bar_chart_svg(
     items: Sequence[tuple[str, int]], *, label: str, width: int = 480, bar_height: int = 18
 ) -> SafeString:
-    """Horizontal bars, one per (label, value), scaled to the largest value."""
-    label_w, value_w, gap = 160, 56, 6
-    plot_w = width - label_w - value_w
+    """Horizontal bars, one per (label, value), scaled to the largest value.
+
+    Labels are drawn whole: the label column is as wide as the longest one, and the picture grows when the
+    bars would otherwise have less than _MIN_PLOT_W (the page scales it down to its box, text and all)."""
+    value_w, gap = 56, 6
+    label_w = max(_MIN_LABEL_W, int(max((text_width(name) for name, _ in items), default=0)) + 2 * gap)
+    plot_w = max(width - label_w - value_w, _MIN_PLOT_W)
+    width = label_w + plot_w + value_w
     height = max(len(items), 1) * (bar_height + gap) + gap
     largest = max((v for _, v in items), default=0) or 1
     parts = [
@@ -144,11 +148,10 @@ def bar_chart_svg(
         parts.append(f'<text x="{gap}" y="{bar_height}" font-size="12" fill="#999">—</text>')
     for row, (name, value) in enumerate(items):
         top = gap + row * (bar_height + gap)
-        short = _truncate(name, _LABEL_UNITS)
         bar = max(plot_w * value / largest, 1 if value else 0)
         parts.append(
             f'<text x="{label_w - gap}" y="{top + bar_height - 5}" font-size="12" text-anchor="end" '
-            f'fill="#333"><title>{escape(name)}</title>{escape(short)}</text>'
+            f'fill="#333" class="wxp-bar-label">{escape(name)}</text>'
             f'<rect x="{label_w}" y="{top}" width="{bar:.1f}" height="{bar_height}" fill="#79aec8"/>'
             f'<text x="{label_w + bar + gap:.1f}" y="{top + bar_height - 5}" font-size="12" '
             f'fill="#333">{value}</text>'
