@@ -7,6 +7,7 @@ Screenshots are left under /tmp/wxp-admin-*.png for a human to look at.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,11 +18,8 @@ from django.utils import timezone
 
 from tenants.models import Tenant
 from tests.factories import make_snapshot, make_tenant
-<<<<<<< HEAD
-from tests.fixtures.platform import LivePlatform
-=======
 from tests.fixtures.browser import BROWSER_MARKS, PASSWORD, log_in
->>>>>>> console
+from tests.fixtures.platform import LivePlatform
 from tests.fixtures.sandbox import Sandbox
 from wxplatform.component.models import Platform
 from wxplatform.component.services import component_add
