@@ -4,8 +4,9 @@ a service key, at the same concurrency, against the same sandbox with 50 ms of W
 
 What the gateway adds per call: DRF, the service key's lookup and hash check (one query), its throttle (one
 Redis round trip), the account's row with its platform's appid and switch (one query), the forwarded call over
-the pooled session, the metric and the day's usage upsert (one query). Reported: throughput of each, the ratio (target >= 0.8x at 64 callers), and the added
-p50 and p99 latency (target: p50 under 3 ms).
+the pooled session, the metric and the day's usage upsert (one query). Reported: throughput of each, the ratio
+(target >= 0.8x at 64 callers), and the added p50 and p99 latency (target: p50 under 3 ms); docs/gateway.md
+says why two cores cannot meet them.
 
 - Sandbox: `python -m wxsandbox` as a subprocess, --latency 0.05.
 - Gateway: gunicorn with gthread workers (threads wait on WeChat, so a thread per in-flight call), its own
