@@ -119,7 +119,7 @@ def gateway_call(
             known = True
             forwarded = _call_component(platform, call)
         else:
-            tenant = key_account(key, component_appid, authorizer_appid)[1]
+            tenant = key_account(key, component_appid, authorizer_appid)
             known = True
             forwarded = _call_authorizer(tenant, call)
         outcome = _outcome(forwarded)

@@ -156,11 +156,11 @@ _ACCOUNT_FIELDS = (
 )
 
 
-def key_account(key: ServiceKey, component_appid: str, authorizer_appid: str) -> tuple[Platform, Tenant | None]:
-    """The platform named in the URL, if the key may use it (refused as by key_platform), and its account with
-    this appid (None when there is none). One query when the account exists: the account with its platform's
-    appid and switch; the platform is looked up on its own (key_platform) only when no account matches, so
-    that an unknown or switched-off platform is told apart from an unknown account."""
+def key_account(key: ServiceKey, component_appid: str, authorizer_appid: str) -> Tenant | None:
+    """The account with this appid on the platform named in the URL (None when there is none), if the key may
+    use that platform (refused as by key_platform). One query when the account exists: the account with its
+    platform's appid and switch; the platform is looked up on its own (key_platform) only when no account
+    matches, so that an unknown or switched-off platform is told apart from an unknown account."""
     _check_scope(key, component_appid)
     try:
         tenant = (
@@ -169,10 +169,11 @@ def key_account(key: ServiceKey, component_appid: str, authorizer_appid: str) ->
             .get(component__component_appid=component_appid, authorizer_appid=authorizer_appid)
         )
     except Tenant.DoesNotExist:
-        return key_platform(key, component_appid), None
+        key_platform(key, component_appid)
+        return None
     if not tenant.component.active:
         raise _inactive()
-    return tenant.component, tenant
+    return tenant
 
 
 def _check_scope(key: ServiceKey, component_appid: str) -> None:
@@ -273,7 +274,7 @@ def authority_authorizer_token(*, key: ServiceKey, component_appid: str, authori
         kind=HandoutKind.AUTHORIZER,
         component_appid=component_appid,
         authorizer_appid=authorizer_appid,
-        resolve=lambda: key_account(key, component_appid, authorizer_appid)[1],
+        resolve=lambda: key_account(key, component_appid, authorizer_appid),
         fetch=lambda tenant: usable_authorizer_token(tenant)[1],
     )
 
