@@ -2,10 +2,11 @@
 authorizer token, and the same call through /internal/v1/…/authorizers/<appid>/wechat/cgi-bin/draft/count with
 a service key, at the same concurrency, against the same sandbox with 50 ms of WeChat latency.
 
-What the gateway adds per call: DRF, the service key's lookup and hash check, its throttle (one Redis round
-trip), the tenant's row (one query), the forwarded call over the pooled session, the metric and the day's usage
-upsert (one query). Reported: throughput of each, the ratio (target >= 0.8x at 64 callers), and the added
-p50 and p99 latency (target: p50 under 3 ms).
+What the gateway adds per call: DRF, the service key's lookup and hash check (one query), its throttle (one
+Redis round trip), the account's row with its platform's appid and switch (one query), the forwarded call over
+the pooled session, the metric and the day's usage upsert (one query). Reported: throughput of each, the ratio
+(target >= 0.8x at 64 callers), and the added p50 and p99 latency (target: p50 under 3 ms); docs/gateway.md
+says why two cores cannot meet them.
 
 - Sandbox: `python -m wxsandbox` as a subprocess, --latency 0.05.
 - Gateway: gunicorn with gthread workers (threads wait on WeChat, so a thread per in-flight call), its own
@@ -15,6 +16,7 @@ p50 and p99 latency (target: p50 under 3 ms).
 
     python -m bench gateway
     python bench/bench_gateway.py --connections 64 --seconds 10 --rounds 2
+    python -m bench gateway --profile      # CPU per call in process, and where it goes (cProfile)
 """
 
 from __future__ import annotations
@@ -63,11 +65,76 @@ Tenant.objects.create(
 """
 
 
-def run(args: argparse.Namespace) -> None:
-    import requests
+# One gateway call and one token hand-out end to end, through Django's WSGI handler as gunicorn calls it, beside
+# /healthz: the CPU time of each (thread_time, so waits on the sandbox, PostgreSQL and Redis are not counted; best
+# of several rounds) and, under cProfile, where a gateway call's and a hand-out's goes.
+_PROFILE = """
+import cProfile, io, pstats, time
 
-    sandbox_port = _free_port()
-    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+from django.core.handlers.wsgi import WSGIHandler
+from django.test import RequestFactory
+
+handler = WSGIHandler()
+factory = RequestFactory()
+auth = {"HTTP_AUTHORIZATION": "Service-Key " + RAW_KEY, "SERVER_NAME": "127.0.0.1"}
+base = f"/internal/v1/components/{COMPONENT}/authorizers/{APPID}"
+environs = {
+    "/healthz": factory.get("/healthz", SERVER_NAME="127.0.0.1").environ,
+    "gateway call": factory.get(base + "/wechat/cgi-bin/draft/count", **auth).environ,
+    "token hand-out": factory.get(base + "/token", **auth).environ,
+}
+statuses = set()
+
+def one(environ):
+    response = handler(dict(environ), lambda status, headers, exc_info=None: statuses.add(status))
+    b"".join(response)
+    response.close()
+
+for environ in environs.values():
+    for _ in range(50):
+        one(environ)  # connects, imports, warms up
+if statuses != {"200 OK"}:
+    raise SystemExit(f"answered {statuses}")
+
+def cpu_per_request(environ):
+    started = time.thread_time()
+    for _ in range(200):
+        one(environ)
+    return (time.thread_time() - started) / 200
+
+for name, environ in environs.items():
+    best = min(cpu_per_request(environ) for _ in range(ROUNDS))
+    print(f"CPU per request, {name}: {best * 1000:.3f} ms")
+for name in ("gateway call", "token hand-out"):
+    profiler = cProfile.Profile(time.thread_time)
+    profiler.enable()
+    for _ in range(PROFILE_CALLS):
+        one(environs[name])
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    print(f"=== {name}: {PROFILE_CALLS} requests ===")
+    stats.sort_stats("cumulative").print_stats(PROFILE_LINES)
+    stats.sort_stats("tottime").print_stats(PROFILE_LINES)
+    print(out.getvalue())
+"""
+
+
+def _seeded(env: dict[str, str], control: SandboxControl, allow: str) -> tuple[dict[str, str], str]:
+    """Migrates the bench database, stores one authorized sandbox account with a fresh token, and issues a service
+    key allowed `allow`: the account and the raw key."""
+    control.update_config(daily_quota=10**9)
+    account: dict[str, str] = control.create_authorizer(authorized=True, draft_count=3)
+    _manage(env, "migrate", "--verbosity", "0")
+    seed = (
+        f"APPID = {account['appid']!r}\nTOKEN = {account['authorizer_access_token']!r}\n"
+        f"REFRESH = {account['authorizer_refresh_token']!r}\n{_SEED}"
+    )
+    _manage(env, "shell", "-c", seed)
+    return account, _manage(env, "issue_service_key", "bench", "--allow", allow).strip()
+
+
+def _bench_environment(sandbox_url: str) -> dict[str, str]:
     component = SandboxConfig()
     env = _environment()
     env.update(
@@ -81,27 +148,56 @@ def run(args: argparse.Namespace) -> None:
             "SERVICE_KEY_RATE": "100000000/min",
         }
     )
-    drop = f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)'
-    _admin_sql(env["DATABASE_URL"], drop, f'CREATE DATABASE "{BENCH_DATABASE}"')
-    sandbox = subprocess.Popen(
-        [sys.executable, "-m", "wxsandbox", "--port", str(sandbox_port), "--ticket-interval", "0",
-         "--latency", str(args.latency), "--seed", "1"],
+    return env
+
+
+def _start_sandbox(port: int, latency: float) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "wxsandbox", "--port", str(port), "--ticket-interval", "0",
+         "--latency", str(latency), "--seed", "1"],
         cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+def profile(args: argparse.Namespace) -> None:
+    sandbox_port = _free_port()
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    env = _bench_environment(sandbox_url)
+    drop = f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)'
+    _admin_sql(env["DATABASE_URL"], drop, f'CREATE DATABASE "{BENCH_DATABASE}"')
+    # No added WeChat latency: thread_time counts CPU only, and the profile runs sooner.
+    sandbox = _start_sandbox(sandbox_port, 0.0)
+    try:
+        control = SandboxControl(sandbox_url)
+        control.wait_until_ready(timeout=30)
+        account, raw_key = _seeded(env, control, "/cgi-bin/draft/*")
+        code = (
+            f"RAW_KEY = {raw_key!r}\nCOMPONENT = {env['WECHAT_COMPONENT_APPID']!r}\nAPPID = {account['appid']!r}\n"
+            f"ROUNDS = 5\nPROFILE_CALLS = {args.profile_calls}\nPROFILE_LINES = {args.profile_lines}\n"
+        )
+        print(_manage(env, "shell", "-c", code + _PROFILE))
+    finally:
+        sandbox.send_signal(signal.SIGINT)
+        sandbox.wait(timeout=30)
+        _clear_redis(env["REDIS_URL"], env["REDIS_KEY_PREFIX"])
+        _admin_sql(env["DATABASE_URL"], drop)
+
+
+def run(args: argparse.Namespace) -> None:
+    import requests
+
+    sandbox_port = _free_port()
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    env = _bench_environment(sandbox_url)
+    drop = f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)'
+    _admin_sql(env["DATABASE_URL"], drop, f'CREATE DATABASE "{BENCH_DATABASE}"')
+    sandbox = _start_sandbox(sandbox_port, args.latency)
     server: subprocess.Popen[bytes] | None = None
     log = Path(tempfile.mkstemp(prefix="bench-gateway-gunicorn-", suffix=".log")[1])
     try:
         control = SandboxControl(sandbox_url)
         control.wait_until_ready(timeout=30)
-        control.update_config(daily_quota=10**9)
-        account = control.create_authorizer(authorized=True, draft_count=3)
-        _manage(env, "migrate", "--verbosity", "0")
-        seed = (
-            f"APPID = {account['appid']!r}\nTOKEN = {account['authorizer_access_token']!r}\n"
-            f"REFRESH = {account['authorizer_refresh_token']!r}\n{_SEED}"
-        )
-        _manage(env, "shell", "-c", seed)
-        service_key = _manage(env, "issue_service_key", "bench", "--allow", "/cgi-bin/draft/*").strip()
+        account, service_key = _seeded(env, control, "/cgi-bin/draft/*")
         port = _free_port()
         with log.open("ab") as out:
             server = subprocess.Popen(
@@ -113,7 +209,7 @@ def run(args: argparse.Namespace) -> None:
         base = f"http://127.0.0.1:{port}"
         _wait_for(f"{base}/healthz")
         gateway = (
-            f"{base}/internal/v1/components/{component.component_appid}/authorizers/{account['appid']}"
+            f"{base}/internal/v1/components/{env['WECHAT_COMPONENT_APPID']}/authorizers/{account['appid']}"
             "/wechat/cgi-bin/draft/count"
         )
         targets = {
@@ -175,8 +271,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument("--profile", action="store_true", help="profile one call and one hand-out in process")
+    parser.add_argument("--profile-calls", type=int, default=1000)
+    parser.add_argument("--profile-lines", type=int, default=40)
     args = parser.parse_args(argv if argv is not None else [])
-    run(args)
+    if args.profile:
+        profile(args)
+    else:
+        run(args)
 
 
 if __name__ == "__main__":

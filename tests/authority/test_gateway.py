@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from pytest_django import DjangoAssertNumQueries
 
 from tenants.models import Tenant, TenantStatus
 from tests.authority.helpers import METRICS_TOKEN
@@ -77,6 +78,28 @@ def test_an_allowed_call_reaches_wechat_with_the_accounts_token_and_comes_back_u
         1,
         0,
     )
+
+
+def test_a_call_reads_the_key_and_the_account_with_its_platform_in_two_queries_and_counts_in_one(
+    wechat_settings: Sandbox, client: Client, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
+    component_ready(wechat_settings)
+    tenant = sandbox_tenant(wechat_settings, draft_count=4)
+    raw = make_service_key(name="editor", component=default_component(), allowed_paths=["/cgi-bin/draft/*"])[1]
+    url = gateway_url(DRAFT_COUNT, tenant.authorizer_appid)
+    client.get(url, **service_headers(raw))  # the key's first use is recorded
+
+    with django_assert_num_queries(3) as queries:
+        response = client.get(url, **service_headers(raw))
+
+    assert response.status_code == 200
+    key_sql, account_sql, usage_sql = (query["sql"] for query in queries.captured_queries)
+    assert 'FROM "authority_servicekey"' in key_sql
+    assert 'FROM "tenants_tenant"' in account_sql and 'JOIN "component_platform"' in account_sql
+    assert usage_sql.startswith("INSERT INTO authority_gatewayusage")
+    # Neither the account's refresh token nor the platform's secrets and token are read (or decrypted) for it.
+    for column in ('"refresh_token"', '"appsecret"', '"aes_key"', '"verify_ticket"', '"component_platform"."access'):
+        assert column not in key_sql + account_sql
 
 
 def test_each_call_is_counted_per_key_account_and_path_once_a_day(wechat_settings: Sandbox, client: Client) -> None:

@@ -13,6 +13,7 @@ from django.apps import apps
 from django.test import Client
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
+from pytest_django import DjangoAssertNumQueries
 
 from tenants.models import Eligibility, Tenant, TenantStatus
 from tests.authority.helpers import METRICS_TOKEN, authorizer_url, component_url, handouts_metric, platform_with_token
@@ -240,3 +241,24 @@ def test_an_account_of_another_platform_is_a_404_on_this_one(client: Client, raw
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "tenant_not_found"
     assert tenant.access_token not in response.content.decode()
+
+
+def test_an_authorizer_hand_out_reads_the_key_and_the_account_with_its_platform_in_two_queries(
+    client: Client, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
+    credential = platform_with_token()
+    tenant = make_tenant()
+    raw = make_service_key(name="reporting", component=credential)[1]
+    client.get(authorizer_url(tenant.authorizer_appid), **service_headers(raw))  # the key's first use is recorded
+
+    with django_assert_num_queries(3) as queries:
+        response = client.get(authorizer_url(tenant.authorizer_appid), **service_headers(raw))
+
+    assert response.status_code == 200
+    key_sql, account_sql, audit_sql = (query["sql"] for query in queries.captured_queries)
+    assert 'FROM "authority_servicekey"' in key_sql
+    assert 'FROM "tenants_tenant"' in account_sql and 'JOIN "component_platform"' in account_sql
+    assert audit_sql.startswith('INSERT INTO "authority_tokenhandout"')
+    # Neither the account's refresh token nor the platform's secrets and token are read (or decrypted) for it.
+    for column in ('"refresh_token"', '"appsecret"', '"aes_key"', '"verify_ticket"', '"component_platform"."access'):
+        assert column not in key_sql + account_sql

@@ -53,6 +53,22 @@ def test_the_client_sends_every_call_through_the_proxy(sandbox: Sandbox, forward
     assert call_outcome(refused.value) == "connection"
 
 
+def test_without_wechat_http_proxy_the_client_connects_directly_whatever_the_environment_says(
+    sandbox: Sandbox, forward_proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket = sandbox.control.push_ticket()["ticket"]
+    # As the fan-out does: the environment's proxy variables are not a way out (and are not read on every call).
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, forward_proxy.url)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+    with make_client(sandbox.base_url, sandbox) as wechat:
+        assert wechat.api_component_token(component_verify_ticket=ticket).access_token
+
+    assert forward_proxy.requests() == []
+
+
 def test_the_fan_out_sends_every_draft_count_through_the_proxy(sandbox: Sandbox, forward_proxy: ForwardProxy) -> None:
     accounts = sandbox.control.bulk_create_authorizers(5, draft_count=(0, 20))
     items = [(a["appid"], a["authorizer_access_token"]) for a in accounts]

@@ -26,12 +26,14 @@ from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from tenants.models import Tenant
 from tenants.quota import quota_day_of
 from wxplatform.authority.models import GatewayUsage, HandoutOutcome, ServiceKey
 from wxplatform.authority.services import (
     HandoutRefused,
     authorizer_token_refresh,
     component_token_for,
+    key_account,
     key_platform,
     usable_authorizer_token,
 )
@@ -112,9 +114,14 @@ def gateway_call(
                 _("This service key may not call %(path)s through the gateway.") % {"path": call.path},
             )
         pattern = matched
-        platform = key_platform(key, component_appid)
-        known = True
-        forwarded = _call(platform, authorizer_appid, call)
+        if authorizer_appid is None:
+            platform = key_platform(key, component_appid)
+            known = True
+            forwarded = _call_component(platform, call)
+        else:
+            tenant = key_account(key, component_appid, authorizer_appid)
+            known = True
+            forwarded = _call_authorizer(tenant, call)
         outcome = _outcome(forwarded)
         return forwarded
     except HandoutRefused as refusal:
@@ -129,26 +136,33 @@ def gateway_call(
             _count(key, component_appid, authorizer_appid or "", call.path, failed=outcome != "0")
 
 
-def _call(platform: Platform, authorizer_appid: str | None, call: GatewayCall) -> Forwarded:
-    query = [(name, value) for name, value in call.query if name not in _TOKEN_PARAMS]
-    if authorizer_appid is None:
-        token = component_token_for(platform).access_token
+def _call_component(platform: Platform, call: GatewayCall) -> Forwarded:
+    query = _query(call)
+    token = component_token_for(platform).access_token
+    answer = _send(call, query, COMPONENT_TOKEN_PARAM, token)
+    if _token_refused(answer):
+        # Refreshed once, single-flight: a caller that finds a newer token than the one refused uses it.
+        try:
+            token = component_token_refresh(platform, stale_token=token)
+        except WeChatError as exc:
+            logger.warning("gateway: component token refresh failed: %s", type(exc).__name__)
+            return answer
         answer = _send(call, query, COMPONENT_TOKEN_PARAM, token)
-        if _token_refused(answer):
-            # Refreshed once, single-flight: a caller that finds a newer token than the one refused uses it.
-            try:
-                token = component_token_refresh(platform, stale_token=token)
-            except WeChatError as exc:
-                logger.warning("gateway: component token refresh failed: %s", type(exc).__name__)
-                return answer
-            answer = _send(call, query, COMPONENT_TOKEN_PARAM, token)
-        return _scrubbed(answer, token)
-    tenant, handed, version = usable_authorizer_token(platform, authorizer_appid)
+    return _scrubbed(answer, token)
+
+
+def _call_authorizer(tenant: Tenant | None, call: GatewayCall) -> Forwarded:
+    query = _query(call)
+    tenant, handed, version = usable_authorizer_token(tenant)
     answer = _send(call, query, AUTHORIZER_TOKEN_PARAM, handed.access_token)
     if _token_refused(answer):
         handed, version = authorizer_token_refresh(tenant, stale_version=version)
         answer = _send(call, query, AUTHORIZER_TOKEN_PARAM, handed.access_token)
     return _scrubbed(answer, handed.access_token)
+
+
+def _query(call: GatewayCall) -> list[tuple[str, str]]:
+    return [(name, value) for name, value in call.query if name not in _TOKEN_PARAMS]
 
 
 def _send(call: GatewayCall, query: list[tuple[str, str]], token_param: str, token: str) -> Forwarded:

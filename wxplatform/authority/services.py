@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import cast
+from typing import TypeVar, cast
 
 from django.conf import settings
 from django.utils import timezone
@@ -46,6 +46,8 @@ from wxplatform.core.pruning import delete_in_batches
 from wxplatform.wechat.errors import REVOKED_CODES, AccountStateError, RefreshTokenError, WeChatError
 
 logger = logging.getLogger(__name__)
+
+Resolved = TypeVar("Resolved")
 
 
 @dataclass(frozen=True)
@@ -126,13 +128,7 @@ def service_key_revoke(*, key: ServiceKey) -> bool:
 
 def key_platform(key: ServiceKey, component_appid: str) -> Platform:
     """The platform named in the URL, if the key may fetch its tokens."""
-    if key.component is not None and key.component.component_appid != component_appid:
-        raise HandoutRefused(
-            HandoutOutcome.FORBIDDEN,
-            "service_key_out_of_scope",
-            _("This service key may fetch the tokens of platform %(appid)s only.")
-            % {"appid": key.component.component_appid},
-        )
+    _check_scope(key, component_appid)
     try:
         platform = component_get(component_appid)
     except ComponentUnknown:
@@ -140,6 +136,54 @@ def key_platform(key: ServiceKey, component_appid: str) -> Platform:
     if not platform.active:
         raise _inactive()
     return platform
+
+
+# What a hand-out or a gateway call reads of the account (_check_usable, the freshness test, the version). The
+# other fields, the refresh token among them, are neither loaded nor decrypted; a refusal that reads one loads
+# it then, by a query of its own, and the tests that count a call's queries keep this list complete.
+_ACCOUNT_FIELDS = (
+    "component",
+    "authorizer_appid",
+    "status",
+    "is_test_account",
+    "eligibility",
+    "eligibility_detail",
+    "access_token",
+    "access_token_expires_at",
+    "token_version",
+    "component__component_appid",
+    "component__active",
+)
+
+
+def key_account(key: ServiceKey, component_appid: str, authorizer_appid: str) -> Tenant | None:
+    """The account with this appid on the platform named in the URL (None when there is none), if the key may
+    use that platform (refused as by key_platform). One query when the account exists: the account with its
+    platform's appid and switch; the platform is looked up on its own (key_platform) only when no account
+    matches, so that an unknown or switched-off platform is told apart from an unknown account."""
+    _check_scope(key, component_appid)
+    try:
+        tenant = (
+            Tenant.objects.select_related("component")
+            .only(*_ACCOUNT_FIELDS)
+            .get(component__component_appid=component_appid, authorizer_appid=authorizer_appid)
+        )
+    except Tenant.DoesNotExist:
+        key_platform(key, component_appid)
+        return None
+    if not tenant.component.active:
+        raise _inactive()
+    return tenant
+
+
+def _check_scope(key: ServiceKey, component_appid: str) -> None:
+    if key.component is not None and key.component.component_appid != component_appid:
+        raise HandoutRefused(
+            HandoutOutcome.FORBIDDEN,
+            "service_key_out_of_scope",
+            _("This service key may fetch the tokens of platform %(appid)s only.")
+            % {"appid": key.component.component_appid},
+        )
 
 
 def _inactive() -> HandoutRefused:
@@ -177,13 +221,15 @@ def _handout(
     kind: HandoutKind,
     component_appid: str,
     authorizer_appid: str = "",
-    fetch: Callable[[Platform], HandOut],
+    resolve: Callable[[], Resolved],
+    fetch: Callable[[Resolved], HandOut],
 ) -> HandOut:
+    """`resolve` finds what the URL names (refusing an unknown or forbidden platform), `fetch` its token."""
     known = False
     try:
-        platform = key_platform(key, component_appid)
+        resolved = resolve()
         known = True
-        handed = fetch(platform)
+        handed = fetch(resolved)
     except HandoutRefused as refused:
         _record(
             key=key,
@@ -212,28 +258,30 @@ def _handout(
 
 def authority_component_token(*, key: ServiceKey, component_appid: str) -> HandOut:
     """The platform's component access token, valid for at least COMPONENT_REFRESH_MARGIN."""
-    return _handout(key=key, kind=HandoutKind.COMPONENT, component_appid=component_appid, fetch=component_token_for)
+    return _handout(
+        key=key,
+        kind=HandoutKind.COMPONENT,
+        component_appid=component_appid,
+        resolve=lambda: key_platform(key, component_appid),
+        fetch=component_token_for,
+    )
 
 
 def authority_authorizer_token(*, key: ServiceKey, component_appid: str, authorizer_appid: str) -> HandOut:
     """An authorized account's access token, valid for at least AUTHORIZER_REFRESH_MARGIN."""
-
-    def fetch(platform: Platform) -> HandOut:
-        return usable_authorizer_token(platform, authorizer_appid)[1]
-
     return _handout(
         key=key,
         kind=HandoutKind.AUTHORIZER,
         component_appid=component_appid,
         authorizer_appid=authorizer_appid,
-        fetch=fetch,
+        resolve=lambda: key_account(key, component_appid, authorizer_appid),
+        fetch=lambda tenant: usable_authorizer_token(tenant)[1],
     )
 
 
-def usable_authorizer_token(platform: Platform, authorizer_appid: str) -> tuple[Tenant, HandOut, int]:
+def usable_authorizer_token(tenant: Tenant | None) -> tuple[Tenant, HandOut, int]:
     """The account's access token (and its version), refreshed first when within its margin; HandoutRefused
-    when the account has no usable token (see the module's docstring)."""
-    tenant = Tenant.objects.filter(component=platform, authorizer_appid=authorizer_appid).first()
+    when there is no account (None, from key_account) or it has no usable token (see the module's docstring)."""
     if tenant is None:
         raise HandoutRefused(
             HandoutOutcome.NOT_FOUND, "tenant_not_found", _("No account with this AppID authorized the platform.")
@@ -308,7 +356,8 @@ def _check_usable(tenant: Tenant) -> None:
             _("WeChat reports the account as deregistered, banned or frozen: %(reason)s")
             % {"reason": tenant.eligibility_detail or Eligibility(tenant.eligibility).label},
         )
-    if not tenant.refresh_token and not tenant.access_token:
+    # The access token first: the refresh token is read (and decrypted) only when there is no access token.
+    if not tenant.access_token and not tenant.refresh_token:
         raise _no_token()
 
 
