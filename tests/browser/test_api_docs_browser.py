@@ -4,40 +4,23 @@ Screenshots are left under /tmp/wxp-api-docs-*.png for a human to look at."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.db import connections
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+from tests.fixtures.browser import BROWSER_MARKS
+
 SHOTS = Path("/tmp")
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        CHROMIUM is None, reason="chromium is not installed and could not be (see scripts/ensure-test-tools.sh)"
-    ),
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = list(BROWSER_MARKS)
 
 
 @pytest.fixture
-def docs_page(live_server: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        # An English browser: the page's language comes from ?lang=, not from the browser.
-        context = browser.new_context(locale="en-US", viewport={"width": 1366, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        yield page
-        context.close()
-        browser.close()
-        connections.close_all()
+def docs_page(browser_page: object) -> Iterator[object]:
+    """The shared English browser (the page's language comes from ?lang=, not from the browser), 1366 px wide."""
+    browser_page.set_viewport_size({"width": 1366, "height": 900})  # type: ignore[attr-defined]
+    yield browser_page
 
 
 @pytest.mark.parametrize(
