@@ -153,3 +153,17 @@ def test_the_home_counts_each_sync_once_whatever_started_it(admin_client: Client
     assert _chart_values(html, "errors")[today] == 2
     assert "Today: 6 synced, 2 not called on purpose, 2 failed" in html
     assert _chart_values(html, "skipped") == {"Daily quota budget used": 1, "Synced moments ago": 1}
+
+
+def test_a_sync_stamped_after_today_by_a_clock_ahead_is_left_out(admin_client: Client, tenant: Tenant) -> None:
+    """A worker whose clock runs a little ahead stamps an attempt with tomorrow's date just after midnight: the
+    home still answers, and counts it once its day comes."""
+    SyncAttempt.objects.create(
+        tenant=tenant, at=timezone.now() + timedelta(days=1), trigger=SyncTrigger.API, outcome=AttemptOutcome.CHANGED
+    )
+    SyncRun.objects.create(trigger=SyncTrigger.SCHEDULE, changed=1)
+    SyncRun.objects.filter(trigger=SyncTrigger.SCHEDULE).update(started_at=timezone.now() + timedelta(days=1))
+
+    response = admin_client.get("/admin/")
+
+    assert response.status_code == 200

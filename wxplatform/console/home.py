@@ -108,8 +108,11 @@ def syncs_by_day(now: datetime) -> dict[date, DayCounts]:
         .values("day")
         .annotate(changed=Sum("changed"), unchanged=Sum("unchanged"), failed=Sum("failed"), skipped=Sum("skipped"))
     )
+    # A day outside the window (a row stamped by a host whose clock runs ahead, just after midnight) is left out.
     for row in runs:
-        day = counts[row["day"]]
+        day = counts.get(row["day"])
+        if day is None:
+            continue
         day.synced += (row["changed"] or 0) + (row["unchanged"] or 0)
         day.skipped += row["skipped"] or 0
         day.failed += row["failed"] or 0
@@ -121,7 +124,9 @@ def syncs_by_day(now: datetime) -> dict[date, DayCounts]:
         .annotate(n=Count("id"))
     )
     for row in attempts:
-        day = counts[row["day"]]
+        day = counts.get(row["day"])
+        if day is None:
+            continue
         if row["outcome"] in (AttemptOutcome.CHANGED, AttemptOutcome.UNCHANGED):
             day.synced += row["n"]
         elif row["outcome"] in NOT_CALLED:
