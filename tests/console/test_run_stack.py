@@ -74,6 +74,8 @@ class Stack:
         self.process: subprocess.Popen[bytes] | None = None
         self.extra: list[str] = []
         self.extra_env: dict[str, str] = {}
+        # Started as a shell without job control starts a background command: SIGINT ignored.
+        self.sigint_ignored = False
 
     def command(self) -> list[str]:
         return [sys.executable, str(ROOT / "manage.py"), "run_stack", "--port", str(self.port),
@@ -86,6 +88,7 @@ class Stack:
                 self.command(), cwd=ROOT, env={**stack_env(self.var_dir, self.sandbox_port), **self.extra_env},
                 stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if self.sigint_ignored else None,
             )  # fmt: skip
 
     def output(self) -> str:
@@ -438,3 +441,17 @@ def test_no_process_of_the_stack_outlives_run_stack_however_it_dies(stack: Stack
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(("127.0.0.1", port))
+
+
+def test_ctrl_c_stops_make_run_even_when_it_was_started_with_sigint_ignored(stack: Stack) -> None:
+    """`make run &` from a script (a shell without job control) starts it with SIGINT ignored, which Python keeps:
+    Ctrl-C (or a test's SIGINT) must still stop the stack, in order."""
+    stack.sigint_ignored = True
+    stack.extra = ["--no-demo"]
+    stack.start()
+    stack.wait_running()
+
+    stack.interrupt()
+
+    assert "Stopping…" in stack.output()
+    assert stack.leftovers(within=10) == []

@@ -151,6 +151,9 @@ class Command(BaseCommand):
         # cannot be caught, so each child also asks the kernel to stop it when this process dies (_die_with_parent).
         for signum in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, lambda number, _frame: self._stop_and_exit(128 + number))
+        # Ctrl-C stops it however it was started: a shell without job control starts a background command with
+        # SIGINT ignored, and Python then leaves it ignored (no KeyboardInterrupt at all).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             started = time.time()
             self._start_children(options, web)
