@@ -71,7 +71,8 @@ SCHEDULE = (
         1,
         "minutes",
         _("Sweep lost on-demand sync jobs"),
-        "Queues again on-demand sync jobs whose task never reached a worker, or whose worker died.",
+        "Queues again on-demand sync jobs whose task never reached a worker, or whose worker died, and the next "
+        "chunks of sync runs that stalled (their chunk messages lost).",
     ),
     Entry(
         "Prune draft sync history",
