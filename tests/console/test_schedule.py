@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from django.apps import apps
 from django.core.management import call_command
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -86,6 +88,27 @@ def test_a_second_migrate_keeps_what_staff_changed_and_brings_back_a_deleted_ent
     call_command("migrate", verbosity=0)
     assert _rows() == {**before, "Prune token hand-outs": recreated}
     assert PeriodicTasks.objects.get(ident=1).last_update == marker
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("edited", [False, True])
+def test_a_description_change_reaches_rows_still_holding_the_old_text_and_no_row_staff_edited(edited: bool) -> None:
+    _ensure_installed()
+    old_text = "Queues again on-demand sync jobs whose task never reached a worker, or whose worker died."
+    before = "paused during the migration audit" if edited else old_text
+    executor = MigrationExecutor(connection)
+    executor.migrate([("drafts", "0014_snapshot_one_index")])
+    try:
+        # The row as drafts 0009 left it, or as staff edited it in the console.
+        PeriodicTask.objects.filter(task="drafts.sweep_jobs").update(description=before)
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+    sweep = next(entry for entry in SCHEDULE if entry.task == "drafts.sweep_jobs")
+    expected = before if edited else sweep.description
+    assert PeriodicTask.objects.get(task="drafts.sweep_jobs").description == expected
+    assert expected != old_text or edited
 
 
 @pytest.mark.django_db

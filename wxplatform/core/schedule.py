@@ -8,7 +8,8 @@ wxplatform.apps) and creates the entries of this table that are missing, and not
   created a second time);
 - an existing row is never written: interval, enabled, expiry, arguments, description, even the task name
   are staff's to edit in the console, and the code cannot tell an edit from the value it once wrote. A
-  change of interval meant for every deployment therefore needs a data migration of its own, as before;
+  change of interval or description meant for every deployment therefore needs a data migration of its own,
+  which rewrites only the value it replaces (drafts 0015 does so for a description);
 - the one write besides new rows is the change marker (PeriodicTasks), and only when a row was created, so
   that a running beat reloads its schedule;
 - a deleted entry comes back at the next migrate: staff switch a task off by disabling it, which is kept.
