@@ -28,6 +28,7 @@ from tests.factories import make_tenant
 from tests.fixtures.sandbox import Sandbox
 from tests.fixtures.sync import component_ready, make_all_due, sandbox_tenant, sandbox_tenants, worker_env
 from tests.fixtures.worker import ROOT, Worker
+from wxplatform.celery import app as celery_app
 from wxplatform.component.clients import wechat_client
 from wxplatform.component.models import Platform
 from wxplatform.component.services import component_add, component_ticket_store, default_component
@@ -354,6 +355,9 @@ def test_counters_of_worker_processes_reach_the_scrape(
     client: Any, open_metrics: None, sync_settings: Sandbox, worker_factory: Callable[..., Worker]
 ) -> None:
     tenant = sandbox_tenant(sync_settings, draft_count=8)
+    # The queue is the test session's: an earlier test that published a task and ran no worker left its message
+    # there, and this worker would run it too (a second drafts.sync_job in the count). Only this test's job runs.
+    celery_app.control.purge()
     before = scrape(client)
     worker_factory(concurrency=2, env=worker_env())
 
