@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from drafts.models import DraftSnapshot, SyncJob, SyncRun
 from drafts.rules import quota_day
@@ -18,6 +19,8 @@ from tenants.models import Eligibility, Tenant
 from tests.fixtures.sandbox import Sandbox
 from tests.fixtures.sync import sandbox_tenant, sandbox_tenants
 from tests.fixtures.worker import ROOT, _database_url
+from wxplatform.core.errcodes import MEANINGS
+from wxplatform.core.summary import columns
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +60,7 @@ def test_sync_all_syncs_every_eligible_account_and_prints_a_summary(sync_setting
         ("  Daily quota exhausted, paused until it resets", 1),
         ("  Daily quota budget used", 1),
         ("failed", 1),
-        ("  errcode 61007", 1),
+        ("  61007 permission set not granted to this platform", 1),
     ]
     assert "12/12" in err  # the progress bar
     assert DraftSnapshot.objects.count() == 9
@@ -65,6 +68,25 @@ def test_sync_all_syncs_every_eligible_account_and_prints_a_summary(sync_setting
     assert (run_row.trigger, run_row.changed, run_row.skipped, run_row.failed) == ("cli", 9, 2, 1)
     tenant.refresh_from_db()
     assert tenant.eligibility == Eligibility.REJECTED
+
+
+def test_in_chinese_the_numbers_stand_in_one_column_and_a_failure_says_what_its_code_means(
+    sync_settings: Sandbox,
+) -> None:
+    tenants = sandbox_tenants(sync_settings, 3, draft_count=3)
+    sync_settings.control.update_authorizer(tenants[0].authorizer_appid, func_ids=[1])
+    Tenant.objects.filter(pk=tenants[1].pk).update(paused_until="2999-01-01T00:00:00Z")
+
+    with translation.override("zh-hans"):
+        out, _err = run("--all", "--no-progress")
+        meaning = str(MEANINGS[61007])
+
+    lines = out.splitlines()[1:]
+    assert [line.split()[-1] for line in lines] == ["1", "0", "1", "1", "1", "1"]
+    # A Chinese character takes two columns of a terminal: every number ends in the same column.
+    assert len({columns(line) for line in lines}) == 1
+    assert f"  61007 {meaning}" in out
+    assert re.search(r"[\u4e00-\u9fff]", meaning)
 
 
 def test_sync_tenant_syncs_the_named_accounts_only(sync_settings: Sandbox, settings: Any) -> None:

@@ -383,7 +383,10 @@ def test_the_command_goes_on_past_a_platform_that_cannot_be_reconciled(
     assert Tenant.objects.filter(component=second, authorizer_appid=second_account["appid"]).exists()
     assert not Tenant.objects.filter(authorizer_appid=first_account["appid"]).exists()
     assert "1 accounts listed by WeChat" in out.getvalue()
-    assert "wx0000sandbox0comp: WeChat refused a page of the authorizer list (errcode 61004)" in err.getvalue()
+    assert (
+        "wx0000sandbox0comp: WeChat refused a page of the authorizer list "
+        "(errcode 61004 this server's IP is not on the platform's whitelist)"
+    ) in err.getvalue()
 
 
 def test_an_unreachable_wechat_is_reported_as_a_network_failure_not_a_refusal(wechat: Sandbox, settings: Any) -> None:

@@ -1053,6 +1053,6 @@ def _sync_message(result: TenantResult) -> tuple[int, str]:
     if result.outcome == AttemptOutcome.SKIPPED:
         return messages.WARNING, _("Not synced: %(reason)s.") % {"reason": reason}
     return messages.ERROR, _("Sync failed: errcode %(code)s %(message)s") % {
-        "code": result.errcode if result.errcode is not None else "—",
+        "code": errcode_label(result.errcode),
         "message": result.message,
     }

@@ -20,6 +20,7 @@ from drafts.services import draft_count_chunk_sync, draft_count_run_start, draft
 from tenants.models import Tenant
 from tenants.selectors import syncable_tenants
 from wxplatform.core.progress import CommandStream
+from wxplatform.core.summary import failure_rows, summary_table
 
 
 class Command(BaseCommand):
@@ -78,20 +79,16 @@ class Command(BaseCommand):
 
 
 def _format_summary(report: SyncReport, *, seconds: float) -> str:
-    rows: list[tuple[str, int]] = [
-        (_("synced (changed)"), report.changed),
-        (_("unchanged"), report.unchanged),
-        (_("skipped"), sum(report.skipped.values())),
-    ]
     labels = dict(SkipReason.choices)
-    rows += [(f"  {labels.get(reason, reason)}", n) for reason, n in sorted(report.skipped.items())]
-    rows.append((_("failed"), sum(report.failed.values())))
-    for errcode, n in sorted(report.failed.items(), key=lambda item: (item[0] is None, item[0] or 0)):
-        label = (
-            _("errcode %(code)s") % {"code": errcode} if errcode is not None else _("no errcode (network or platform)")
-        )
-        rows.append((f"  {label}", n))
-    width = max(len(label) for label, _n in rows)
     heading = _("%(count)s accounts in %(seconds).1f s") % {"count": len(report.results), "seconds": seconds}
-    lines = [heading, *(f"{label.ljust(width)}  {n:>7}" for label, n in rows)]
-    return "\n".join(lines)
+    return summary_table(
+        heading,
+        [
+            (_("synced (changed)"), report.changed),
+            (_("unchanged"), report.unchanged),
+            (_("skipped"), sum(report.skipped.values())),
+            *((f"  {labels.get(reason, reason)}", n) for reason, n in sorted(report.skipped.items())),
+            (_("failed"), sum(report.failed.values())),
+            *failure_rows(report.failed),
+        ],
+    )

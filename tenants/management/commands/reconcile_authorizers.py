@@ -19,7 +19,9 @@ from tqdm import tqdm
 from tenants.reconcile import ReconcileReport, authorizers_reconcile
 from wxplatform.component.models import Platform
 from wxplatform.component.services import ComponentNotReady, ComponentUnknown, active_components, component_get
+from wxplatform.core.errcodes import errcode_label
 from wxplatform.core.progress import CommandStream
+from wxplatform.core.summary import failure_rows, summary_table
 from wxplatform.wechat.errors import TransportError, WeChatError
 
 
@@ -89,7 +91,7 @@ class Command(BaseCommand):
         except WeChatError as exc:
             raise CommandError(
                 _("WeChat refused a page of the authorizer list (errcode %(code)s); nothing was revoked.")
-                % {"code": exc.errcode if exc.errcode is not None else "—"}
+                % {"code": errcode_label(exc.errcode)}
             ) from None
         finally:
             bar.close()
@@ -97,27 +99,25 @@ class Command(BaseCommand):
 
 
 def format_summary(report: ReconcileReport, *, seconds: float) -> str:
-    rows: list[tuple[str, int]] = [
-        (_("added"), report.added),
-        (_("revoked"), report.revoked),
-        (_("refresh tokens replaced"), report.tokens_replaced),
-        (_("profiles changed"), report.profiles_changed),
-        (_("unchanged"), report.unchanged),
-        (_("failed"), sum(report.failed.values())),
-    ]
-    for errcode, n in sorted(report.failed.items(), key=lambda item: (item[0] is None, item[0] or 0)):
-        label = (
-            _("errcode %(code)s") % {"code": errcode} if errcode is not None else _("no errcode (network or platform)")
-        )
-        rows.append((f"  {label}", n))
-    rows.append((_("quotas read"), report.quotas_read))
-    rows.append((_("not stored (see the log)"), len(report.not_stored)))
-    width = max(len(label) for label, _n in rows)
     heading = _("%(count)s accounts listed by WeChat in %(seconds).1f s") % {
         "count": report.listed,
         "seconds": seconds,
     }
-    lines = [heading, *(f"{label.ljust(width)}  {n:>7}" for label, n in rows)]
+    table = summary_table(
+        heading,
+        [
+            (_("added"), report.added),
+            (_("revoked"), report.revoked),
+            (_("refresh tokens replaced"), report.tokens_replaced),
+            (_("profiles changed"), report.profiles_changed),
+            (_("unchanged"), report.unchanged),
+            (_("failed"), sum(report.failed.values())),
+            *failure_rows(report.failed),
+            (_("quotas read"), report.quotas_read),
+            (_("not stored (see the log)"), len(report.not_stored)),
+        ],
+    )
+    lines = [table]
     if report.not_stored:
         shown = ", ".join(report.not_stored[:_NOT_STORED_SHOWN])
         more = "…" if len(report.not_stored) > _NOT_STORED_SHOWN else ""
