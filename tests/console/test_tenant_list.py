@@ -183,6 +183,38 @@ def test_sync_selected_queues_one_admin_job_per_account_and_audits_it(admin_clie
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        (
+            "en",
+            "Syncs queued: 1; already queued: 0; WeChat not called for 3 "
+            "(Authorization revoked or to be renewed: 2 · Not eligible for draft/count: 1).",
+        ),
+        (
+            "zh-hans",
+            "已排队同步：1；已在队列中：0；3 个账号未调用微信"  # noqa: RUF001
+            "（已取消授权或需重新授权：2 · 不符合调用 draft/count 的条件：1）。",  # noqa: RUF001
+        ),
+    ],
+)
+def test_sync_selected_says_why_each_account_was_not_called(admin_client: Client, language: str, expected: str) -> None:
+    active = make_tenant()
+    revoked = [make_tenant(status=TenantStatus.REVOKED), make_tenant(status=TenantStatus.NEEDS_REAUTH)]
+    ineligible = make_tenant(account_kind=AccountKind.MINI_PROGRAM, eligibility=Eligibility.WRONG_KIND)
+    selected = [active.pk, *(t.pk for t in revoked), ineligible.pk]
+
+    response = admin_client.post(
+        CHANGELIST,
+        {"action": "sync_selected", "_selected_action": selected},
+        headers={"accept-language": language},
+        follow=True,
+    )
+
+    assert [str(m) for m in response.context["messages"]] == [expected]
+
+
+@pytest.mark.django_db
 def test_refresh_tokens_selected_queues_a_refresh_task_per_active_account(
     admin_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:

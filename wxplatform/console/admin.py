@@ -7,6 +7,7 @@ The encrypted token columns are never listed in `fields`, so no admin page can r
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from rest_framework_api_key.models import APIKey
 
-from drafts.models import AttemptOutcome, DraftSnapshot, SyncAttempt, SyncTrigger
+from drafts.models import AttemptOutcome, DraftSnapshot, SkipReason, SyncAttempt, SyncTrigger
 from drafts.quota import quota_attribution
 from drafts.rules import TenantResult, quota_day, quota_used_today
 from drafts.selectors import draft_snapshot_list
@@ -488,10 +489,12 @@ class TenantAdmin(AuditedAdminMixin):
     @admin.action(description=gettext_lazy("Sync draft counts of selected accounts"), permissions=["change"])
     def sync_selected(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
         queued, shared, answered = [], [], []
+        reasons: Counter[str] = Counter()
         for tenant in queryset:
             result = draft_count_request_sync(tenant=tenant, trigger=SyncTrigger.ADMIN)
             if result.served_from_storage:
                 answered.append(tenant.pk)
+                reasons[result.job.skip_reason] += 1
             elif result.created:
                 queued.append(tenant.pk)
             else:
@@ -502,15 +505,21 @@ class TenantAdmin(AuditedAdminMixin):
             target=f"{len(queued) + len(shared) + len(answered)} tenants",
             detail={"queued": queued, "already_queued": shared, "not_called": answered},
         )
-        # The sync rules answer some requests at once, without WeChat: each one's reason is on its page.
+        counts = {"queued": len(queued), "shared": len(shared), "answered": len(answered)}
+        if not answered:
+            self.message_user(request, _("Syncs queued: %(queued)d; already queued: %(shared)d.") % counts)
+            return
+        # The sync rules answered these at once, without WeChat: each reason in words, with how many it stopped.
+        labels = dict(SkipReason.choices)
+        why = " · ".join(
+            _("%(reason)s: %(count)d") % {"reason": labels.get(reason, reason), "count": n}
+            for reason, n in reasons.most_common()
+        )
         self.message_user(
             request,
-            _(
-                "Syncs queued: %(queued)d; already queued: %(shared)d; not called now (synced moments ago, "
-                "quota spent, paused, revoked or ineligible): %(answered)d."
-            )
-            % {"queued": len(queued), "shared": len(shared), "answered": len(answered)},
-            messages.SUCCESS,
+            _("Syncs queued: %(queued)d; already queued: %(shared)d; WeChat not called for %(answered)d (%(why)s).")
+            % {**counts, "why": why},
+            messages.SUCCESS if queued or shared else messages.WARNING,
         )
 
     @admin.action(description=gettext_lazy("Refresh tokens of selected accounts"), permissions=["change"])
