@@ -6,7 +6,8 @@ What the gateway adds per call: DRF, the service key's lookup and hash check (on
 Redis round trip), the account's row with its platform's appid and switch (one query), the forwarded call over
 the pooled session, the metric and the day's usage upsert (one query). Reported: throughput of each, the ratio
 (target >= 0.8x at 64 callers), and the added p50 and p99 latency (target: p50 under 3 ms); docs/gateway.md
-says why two cores cannot meet them.
+says why two cores cannot meet them. Under each round, the CPU per call of gunicorn, PostgreSQL, the sandbox,
+Redis and the rest, and how busy the machine was (read from /proc): where the cores went.
 
 - Sandbox: `python -m wxsandbox` as a subprocess, --latency 0.05.
 - Gateway: gunicorn with gthread workers (threads wait on WeChat, so a thread per in-flight call), its own
@@ -159,6 +160,50 @@ def _start_sandbox(port: int, latency: float) -> subprocess.Popen[bytes]:
     )  # fmt: skip
 
 
+# --- Where the two cores go during a measurement ------------------------------------------------------------
+# Read from /proc before and after each measurement (no dependency): the CPU seconds of gunicorn's process group,
+# the sandbox, PostgreSQL's processes and Redis, and the whole machine's busy and idle time. The rest of the busy
+# time is the load client, the kernel and whatever else ran. Per call = seconds / calls served in the window
+# (the warm-up included, at the measured rate).
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_parts(server_group: int, sandbox_pid: int) -> dict[str, float]:
+    parts = dict.fromkeys(("gunicorn", "postgres", "sandbox", "redis"), 0.0)
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        comm, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+        seconds = (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+        if int(fields[2]) == server_group:
+            parts["gunicorn"] += seconds
+        elif int(name) == sandbox_pid:
+            parts["sandbox"] += seconds
+        elif comm.startswith("postgres"):
+            parts["postgres"] += seconds
+        elif comm.startswith("redis-server"):
+            parts["redis"] += seconds
+    jiffies = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    parts["idle"] = (jiffies[3] + jiffies[4]) / _TICKS  # idle, iowait
+    parts["busy"] = (sum(jiffies) - jiffies[3] - jiffies[4]) / _TICKS
+    return parts
+
+
+def _cpu_line(before: dict[str, float], after: dict[str, float], calls: float) -> str:
+    spent = {part: after[part] - before[part] for part in before}
+    rest = spent["busy"] - sum(spent[part] for part in ("gunicorn", "postgres", "sandbox", "redis"))
+    per_call = " · ".join(
+        f"{part} {spent[part] * 1000 / calls:.2f}" for part in ("gunicorn", "postgres", "sandbox", "redis")
+    )
+    busy = spent["busy"] / (spent["busy"] + spent["idle"])
+    return f"cpu ms/call: {per_call} · client+rest {rest * 1000 / calls:.2f} | machine busy {busy:.0%}"
+
+
 def profile(args: argparse.Namespace) -> None:
     sandbox_port = _free_port()
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
@@ -223,11 +268,15 @@ def run(args: argparse.Namespace) -> None:
         results: dict[str, list[LoadResult]] = {name: [] for name in targets}
         for round_number in range(1, args.rounds + 1):
             for name, (headers, url) in targets.items():
+                cpu_before = _cpu_parts(server.pid, sandbox.pid)
                 result = measure(url, headers, args.connections, args.warmup, args.seconds)
+                cpu = _cpu_line(
+                    cpu_before, _cpu_parts(server.pid, sandbox.pid), result.rps * (args.warmup + args.seconds)
+                )
                 results[name].append(result)
                 print(
                     f"round {round_number} {name:8} {result.rps:8,.0f} calls/s  p50 {result.p50_ms:7.2f} ms  "
-                    f"p99 {result.p99_ms:7.2f} ms  non-200: {result.errors}",
+                    f"p99 {result.p99_ms:7.2f} ms  non-200: {result.errors}\n    {cpu}",
                     flush=True,
                 )
     finally:
