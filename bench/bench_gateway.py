@@ -309,6 +309,9 @@ def run(args: argparse.Namespace) -> None:
         f"added latency: p50 {added_p50:+.2f} ms (target < {P50_OVERHEAD_MS:.0f} ms: "
         f"{'met' if added_p50 < P50_OVERHEAD_MS else 'MISSED'}), p99 {through.p99_ms - direct.p99_ms:+.2f} ms"
     )
+    refused = {name: sum(r.errors for r in rounds) for name, rounds in results.items() if any(r.errors for r in rounds)}
+    if refused:
+        raise SystemExit(f"INVALID: non-200 answers under load, the figures above do not hold: {refused}")
 
 
 def main(argv: list[str] | None = None) -> None:
