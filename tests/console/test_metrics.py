@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -389,6 +390,26 @@ def test_counters_of_worker_processes_reach_the_scrape(
         - value(before, "wxp_task_duration_seconds_count", **task)
         == 1
     )
+
+
+@pytest.mark.parametrize("content", [b"", b"\x10\x00"], ids=["empty", "cut short"])
+def test_a_metrics_file_that_cannot_be_read_is_left_out_and_the_scrape_answers_with_the_rest(
+    client: Any, open_metrics: None, settings: Any, caplog: pytest.LogCaptureFixture, content: bytes
+) -> None:
+    observe_wechat_call(DRAFT_COUNT, "0", 0.05)
+    before = value(scrape(client), "wxp_wechat_calls_total", endpoint=DRAFT_COUNT, errcode="0")
+    # As a process killed between creating its file and sizing it leaves the file, or a disk error cuts it short.
+    broken = Path(settings.PROMETHEUS_MULTIPROC_DIR) / "counter_99999999.db"
+    broken.write_bytes(content)
+    try:
+        observe_wechat_call(DRAFT_COUNT, "0", 0.05)
+        text = scrape(client)
+    finally:
+        broken.unlink()
+
+    assert value(text, "wxp_wechat_calls_total", endpoint=DRAFT_COUNT, errcode="0") == before + 1
+    left_out = [r for r in caplog.records if r.getMessage() == "metrics file left out of the scrape: unreadable"]
+    assert [getattr(r, "file", None) for r in left_out] == ["counter_99999999.db"]
 
 
 def test_an_in_process_sync_is_counted_by_its_trigger(client: Any, open_metrics: None, sync_settings: Sandbox) -> None:

@@ -12,10 +12,13 @@ with DEBUG on.
 
 from __future__ import annotations
 
+import glob
 import hmac
 import ipaddress
 import logging
-from collections.abc import Iterator
+import os
+import struct
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 
 from django.conf import settings
@@ -28,6 +31,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.registry import Collector
 
 from drafts.models import JobState, SyncJob, SyncRun, SyncTrigger
@@ -282,6 +286,37 @@ def _refusal(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
+class ProcessFilesCollector(multiprocess.MultiProcessCollector):
+    """prometheus_client's merge of every process's metric files (PROMETHEUS_MULTIPROC_DIR), less the files it
+    cannot read. A file is empty for the moment between its process creating it and sizing it, and stays empty
+    if the process is killed in that moment; a disk error can cut one short. prometheus_client then fails the
+    whole scrape (struct.error), so one such file would turn every scrape into a 500 until it is removed. Such a
+    file holds no count yet: it is left out, named in a warning, and the scrape answers with the rest."""
+
+    def collect(self) -> Iterable[Metric]:
+        files = sorted(glob.glob(os.path.join(self._path, "*.db")))
+        try:
+            merged: Iterable[Metric] = self.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+        except (struct.error, RuntimeError, ValueError, OSError):
+            readable = [path for path in files if _readable_metrics_file(path)]
+            merged = self.merge(readable, accumulate=True)  # type: ignore[no-untyped-call]
+        return merged
+
+
+def _readable_metrics_file(path: str) -> bool:
+    try:
+        MmapedDict.read_all_values_from_file(path)  # type: ignore[no-untyped-call]
+    except FileNotFoundError:
+        return False  # removed meanwhile
+    except (struct.error, RuntimeError, ValueError, OSError) as exc:
+        logger.warning(
+            "metrics file left out of the scrape: unreadable",
+            extra={"file": os.path.basename(path), "error": type(exc).__name__},
+        )
+        return False
+    return True
+
+
 @require_GET
 @never_cache
 def metrics_view(request: HttpRequest) -> HttpResponse:
@@ -289,7 +324,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     if refusal is not None:
         return refusal
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=str(settings.PROMETHEUS_MULTIPROC_DIR))  # type: ignore[no-untyped-call]
+    ProcessFilesCollector(registry, path=str(settings.PROMETHEUS_MULTIPROC_DIR))  # type: ignore[no-untyped-call]
     registry.register(DatabaseCollector())
     # The text format by default, OpenMetrics when the scraper asks for it.
     encode, content_type = choose_encoder(request.headers.get("Accept", ""))
