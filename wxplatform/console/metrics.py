@@ -290,8 +290,9 @@ class ProcessFilesCollector(multiprocess.MultiProcessCollector):
     """prometheus_client's merge of every process's metric files (PROMETHEUS_MULTIPROC_DIR), less the files it
     cannot read. A file is empty for the moment between its process creating it and sizing it, and stays empty
     if the process is killed in that moment; a disk error can cut one short. prometheus_client then fails the
-    whole scrape (struct.error), so one such file would turn every scrape into a 500 until it is removed. Such a
-    file holds no count yet: it is left out, named in a warning, and the scrape answers with the rest."""
+    whole scrape (struct.error), so one such file would turn every scrape into a 500 until it is removed. It is
+    left out instead, named in a warning, and the scrape answers with the rest: an empty file holds no count yet,
+    and what a cut-short one held cannot be read either way."""
 
     def collect(self) -> Iterable[Metric]:
         files = sorted(glob.glob(os.path.join(self._path, "*.db")))
