@@ -451,9 +451,14 @@ def run(args: argparse.Namespace) -> None:
         f"largest worker {max(workers, default=0) / 2**20:,.0f} MiB, "
         f"all {sum(memory.values()) / 2**20:,.0f} MiB ({len(workers)} workers)"
     )
+    require_all_answered(results)
+
+
+def require_all_answered(results: dict[str, list[LoadResult]]) -> None:
+    """Exits non-zero, naming the targets, when any measurement saw a non-200 answer: a rate of refusals
+    measures the refusal, not the request, so the figures printed above do not hold."""
     refused = {name: sum(r.errors for r in rounds) for name, rounds in results.items() if any(r.errors for r in rounds)}
     if refused:
-        # A rate of refusals measures the refusal, not the read: the figures above do not count.
         raise SystemExit(f"INVALID: non-200 answers under load, the figures above do not hold: {refused}")
 
 
