@@ -197,23 +197,33 @@ def event_and_reply_keys(prefix: str) -> dict[str, str]:
     return {k: client.type(k).decode() for k in keys if "celeryev" in k or "reply.celery.pidbox" in k}
 
 
+#: Celery's command line reads these when the flags are not given; wxplatform/celery.py defaults them to true.
+FEATURE_VARIABLES = ("CELERY_WORKER_WITHOUT_GOSSIP", "CELERY_WORKER_WITHOUT_MINGLE", "CELERY_WORKER_WITHOUT_HEARTBEAT")
+PLAIN_WORKER = ["celery", "-A", "wxplatform", "worker", "--loglevel", "INFO", "-c", "2"]
+#: The test process imported wxplatform.celery, so its environment holds the defaults already: a worker
+#: started with them removed shows that its own import sets them.
+AS_THE_PROJECT_LEAVES_IT: dict[str, str | None] = dict.fromkeys(FEATURE_VARIABLES)
+FEATURES_TURNED_BACK_ON: dict[str, str | None] = dict.fromkeys(FEATURE_VARIABLES, "false")
+
+
 @pytest.fixture
 def compose_worker(worker_factory: Callable[..., Worker], tmp_path: Path) -> Callable[..., tuple[Worker, str]]:
-    def start(command: list[str]) -> tuple[Worker, str]:
+    def start(command: list[str], env: dict[str, str | None] = AS_THE_PROJECT_LEAVES_IT) -> tuple[Worker, str]:
         # Its own key prefix, so that nothing else in this session writes under it.
         prefix = f"{settings.REDIS_KEY_PREFIX}-w{len(list(tmp_path.iterdir()))}"
         (tmp_path / prefix).mkdir()
-        env = {"REDIS_KEY_PREFIX": prefix, "CELERY_QUEUE": f"{prefix}-default", "VAR_DIR": str(tmp_path / prefix)}
-        return worker_factory(env=env, command=command), prefix
+        own = {"REDIS_KEY_PREFIX": prefix, "CELERY_QUEUE": f"{prefix}-default", "VAR_DIR": str(tmp_path / prefix)}
+        return worker_factory(env=own | env, command=command), prefix
 
     return start
 
 
+@pytest.mark.parametrize("command", ["compose", "plain"])
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_run_as_compose_runs_it_leaves_no_event_or_reply_keys(
-    compose_worker: Callable[..., tuple[Worker, str]],
+def test_a_worker_leaves_no_event_or_reply_keys(
+    compose_worker: Callable[..., tuple[Worker, str]], command: str
 ) -> None:
-    worker, prefix = compose_worker(compose_service("worker")["command"])
+    worker, prefix = compose_worker(compose_service("worker")["command"] if command == "compose" else PLAIN_WORKER)
     # Work for it on the queue a plain `celery -A wxplatform worker` serves (no -Q: CELERY_QUEUE names it).
     # Not the current app: shared tasks sent by later tests of this process must keep using the project's app.
     sender = Celery("sender", broker=settings.REDIS_URL, task_default_queue=f"{prefix}-default", set_as_current=False)
@@ -236,7 +246,34 @@ def test_a_worker_run_as_compose_runs_it_leaves_no_event_or_reply_keys(
 
 @pytest.mark.django_db(transaction=True)
 def test_the_key_check_sees_what_a_worker_with_gossip_leaves(compose_worker: Callable[..., tuple[Worker, str]]) -> None:
-    # The control: the same check against a worker with gossip, mingle and heartbeats on (Celery's defaults).
-    _, prefix = compose_worker(["celery", "-A", "wxplatform", "worker", "--loglevel", "INFO", "-c", "2"])
+    # The control: the same check against a plain worker with gossip, mingle and heartbeats turned back on.
+    _, prefix = compose_worker(PLAIN_WORKER, FEATURES_TURNED_BACK_ON)
     keys = event_and_reply_keys(prefix)
     assert keys == {f"{prefix}:_kombu.binding.celeryev": "set"}, keys
+
+
+def heartbeats_within(prefix: str, seconds: float) -> int:
+    """How many worker heartbeats were published under `prefix` within `seconds` (kombu's fanout topics)."""
+    pubsub = redis_client().pubsub(ignore_subscribe_messages=True)
+    pubsub.psubscribe(f"{prefix}:*celeryev*heartbeat*")
+    try:
+        deadline = time.monotonic() + seconds
+        seen = 0
+        while (left := deadline - time.monotonic()) > 0:
+            if pubsub.get_message(timeout=min(left, 0.5)) is not None:
+                seen += 1
+        return seen
+    finally:
+        pubsub.close()
+
+
+@pytest.mark.parametrize("env, beats", [(AS_THE_PROJECT_LEAVES_IT, False), (FEATURES_TURNED_BACK_ON, True)])
+@pytest.mark.django_db(transaction=True)
+def test_a_plain_worker_sends_no_heartbeats_unless_they_are_turned_back_on(
+    compose_worker: Callable[..., tuple[Worker, str]], env: dict[str, str | None], beats: bool
+) -> None:
+    # A heartbeat is published from the worker's event loop with retries that wait for the broker: a worker
+    # cut off from Redis froze until it was back (tests/cluster/test_node_cut_off.py). Celery sends one
+    # every 2 s, so 5 s sees two when they are on.
+    _, prefix = compose_worker(PLAIN_WORKER, env)
+    assert (heartbeats_within(prefix, 5.0) >= 2) is beats
