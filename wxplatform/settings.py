@@ -11,6 +11,7 @@ import importlib.util
 import ipaddress
 import os
 import re
+import socket
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -310,6 +311,7 @@ else:
     }
 
 # --- Celery ------------------------------------------------------------------------------------------
+_BROKER_SOCKET_TIMEOUT = env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=10.0)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT = "wxplatform.core.broker:Transport"
@@ -338,8 +340,16 @@ if REDIS_URL:
         # meanwhile enforces no time limit. With a timeout the command fails, Celery reconnects (it retries
         # the broker connection for ever) and consumes again as soon as the network is back
         # (tests/cluster/test_node_cut_off.py). Above kombu's 1 s BRPOP, so an idle queue is no error.
-        "socket_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=10.0),
+        "socket_timeout": _BROKER_SOCKET_TIMEOUT,
         "socket_keepalive": True,
+        # Linux: bytes the peer has not acknowledged for as long end the connection (TCP_USER_TIMEOUT). Without it
+        # a command written while the link was down (the BRPOP that asks for the next task) stayed in the kernel
+        # and was retransmitted after the link came back, ~50 s later by TCP's backoff, even after kombu had
+        # dropped that connection as stale: Redis then popped a task and answered a socket that was closed, and
+        # the task was lost (1 run in 3 of tests/cluster/test_node_cut_off.py lost a chain of 4 chunks).
+        "socket_keepalive_options": (
+            {socket.TCP_USER_TIMEOUT: int(_BROKER_SOCKET_TIMEOUT * 1000)} if hasattr(socket, "TCP_USER_TIMEOUT") else {}
+        ),
     }
     if REDIS_SENTINELS:
         CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
@@ -388,6 +398,19 @@ CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
+# The worker's event loop enforces both limits, and one broker command (an ack to a Redis that went silent) can
+# hold that loop for up to the broker's socket timeout. If the hard limit falls due while it is held, both fall
+# due at once: the task gets no time to end cleanly, and its process is killed perhaps mid-way through writing
+# its result, which celery 5.7 cannot read past ("Unrecoverable error": tests/cluster/test_node_cut_off.py).
+_broker_socket_timeout = CELERY_BROKER_TRANSPORT_OPTIONS.get("socket_timeout")
+if isinstance(_broker_socket_timeout, float) and (
+    _broker_socket_timeout >= CELERY_TASK_TIME_LIMIT - CELERY_TASK_SOFT_TIME_LIMIT
+):
+    _gap = CELERY_TASK_TIME_LIMIT - CELERY_TASK_SOFT_TIME_LIMIT
+    raise ImproperlyConfigured(
+        f"CELERY_BROKER_SOCKET_TIMEOUT ({_broker_socket_timeout:g} s) must be shorter than the time between "
+        f"CELERY_TASK_SOFT_TIME_LIMIT and CELERY_TASK_TIME_LIMIT ({_gap} s)"
+    )
 # `manage.py worker_alive` fails when the worker has taken or finished no task (nor its probe's ping) for this
 # many seconds. Default: the hard time limit plus a minute, since a worker whose every slot is busy takes
 # nothing until a task ends, and the hard limit ends one at the latest (wxplatform/core/liveness.py).

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import random
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -165,6 +169,52 @@ def test_a_task_that_may_outlast_the_visibility_timeout_is_not_acks_late() -> No
 
 def test_the_visibility_timeout_exceeds_the_hard_time_limit() -> None:
     assert settings.CELERY_TASK_TIME_LIMIT < visibility_timeout()
+
+
+def test_every_task_has_time_for_its_soft_limit_while_a_broker_command_holds_the_worker_loop() -> None:
+    # An ack to a Redis that went silent holds the worker's event loop for up to the socket timeout; the soft
+    # limit must still fall due before the hard one (settings.py refuses the defaults otherwise).
+    socket_timeout = settings.CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"]
+    for task in registered_tasks():
+        soft = task.soft_time_limit or settings.CELERY_TASK_SOFT_TIME_LIMIT
+        hard = task.time_limit or settings.CELERY_TASK_TIME_LIMIT
+        assert hard - soft > socket_timeout, task.name
+
+
+def test_the_broker_sockets_drop_bytes_unacknowledged_for_the_socket_timeout() -> None:
+    # TCP_USER_TIMEOUT: a BRPOP written while the link was down is never delivered late to a connection the
+    # worker has given up on (tests/cluster/test_node_cut_off.py, docs/cluster.md).
+    with app.connection_for_read() as connection:
+        pool = connection.default_channel.client.connection_pool
+        redis_connection = pool.get_connection()
+        try:
+            redis_connection.connect()
+            sock = redis_connection._sock
+            assert sock is not None
+            user_timeout = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT)
+            keepalive = sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+        finally:
+            pool.release(redis_connection)
+    assert (user_timeout, keepalive) == (int(settings.CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"] * 1000), 1)
+
+
+@pytest.mark.parametrize("socket_timeout, refused", [("4", False), ("5", True), ("10", True)])
+def test_settings_refuse_a_broker_socket_timeout_as_long_as_the_gap_between_the_time_limits(
+    socket_timeout: str, refused: bool
+) -> None:
+    env = os.environ | {
+        "DJANGO_SETTINGS_MODULE": "wxplatform.settings", "CELERY_TASK_SOFT_TIME_LIMIT": "20",
+        "CELERY_TASK_TIME_LIMIT": "25", "CELERY_BROKER_SOCKET_TIMEOUT": socket_timeout,
+    }  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    message = (
+        f"CELERY_BROKER_SOCKET_TIMEOUT ({socket_timeout} s) must be shorter than the time between "
+        "CELERY_TASK_SOFT_TIME_LIMIT and CELERY_TASK_TIME_LIMIT (5 s)"
+    )
+    assert (result.returncode != 0, message in result.stderr) == (refused, refused), result.stderr[-2000:]
 
 
 @pytest.mark.parametrize("base, cap", [(2, 60), (1, 10), (20, 300), (0.5, 8)])
