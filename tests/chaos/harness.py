@@ -129,10 +129,12 @@ class RedisServer:
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:<port> to a target (PostgreSQL). `cut()` closes the listener and resets every open
-    connection, as a database restart does to its clients; `stall()` resets them too but keeps accepting new
-    ones and never answers them, as a database host that stopped answering does (a client waits for its
-    connect timeout); `restore()` forwards again on the same port."""
+    """Forwards 127.0.0.1:<port> to a target (PostgreSQL, Redis). `cut()` closes the listener and resets every
+    open connection, as a database restart does to its clients; `stall()` resets them too but keeps accepting
+    new ones and never answers them, as a database host that stopped answering does (a client waits for its
+    connect timeout); `silence()` closes the listener and holds every byte of the open connections without
+    closing them, as a link that went down does (TCP delivers what was held once it is back); `restore()`
+    forwards again on the same port."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -144,6 +146,7 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._stalled = False
+        self._flowing = asyncio.Event()
 
     def start(self) -> TcpProxy:
         self._thread.start()
@@ -157,6 +160,11 @@ class TcpProxy:
         self._stalled = False
         if self._server is None:
             self._run(self._listen())
+        self._loop.call_soon_threadsafe(self._flowing.set)
+
+    def silence(self) -> None:
+        self._run(self._silence())
+        self.cuts += 1
 
     def stall(self) -> None:
         self._stalled = True
@@ -168,6 +176,7 @@ class TcpProxy:
         self.cuts += 1
 
     def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._flowing.set)  # held bytes go nowhere: their connections are reset
         with contextlib.suppress(Exception):
             self._run(self._cut())
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -181,6 +190,12 @@ class TcpProxy:
             self._server.close()
             self._server = None
         return await self._abort_open()
+
+    async def _silence(self) -> None:
+        self._flowing.clear()
+        if self._server is not None:
+            self._server.close()
+            self._server = None
 
     async def _abort_open(self) -> int:
         writers, self._writers = list(self._writers), set()
@@ -212,6 +227,7 @@ class TcpProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         except OSError:

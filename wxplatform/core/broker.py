@@ -13,8 +13,18 @@ kombu#582.
 Here such a channel raises the connection error it is (redis ConnectionError), which celery and kombu
 already ignore on those paths ("Couldn't ack …"), and the consumer reconnects. Nothing is lost: with the
 Redis transport an unacknowledged message is kept in Redis (the unacked index) and handed out again after
-the visibility timeout. Tested by tests/chaos/test_redis_blip_task_in_flight.py; drop this module once
-the pinned kombu or celery passes that test without it.
+the visibility timeout.
+
+A second fault of the same kind: kombu's Redis QoS forgets a message it delivered only once Redis has
+confirmed the ack (or reject). When the ack fails (Redis silent, the host cut off from it) the message stays
+counted against the prefetch limit for the life of the channel, and the consumer takes nothing more once
+`concurrency` acks have failed, although it reconnects, answers broadcasts and looks alive (found by
+tests/cluster/test_node_cut_off.py). Here a failed ack still frees its slot and raises as before; the
+message stays in Redis's unacked index, so it is handed out again after the visibility timeout (tasks are
+safe to run twice).
+
+Both are tested by tests/chaos/test_redis_blip_task_in_flight.py; drop this module once the pinned kombu or
+celery passes those tests without it.
 """
 
 from __future__ import annotations
@@ -22,12 +32,35 @@ from __future__ import annotations
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from wxplatform.core.redis_client import FollowingConnection
 
 
+class QoS(kombu_redis.QoS):
+    def ack(self, delivery_tag: str) -> None:
+        try:
+            super().ack(delivery_tag)
+        except Exception:
+            self._forget(delivery_tag)
+            raise
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        try:
+            super().reject(delivery_tag, requeue=requeue)
+        except Exception:
+            self._forget(delivery_tag)
+            raise
+
+    def _forget(self, delivery_tag: str) -> None:
+        """The channel's own record of the delivery dropped (what kombu does after Redis confirmed), Redis's kept."""
+        virtual.QoS.ack(self, delivery_tag)
+
+
 class Channel(kombu_redis.Channel):
+    QoS = QoS
+
     def _connparams(self, asynchronous: bool = False) -> Any:
         if self.connection is None or self.connection.client is None:
             raise RedisConnectionError("the broker connection this channel belonged to was closed")
