@@ -391,6 +391,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The prefork pool, with result pipes a failed task's traceback fits in (wxplatform/core/prefork.py).
+CELERY_WORKER_POOL = "wxplatform.core.prefork:TaskPool"
 # Events are off (Celery's defaults, stated): nothing here reads them (no flower, no `celery events`; metrics
 # come from task signals in each process). Workers run with --without-gossip --without-mingle
 # --without-heartbeat for the same reason (docker-compose.yml, deploy/kubernetes; docs/celery.md).

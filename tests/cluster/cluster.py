@@ -104,7 +104,7 @@ class Scenario:
         worker = self.spawn(
             host, "worker",
             [sys.executable, "-m", "celery", "-A", "wxplatform", "worker", "-n", f"{host}@%h",
-             "-c", str(concurrency), "-P", "prefork", "-l", "INFO"],
+             "-c", str(concurrency), "-l", "INFO"],
         )  # fmt: skip
         wait_for(
             lambda: self._started(worker, b" ready."), timeout=timeout, what=f"the worker on {host} to start", every=0.1

@@ -4,6 +4,7 @@ broker's visibility timeout, and a worker run as compose runs it leaves no event
 from __future__ import annotations
 
 import ast
+import fcntl
 import importlib
 import os
 import random
@@ -24,6 +25,7 @@ from tests.fixtures.worker import ROOT, Worker
 from wxplatform.celery import app
 from wxplatform.core.backoff import BackoffTask, backoff_delay
 from wxplatform.core.liveness import PING_TASK
+from wxplatform.core.prefork import RESULT_PIPE_BYTES
 from wxplatform.core.redis_client import redis_client
 
 # The production code: the apps and the project package, not the sandbox (never in the image).
@@ -327,3 +329,30 @@ def test_a_plain_worker_sends_no_heartbeats_unless_they_are_turned_back_on(
     # every 2 s, so 5 s sees two when they are on.
     _, prefix = compose_worker(PLAIN_WORKER, env)
     assert (heartbeats_within(prefix, 5.0) >= 2) is beats
+
+
+def pipe_sizes(pid: int) -> list[int]:
+    """The capacity of every pipe the process holds open."""
+    sizes = []
+    for fd in (Path("/proc") / str(pid) / "fd").iterdir():
+        if os.readlink(fd).startswith("pipe:"):
+            opened = os.open(fd, os.O_RDONLY | os.O_NONBLOCK)
+            try:
+                sizes.append(fcntl.fcntl(opened, fcntl.F_GETPIPE_SZ))
+            finally:
+                os.close(opened)
+    return sizes
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_plain_worker_writes_results_into_a_pipe_a_failed_tasks_traceback_fits_in(
+    compose_worker: Callable[..., tuple[Worker, str]],
+) -> None:
+    # A child that blocks writing a result while the event loop is away gets it cut by the time limits that
+    # fire when the loop returns: "Unrecoverable error" (wxplatform/core/prefork.py).
+    worker, _ = compose_worker(PLAIN_WORKER)
+    assert worker.process is not None
+    main = worker.process.pid  # the worker's command runs as this process: `python -m celery ...`
+    children = [int(pid) for pid in Path(f"/proc/{main}/task/{main}/children").read_text().split()]
+    assert len(children) == 2  # -c 2
+    assert [RESULT_PIPE_BYTES in pipe_sizes(child) for child in children] == [True, True]
