@@ -12,7 +12,12 @@ import pytest
 from django.db.models import Count, F
 
 from drafts.models import DraftSnapshot, JobState, SyncChunk, SyncJob, SyncRun, SyncTrigger
-from drafts.services import draft_count_jobs_sweep, draft_count_request_sync, draft_count_run_start
+from drafts.services import (
+    draft_count_jobs_sweep,
+    draft_count_request_sync,
+    draft_count_run_start,
+    draft_count_runs_sweep,
+)
 from tenants.models import Tenant
 from tests.chaos.harness import Row, record, scaled, wait_for, wechat_requests
 from tests.fixtures.sandbox import Sandbox
@@ -26,6 +31,8 @@ DRAFT_COUNT = "/cgi-bin/draft/count"
 # on-demand jobs may be taken over this long after it claimed them.
 VISIBILITY_TIMEOUT = 3
 JOB_LEASE = 3.0
+# Well above the visibility timeout and a chunk's time, so that only a run that really stalled is queued again.
+STALL_TIMEOUT = 15.0
 
 
 def test_a_worker_killed_mid_sync_loses_and_double_counts_nothing(
@@ -37,6 +44,7 @@ def test_a_worker_killed_mid_sync_loses_and_double_counts_nothing(
     kills = scaled(1, 3)
     settings.DRAFT_SYNC_CHUNK_SIZE = chunk_size
     settings.DRAFT_SYNC_JOB_LEASE = JOB_LEASE
+    settings.DRAFT_SYNC_STALL_TIMEOUT = STALL_TIMEOUT
     tenants = sandbox_tenants(sandbox, count, draft_count=(1, 40))
     # Slow enough that a chunk is always in flight when the worker dies.
     sandbox.control.set_latency(scaled(0.3, 0.2), endpoint=DRAFT_COUNT)
@@ -68,8 +76,11 @@ def test_a_worker_killed_mid_sync_loses_and_double_counts_nothing(
         worker = worker_factory(concurrency=2, env=env)
 
     def everything_finished() -> bool:
-        # The beat's sweep re-queues jobs whose worker died after their lease (run here as the beat would).
+        # The beat's sweep (drafts.sweep_jobs, run here as the beat would) re-queues jobs whose worker died after
+        # their lease, and the chunks of a run without progress for DRAFT_SYNC_STALL_TIMEOUT: a chunk message
+        # kombu's Redis transport popped for the killed worker is otherwise lost (docs/cluster.md).
         draft_count_jobs_sweep()
+        draft_count_runs_sweep()
         run_done = SyncRun.objects.filter(pk=run.pk, finished_at__isnull=False).exists()
         return run_done and not SyncJob.objects.filter(state__in=[JobState.PENDING, JobState.RUNNING]).exists()
 
